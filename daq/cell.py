@@ -1,0 +1,244 @@
+"""The cell under test: geometry, electrolyte, microstructure and conditions, read from a TOML cell file.
+
+Current densities and capacities in protocols refer to the working-electrode area, so the cell file is
+what turns "9 mA/cm^2" into amperes. Everything is SI once loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daq import units as u
+from daq.errors import ConfigError
+from daq.models.ccd import Microstructure
+
+
+@dataclass(frozen=True)
+class Electrolyte:
+    material: str
+    relative_density: float  # fraction, 0..1
+    thickness: float  # m
+    diameter: float  # m
+    conductivity: float  # S/m, bulk ionic conductivity at the test temperature
+    fracture_toughness: float  # Pa m^0.5
+
+
+@dataclass(frozen=True)
+class Electrodes:
+    working_area: float  # m^2 (current densities refer to this area)
+    counter_area: float  # m^2
+    reference_area: float | None  # m^2, None for a two-electrode cell
+    working_diameter: float | None = None  # m, when given as a disc
+    counter_diameter: float | None = None
+    reference_diameter: float | None = None
+
+
+@dataclass(frozen=True)
+class SimulationParameters:
+    """Only read by the simulated cell: seeded cell-to-cell variability and interfacial constants."""
+
+    seed: int = 0
+    variability: float = 0.02  # relative spread of the cell's CCD (truncated at 2 sigma)
+    interface_asr: float = 1e-3  # ohm m^2, Li | electrolyte charge transfer (10 ohm cm^2)
+    sei_asr: float = 2e-4  # ohm m^2, SEI after stabilisation (2 ohm cm^2)
+    short_resistance: float = 300.0  # ohm, Li filament after a short
+    noise_voltage: float = 2e-4  # V, rms measurement noise
+
+
+@dataclass(frozen=True)
+class Cell:
+    cell_id: str
+    configuration: str  # "three_electrode" or "symmetric"
+    electrolyte: Electrolyte
+    electrodes: Electrodes
+    microstructure: Microstructure
+    microstructure_source: str
+    stack_pressure: float  # Pa
+    pressed_area: float  # m^2, the area the press acts on (electrolyte disc)
+    temperature: float  # K
+    notes: str = ""
+    simulation: SimulationParameters = field(default_factory=SimulationParameters)
+
+    def current(self, current_density: float) -> float:
+        """Current (A) for a current density (A/m^2) on the working electrode."""
+        return current_density * self.electrodes.working_area
+
+    def attrs(self) -> dict[str, Any]:
+        """Flat attribute dict (SI values) for storage; units listed by :func:`attr_units`."""
+        flat: dict[str, Any] = {"cell_id": self.cell_id, "configuration": self.configuration,
+                                "microstructure_source": self.microstructure_source,
+                                "stack_pressure": self.stack_pressure, "pressed_area": self.pressed_area,
+                                "temperature": self.temperature, "notes": self.notes}
+        for prefix, part in (("electrolyte", self.electrolyte), ("electrodes", self.electrodes),
+                             ("microstructure", self.microstructure), ("simulation", self.simulation)):
+            for key, value in asdict(part).items():
+                flat[f"{prefix}.{key}"] = math.nan if value is None else value
+        return flat
+
+
+ATTR_UNITS = {
+    "stack_pressure": "Pa", "pressed_area": "m^2", "temperature": "K",
+    "electrolyte.relative_density": "1", "electrolyte.thickness": "m", "electrolyte.diameter": "m",
+    "electrolyte.conductivity": "S/m", "electrolyte.fracture_toughness": "Pa m^0.5",
+    "electrodes.working_area": "m^2", "electrodes.counter_area": "m^2", "electrodes.reference_area": "m^2",
+    "electrodes.working_diameter": "m", "electrodes.counter_diameter": "m",
+    "electrodes.reference_diameter": "m",
+    "microstructure.pore_radius": "m", "microstructure.pore_separation": "m",
+    "microstructure.crack_length": "m", "microstructure.crack_width": "m",
+    "simulation.variability": "1", "simulation.interface_asr": "ohm m^2", "simulation.sei_asr": "ohm m^2",
+    "simulation.short_resistance": "ohm", "simulation.noise_voltage": "V",
+}
+
+
+class _Section:
+    """Reads one TOML table, naming the dotted field in every error."""
+
+    def __init__(self, data: dict[str, Any], name: str):
+        if not isinstance(data, dict):
+            raise ConfigError(name, None, "must be a table")
+        self.data, self.name = data, name
+
+    def path(self, key: str) -> str:
+        return f"{self.name}.{key}"
+
+    def quantity(self, key: str, kind: u.Kind, default: float | None = None, required: bool = True,
+                 positive: bool = True) -> float | None:
+        if key not in self.data:
+            if default is not None or not required:
+                return default
+            raise ConfigError(self.path(key), None, f"missing; give a {kind.name}, e.g. \"{kind.example}\"")
+        value = u.parse(self.data[key], kind, self.path(key))
+        if positive and not value > 0:
+            raise ConfigError(self.path(key), self.data[key], f"must be a positive {kind.name}")
+        return value
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key, default)
+        if value is None:
+            raise ConfigError(self.path(key), None, "missing")
+        if not isinstance(value, str):
+            raise ConfigError(self.path(key), value, "must be text")
+        return value
+
+    def sub(self, key: str, required: bool = True) -> "_Section":
+        if key not in self.data and not required:
+            return _Section({}, self.path(key))
+        if key not in self.data:
+            raise ConfigError(self.path(key), None, "missing table")
+        return _Section(self.data[key], self.path(key))
+
+    def unknown(self, allowed: set[str]) -> None:
+        extra = sorted(set(self.data) - allowed)
+        if extra:
+            raise ConfigError(self.path(extra[0]), self.data[extra[0]],
+                              f"unknown field; expected one of {', '.join(sorted(allowed))}")
+
+
+def _disc_area(sec: _Section, name: str, required: bool) -> tuple[float | None, float | None]:
+    """An electrode given by ``<name>_diameter`` (disc) or ``<name>_area``; returns (area, diameter)."""
+    diameter = sec.quantity(f"{name}_diameter", u.LENGTH, required=False)
+    area = sec.quantity(f"{name}_area", u.AREA, required=False)
+    if diameter is not None and area is not None:
+        raise ConfigError(sec.path(f"{name}_area"), sec.data[f"{name}_area"],
+                          f"give either {name}_diameter or {name}_area, not both")
+    if diameter is not None:
+        return math.pi * diameter**2 / 4, diameter
+    if area is None and required:
+        raise ConfigError(sec.path(f"{name}_area"), None,
+                          f"electrode area missing; give {name}_diameter (e.g. \"1 mm\") or {name}_area")
+    return area, None
+
+
+def cell_from_dict(doc: dict[str, Any]) -> Cell:
+    root = _Section(doc, "cell file")
+    root.unknown({"cell", "electrolyte", "electrodes", "microstructure", "conditions", "simulation"})
+    meta = root.sub("cell")
+    meta.name = "cell"
+    el = root.sub("electrolyte")
+    el.name = "electrolyte"
+    electrolyte = Electrolyte(
+        material=el.text("material"),
+        relative_density=el.quantity("relative_density", u.FRACTION),
+        thickness=el.quantity("thickness", u.LENGTH),
+        diameter=el.quantity("diameter", u.LENGTH),
+        conductivity=el.quantity("conductivity", u.CONDUCTIVITY),
+        fracture_toughness=el.quantity("fracture_toughness", u.FRACTURE_TOUGHNESS, default=0.23e6),
+    )
+    if electrolyte.relative_density > 1:
+        raise ConfigError("electrolyte.relative_density", el.data["relative_density"], "must be at most 100 %")
+    ed = root.sub("electrodes")
+    ed.name = "electrodes"
+    configuration = meta.text("configuration", "three_electrode")
+    if configuration not in ("three_electrode", "symmetric"):
+        raise ConfigError("cell.configuration", configuration, "must be 'three_electrode' or 'symmetric'")
+    we_area, we_d = _disc_area(ed, "working", True)
+    ce_area, ce_d = _disc_area(ed, "counter", True)
+    re_area, re_d = _disc_area(ed, "reference", configuration == "three_electrode")
+    electrodes = Electrodes(we_area, ce_area, re_area, we_d, ce_d, re_d)
+    ms = root.sub("microstructure")
+    ms.name = "microstructure"
+    micro = Microstructure(
+        pore_radius=ms.quantity("pore_radius", u.LENGTH),
+        pore_separation=ms.quantity("pore_separation", u.LENGTH),
+        crack_length=ms.quantity("crack_length", u.LENGTH),
+        crack_width=ms.quantity("crack_width", u.LENGTH),
+    )
+    cond = root.sub("conditions")
+    cond.name = "conditions"
+    pressed_area = cond.quantity("pressed_area", u.AREA, required=False)
+    if pressed_area is None:
+        pressed_area = math.pi * electrolyte.diameter**2 / 4
+    sim = root.sub("simulation", required=False)
+    sim.name = "simulation"
+    seed = sim.data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError("simulation.seed", seed, "must be a non-negative whole number")
+    variability = sim.quantity("variability", u.FRACTION, default=0.02, positive=False)
+    if not 0 <= variability < 0.5:
+        raise ConfigError("simulation.variability", sim.data.get("variability"), "must be between 0 and 50 %")
+    defaults = SimulationParameters()
+    simulation = SimulationParameters(
+        seed=seed,
+        variability=variability,
+        interface_asr=sim.quantity("interface_asr", u.AREA_SPECIFIC_RESISTANCE, default=defaults.interface_asr),
+        sei_asr=sim.quantity("sei_asr", u.AREA_SPECIFIC_RESISTANCE, default=defaults.sei_asr),
+        short_resistance=sim.quantity("short_resistance", u.RESISTANCE, default=defaults.short_resistance),
+        noise_voltage=sim.quantity("noise_voltage", u.VOLTAGE, default=defaults.noise_voltage, positive=False),
+    )
+    return Cell(
+        cell_id=meta.text("id"),
+        configuration=configuration,
+        electrolyte=electrolyte,
+        electrodes=electrodes,
+        microstructure=micro,
+        microstructure_source=ms.text("source", ""),
+        stack_pressure=cond.quantity("stack_pressure", u.PRESSURE),
+        pressed_area=pressed_area,
+        temperature=cond.quantity("temperature", u.TEMPERATURE, default=298.15),
+        notes=meta.text("notes", ""),
+        simulation=simulation,
+    )
+
+
+def load_cell(path: str | Path, overrides: dict[str, Any] | None = None) -> Cell:
+    """Read a cell file; ``overrides`` maps dotted keys (``simulation.seed``) to replacement values."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("cell", str(path), "file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("cell", str(path), f"not valid TOML: {exc}") from None
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if not name or section not in doc or not isinstance(doc[section], dict):
+            raise ConfigError(f"cell.{key}", value, "unknown cell field; use section.field, e.g. simulation.seed")
+        doc[section][name] = value
+    try:
+        return cell_from_dict(doc)
+    except ConfigError as exc:
+        raise exc.located(str(path)) from None

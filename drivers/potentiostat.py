@@ -1,0 +1,95 @@
+"""The potentiostat interface protocols run on; nothing vendor-specific crosses it.
+
+Drivers push limits into the instrument where it can enforce them (voltage limits, fixed current
+range, step duration), so safety does not depend on the PC. What an instrument cannot do is declared
+in its Capabilities and a protocol that needs it is refused before it starts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from drivers.samples import EisPoint, SampleBlock
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an instrument (channel) can do, in SI units."""
+
+    max_current: float  # A, largest current it can source
+    current_resolution: float  # A, smallest current step it can control meaningfully
+    max_voltage: float  # V, compliance
+    min_sample_period: float  # s
+    galvanostatic: bool = True
+    potentiostatic: bool = True
+    eis_galvanostatic: bool = False
+    eis_potentiostatic: bool = False
+    eis_min_frequency: float = 0.0  # Hz
+    eis_max_frequency: float = 0.0  # Hz
+    reference_electrode: bool = True  # reports E_we vs a separate reference
+    hardware_voltage_limit: bool = False
+
+
+@dataclass(frozen=True)
+class InstrumentInfo:
+    """Identity reported at connect, stored in /instruments."""
+
+    vendor: str
+    model: str
+    serial: str
+    firmware: str
+    driver: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class EisRequest:
+    """An impedance sweep. ``mode`` "galvanostatic": amplitude in A around dc (A); "potentiostatic":
+    amplitude in V around dc (V, vs reference; None = open-circuit potential)."""
+
+    mode: str
+    frequencies: Sequence[float]
+    amplitude: float
+    dc: float | None = 0.0
+    v_min: float = -5.0
+    v_max: float = 5.0
+
+
+class Potentiostat(ABC):
+    """One potentiostat channel. Every method is bounded in time; failures raise InstrumentError."""
+
+    capabilities: Capabilities
+
+    @abstractmethod
+    def connect(self) -> InstrumentInfo:
+        """Open the instrument and identify it. Never switches the cell on."""
+
+    @abstractmethod
+    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
+                      duration: float | None = None) -> None:
+        """Source ``current`` (A) until ``duration`` (s) or a further command; the instrument stops
+        the output by itself when E_we leaves [v_min, v_max] where it can (FLAG_HW_LIMIT)."""
+
+    @abstractmethod
+    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
+                        duration: float | None = None) -> None:
+        """Hold E_we at ``potential`` (V vs reference) with current limits (A)."""
+
+    @abstractmethod
+    def open_circuit(self, sample_period: float | None = None) -> None:
+        """The safe state: no current flows; keeps sampling the open-circuit potential if a period is
+        given, otherwise switches the cell off."""
+
+    @abstractmethod
+    def read(self) -> SampleBlock:
+        """All samples buffered since the previous read (possibly none)."""
+
+    def impedance(self, request: EisRequest) -> Iterator[EisPoint]:
+        """Measure one point per frequency, in order. Instruments without EIS refuse."""
+        raise NotImplementedError(f"{type(self).__name__} cannot measure impedance")
+
+    @abstractmethod
+    def close(self) -> None:
+        """Cell off, then release the instrument. Safe to call more than once."""

@@ -1,0 +1,229 @@
+"""Physics twin of a Li | solid electrolyte | Li three-electrode cell (science.md; docs/simulated-cell.md).
+
+Sign convention: positive current is oxidation at the working electrode (stripping), so plating
+currents and plating polarisations are negative. State advances block by block with numpy, never one
+Python call per sample:
+
+- ohmic: spreading resistance of the working-electrode disc, 1/(4 sigma r), seen between WE and RE;
+  the counter side adds t/(sigma A_CE) to the cell voltage;
+- interface: Butler-Volmer charge transfer, eta = (2RT/F) asinh(i/2i0) with i0 = RT/(F R_s), divided by
+  the contact fraction left by voids; SEI: an ohmic layer that grows at rest and stabilises;
+- dendrites: once plating exceeds the cell's CCD (the CCD model, scattered by the seeded variability)
+  and an incubation capacity has passed, a Li-filled crack grows with plated capacity, faster the more
+  the CCD is exceeded; it shortens the bulk path; when it spans the electrolyte the cell shorts through
+  a filament of a few hundred ohms and the WE polarisation collapses;
+- voids: stripping faster than the void-free limit P V_m/(F R_s) loses contact with stripped capacity,
+  at a rate fitted to the published effective stripping capacities (5, 4, 3, 2 mAh/cm^2 at 1, 2, 5,
+  10 mA/cm^2); plating refills voids.
+"""
+
+from __future__ import annotations
+
+import math
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from daq.cell import Cell
+from daq.models import ccd, voids
+from daq.models.constants import F, R
+
+Q_UNIT = 36000.0  # C/m^2 in 1 mAh/cm^2 (3.6 C per 1e-4 m^2)
+MA_CM2 = 10.0  # A/m^2 in 1 mA/cm^2
+
+INCUBATION_CAPACITY = 0.1 * Q_UNIT  # over-critical plating before a crack starts to grow
+CRACK_GROWTH_REFERENCE = 5.4 * Q_UNIT  # areal charge to grow a crack 1 mm at 1x the CCD
+CRACK_GROWTH_EXPONENT = 0.3  # growth per capacity ~ (i / i_c)^0.3
+BULK_PATH_SHORTENING = 0.7  # fraction of the bulk resistance bypassed just before the short
+SEI_TIME_CONSTANT = 3600.0  # s
+VOID_FAILURE_FRACTION = 0.74  # contact damage at which the local current ratio reaches 15
+VOID_REFILL_CAPACITY = 0.5 * Q_UNIT  # plated capacity that refills fully lost contact
+
+
+@dataclass
+class CellState:
+    age: float = 0.0  # s since assembly (SEI growth)
+    plated: float = 0.0  # C/m^2 plated on the WE in total
+    over_critical: float = 0.0  # C/m^2 plated above the CCD
+    crack_length: float = 0.0  # m
+    void_damage: float = 0.0  # 0 = full contact, 1 = no contact
+    shorted: bool = False
+    short_time: float = math.nan  # cell age at the short
+
+
+@dataclass(frozen=True)
+class Response:
+    E_we: np.ndarray
+    E_cell: np.ndarray
+    short_index: int | None  # first sample measured with the cell shorted, if it happened in this block
+
+
+class SimulatedCell:
+    """A cell that answers currents with potentials and grows dendrites and voids as it is used."""
+
+    def __init__(self, cell: Cell, parameters: ccd.CreepFractureParameters | None = None):
+        self.spec = cell
+        sim = cell.simulation
+        rng = np.random.default_rng(sim.seed)
+        self.rng = np.random.default_rng([sim.seed, 1])
+        scatter = float(np.clip(rng.normal(), -2.0, 2.0)) * sim.variability
+        micro = ccd.critical_current_density(cell.microstructure, parameters)
+        self.predicted_ccd = micro
+        self.ccd = micro * (1.0 + scatter)  # A/m^2, this cell's actual CCD
+        self.short_resistance = sim.short_resistance * (1.0 + 0.2 * float(np.clip(rng.normal(), -2, 2)))
+        self.area = cell.electrodes.working_area
+        sigma = cell.electrolyte.conductivity
+        r_we = math.sqrt(self.area / math.pi)
+        self.r_bulk_we = 1.0 / (4.0 * sigma * r_we)  # ohm, WE vs RE
+        self.r_bulk_ce = cell.electrolyte.thickness / (sigma * cell.electrodes.counter_area)
+        self.i0 = R * cell.temperature / (F * sim.interface_asr)  # A/m^2 exchange current density
+        self.stack_pressure = cell.stack_pressure
+        self.state = CellState()
+
+    # --- derived quantities -------------------------------------------------------------------
+    @property
+    def void_free_limit(self) -> float:
+        return voids.void_free_limit(self.stack_pressure, self.spec.simulation.interface_asr)
+
+    def contact_fraction(self, damage: np.ndarray | float | None = None) -> np.ndarray | float:
+        d = self.state.void_damage if damage is None else damage
+        return np.clip((1.0 - np.asarray(d)) ** 2, 1e-6, 1.0)
+
+    def bulk_resistance(self, crack_length: np.ndarray | float | None = None) -> np.ndarray | float:
+        L = self.state.crack_length if crack_length is None else crack_length
+        frac = np.clip(np.asarray(L) / self.spec.electrolyte.thickness, 0.0, 1.0)
+        return self.r_bulk_we * (1.0 - BULK_PATH_SHORTENING * frac)
+
+    def sei_asr(self, age: np.ndarray | float) -> np.ndarray | float:
+        return self.spec.simulation.sei_asr * (0.2 + 0.8 * (1.0 - np.exp(-np.asarray(age) / SEI_TIME_CONSTANT)))
+
+    def _eta(self, i: np.ndarray, contact: np.ndarray | float) -> np.ndarray:
+        """Charge-transfer overpotential (V) at areal current i (A/m^2) on the contacting fraction."""
+        i_local = i / np.sqrt(contact)  # interface resistance ~ R0/sqrt(area fraction) (science.md 2.2)
+        return 2 * R * self.spec.temperature / F * np.arcsinh(i_local / (2 * self.i0))
+
+    # --- time evolution -----------------------------------------------------------------------
+    def advance(self, current: np.ndarray, dt: np.ndarray) -> Response:
+        """Pass ``current[k]`` (A) during ``dt[k]`` (s) for each sample; potentials at the sample ends."""
+        st = self.state
+        n = len(current)
+        i = current / self.area  # A/m^2, + = stripping
+        dq = np.abs(i) * dt  # C/m^2 per sample
+        plating = i < 0
+        q_plate = np.where(plating, dq, 0.0)
+        age = st.age + np.cumsum(dt)
+
+        # Dendrite growth: only while plating above this cell's CCD, after the incubation capacity.
+        over = plating & (-i > self.ccd)
+        q_over_end = st.over_critical + np.cumsum(np.where(over, dq, 0.0))
+        growing = over & (q_over_end > INCUBATION_CAPACITY)
+        ratio = np.where(growing, -i / self.ccd, 1.0)
+        growth = self.spec.electrolyte.thickness / CRACK_GROWTH_REFERENCE * ratio**CRACK_GROWTH_EXPONENT
+        crack = st.crack_length + np.cumsum(np.where(growing, growth * dq, 0.0))
+
+        # Voids: stripping faster than the void-free limit loses contact; plating refills it.
+        limit = self.void_free_limit
+        stripping = i > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            i_rel = np.where(stripping, i / MA_CM2, 1.0)
+            q_fail = np.maximum(5.0 - 1.303 * np.log(i_rel), 0.5) * Q_UNIT
+            drive = np.where(stripping & (i > limit), (1.0 - limit / np.where(stripping, i, 1.0)), 0.0)
+        d_damage = drive * dq * VOID_FAILURE_FRACTION / q_fail - q_plate / VOID_REFILL_CAPACITY
+        # A block holds one step, so d_damage has one sign and clipping the running sum is exact.
+        damage = np.clip(st.void_damage + np.cumsum(d_damage), 0.0, 1.0)
+        contact = self.contact_fraction(damage)
+
+        # Short circuit: from the first sample at which the crack spans the electrolyte.
+        thickness = self.spec.electrolyte.thickness
+        if st.shorted:
+            short_index: int | None = None
+            shorted = np.ones(n, dtype=bool)
+        else:
+            hits = np.flatnonzero(crack >= thickness)
+            short_index = int(hits[0]) if hits.size else None
+            shorted = np.zeros(n, dtype=bool)
+            if short_index is not None:
+                shorted[short_index:] = True
+
+        r_b = self.bulk_resistance(crack)
+        r_sei = self.sei_asr(age) / self.area
+        # After a short the filament carries most of the current; the ionic share sets E_we.
+        r_ionic = r_b + self.r_bulk_ce + (self.spec.simulation.interface_asr + self.sei_asr(age)) / self.area
+        ionic_share = np.where(shorted, self.short_resistance / (self.short_resistance + r_ionic), 1.0)
+        i_ion = current * ionic_share
+        e_we = i_ion * (r_b + r_sei) + self._eta(i_ion / self.area, contact)
+        e_ce = i_ion * self.r_bulk_ce + self._eta(i_ion / self.spec.electrodes.counter_area, 1.0)
+        e_cell = np.where(shorted, current * (self.short_resistance * r_ionic) / (self.short_resistance + r_ionic),
+                          e_we + e_ce)
+        noise = self.spec.simulation.noise_voltage
+        if noise > 0:
+            e_we = e_we + self.rng.normal(0.0, noise, n)
+            e_cell = e_cell + self.rng.normal(0.0, noise, n)
+
+        # Commit the state at the end of the block.
+        st.age = float(age[-1]) if n else st.age
+        st.plated += float(q_plate.sum())
+        st.over_critical = float(q_over_end[-1]) if n else st.over_critical
+        st.crack_length = float(min(crack[-1], thickness)) if n else st.crack_length
+        st.void_damage = float(damage[-1]) if n else st.void_damage
+        if short_index is not None:
+            st.shorted = True
+            st.short_time = float(age[short_index])
+        return Response(e_we, e_cell, short_index)
+
+    def snapshot(self) -> tuple[CellState, dict]:
+        """State and noise generator, to undo an advance (an instrument limit cutting a block short)."""
+        return copy.copy(self.state), copy.deepcopy(self.rng.bit_generator.state)
+
+    def restore(self, snap: tuple[CellState, dict]) -> None:
+        self.state = copy.copy(snap[0])
+        self.rng.bit_generator.state = snap[1]
+
+    def current_for_potential(self, e_we: float) -> float:
+        """Current (A) that holds E_we at ``e_we`` (V) in the present state (noise-free)."""
+        st = self.state
+        r = float(self.bulk_resistance()) + float(self.sei_asr(st.age)) / self.area
+        contact = float(self.contact_fraction())
+        lo, hi = -1.0, 1.0
+        f = lambda i: i * r + float(self._eta(np.array(i / self.area), contact)) - e_we  # noqa: E731
+        for _ in range(200):  # bisection: E_we(I) is monotonic
+            mid = 0.5 * (lo + hi)
+            if f(mid) > 0:
+                hi = mid
+            else:
+                lo = mid
+            if hi - lo < 1e-13:
+                break
+        return 0.5 * (lo + hi)
+
+    def rest(self, dt: float) -> None:
+        """Let time pass at open circuit (SEI keeps growing)."""
+        self.state.age += dt
+
+    # --- impedance ----------------------------------------------------------------------------
+    def impedance(self, frequencies: np.ndarray, dc_current: float = 0.0) -> np.ndarray:
+        """Complex impedance (ohm) WE vs RE of the cell in its present state.
+
+        Bulk arc p(R_b, CPE_b) shrinking as a crack shortens the path, interface + SEI arc
+        p(R_ct + R_sei, CPE_dl) whose charge-transfer part is the small-signal slope of the
+        Butler-Volmer law at the DC current; after a short, everything in parallel with the filament.
+        """
+        st = self.state
+        w = 2 * np.pi * np.asarray(frequencies, dtype=float)
+        r_b = float(self.bulk_resistance())
+        contact = float(self.contact_fraction())
+        i_dc = dc_current / self.area
+        i_local = i_dc / math.sqrt(contact)
+        slope = (2 * R * self.spec.temperature / F) / math.sqrt((2 * self.i0) ** 2 + i_local**2)  # d eta/d i_local
+        r_ct = slope / math.sqrt(contact) / self.area
+        r_sei = float(self.sei_asr(st.age)) / self.area
+        q_b, n_b = 2e-10, 0.9  # bulk/grain-boundary CPE: arc near 1 MHz
+        q_dl, n_dl = 1e-7 * contact, 0.85  # double layer on the contacting area
+        z_b = r_b / (1 + r_b * q_b * (1j * w) ** n_b)
+        r_i = r_ct + r_sei
+        z_i = r_i / (1 + r_i * q_dl * (1j * w) ** n_dl)
+        z = 5.0 + z_b + z_i  # 5 ohm leads and current collectors
+        if st.shorted:
+            z = z * self.short_resistance / (z + self.short_resistance)
+        return z
