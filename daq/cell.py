@@ -124,7 +124,7 @@ class _Section:
             raise ConfigError(self.path(key), value, "must be text")
         return value
 
-    def sub(self, key: str, required: bool = True) -> "_Section":
+    def sub(self, key: str, required: bool = True) -> _Section:
         if key not in self.data and not required:
             return _Section({}, self.path(key))
         if key not in self.data:

@@ -19,7 +19,7 @@ class ConfigError(DaqError):
         shown = f" = {self.value!r}" if self.value is not None else ""
         return f"{where}{self.field}{shown}: {self.problem}"
 
-    def located(self, source: str) -> "ConfigError":
+    def located(self, source: str) -> ConfigError:
         """The same error, prefixed with the file it came from."""
         return ConfigError(self.field, self.value, self.problem, source)
 

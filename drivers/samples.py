@@ -35,12 +35,12 @@ class SampleBlock:
         return len(self.t)
 
     @classmethod
-    def empty(cls) -> "SampleBlock":
+    def empty(cls) -> SampleBlock:
         z = np.zeros(0)
         return cls(z, z.copy(), z.copy(), z.copy())
 
     @classmethod
-    def concat(cls, blocks: list["SampleBlock"]) -> "SampleBlock":
+    def concat(cls, blocks: list[SampleBlock]) -> SampleBlock:
         if not blocks:
             return cls.empty()
         if len(blocks) == 1:

@@ -19,8 +19,8 @@ Python call per sample:
 
 from __future__ import annotations
 
-import math
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-from daq.models.constants import F, R, V_M_LI
+from daq.models.constants import V_M_LI, F, R
 
 MODEL_NAME = "pore-pressurisation CCD (reconstruction of Ning 2023)"
 MODEL_VERSION = "1"

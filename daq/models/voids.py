@@ -13,7 +13,7 @@ mA/cm^2).
 
 from __future__ import annotations
 
-from daq.models.constants import F, V_M_LI
+from daq.models.constants import V_M_LI, F
 
 MODEL_NAME = "void-free stripping limit (pressure vs interfacial overpotential)"
 MODEL_VERSION = "1"
