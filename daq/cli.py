@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from daq.errors import DaqError
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("daq: interrupted; the cell was switched off", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the operator
+        if os.environ.get("DAQ_DEBUG"):
+            raise
+        print(f"daq: internal error: {type(exc).__name__}: {exc} (set DAQ_DEBUG=1 to see where)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

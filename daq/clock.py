@@ -48,6 +48,12 @@ class VirtualClock(Clock):
         if seconds > 0:
             self._t += seconds
 
+    def rewind(self, t: float) -> None:
+        """Go back to ``t`` (speculative simulation: see SimulatedPotentiostat.rewind)."""
+        if t > self._t:
+            raise ValueError("rewind goes back in time only")
+        self._t = t
+
 
 class ScaledClock(Clock):
     """Clock time runs ``speed`` times faster than the wall clock."""

@@ -30,6 +30,7 @@ class Capabilities:
     eis_max_frequency: float = 0.0  # Hz
     reference_electrode: bool = True  # reports E_we vs a separate reference
     hardware_voltage_limit: bool = False
+    speculative: bool = False  # simulated instruments only: supports rewind() on a virtual clock
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,12 @@ class Potentiostat(ABC):
     def impedance(self, request: EisRequest) -> Iterator[EisPoint]:
         """Measure one point per frequency, in order. Instruments without EIS refuse."""
         raise NotImplementedError(f"{type(self).__name__} cannot measure impedance")
+
+    def rewind(self, t: float) -> SampleBlock:
+        """Simulated instruments on a virtual clock only: undo everything after clock time ``t`` and
+        return the part of the last read block up to ``t``. Lets accelerated runs read big blocks yet
+        react to a stop as fast as a real engine polling the instrument would."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rewind time")
 
     @abstractmethod
     def close(self) -> None:

@@ -23,6 +23,7 @@ SIM_CAPABILITIES = Capabilities(
     max_current=0.6, current_resolution=1e-11, max_voltage=12.0, min_sample_period=1e-3,
     galvanostatic=True, potentiostatic=True, eis_galvanostatic=True, eis_potentiostatic=True,
     eis_min_frequency=1e-5, eis_max_frequency=1e7, reference_electrode=True, hardware_voltage_limit=True,
+    speculative=True,
 )
 
 
@@ -40,6 +41,9 @@ class SimulatedPotentiostat(Potentiostat):
         self._end = np.inf
         self._t_cell = 0.0  # clock time up to which the cell has been advanced
         self._pending: list[SampleBlock] = []
+        self._mark: tuple | None = None  # state at the last read or mode change
+        self._checkpoint: tuple | None = None  # the mark in force when the last block began
+        self._last_block = SampleBlock.empty()
 
     # --- interface ----------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
@@ -64,15 +68,45 @@ class SimulatedPotentiostat(Potentiostat):
         self._advance()
         if sample_period is None:
             self._mode = "off"
+            self._save_mark()
             return
         self._set_mode("ocv", 0.0, (-np.inf, np.inf), sample_period, None)
 
     def read(self) -> SampleBlock:
         self._check_connected()
+        self._checkpoint = self._mark
         self._advance()
         block = SampleBlock.concat(self._pending)
         self._pending = []
+        self._last_block = block
+        self._save_mark()
         return block
+
+    def rewind(self, t: float) -> SampleBlock:
+        """Restore the state saved at the last read or mode change, replay up to ``t`` (the simulation is
+        deterministic, so replayed samples equal the originals) and drop what came after."""
+        if self._checkpoint is None:
+            raise InstrumentError(f"{self.name}: nothing to rewind")
+        snap, mode_state, t_cell, t_ckpt = self._checkpoint
+        if t < t_ckpt - 1e-9:
+            raise InstrumentError(f"{self.name}: cannot rewind before {t_ckpt:g} s")
+        self.cell.restore(snap)
+        (self._mode, self._setpoint, self._limits, self._period, self._t_start, self._k, self._end) = mode_state
+        self._t_cell = t_cell
+        self.clock.rewind(t)  # type: ignore[attr-defined]
+        self._pending = []
+        self._advance()
+        self._pending = []
+        keep = int(np.searchsorted(self._last_block.t, t + 1e-9))
+        b = self._last_block
+        self._last_block = SampleBlock(b.t[:keep], b.E_we[:keep], b.E_cell[:keep], b.I[:keep], b.flags[:keep],
+                                       {k: v[:keep] for k, v in b.aux.items()})
+        self._save_mark()
+        return self._last_block
+
+    def _save_mark(self) -> None:
+        mode_state = (self._mode, self._setpoint, self._limits, self._period, self._t_start, self._k, self._end)
+        self._mark = (self.cell.snapshot(), mode_state, self._t_cell, self.clock.now())
 
     def impedance(self, request: EisRequest) -> Iterator[EisPoint]:
         """One point per frequency; clock time passes (about 3 periods, at least 0.2 s per point) while
@@ -111,6 +145,8 @@ class SimulatedPotentiostat(Potentiostat):
         self._mode, self._setpoint, self._limits, self._period = mode, setpoint, limits, period
         self._t_start, self._k = now, 1
         self._end = now + duration if duration is not None else np.inf
+        self._last_block = SampleBlock.empty()
+        self._save_mark()
 
     def _advance(self) -> None:
         """Generate every sample due up to the clock's now, mode by mode."""

@@ -1,0 +1,446 @@
+"""The engine: runs one protocol on one channel, block by block, on a Clock.
+
+Per block: read the instrument's buffered samples, evaluate stop conditions and safety monitors over
+the whole block with numpy, switch the current off first if anything tripped, then store the block and
+record what happened. The same code runs real instruments on a RealClock and the simulator on a
+VirtualClock (accelerated time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from daq.cell import Cell
+from daq.clock import Clock
+from daq.errors import DaqError, InstrumentError
+from daq.safety import ShortCircuitDetector, first_outside
+from daq.storage import layout as L
+from daq.storage.writer import RunWriter
+from drivers.potentiostat import EisRequest, Potentiostat
+from drivers.samples import FLAG_HW_LIMIT, SampleBlock
+from drivers.transducer import PressureTransducer
+from protocols import steps as S
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class RunControl:
+    """Operator requests to a running engine, safe to call from any thread (GUI, signal handler)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self.abort_requested = False
+        self.pause_requested: str | None = None  # "now" | "step_end"
+        self.reason = ""
+
+    def abort(self, reason: str = "operator abort") -> None:
+        with self._lock:
+            self.abort_requested, self.reason = True, reason
+            self._lock.notify_all()
+
+    def pause(self, when: str = "now", reason: str = "operator pause") -> None:
+        if when not in ("now", "step_end"):
+            raise ValueError("pause when 'now' or 'step_end'")
+        with self._lock:
+            self.pause_requested, self.reason = when, reason
+            self._lock.notify_all()
+
+    def resume(self) -> None:
+        with self._lock:
+            self.pause_requested = None
+            self._lock.notify_all()
+
+    def wait(self, seconds: float) -> None:
+        with self._lock:
+            self._lock.wait(seconds)
+
+
+class _Stop(Exception):
+    """Ends the protocol: a terminal stop condition, an abort or a fault."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+@dataclass
+class RunResult:
+    path: str
+    status: str  # completed | failed (file status)
+    outcome: str  # completed | short_circuit | voltage_limit | current_limit | aborted | fault
+    message: str
+    duration: float  # s of cell (clock) time
+    samples: int
+    plated_capacity: float  # C/m^2, largest plated capacity of one galvanostatic step
+    cycles: int  # loop cycles started
+    short: dict[str, float] | None = None  # t (s), capacity (C/m^2) of the detected short
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def step_parameters(step: S.Step) -> dict[str, Any]:
+    """A step's parameters as a JSON-able dict (SI), loops without their children."""
+    out = {f.name: getattr(step, f.name) for f in dataclasses.fields(step) if f.name != "steps"}
+    out["kind"] = step.kind
+    for key, value in list(out.items()):
+        if dataclasses.is_dataclass(value):
+            out[key] = dataclasses.asdict(value)
+    return out
+
+
+class Engine:
+    """Executes a Protocol on a potentiostat (and optional transducer), writing a RunWriter."""
+
+    def __init__(self, protocol: S.Protocol, cell: Cell, potentiostat: Potentiostat, clock: Clock,
+                 writer: RunWriter, transducer: PressureTransducer | None = None,
+                 control: RunControl | None = None, listeners: Iterable[Listener] = (),
+                 block_interval: float | None = None, block_samples: int = 256, reaction_time: float = 1.0,
+                 after_stop: float = 10.0):
+        self.protocol, self.cell, self.pstat, self.clock = protocol, cell, potentiostat, clock
+        self.writer, self.transducer = writer, transducer
+        self.control = control or RunControl()
+        self.listeners = list(listeners)
+        # Real instruments are polled every second; virtual time reads blocks of block_samples samples.
+        self.block_interval = block_interval
+        self.block_samples = block_samples
+        self.reaction_time = reaction_time  # s from a tripping sample to current off (one real poll)
+        self.after_stop = after_stop  # s of open-circuit record after a terminal stop
+        self.area = cell.electrodes.working_area
+        self.use_reference = cell.configuration == "three_electrode" and potentiostat.capabilities.reference_electrode
+        self.t0 = 0.0
+        self.step_index = -1
+        self.cycle = 0
+        self.samples = 0
+        self.plated = 0.0
+        self.short: dict[str, float] | None = None
+        self.events: list[dict[str, Any]] = []
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.clock.now() - self.t0
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(kind, payload)
+
+    def event(self, kind: str, message: str, **data: Any) -> None:
+        t = self._now()
+        self.writer.add_event(t, kind, self.step_index, message, data)
+        record = {"t": t, "kind": kind, "step": self.step_index, "message": message, "data": data}
+        self.events.append(record)
+        self._emit("event", record)
+
+    def _interval(self, period: float) -> float:
+        if self.block_interval is not None:
+            return self.block_interval
+        return self.block_samples * period if self.clock.virtual else max(1.0, period)
+
+    def _safe(self) -> None:
+        """Current off; never raises (used on every exit path)."""
+        try:
+            self.pstat.open_circuit(None)
+        except Exception as exc:  # noqa: BLE001 - the run is already ending; report, keep going
+            self.events.append({"t": self._now(), "kind": "fault", "step": self.step_index,
+                                "message": f"could not switch the cell off: {exc}", "data": {}})
+
+    def _columns(self, block: SampleBlock, q_prev: float, t_prev: float) -> dict[str, np.ndarray]:
+        n = len(block)
+        t = block.t - self.t0
+        dt = np.diff(t, prepend=t_prev)
+        q = q_prev + np.cumsum(block.I * dt)
+        cols = {"t": t, "step": np.full(n, self.step_index, np.int32), "cycle": np.full(n, self.cycle, np.int32),
+                "E_we": block.E_we, "E_cell": block.E_cell, "I": block.I, "Q": q, "flags": block.flags}
+        cols.update(block.aux)
+        if self.transducer is not None and n:
+            try:
+                reading = self.transducer.read()
+                cols["pressure"] = np.full(n, reading.pressure)
+                if reading.force is not None:
+                    cols["force"] = np.full(n, reading.force)
+            except InstrumentError as exc:
+                self.event("transducer_fault", str(exc))
+        return cols
+
+    def _react(self, cols: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+        """The block as a real engine would have recorded it before switching off.
+
+        A real engine polls the instrument every ``reaction_time`` and switches off within one poll of
+        the tripping sample. In accelerated time the simulator reads far bigger blocks, so when it can
+        rewind, the block is cut (and the simulation rewound) to that same reaction time.
+        """
+        if not (self.clock.virtual and self.pstat.capabilities.speculative):
+            return cols
+        t_cut = float(cols["t"][k]) + self.t0 + self.reaction_time
+        if t_cut >= self.clock.now():
+            return cols
+        n = len(self.pstat.rewind(t_cut))
+        return {name: v[:n] for name, v in cols.items()}
+
+    def _store(self, cols: dict[str, np.ndarray]) -> None:
+        self.writer.append(cols)
+        self.samples += len(cols["t"])
+        self._emit("block", cols)
+
+    # --- protocol -----------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.t0 = self.clock.now()
+        self.writer.start()
+        outcome, message, status = S.COMPLETED, "protocol completed", L.COMPLETED
+        try:
+            self._run_steps(self.protocol.steps)
+        except _Stop as stop:
+            outcome, message = stop.reason, stop.message
+            if stop.reason in (S.SHORT_CIRCUIT, S.VOLTAGE_LIMIT, S.CURRENT_LIMIT) and self.after_stop > 0:
+                # Record the cell at open circuit after the cut-off: shows the current is off and what the
+                # cell does then (a shorted cell stays near 0 V).
+                self._rest(S.Rest("open circuit after stop", self.after_stop, 1.0))
+        except (DaqError, Exception) as exc:
+            self._safe()
+            outcome, status = S.FAULT, "failed"
+            message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, DaqError) else str(exc)
+            try:
+                self.event("fault", message)
+            except Exception:  # noqa: BLE001 - storage itself failed; the message still reaches the caller
+                pass
+        finally:
+            self._safe()
+        duration = self._now()
+        self.writer.close(status, outcome, {"outcome": outcome, "message": message,
+                                            "plated_capacity": self.plated, "plated_capacity_unit": "C/m^2",
+                                            "duration": duration, "duration_unit": "s",
+                                            "short": self.short or {}})
+        return RunResult(str(self.writer.path), status, outcome, message, duration, self.samples, self.plated,
+                         self.cycle, self.short, self.events)
+
+    def _run_steps(self, steps: tuple[S.Step, ...]) -> None:
+        for step in steps:
+            self._check_control(between_steps=True)
+            if isinstance(step, S.Loop):
+                for c in range(1, step.cycles + 1):
+                    self.cycle = c
+                    self._run_steps(step.steps)
+                continue
+            runner = {S.Rest: self._rest, S.Galvanostatic: self._galvanostatic,
+                      S.Potentiostatic: self._potentiostatic, S.Eis: self._eis}[type(step)]
+            runner(step)
+
+    def _begin(self, step: S.Step) -> tuple[float, dict[str, Any]]:
+        self.step_index += 1
+        row = {"index": self.step_index, "kind": step.kind, "label": step.label, "cycle": self.cycle,
+               "t_start": self._now(), "parameters": step_parameters(step)}
+        self._emit("step_start", row)
+        return row["t_start"], row
+
+    def _end(self, row: dict[str, Any], reason: str, q: float) -> None:
+        row = dict(row, t_end=self._now(), end_reason=reason, Q=q)
+        self.writer.add_step(row)
+        self._emit("step_end", row)
+
+    def _check_control(self, between_steps: bool = False) -> str | None:
+        """Handle abort and pause requests; returns 'paused' if the cell was paused and resumed."""
+        c = self.control
+        if c.abort_requested:
+            raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
+        if c.pause_requested == "now" or (between_steps and c.pause_requested == "step_end"):
+            self.pstat.open_circuit(None)
+            self.event("paused", c.reason or "paused", when=c.pause_requested)
+            while c.pause_requested and not c.abort_requested:
+                if self.clock.virtual:
+                    c.wait(0.05)  # nothing happens in a paused virtual world; wait for the operator
+                else:
+                    self.clock.sleep(min(1.0, self._interval(1.0)))
+            if c.abort_requested:
+                raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
+            self.event("resumed", "resumed")
+            return "paused"
+        return None
+
+    # --- steps --------------------------------------------------------------------------------
+    def _rest(self, step: S.Rest) -> None:
+        t_start, row = self._begin(step)
+        self.pstat.open_circuit(step.sample_period)
+        t_prev, q = t_start, 0.0
+        deadline = t_start + step.duration
+        while True:
+            self.clock.sleep(min(self._interval(step.sample_period), deadline - self._now()))
+            block = self.pstat.read()
+            cols = self._columns(block, q, t_prev)
+            self._store(cols)
+            if len(block):
+                t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
+            if self._now() >= deadline - 1e-9:
+                break
+            if self._check_control() == "paused":
+                self.pstat.open_circuit(step.sample_period)
+        self._end(row, S.TIME_REACHED, q)
+
+    def _galvanostatic(self, step: S.Galvanostatic) -> None:
+        current = self.cell.current(step.signed_current_density)
+        q_target = step.capacity * self.area if step.capacity is not None else math.inf  # C
+        t_limit = step.duration if step.duration is not None else math.inf
+        every = step.eis_every * self.area if step.eis_every else math.inf
+        t_start, row = self._begin(step)
+        q, t_prev, t_on = 0.0, t_start, t_start  # t_on: when the current was (re)applied
+        next_eis = every
+
+        def apply() -> ShortCircuitDetector:
+            remaining = min((q_target - abs(q)) / abs(current), t_limit - (self._now() - t_start))
+            self.pstat.apply_current(current, step.v_min, step.v_max, step.sample_period, remaining)
+            return ShortCircuitDetector(self.protocol.short_circuit, step.sample_period, current)
+
+        detector = apply()
+        t_on = self._now()
+        q_on = q
+        reason = None
+        while reason is None:
+            now = self._now()
+            t_end = t_on + min((q_target - abs(q_on)) / abs(current), t_limit - (t_on - t_start))
+            t_eis = t_on + (next_eis - abs(q_on)) / abs(current)
+            wake = min(now + self._interval(step.sample_period), t_end, t_eis)
+            self.clock.sleep(wake - now)
+            block = self.pstat.read()
+            cols = self._columns(block, q, t_prev)
+            reason, k = self._galvanostatic_stop(step, cols, detector, q_target, t_start + t_limit)
+            if reason is not None:
+                cols = self._react(cols, k)
+                self.pstat.open_circuit(None)  # current off before anything else
+            self._store(cols)
+            if len(block):
+                t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
+                if step.direction == S.PLATE:
+                    self.plated = max(self.plated, abs(q) / self.area)
+            if reason is None and self._now() >= t_end - 1e-9:
+                reason = S.CAPACITY_REACHED if abs(q) >= q_target * (1 - 1e-6) else S.TIME_REACHED
+                self.pstat.open_circuit(None)
+            if reason is not None:
+                self._record_stop(step, reason, cols, k, q)
+                break
+            if abs(q) >= next_eis * (1 - 1e-9) and step.operando_eis is not None:
+                q, t_prev = self._sweep(step.operando_eis, q, t_prev, dc_current=current)
+                next_eis += every
+            if self._check_control() == "paused":
+                detector = apply()
+                t_on, q_on = self._now(), q
+        self._end(row, reason, q)
+        if reason in step.stop_on:
+            raise _Stop(reason, self.events[-1]["message"])
+
+    def _galvanostatic_stop(self, step: S.Galvanostatic, cols: dict[str, np.ndarray],
+                            detector: ShortCircuitDetector, q_target: float,
+                            deadline: float) -> tuple[str | None, int]:
+        """The first stop condition in the block and the sample where it happened."""
+        e = cols["E_we"] if self.use_reference else cols["E_cell"]
+        found: list[tuple[int, str]] = []
+        k = detector.check(e, cols["I"])
+        if k is not None:
+            found.append((k, S.SHORT_CIRCUIT))
+        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
+        if hw.size:
+            found.append((int(hw[0]), S.VOLTAGE_LIMIT))
+        k = first_outside(cols["E_we"], step.v_min, step.v_max)
+        if k is not None:
+            found.append((k, S.VOLTAGE_LIMIT))
+        if not found:
+            return None, -1
+        k, reason = min(found)
+        return reason, k
+
+    def _record_stop(self, step: S.Step, reason: str, cols: dict[str, np.ndarray], k: int, q: float) -> None:
+        if reason == S.SHORT_CIRCUIT:
+            t = float(cols["t"][k])
+            cap = abs(float(cols["Q"][k])) / self.area
+            self.short = {"t": t, "capacity": cap, "sample": self.samples - len(cols["t"]) + k}
+            self.event(S.SHORT_CIRCUIT,
+                       f"short circuit at {t:.0f} s after {cap / 36000:.3f} mAh/cm^2: polarisation collapsed from "
+                       f"{1e3 * float(np.max(np.abs(cols['E_we'][max(0, k - 10):k + 1]))):.1f} mV to "
+                       f"{1e3 * abs(float(cols['E_we'][k])):.1f} mV; current switched off",
+                       t_trip=t, capacity=cap, E_at_trip=float(cols["E_we"][k]), sample=self.short["sample"])
+        elif reason == S.VOLTAGE_LIMIT:
+            e = float(cols["E_we"][k]) if k >= 0 else math.nan
+            self.event(S.VOLTAGE_LIMIT, f"voltage limit reached: E_we = {e:.3f} V outside "
+                                        f"[{getattr(step, 'v_min', math.nan):g}, {getattr(step, 'v_max', math.nan):g}] V",
+                       E=e)
+        elif reason == S.CURRENT_LIMIT:
+            self.event(S.CURRENT_LIMIT, f"current limit reached: I = {float(cols['I'][k]):.3e} A")
+        else:
+            self.event("step_end", f"{step.label}: {reason.replace('_', ' ')} "
+                                   f"({abs(q) / self.area / 36000:.3f} mAh/cm^2)", reason=reason)
+
+    def _potentiostatic(self, step: S.Potentiostatic) -> None:
+        i_lim = step.i_limit * self.area
+        t_start, row = self._begin(step)
+        self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, step.duration)
+        q, t_prev = 0.0, t_start
+        deadline = t_start + step.duration
+        reason = None
+        while reason is None:
+            self.clock.sleep(min(self._interval(step.sample_period), deadline - self._now()))
+            block = self.pstat.read()
+            cols = self._columns(block, q, t_prev)
+            k = first_outside(np.abs(cols["I"]), -1.0, i_lim * (1 - 1e-9))
+            if k is not None:
+                reason = S.CURRENT_LIMIT
+                cols = self._react(cols, k)
+                self.pstat.open_circuit(None)
+            self._store(cols)
+            if len(block):
+                t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
+            if reason is None and self._now() >= deadline - 1e-9:
+                reason, k = S.TIME_REACHED, -1
+            if reason is not None:
+                self._record_stop(step, reason, cols, k if k is not None else -1, q)
+                break
+            if self._check_control() == "paused":
+                self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period,
+                                           deadline - self._now())
+        self.pstat.open_circuit(None)
+        self._end(row, reason, q)
+        if reason in step.stop_on:
+            raise _Stop(reason, self.events[-1]["message"])
+
+    def _eis(self, step: S.Eis) -> None:
+        t_start, row = self._begin(step)
+        spec = step.spec
+        if spec.mode == "galvanostatic" and spec.dc:
+            dc = self.cell.current(spec.dc)
+            self.pstat.apply_current(dc, -5.0, 5.0, 1.0)
+        elif spec.mode == "potentiostatic" and spec.dc is not None:
+            dc = spec.dc
+            self.pstat.apply_potential(dc, -self.pstat.capabilities.max_current,
+                                       self.pstat.capabilities.max_current, 1.0)
+        else:
+            dc = 0.0
+            self.pstat.open_circuit(1.0)
+        q, _ = self._sweep(spec, 0.0, t_start, dc_current=dc if spec.mode == "galvanostatic" else 0.0)
+        self.pstat.open_circuit(None)
+        self._end(row, S.COMPLETED, q)
+
+    def _sweep(self, spec: S.EisSpec, q: float, t_prev: float, dc_current: float) -> tuple[float, float]:
+        """Measure and store one spectrum; samples taken meanwhile are stored too (charge bookkeeping
+        goes on). Returns the step charge and the time of the last sample."""
+        amplitude = self.cell.current(spec.amplitude) if spec.mode == "galvanostatic" else spec.amplitude
+        dc = dc_current if spec.mode == "galvanostatic" else spec.dc
+        request = EisRequest(spec.mode, list(spec.frequencies()), amplitude, dc)
+        t_begin = self._now()
+        points = []
+        for p in self.pstat.impedance(request):
+            points.append((0, p.frequency, p.z_real, p.z_imag, p.t - self.t0, p.E_dc, p.I_dc, p.ok))
+            if self.control.abort_requested:
+                break
+        arr = np.array(points, dtype=L.POINTS)
+        meta = {"t_start": t_begin, "t_end": self._now(), "step": self.step_index, "cycle": self.cycle, "Q": q,
+                "mode": spec.mode, "dc": dc if dc is not None else math.nan, "amplitude": amplitude}
+        index = self.writer.add_spectrum(meta, arr)
+        self._emit("spectrum", {"index": index, "meta": meta, "points": arr})
+        block = self.pstat.read()
+        if len(block):
+            cols = self._columns(block, q, t_prev)
+            self._store(cols)
+            q, t_prev = float(cols["Q"][-1]), float(cols["t"][-1])
+        return q, t_prev

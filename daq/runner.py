@@ -1,0 +1,90 @@
+"""Run a protocol on a cell: check it, create the run file, connect, execute, close.
+
+Every check that can refuse the run happens before the file is created and before the instrument is
+connected, so bad input never leaves current flowing or a half-made file behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from daq import cell as cellmod
+from daq.cell import Cell
+from daq.clock import Clock
+from daq.engine import Engine, Listener, RunControl, RunResult, step_parameters
+from daq.errors import DaqError, InstrumentError
+from daq.models import ccd, voids
+from daq.storage.writer import RunWriter
+from drivers.potentiostat import Potentiostat
+from drivers.transducer import PressureTransducer
+from protocols import binding
+from protocols.steps import Loop, Protocol, Step
+
+
+def predictions(cell: Cell) -> dict[str, dict[str, Any]]:
+    """Model predictions stored beside the results (user units, as the layout documents)."""
+    pred = ccd.predict(cell.microstructure)
+    limit = voids.void_free_limit(cell.stack_pressure, cell.simulation.interface_asr)
+    return {
+        "ccd": {"value": pred.value / 10, "unit": "mA/cm^2", "low": pred.low / 10, "high": pred.high / 10,
+                "model": ccd.MODEL_NAME, "model_version": ccd.MODEL_VERSION,
+                "inputs": {**dataclasses.asdict(cell.microstructure), **pred.inputs()},
+                "input_units": {"pore_radius": "m", "pore_separation": "m", "crack_length": "m",
+                                "crack_width": "m", "creep_prefactor": "MPa^-m s^-1", "activation_energy": "J/mol",
+                                "fracture_toughness": "Pa m^0.5", "temperature": "K"}},
+        "void_free_limit": {"value": limit / 10, "unit": "mA/cm^2", "model": voids.MODEL_NAME,
+                            "model_version": voids.MODEL_VERSION,
+                            "inputs": {"stack_pressure": cell.stack_pressure,
+                                       "interface_asr": cell.simulation.interface_asr},
+                            "input_units": {"stack_pressure": "Pa", "interface_asr": "ohm m^2"}},
+    }
+
+
+def resolved(protocol: Protocol) -> dict[str, Any]:
+    def tree(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
+        return [dict(step_parameters(s), **({"steps": tree(s.steps)} if isinstance(s, Loop) else {})) for s in steps]
+
+    return {"name": protocol.name, "short_circuit": dataclasses.asdict(protocol.short_circuit),
+            "steps": tree(protocol.steps)}
+
+
+def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clock: Clock, out: str | Path,
+                 transducer: PressureTransducer | None = None, control: RunControl | None = None,
+                 listeners: Iterable[Listener] = (), block_samples: int = 256,
+                 block_interval: float | None = None, run_attrs: dict[str, Any] | None = None,
+                 overwrite: bool = False, flush_interval: float = 0.5) -> RunResult:
+    binding.check(protocol, cell, potentiostat.capabilities)
+    aux = ["pressure", "force"] if transducer is not None else []
+    writer = RunWriter(out, cell_attrs=cell.attrs(), cell_units=cellmod.ATTR_UNITS,
+                       protocol_source=protocol.source_text, protocol_path=protocol.source_path,
+                       protocol_resolved=resolved(protocol), predictions=predictions(cell),
+                       run_attrs={"protocol": protocol.name, "cell_id": cell.cell_id, **(run_attrs or {})},
+                       aux_columns=aux, overwrite=overwrite, flush_interval=flush_interval)
+    try:
+        info = potentiostat.connect()
+        binding.check(protocol, cell, potentiostat.capabilities)  # drivers may refine ranges on connect
+        writer.add_instrument("potentiostat", dataclasses.asdict(info))
+        if transducer is not None:
+            writer.add_instrument("transducer", {**dataclasses.asdict(transducer.connect()),
+                                                 "pressed_area": transducer.pressed_area, "pressed_area_unit": "m^2",
+                                                 **{f"calibration.{k}": v for k, v in
+                                                    dataclasses.asdict(transducer.calibration).items()}})
+    except BaseException as exc:
+        try:
+            potentiostat.close()
+        finally:
+            writer.close("failed", "fault", {"message": f"could not start the run: {exc}"})
+        if isinstance(exc, DaqError) or not isinstance(exc, Exception):
+            raise
+        raise InstrumentError(f"could not start the run: {exc}") from exc
+    engine = Engine(protocol, cell, potentiostat, clock, writer, transducer, control, listeners,
+                    block_interval=block_interval, block_samples=block_samples)
+    try:
+        return engine.run()
+    finally:
+        potentiostat.close()
+        if transducer is not None:
+            transducer.close()

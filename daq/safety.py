@@ -1,0 +1,49 @@
+"""Safety monitors evaluated on every block, vectorised: short-circuit detection and limits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+
+from protocols.steps import ShortCircuitCriteria
+
+
+class ShortCircuitDetector:
+    """Finds the first sample of a sudden collapse of polarisation during a current step.
+
+    The reference is the largest |E| over the preceding ``window`` (carried across blocks), so a slow
+    drift never trips it but a dendrite short, where |E| falls to a few percent in one sample period,
+    does. Samples where the set current is not flowing (instrument limit, end of the step) are ignored:
+    there the polarisation relaxes for a harmless reason.
+    """
+
+    def __init__(self, criteria: ShortCircuitCriteria, sample_period: float, set_current: float):
+        self.criteria = criteria
+        self.set_current = set_current
+        self.width = max(int(math.ceil(criteria.window / sample_period)), 1)
+        self._tail = np.zeros(0)  # |E| of the last ``width`` valid samples
+
+    def check(self, potential: np.ndarray, current: np.ndarray) -> int | None:
+        """Index of the tripping sample in this block, or None."""
+        c = self.criteria
+        if not c.enabled or len(potential) == 0 or self.set_current == 0:
+            return None
+        flowing = np.abs(current) >= 0.5 * abs(self.set_current)
+        mag = np.where(flowing, np.abs(potential), 0.0)
+        joined = np.concatenate([self._tail, mag])
+        w = self.width
+        # ref[k] = max(joined[k-w : k]) (preceding window, excluding sample k itself)
+        rolling = maximum_filter1d(joined, size=w, origin=(w - 1) // 2, mode="constant", cval=0.0)  # trailing
+        ref = np.concatenate([[0.0], rolling[:-1]])[len(self._tail):]
+        trip = flowing & (mag < c.collapse_fraction * ref) & (ref - mag > c.min_drop)
+        self._tail = joined[-w:]
+        hits = np.flatnonzero(trip)
+        return int(hits[0]) if hits.size else None
+
+
+def first_outside(values: np.ndarray, lo: float, hi: float) -> int | None:
+    """Index of the first value outside [lo, hi], or None."""
+    hits = np.flatnonzero((values < lo) | (values > hi))
+    return int(hits[0]) if hits.size else None

@@ -1,0 +1,136 @@
+"""Reading run files back: finished, interrupted, or being written by another process (SWMR).
+
+Tables come back as pandas DataFrames in SI with units in ``df.attrs["units"]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from daq.errors import DataFileError
+from daq.storage import layout as L
+from daq.storage.recovery import writer_flag_set
+from daq.storage.writer import writer_alive
+
+
+def _decode(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _table(ds: h5py.Dataset, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+    data = ds[start:stop]
+    df = pd.DataFrame({name: [_decode(v) for v in data[name]] if data.dtype[name].kind == "O" else data[name]
+                       for name in data.dtype.names})
+    df.attrs["units"] = json.loads(ds.attrs.get("units", "{}"))
+    return df
+
+
+class RunFile:
+    """A run file opened for reading. Safe on files another process is still writing."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DataFileError(f"{self.path}: no such run file")
+        try:
+            # A file whose writer is live or died mid-run carries the writer flag: only SWMR reads open it.
+            swmr = writer_flag_set(self.path)
+            self.f = h5py.File(self.path, "r", swmr=swmr, locking=False)
+        except OSError as exc:
+            raise DataFileError(f"{self.path}: not a readable run file ({exc})") from None
+        if "timeseries" not in self.f or "schema_version" not in self.f.attrs:
+            self.f.close()
+            raise DataFileError(f"{self.path}: not a run file of this product (no /timeseries or schema_version)")
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self) -> "RunFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def refresh(self) -> None:
+        """See what a live writer appended since the last look."""
+        for ds in self._datasets():
+            ds.refresh()
+
+    def _datasets(self) -> list[h5py.Dataset]:
+        out = list(self.f["timeseries"].values()) + [self.f["steps"], self.f["events"]]
+        return out + [self.f["eis/spectra"], self.f["eis/points"]]
+
+    # --- metadata -----------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {k: _decode(v) for k, v in self.f.attrs.items()}
+
+    @property
+    def status(self) -> str:
+        """'running' only while a writer holds the run; a dead writer's run reads 'interrupted'."""
+        status = _decode(self.f.attrs.get("status", ""))
+        if status == L.RUNNING and not writer_alive(self.path):
+            return L.INTERRUPTED
+        return status
+
+    @property
+    def cell(self) -> dict[str, Any]:
+        return {k: _decode(v) for k, v in self.f["cell"].attrs.items() if k != "units"}
+
+    @property
+    def cell_units(self) -> dict[str, str]:
+        return json.loads(self.f["cell"].attrs.get("units", "{}"))
+
+    def prediction(self, name: str) -> dict[str, Any]:
+        if name not in self.f["predictions"]:
+            raise DataFileError(f"{self.path}: no prediction '{name}'")
+        return {k: _decode(v) for k, v in self.f["predictions"][name].attrs.items()}
+
+    @property
+    def protocol_source(self) -> str:
+        return _decode(self.f["protocol/source"][()])
+
+    # --- data ---------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.f["timeseries/t"])
+
+    def columns(self) -> list[str]:
+        return list(self.f["timeseries"].keys())
+
+    def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return self.f["timeseries"][name][start:stop]
+
+    def units(self) -> dict[str, str]:
+        return {name: _decode(ds.attrs["unit"]) for name, ds in self.f["timeseries"].items()}
+
+    def timeseries(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        ts = self.f["timeseries"]
+        n = min(len(ds) for ds in ts.values())  # columns are flushed together; guard a torn read
+        stop = n if stop is None else min(stop, n)
+        df = pd.DataFrame({name: ds[start:stop] for name, ds in ts.items()})
+        df.attrs["units"] = self.units()
+        return df
+
+    def steps(self) -> pd.DataFrame:
+        return _table(self.f["steps"])
+
+    def events(self) -> pd.DataFrame:
+        return _table(self.f["events"])
+
+    def spectra(self) -> pd.DataFrame:
+        return _table(self.f["eis/spectra"])
+
+    def spectrum(self, index: int) -> pd.DataFrame:
+        row = self.f["eis/spectra"][index]
+        first, n = int(row["first_point"]), int(row["n_points"])
+        return _table(self.f["eis/points"], first, first + n).drop(columns="spectrum")
+
+
+def open_run(path: str | Path) -> RunFile:
+    return RunFile(path)

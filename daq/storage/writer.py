@@ -1,0 +1,225 @@
+"""The run file writer: HDF5 in SWMR mode, flushed at least every second, never losing what it has.
+
+Everything a run appends to (timeseries columns, steps, events, spectra) is created before SWMR starts,
+because SWMR allows appending to existing datasets only. Static content (cell, protocol, predictions,
+instruments) is written first. A lock file beside the run (``RUN.h5.lock``, flock-held by the writer)
+tells readers whether a "running" file still has a live writer; if not, the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+import daq
+from daq.errors import DataFileError
+from daq.storage import layout as L
+
+CHUNK = 8192  # samples per chunk: 64 kB per float column
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+class WriterLock:
+    """An flock on ``RUN.h5.lock`` held while a process writes the run."""
+
+    def __init__(self, path: Path):
+        self.path = lock_path(path)
+        self._fh = open(self.path, "a+")  # noqa: SIM115 - held for the writer's lifetime
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise DataFileError(f"{path}: another process is writing this run") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"{socket.gethostname()} {os.getpid()}\n")
+        self._fh.flush()
+
+    def release(self) -> None:
+        if not self._fh.closed:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self.path.unlink(missing_ok=True)
+
+
+def writer_alive(path: Path) -> bool:
+    """True while some process holds the run's writer lock."""
+    lp = lock_path(path)
+    if not lp.exists():
+        return False
+    with open(lp) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=lambda o: o.__dict__ if hasattr(o, "__dict__") else str(o))
+
+
+def _appendable(group: h5py.Group, name: str, dtype: Any, chunk: int, attrs: dict[str, str]) -> h5py.Dataset:
+    ds = group.create_dataset(name, (0,), maxshape=(None,), chunks=(chunk,), dtype=dtype)
+    for key, value in attrs.items():
+        ds.attrs[key] = value
+    return ds
+
+
+def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
+    n = len(ds)
+    ds.resize((n + len(rows),))
+    ds[n:] = rows
+
+
+class RunWriter:
+    """Creates a run file and appends to it. Use as a context manager or call close(status)."""
+
+    def __init__(self, path: str | Path, *, cell_attrs: dict[str, Any], cell_units: dict[str, str],
+                 protocol_source: str, protocol_path: str, protocol_resolved: dict[str, Any],
+                 predictions: dict[str, dict[str, Any]], run_attrs: dict[str, Any] | None = None,
+                 aux_columns: Iterable[str] = (), flush_interval: float = 0.5, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise DataFileError(f"{self.path}: already exists; choose another --out or remove it first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = WriterLock(self.path)
+        self.flush_interval = flush_interval
+        self._columns = list(L.TIMESERIES) + [c for c in L.AUX if c in set(aux_columns)]
+        f = self.f = h5py.File(self.path, "w", libver="latest")
+        root_attrs = {"schema_version": L.SCHEMA_VERSION, "software": f"sse-rig {daq.__version__}",
+                      "status": L.RUNNING, "start_time": utc_now(), "end_time": "", "outcome": "",
+                      "host": socket.gethostname()}
+        root_attrs.update(run_attrs or {})
+        for key, value in root_attrs.items():
+            f.attrs[key] = value
+        cell = f.create_group("cell")
+        for key, value in cell_attrs.items():
+            cell.attrs[key] = value
+        cell.attrs["units"] = _json(cell_units)
+        f.create_group("instruments")
+        proto = f.create_group("protocol")
+        proto.create_dataset("source", data=protocol_source, dtype=L.STR)
+        proto.create_dataset("resolved", data=_json(protocol_resolved), dtype=L.STR)
+        proto.attrs["path"] = protocol_path
+        pred = f.create_group("predictions")
+        for name, attrs in predictions.items():
+            g = pred.create_group(name)
+            for key, value in attrs.items():
+                g.attrs[key] = _json(value) if isinstance(value, dict) else value
+        ts = f.create_group("timeseries")
+        for name in self._columns:
+            dtype, unit, desc = {**L.TIMESERIES, **L.AUX}[name]
+            _appendable(ts, name, dtype, CHUNK, {"unit": unit, "description": desc})
+        _appendable(f, "steps", L.STEPS, 64, {"units": _json(L.STEP_UNITS)})
+        _appendable(f, "events", L.EVENTS, 64, {"units": _json(L.EVENT_UNITS)})
+        eis = f.create_group("eis")
+        _appendable(eis, "spectra", L.SPECTRA, 64, {"units": _json(L.SPECTRA_UNITS)})
+        _appendable(eis, "points", L.POINTS, 1024, {"units": _json(L.POINT_UNITS)})
+        self._instruments = f["instruments"]
+        self._ts = {name: ts[name] for name in self._columns}
+        self._buffer: list[dict[str, np.ndarray]] = []
+        self._buffered = 0
+        self._last_flush = time.monotonic()
+        self._swmr = False
+        self.closed = False
+
+    # --- static content that may arrive after creation but before SWMR ------------------------
+    def add_instrument(self, role: str, info: dict[str, Any]) -> None:
+        if self._swmr:
+            raise RuntimeError("instruments must be recorded before acquisition starts")
+        g = self._instruments.create_group(role)
+        for key, value in info.items():
+            g.attrs[key] = value
+
+    def start(self) -> None:
+        """Switch to SWMR: from now on readers may follow the file; only appends are allowed."""
+        self.f.swmr_mode = True
+        self._swmr = True
+        self.f.flush()
+
+    # --- appends --------------------------------------------------------------------------------
+    def append(self, columns: dict[str, np.ndarray]) -> None:
+        """Buffer one block of samples (every column of the layout, same length)."""
+        n = len(columns["t"])
+        if n:
+            self._buffer.append(columns)
+            self._buffered += n
+        if self._buffered >= CHUNK or time.monotonic() - self._last_flush >= self.flush_interval:
+            self.flush()
+
+    def add_step(self, row: dict[str, Any]) -> None:
+        row = dict(row)
+        row["parameters"] = _json(row.get("parameters", {}))
+        _append(self.f["steps"], np.array([tuple(row[k] for k in L.STEPS.names)], dtype=L.STEPS))
+        self.flush()
+
+    def add_event(self, t: float, kind: str, step: int, message: str, data: dict[str, Any] | None = None) -> None:
+        _append(self.f["events"], np.array([(t, kind, step, message, _json(data or {}))], dtype=L.EVENTS))
+        self.flush()
+
+    def add_spectrum(self, meta: dict[str, Any], points: np.ndarray) -> int:
+        """Store one spectrum (``points`` with the POINTS dtype, spectrum field filled here)."""
+        spectra, pts = self.f["eis/spectra"], self.f["eis/points"]
+        index = len(spectra)
+        points = points.copy()
+        points["spectrum"] = index
+        row = dict(meta, index=index, first_point=len(pts), n_points=len(points))
+        _append(pts, points)
+        _append(spectra, np.array([tuple(row[k] for k in L.SPECTRA.names)], dtype=L.SPECTRA))
+        self.flush()
+        return index
+
+    def flush(self) -> None:
+        if self._buffer:
+            for name, ds in self._ts.items():
+                parts = [b[name] if name in b else np.full(len(b["t"]), np.nan) for b in self._buffer]
+                _append(ds, np.concatenate(parts).astype(ds.dtype, copy=False))
+            self._buffer, self._buffered = [], 0
+        self.f.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self, status: str = L.COMPLETED, outcome: str = "", analysis: dict[str, Any] | None = None) -> None:
+        """Flush, leave SWMR, then record the final status (and post-run analysis) as attributes."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.flush()
+        finally:
+            self.f.close()
+        try:
+            with h5py.File(self.path, "a") as f:
+                f.attrs["status"] = status
+                f.attrs["outcome"] = outcome
+                f.attrs["end_time"] = utc_now()
+                if analysis:
+                    g = f.require_group("analysis")
+                    for key, value in analysis.items():
+                        g.attrs[key] = _json(value) if isinstance(value, (dict, list)) else value
+        finally:
+            self.lock.release()
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(L.INTERRUPTED if exc[0] else L.COMPLETED)

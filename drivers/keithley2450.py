@@ -1,0 +1,441 @@
+"""Keithley 2450 SourceMeter as a two-terminal galvanostat over VISA (pyvisa + pyvisa-py, SCPI).
+
+A source-measure unit is wired working -> counter, so the voltage it measures is the cell voltage:
+E_we = E_cell = measured voltage (no reference electrode, no impedance). What the instrument can
+enforce by itself is pushed into it:
+
+- the voltage limit: a current source with ``:SOUR:CURR:VLIM`` clamps at |V| = VLIM on its own; the
+  driver asks ``:SOUR:CURR:VLIM:TRIP?`` at every read and then switches the output off (FLAG_HW_LIMIT at
+  the sample where it happened). VLIM is symmetric, so it is max(|v_min|, |v_max|); the asymmetric
+  window is checked by the driver on every buffered sample, with the same flag and the same stop;
+- a fixed source range (``:SOUR:CURR:RANG``) sized to the step's current;
+- the output-off state is high impedance (``:OUTP:SMOD HIMP``): the output relay opens, so an
+  "off" instrument does not hold the cell at 0 V (the 2450's NORMAL off state would).
+
+Samples are buffered in the instrument (``:TRAC:MAKE``, the ``SimpleLoop`` trigger template with the
+sample period as its delay, ``:TRAC:DATA? ... READ,SOUR,REL``), so the PC's timing does not set the
+data's: times are the instrument's relative timestamps placed on the run clock at ``:INIT``. The end of
+a timed step (``duration``) is acted on by the driver when it reads the finished loop: the output is
+switched off at that read (the samples stop at the duration exactly).
+
+The 2450 has two command sets; in TSP mode every SCPI command goes unanswered, which looks like a
+dead link, so ``connect`` asks ``*LANG?`` first and refuses anything but SCPI with a clear message.
+Connecting never switches the output on; every error path switches it off (re-opening the link once
+if the connection itself was lost) before the InstrumentError reaches the caller.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from daq.clock import Clock, RealClock
+from daq.errors import InstrumentError
+from drivers.potentiostat import Capabilities, InstrumentInfo, Potentiostat
+from drivers.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
+
+KEITHLEY2450_CAPABILITIES = Capabilities(
+    max_current=1.05,  # A, 1 A range (105 % overrange)
+    current_resolution=5e-13,  # A, source resolution on the 10 nA range
+    max_voltage=210.0,  # V (21 V above 105 mA)
+    min_sample_period=5e-3,  # s, delay + a fast measurement in the trigger model
+    galvanostatic=True,
+    potentiostatic=True,  # holds the two-terminal cell voltage, not E_we vs a reference
+    eis_galvanostatic=False,
+    eis_potentiostatic=False,
+    reference_electrode=False,
+    hardware_voltage_limit=True,
+)
+
+_CURRENT_RANGES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # A
+_VOLTAGE_RANGES = (0.02, 0.2, 2.0, 20.0, 200.0)  # V
+_OCV_VLIM = 20.0  # V, limit while sampling the open-circuit voltage at 0 A
+
+
+class _BadReply(Exception):
+    """A reply that cannot be what the command returns."""
+
+
+class Keithley2450(Potentiostat):
+    """One Keithley 2450 reached at a VISA resource such as ``TCPIP::192.168.1.50::5025::SOCKET``."""
+
+    BUFFER = "daqbuf"
+
+    def __init__(self, resource: str, clock: Clock | None = None, *, timeout: float = 2.0,
+                 buffer_size: int = 100_000, chunk: int = 2000, name: str = "keithley2450",
+                 visa_library: str = "@py"):
+        self.resource, self.clock, self.name = resource, clock or RealClock(), name
+        self.timeout = float(timeout)  # s, every VISA operation
+        self.buffer_size = int(buffer_size)  # readings in the instrument buffer (one trigger loop)
+        self.chunk = int(chunk)  # readings per :TRAC:DATA? transfer
+        self.visa_library = visa_library
+        self.capabilities = KEITHLEY2450_CAPABILITIES
+        self.info: InstrumentInfo | None = None
+        self._rm = None
+        self._inst = None
+        self._lang: str | None = None
+        self._function: str | None = None  # source function the instrument is set to
+        self._output = False
+        self._mode = "off"  # off | current | potential | ocv
+        self._period = 1.0
+        self._window: tuple[float, float] | None = None
+        self._vlim = 0.0
+        self._remaining: int | None = None  # readings still due in a timed step (None: until told)
+        self._count = 0  # readings of the running loop
+        self._fetched = 0  # of those, already read
+        self._t_init = 0.0
+
+    # --- interface ----------------------------------------------------------------------------
+    def connect(self) -> InstrumentInfo:
+        """Open the link, check identity and command set, leave the output off. Never switches it on."""
+        self._drop_session()
+        with self._failsafe("connect"):
+            self._open()
+            idn = self._query("*IDN?")
+            info = self._parse_idn(idn)
+            self._check_language()
+            self._write(":ABOR")
+            if self._int(self._query(":OUTP?"), ":OUTP?"):
+                self._write(":OUTP OFF")
+            self._output = False
+            self._mode = "off"
+            self._function = None
+            self._write(":OUTP:SMOD HIMP")
+            self._write("*CLS")
+            self._write(":FORM:ASC:PREC 16")
+            self._write(f':TRAC:MAKE "{self.BUFFER}", {self.buffer_size}')
+            self._check_errors("connect", ignore=("exist",))  # the buffer may survive a reconnect
+        self.info = info
+        return info
+
+    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
+                      duration: float | None = None) -> None:
+        if not abs(current) <= self.capabilities.max_current:
+            raise InstrumentError(f"{self.name}: current {current:g} A beyond the 2450's "
+                                  f"{self.capabilities.max_current:g} A")
+        if not v_min < v_max:
+            raise InstrumentError(f"{self.name}: voltage window [{v_min:g}, {v_max:g}] V is empty")
+        vlim = max(abs(v_min), abs(v_max))
+        if not 0.02 <= vlim <= self.capabilities.max_voltage:
+            raise InstrumentError(f"{self.name}: voltage limit {vlim:g} V outside 0.02-"
+                                  f"{self.capabilities.max_voltage:g} V")
+        self._start("current", current, vlim, sample_period, duration, (v_min, v_max))
+
+    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
+                        duration: float | None = None) -> None:
+        """Hold the two-terminal cell voltage (no reference electrode) with a current limit."""
+        if not abs(potential) <= self.capabilities.max_voltage:
+            raise InstrumentError(f"{self.name}: potential {potential:g} V beyond the 2450's range")
+        ilim = min(max(abs(i_min), abs(i_max)), self.capabilities.max_current)
+        if not ilim > 0:
+            raise InstrumentError(f"{self.name}: current limits [{i_min:g}, {i_max:g}] A allow no current")
+        self._start("potential", potential, ilim, sample_period, duration, None)
+
+    def open_circuit(self, sample_period: float | None = None) -> None:
+        """Without a period: output off (relay open). With one: source 0 A and sample the voltage."""
+        if self._inst is None:
+            self._mode = "off"
+            return
+        if sample_period is None:
+            with self._failsafe("open_circuit"):
+                self._output_off()
+            return
+        self._start("ocv", 0.0, _OCV_VLIM, sample_period, None, None)
+
+    def read(self) -> SampleBlock:
+        self._check_connected()
+        if self._mode == "off":
+            return SampleBlock.empty()
+        with self._failsafe("read"):
+            return self._read()
+
+    def close(self) -> None:
+        """Output off, then release the link. Safe to call more than once."""
+        if self._inst is not None:
+            try:
+                self._write(":ABOR")
+                self._write(":OUTP OFF")
+            except Exception:  # noqa: BLE001 - closing anyway; make the cell safe as best we can
+                self._make_safe()
+        self._mode = "off"
+        self._output = False
+        self._drop_session()
+
+    # --- steps --------------------------------------------------------------------------------
+    def _start(self, mode: str, level: float, limit: float, period: float, duration: float | None,
+               window: tuple[float, float] | None) -> None:
+        self._check_connected()
+        if not period >= self.capabilities.min_sample_period:
+            raise InstrumentError(f"{self.name}: sample period {period:g} s below "
+                                  f"{self.capabilities.min_sample_period:g} s")
+        if duration is not None and not duration > 0:
+            raise InstrumentError(f"{self.name}: step duration {duration:g} s must be positive")
+        total = None if duration is None else max(1, math.floor(duration / period + 1e-9))
+        function = "VOLT" if mode == "potential" else "CURR"
+        sense = "CURR" if function == "VOLT" else "VOLT"
+        with self._failsafe(mode if mode != "ocv" else "open_circuit"):
+            self._write(":ABOR")
+            if self._output and self._function != function:
+                self._write(":OUTP OFF")  # the source function cannot change with the output on
+                self._output = False
+            self._mode = "off"
+            self._write(f":SOUR:FUNC {function}")
+            self._function = function
+            self._write(f":OUTP:{function}:SMOD HIMP")
+            if function == "CURR":
+                self._write(f":SOUR:CURR:RANG {_range(abs(level), _CURRENT_RANGES):.6g}")
+                self._write(f":SOUR:CURR {level!r}")
+                self._write(f":SOUR:CURR:VLIM {limit!r}")
+                self._write(":SOUR:CURR:READ:BACK ON")
+            else:
+                self._write(f":SOUR:VOLT:RANG {_range(abs(level), _VOLTAGE_RANGES):.6g}")
+                self._write(f":SOUR:VOLT {level!r}")
+                self._write(f":SOUR:VOLT:ILIM {limit!r}")
+                self._write(":SOUR:VOLT:READ:BACK ON")
+            self._write(f':SENS:FUNC "{sense}"')
+            self._write(f":SENS:{sense}:RANG:AUTO ON")
+            self._period, self._vlim, self._window, self._remaining = period, limit, window, total
+            self._load_loop()
+            self._check_errors("configuration")  # nothing is switched on before the settings are accepted
+            self._write(":OUTP ON")
+            self._output = True
+            self._init_loop()
+            self._mode = mode
+            self._check_errors("start")
+
+    def _load_loop(self) -> None:
+        self._count = self.buffer_size if self._remaining is None else min(self._remaining, self.buffer_size)
+        self._write(f':TRIG:LOAD "SimpleLoop", {self._count}, {self._period!r}, "{self.BUFFER}"')
+
+    def _init_loop(self) -> None:
+        self._write(":INIT")
+        self._t_init = self.clock.now()
+        self._fetched = 0
+
+    def _read(self) -> SampleBlock:
+        n = self._int(self._query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
+        if not 0 <= n <= self._count:
+            raise _BadReply(f"{n} readings in a buffer of a {self._count}-reading loop")
+        parts = []
+        while self._fetched < n:
+            last = min(n, self._fetched + self.chunk)
+            cmd = f':TRAC:DATA? {self._fetched + 1}, {last}, "{self.BUFFER}", READ, SOUR, REL'
+            values = self._floats(self._query(cmd), cmd, 3 * (last - self._fetched))
+            parts.append(values.reshape(-1, 3))
+            self._fetched = last
+        data = np.concatenate(parts) if parts else np.zeros((0, 3))
+        t = self._t_init + self._period + data[:, 2]
+        if self._mode == "potential":
+            current, voltage = data[:, 0], data[:, 1]
+        else:
+            voltage, current = data[:, 0], data[:, 1]
+        flags = np.zeros(len(t), dtype=np.uint8)
+        stop_at: int | None = None
+        if self._mode == "current":
+            stop_at = self._limit_index(voltage)
+        elif self._mode == "potential" and len(t):
+            if self._int(self._query(":SOUR:VOLT:ILIM:TRIP?"), ":SOUR:VOLT:ILIM:TRIP?"):
+                flags[-1] |= FLAG_OVERLOAD
+        if stop_at is not None:
+            flags[stop_at] |= FLAG_HW_LIMIT
+            t, voltage, current, flags = t[: stop_at + 1], voltage[: stop_at + 1], current[: stop_at + 1], \
+                flags[: stop_at + 1]
+            self._output_off()
+        elif self._fetched >= self._count:
+            self._next_loop()
+        return SampleBlock(t, voltage.copy(), voltage.copy(), current, flags)
+
+    def _limit_index(self, voltage: np.ndarray) -> int | None:
+        """Index of the sample at which the limit acted, or None."""
+        lo, hi = self._window if self._window else (-np.inf, np.inf)
+        out = np.flatnonzero((voltage < lo) | (voltage > hi))
+        if out.size:
+            return int(out[0])
+        if self._int(self._query(":SOUR:CURR:VLIM:TRIP?"), ":SOUR:CURR:VLIM:TRIP?"):
+            at = np.flatnonzero(np.abs(voltage) >= self._vlim * (1 - 1e-3))
+            if at.size:
+                return int(at[0])
+            return len(voltage) - 1 if len(voltage) else None
+        return None
+
+    def _next_loop(self) -> None:
+        """A loop has delivered all its readings: end a timed step or start the next loop."""
+        if self._remaining is not None:
+            self._remaining -= self._count
+            if self._remaining <= 0:
+                self._output_off()  # the step's duration is over
+                return
+        self._load_loop()
+        self._init_loop()
+
+    def _output_off(self) -> None:
+        self._write(":ABOR")
+        self._write(":OUTP OFF")
+        self._output = False
+        self._mode = "off"
+
+    # --- VISA ---------------------------------------------------------------------------------
+    def _open(self) -> None:
+        import pyvisa  # imported here so the module loads where only the simulators are used
+
+        try:
+            self._rm = pyvisa.ResourceManager(self.visa_library)
+            self._inst = self._rm.open_resource(
+                self.resource, open_timeout=int(self.timeout * 1000), timeout=int(self.timeout * 1000),
+                read_termination="\n", write_termination="\n")
+        except Exception as exc:  # noqa: BLE001 - pyvisa raises many types for a bad address
+            self._drop_session()
+            raise InstrumentError(f"{self.name}: cannot open {self.resource}: {_one_line(exc)}") from None
+
+    def _drop_session(self) -> None:
+        inst, rm = self._inst, self._rm
+        self._inst = self._rm = None
+        for obj in (inst, rm):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001, S110 - releasing a broken link
+                    pass
+
+    def _write(self, cmd: str) -> None:
+        if self._inst is None:
+            raise InstrumentError(f"{self.name}: not connected")
+        self._inst.write(cmd)
+
+    def _query(self, cmd: str) -> str:
+        if self._inst is None:
+            raise InstrumentError(f"{self.name}: not connected")
+        self._last_query = cmd
+        return self._inst.query(cmd).strip()
+
+    def _check_connected(self) -> None:
+        if self._inst is None:
+            raise InstrumentError(f"{self.name}: not connected")
+
+    def _check_language(self) -> None:
+        try:
+            lang = self._query("*LANG?").upper()
+        except Exception as exc:  # noqa: BLE001
+            if _is_timeout(exc):
+                raise InstrumentError(f"{self.name}: no answer to *LANG? within {self.timeout:g} s; check that "
+                                      "the 2450 uses the SCPI command set and newline termination") from None
+            raise
+        self._lang = lang
+        if lang != "SCPI":
+            raise InstrumentError(
+                f"{self.name}: the 2450 uses the {lang} command set; this driver speaks SCPI. Select SCPI "
+                "(MENU > System > Settings > Command Set, or send *LANG SCPI) and power-cycle the instrument")
+
+    def _check_errors(self, stage: str, ignore: tuple[str, ...] = ()) -> None:
+        """Drain :SYST:ERR?; any entry (other than ``ignore``d ones) is an InstrumentError."""
+        found = []
+        for _ in range(32):
+            reply = self._query(":SYST:ERR?")
+            m = re.match(r'\s*([-+]?\d+)\s*,\s*"?([^";]*)', reply)
+            if not m:
+                raise _BadReply(f"unreadable reply {reply!r} to ':SYST:ERR?'")
+            code, text = int(m[1]), m[2].strip()
+            if code == 0:
+                break
+            if not any(word in text.lower() for word in ignore):
+                found.append(f"{code} {text}")
+        if found:
+            raise InstrumentError(f"{self.name}: the instrument refused the {stage}: {'; '.join(found)}")
+
+    def _parse_idn(self, idn: str) -> InstrumentInfo:
+        fields = [f.strip() for f in idn.split(",")]
+        if len(fields) < 4 or "KEITHLEY" not in fields[0].upper():
+            raise _BadReply(f"unreadable reply {idn!r} to '*IDN?'; is this a Keithley 2450?")
+        model = fields[1].upper().replace("MODEL", "").strip()
+        if model != "2450":
+            raise InstrumentError(f"{self.name}: {self.resource} is a Keithley {model}, not a 2450; this driver "
+                                  "only knows the 2450's ranges")
+        return InstrumentInfo("Keithley", model, fields[2], fields[3], "drivers.keithley2450", self.resource)
+
+    def _int(self, reply: str, cmd: str) -> int:
+        try:
+            return int(float(reply))
+        except ValueError:
+            raise _BadReply(f"unreadable reply {reply!r} to {cmd!r}") from None
+
+    def _floats(self, reply: str, cmd: str, n: int) -> np.ndarray:
+        try:
+            values = np.array([float(x) for x in reply.split(",")])
+        except ValueError:
+            raise _BadReply(f"unreadable reply {_clip(reply)!r} to {cmd!r}") from None
+        if len(values) != n or not np.all(np.isfinite(values)):
+            raise _BadReply(f"reply {_clip(reply)!r} to {cmd!r} has {len(values)} values, expected {n}")
+        return values
+
+    # --- failure handling ---------------------------------------------------------------------
+    @contextmanager
+    def _failsafe(self, action: str) -> Iterator[None]:
+        """Any failure inside: switch the output off, drop the link, raise one readable InstrumentError."""
+        try:
+            yield
+        except InstrumentError as exc:
+            safe = self._make_safe()
+            raise InstrumentError(f"{exc}{safe}") from None
+        except _BadReply as exc:
+            safe = self._make_safe()
+            raise InstrumentError(f"{self.name}: {action}: {exc}{safe}") from None
+        except Exception as exc:  # noqa: BLE001 - VISA and socket errors of every kind end here
+            what = (f"no reply to {getattr(self, '_last_query', '?')!r} within {self.timeout:g} s"
+                    if _is_timeout(exc) else f"link failure ({_one_line(exc)})")
+            safe = self._make_safe()
+            raise InstrumentError(f"{self.name}: {action}: {what}{safe}") from None
+
+    def _make_safe(self) -> str:
+        """Output off by every means there is; returns a note for the error message."""
+        self._mode = "off"
+        if self._inst is None:
+            return ""
+        tsp = self._lang not in (None, "SCPI")
+        off = ["smu.source.output = smu.OFF"] if tsp else [":ABOR", ":OUTP OFF"]
+        note = "; output switched off"
+        try:
+            for cmd in off:
+                self._inst.write(cmd)
+        except Exception:  # noqa: BLE001 - the link itself failed: one fresh connection to switch off
+            note = self._off_on_new_link(off)
+        self._output = False
+        self._drop_session()  # the reply stream may be out of step; a reconnect starts clean
+        return note
+
+    def _off_on_new_link(self, off: list[str]) -> str:
+        self._drop_session()
+        try:
+            self._open()
+            for cmd in off:
+                self._inst.write(cmd)  # type: ignore[union-attr]
+            return "; output switched off over a new connection"
+        except Exception as exc:  # noqa: BLE001
+            return f"; COULD NOT SWITCH THE OUTPUT OFF ({_one_line(exc)}): check the instrument"
+
+
+def _range(value: float, ranges: tuple[float, ...]) -> float:
+    for r in ranges:
+        if value <= r * 1.05:
+            return r
+    return ranges[-1]
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    try:
+        from pyvisa import constants, errors
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, errors.VisaIOError) and exc.error_code == constants.StatusCode.error_timeout
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[:n] + "..."

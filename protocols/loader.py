@@ -1,0 +1,281 @@
+"""Protocol files (TOML, units written out) -> validated Protocol. docs/protocol-files.md has the format.
+
+Every error names the field as a path a user can find in the file (``steps.2.current_density``) and
+the offending value, and is raised before anything touches an instrument.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from daq import units as u
+from daq.errors import ConfigError
+from protocols.steps import (
+    CURRENT_LIMIT,
+    PLATE,
+    SHORT_CIRCUIT,
+    STRIP,
+    VOLTAGE_LIMIT,
+    Eis,
+    EisSpec,
+    Galvanostatic,
+    Loop,
+    Potentiostatic,
+    Protocol,
+    Rest,
+    ShortCircuitCriteria,
+    Step,
+)
+
+STEP_KINDS = ("rest", "galvanostatic", "potentiostatic", "eis", "loop")
+STOP_CONDITIONS = (SHORT_CIRCUIT, VOLTAGE_LIMIT, CURRENT_LIMIT)
+
+
+class _Table:
+    """One TOML table with the dotted path used in error messages; tracks which keys were read."""
+
+    def __init__(self, data: Any, path: str):
+        if not isinstance(data, dict):
+            raise ConfigError(path, data, "must be a table")
+        self.data, self.path, self.used = data, path, {"kind", "label"}
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str) -> Any:
+        self.used.add(key)
+        return self.data.get(key)
+
+    def quantity(self, key: str, kind: u.Kind, default: float | None = None, *, required: bool = False,
+                 positive: bool = True) -> float | None:
+        self.used.add(key)
+        if key not in self.data:
+            if required:
+                raise ConfigError(self.at(key), None, f"missing; give a {kind.name}, e.g. \"{kind.example}\"")
+            return default
+        value = u.parse(self.data[key], kind, self.at(key))
+        if positive and not value > 0:
+            raise ConfigError(self.at(key), self.data[key], f"must be a positive {kind.name}")
+        return value
+
+    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+        self.used.add(key)
+        value = self.data.get(key, default)
+        if value is None:
+            raise ConfigError(self.at(key), None, "missing; give a whole number")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.at(key), value, "must be a whole number")
+        if value < minimum:
+            raise ConfigError(self.at(key), value, f"must be at least {minimum}")
+        return value
+
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
+        self.used.add(key)
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo < value < hi:
+            raise ConfigError(self.at(key), value, f"must be a number between {lo:g} and {hi:g}")
+        return float(value)
+
+    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
+        self.used.add(key)
+        value = self.data.get(key, default)
+        if value is None:
+            raise ConfigError(self.at(key), None, f"missing; one of {', '.join(options)}")
+        if value not in options:
+            raise ConfigError(self.at(key), value, f"must be one of {', '.join(options)}")
+        return value
+
+    def text(self, key: str, default: str = "") -> str:
+        self.used.add(key)
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            raise ConfigError(self.at(key), value, "must be text")
+        return value
+
+    def finish(self) -> None:
+        extra = sorted(set(self.data) - self.used)
+        if extra:
+            raise ConfigError(self.at(extra[0]), self.data[extra[0]], "unknown field")
+
+
+def _eis_spec(t: _Table, mode: str | None = None) -> EisSpec:
+    mode = mode or t.choice("mode", ("galvanostatic", "potentiostatic"))
+    f_start = t.quantity("f_start", u.FREQUENCY, required=True)
+    f_end = t.quantity("f_end", u.FREQUENCY, required=True)
+    if not f_start > f_end:
+        raise ConfigError(t.at("f_end"), t.data.get("f_end"),
+                          f"frequency range reversed: sweeps run from high to low, f_start ({t.data.get('f_start')})"
+                          " must be above f_end")
+    ppd = t.integer("points_per_decade", 10)
+    if mode == "galvanostatic":
+        amplitude = t.quantity("amplitude", u.CURRENT_DENSITY, required=True)
+        dc = t.quantity("dc", u.CURRENT_DENSITY, 0.0, positive=False)
+    else:
+        amplitude = t.quantity("amplitude", u.VOLTAGE, required=True)
+        dc_raw = t.raw("dc")
+        dc = None if dc_raw in (None, "ocv", "OCV") else u.parse(dc_raw, u.VOLTAGE, t.at("dc"))
+    return EisSpec(mode, f_start, f_end, ppd, amplitude, dc)  # type: ignore[arg-type]
+
+
+def _stop_on(t: _Table, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = t.raw("stop_on")
+    if raw is None:
+        return default
+    if not isinstance(raw, list) or any(c not in STOP_CONDITIONS for c in raw):
+        raise ConfigError(t.at("stop_on"), raw, f"must be a list drawn from {', '.join(STOP_CONDITIONS)}")
+    return tuple(raw)
+
+
+def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
+    t = _Table(data, path)
+    kind = t.data.get("kind")
+    if kind not in STEP_KINDS:
+        raise ConfigError(t.at("kind"), kind, f"unknown step kind; expected one of {', '.join(STEP_KINDS)}")
+    label = t.text("label", kind)
+    period = t.quantity("sample_period", u.TIME, defaults["sample_period"])
+    step: Step
+    if kind == "rest":
+        step = Rest(label, t.quantity("duration", u.TIME, required=True), period)
+    elif kind == "galvanostatic":
+        direction = t.choice("direction", (PLATE, STRIP))
+        cd_raw = t.data.get("current_density")
+        cd = t.quantity("current_density", u.CURRENT_DENSITY, required=True, positive=False)
+        if not cd > 0:
+            raise ConfigError(t.at("current_density"), cd_raw,
+                              "must be positive; the sign comes from direction = \"plate\" or \"strip\"")
+        capacity = t.quantity("capacity", u.AREAL_CAPACITY)
+        duration = t.quantity("duration", u.TIME)
+        if capacity is None and duration is None:
+            raise ConfigError(t.at("capacity"), None, "give a capacity (e.g. \"8 mAh/cm^2\") or a duration")
+        v_min = t.quantity("v_min", u.VOLTAGE, -2.0, positive=False)
+        v_max = t.quantity("v_max", u.VOLTAGE, 2.0, positive=False)
+        if not v_min < v_max:  # type: ignore[operator]
+            raise ConfigError(t.at("v_min"), t.data.get("v_min"), "must be below v_max")
+        every = t.quantity("eis_every", u.AREAL_CAPACITY)
+        operando = None
+        if t.has("operando_eis") or every is not None:
+            if every is None or not t.has("operando_eis"):
+                raise ConfigError(t.at("eis_every"), t.data.get("eis_every"),
+                                  "operando EIS needs both eis_every and an [operando_eis] table")
+            t.used.add("operando_eis")
+            ot = _Table(t.data["operando_eis"], t.at("operando_eis"))
+            operando = _eis_spec(ot, "galvanostatic")
+            ot.used.add("mode")
+            ot.finish()
+        step = Galvanostatic(label, direction, cd, capacity, duration, v_min, v_max, period,  # type: ignore[arg-type]
+                             _stop_on(t, (SHORT_CIRCUIT, VOLTAGE_LIMIT)), operando, every)
+    elif kind == "potentiostatic":
+        step = Potentiostatic(label, t.quantity("potential", u.VOLTAGE, required=True, positive=False),
+                              t.quantity("duration", u.TIME, required=True),
+                              t.quantity("i_limit", u.CURRENT_DENSITY, 100.0), period,
+                              _stop_on(t, (SHORT_CIRCUIT, CURRENT_LIMIT)))
+    elif kind == "eis":
+        step = Eis(label, _eis_spec(t))
+    else:
+        cycles = t.integer("cycles")
+        children = t.raw("steps")
+        if not isinstance(children, list) or not children:
+            raise ConfigError(t.at("steps"), children, "a loop needs a non-empty list of [[...steps]]")
+        step = Loop(label, tuple(_step(c, f"{path}.steps.{i}", defaults) for i, c in enumerate(children, 1)),
+                    cycles)
+    t.finish()
+    return step
+
+
+def apply_overrides(doc: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    """Apply ``--set KEY=VALUE``: KEY is a path (``steps.2.current_density``) or a field name that
+    exactly one step has (``current_density``)."""
+    doc = copy.deepcopy(doc)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if len(parts) == 1:
+            holders = [s for s in _all_step_tables(doc.get("steps", [])) if key in s]
+            if len(holders) != 1:
+                where = "no step has it" if not holders else f"{len(holders)} steps have it"
+                raise ConfigError(f"--set {key}", value, f"{where}; name the step, e.g. steps.2.{key}")
+            holders[0][key] = value
+            continue
+        node: Any = doc
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                if not part.isdigit() or not 1 <= int(part) <= len(node):
+                    raise ConfigError(f"--set {key}", value, f"'{'.'.join(parts[:i + 1])}' is not a step number")
+                node = node[int(part) - 1]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                raise ConfigError(f"--set {key}", value, f"'{'.'.join(parts[:i + 1])}' is not in the protocol")
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}", value, "does not name a field")
+        node[parts[-1]] = value
+    return doc
+
+
+def _all_step_tables(steps: Any) -> list[dict[str, Any]]:
+    out = []
+    for s in steps if isinstance(steps, list) else []:
+        if isinstance(s, dict):
+            out.append(s)
+            out += _all_step_tables(s.get("steps"))
+    return out
+
+
+def protocol_from_text(text: str, source: str = "<protocol>", overrides: dict[str, str] | None = None) -> Protocol:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("protocol", source, f"not valid TOML: {exc}") from None
+    try:
+        doc = apply_overrides(doc, overrides or {})
+        root = _Table(doc, "")
+        meta = _Table(root.raw("protocol") or {}, "protocol")
+        name = meta.text("name", Path(source).stem)
+        description = meta.text("description")
+        cell = meta.raw("cell")
+        if cell is not None and not isinstance(cell, str):
+            raise ConfigError("protocol.cell", cell, "must be a path to a cell file")
+        meta.finish()
+        dt = _Table(root.raw("defaults") or {}, "defaults")
+        defaults = {"sample_period": dt.quantity("sample_period", u.TIME, 1.0)}
+        dt.finish()
+        sc = _Table(root.raw("short_circuit") or {}, "short_circuit")
+        enabled = sc.raw("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ConfigError("short_circuit.enabled", enabled, "must be true or false")
+        criteria = ShortCircuitCriteria(
+            enabled=True if enabled is None else enabled,
+            collapse_fraction=sc.number("collapse_fraction", 0.5, 0.0, 1.0),
+            window=sc.quantity("window", u.TIME, 10.0),
+            min_drop=sc.quantity("min_drop", u.VOLTAGE, 0.005),
+        )
+        sc.finish()
+        raw_steps = root.raw("steps")
+        if not isinstance(raw_steps, list) or not raw_steps:
+            raise ConfigError("steps", raw_steps, "the protocol needs at least one [[steps]] table")
+        steps = tuple(_step(s, f"steps.{i}", defaults) for i, s in enumerate(raw_steps, 1))
+        root.finish()
+    except ConfigError as exc:
+        raise exc.located(source) from None
+    return Protocol(name, steps, description, text, source, cell, criteria)
+
+
+def load_protocol(path: str | Path, overrides: dict[str, str] | None = None) -> Protocol:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("protocol", str(path), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("protocol", str(path), f"cannot be read: {exc}") from None
+    protocol = protocol_from_text(text, str(path), overrides)
+    if protocol.cell_path is not None:
+        resolved = (path.parent / protocol.cell_path).resolve()
+        protocol = Protocol(protocol.name, protocol.steps, protocol.description, protocol.source_text,
+                            protocol.source_path, str(resolved), protocol.short_circuit)
+    return protocol
