@@ -88,6 +88,7 @@ class Keithley2450(Potentiostat):
         self._count = 0  # readings of the running loop
         self._fetched = 0  # of those, already read
         self._t_init = 0.0
+        self._reached = False  # the present link has carried at least one reply
 
     # --- interface ----------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
@@ -159,6 +160,7 @@ class Keithley2450(Potentiostat):
             try:
                 self._write(":ABOR")
                 self._write(":OUTP OFF")
+                self._query(":OUTP?")  # the instrument has acted on the commands before the link closes
             except Exception:  # noqa: BLE001 - closing anyway; make the cell safe as best we can
                 self._make_safe()
         self._mode = "off"
@@ -282,6 +284,7 @@ class Keithley2450(Potentiostat):
     def _open(self) -> None:
         import pyvisa  # imported here so the module loads where only the simulators are used
 
+        self._reached = False
         try:
             self._rm = pyvisa.ResourceManager(self.visa_library)
             self._inst = self._rm.open_resource(
@@ -310,7 +313,13 @@ class Keithley2450(Potentiostat):
         if self._inst is None:
             raise InstrumentError(f"{self.name}: not connected")
         self._last_query = cmd
-        return self._inst.query(cmd).strip()
+        self._inst.write(cmd)
+        raw = self._inst.read_raw()
+        self._reached = True
+        try:
+            return raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise _BadReply(f"unreadable reply {_clip(repr(raw))} to {cmd!r}") from None
 
     def _check_connected(self) -> None:
         if self._inst is None:
@@ -384,37 +393,52 @@ class Keithley2450(Potentiostat):
             safe = self._make_safe()
             raise InstrumentError(f"{self.name}: {action}: {exc}{safe}") from None
         except Exception as exc:  # noqa: BLE001 - VISA and socket errors of every kind end here
-            what = (f"no reply to {getattr(self, '_last_query', '?')!r} within {self.timeout:g} s"
-                    if _is_timeout(exc) else f"link failure ({_one_line(exc)})")
+            if _is_timeout(exc):
+                what = f"no reply to {getattr(self, '_last_query', '?')!r} within {self.timeout:g} s"
+            elif not self._reached:
+                what = f"cannot reach {self.resource} ({_one_line(exc)})"
+            else:
+                what = f"link failure ({_one_line(exc)})"
             safe = self._make_safe()
             raise InstrumentError(f"{self.name}: {action}: {what}{safe}") from None
 
     def _make_safe(self) -> str:
-        """Output off by every means there is; returns a note for the error message."""
+        """Output off by every means there is; returns a note for the error message.
+
+        Off commands on the present link, confirmed by ``:OUTP?``; when that fails (link lost, silent
+        instrument) once more over a fresh connection. The link is dropped afterwards: after a failure
+        the reply stream may be out of step, and a reconnect starts clean.
+        """
         self._mode = "off"
-        if self._inst is None:
+        if self._inst is None or not self._reached:
+            self._drop_session()  # never talked to it: nothing of ours can be on
             return ""
         tsp = self._lang not in (None, "SCPI")
         off = ["smu.source.output = smu.OFF"] if tsp else [":ABOR", ":OUTP OFF"]
-        note = "; output switched off"
-        try:
-            for cmd in off:
-                self._inst.write(cmd)
-        except Exception:  # noqa: BLE001 - the link itself failed: one fresh connection to switch off
-            note = self._off_on_new_link(off)
+        note = ""
+        for attempt in range(2):
+            try:
+                if attempt:
+                    self._drop_session()
+                    self._open()
+                for cmd in off:
+                    self._write(cmd)
+                if tsp:
+                    note = "; output-off command sent (TSP)"
+                    break
+                self._inst.timeout = int(min(self.timeout, 0.5) * 1000)  # type: ignore[union-attr]
+                self._inst.clear()  # type: ignore[union-attr]  # discard a late reply still in the pipe
+                state = self._query(":OUTP?")
+            except Exception as exc:  # noqa: BLE001 - try the next means
+                note = f"; COULD NOT CONFIRM THE OUTPUT OFF ({_one_line(exc)}): check the instrument"
+                continue
+            if state == "0":
+                note = "; output switched off" + (" over a new connection" if attempt else "")
+                break
+            note = "; OUTPUT STILL ON: check the instrument"
         self._output = False
-        self._drop_session()  # the reply stream may be out of step; a reconnect starts clean
-        return note
-
-    def _off_on_new_link(self, off: list[str]) -> str:
         self._drop_session()
-        try:
-            self._open()
-            for cmd in off:
-                self._inst.write(cmd)  # type: ignore[union-attr]
-            return "; output switched off over a new connection"
-        except Exception as exc:  # noqa: BLE001
-            return f"; COULD NOT SWITCH THE OUTPUT OFF ({_one_line(exc)}): check the instrument"
+        return note
 
 
 def _range(value: float, ranges: tuple[float, ...]) -> float:
