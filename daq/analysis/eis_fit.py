@@ -87,17 +87,21 @@ class _Features:
     z_scale: float
 
 
-def _features(f: np.ndarray, z: np.ndarray, n_arcs: int) -> _Features:
-    """Arc structure of a spectrum sorted from high to low frequency."""
+def _features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool = False) -> _Features:
+    """Arc structure of a spectrum sorted from high to low frequency; ``lf_tail``: the circuit ends in a
+    series capacitive element, whose rising low-frequency tail is not the top of an arc."""
     x, y = z.real, -z.imag
     n = y.size
     ys = np.convolve(np.pad(y, 1, mode="edge"), np.ones(3) / 3, mode="valid") if n >= 5 else y
-    span = float(np.ptp(ys)) or 1.0
     peaks: list[int] = []
     if n_arcs:
-        idx, props = find_peaks(np.pad(ys, 1, constant_values=-np.inf), prominence=0.1 * span)
-        idx = idx - 1  # the padding lets an arc whose top lies at either end of the range count
-        keep = np.argsort(props["prominences"])[::-1][:n_arcs]
+        # Padding just below the end values lets an arc whose top lies beyond either end count as a peak.
+        eps = 1e-9 * float(np.abs(z).max())
+        padded = np.concatenate([[ys[0] - eps], ys, [np.inf if lf_tail else ys[-1] - eps]])
+        idx, props = find_peaks(padded, prominence=0.0)
+        idx = idx - 1
+        prom = props["prominences"]
+        keep = [i for i in np.argsort(prom)[::-1][:n_arcs] if prom[i] >= 0.15 * prom.max()]  # not noise
         peaks = sorted(int(i) for i in idx[keep] if ys[i] > 0)
     # Boundaries: Re Z at the minimum of -Im Z between consecutive peaks.
     bounds = []
@@ -146,7 +150,16 @@ def _elements(node: Node) -> list[Element]:
     return [e for child in node.children for e in _elements(child)]
 
 
-def _fill_group(p: np.ndarray, elements: list[Element], r: float, tau: float) -> None:
+def _blocks_dc(node: Node) -> bool:
+    """Whether |Z| grows without bound as f -> 0 (a capacitive or diffusion tail at low frequency)."""
+    if isinstance(node, Element):
+        return node.kind in ("C", "CPE", "W")
+    if isinstance(node, Series):
+        return any(_blocks_dc(ch) for ch in node.children)
+    return all(_blocks_dc(ch) for ch in node.children)
+
+
+def _fill_group(p: np.ndarray, elements: list[Element], r: float, tau: float, feats: _Features) -> None:
     """Starting values for the elements of one arc of resistance r and time constant tau."""
     n_r = sum(e.kind == "R" for e in elements) or 1
     for e in elements:
@@ -158,7 +171,7 @@ def _fill_group(p: np.ndarray, elements: list[Element], r: float, tau: float) ->
         elif e.kind == "CPE":
             p[i], p[i + 1] = tau**DEFAULT_ALPHA / r, DEFAULT_ALPHA
         elif e.kind == "W":
-            p[i] = r / np.sqrt(tau)  # |Z_W| = r at the arc's frequency
+            p[i] = feats.y_lf * np.sqrt(feats.w_lf) / np.sqrt(2)  # the diffusion tail at the lowest frequency
         elif e.kind == "L":
             p[i] = 1e-3 * r * tau
 
@@ -169,9 +182,9 @@ def initial_guess(frequencies: np.ndarray, impedance: np.ndarray, circuit: str |
     f, z = as_spectrum(frequencies, impedance)
     items = list(c.root.children) if isinstance(c.root, Series) else [c.root]
     groups = [it for it in items if not isinstance(it, Element)]
-    feats = _features(f, z, len(groups))
-    p = np.ones(len(c))
     series = [it for it in items if isinstance(it, Element)]
+    feats = _features(f, z, len(groups), lf_tail=_blocks_dc(c.root))
+    p = np.ones(len(c))
     n_r = sum(e.kind == "R" for e in series) or 1
     for e in series:
         i = e.index
@@ -184,9 +197,9 @@ def initial_guess(frequencies: np.ndarray, impedance: np.ndarray, circuit: str |
         elif e.kind == "CPE":
             p[i], p[i + 1] = feats.w_lf ** (-DEFAULT_ALPHA) / feats.y_lf, DEFAULT_ALPHA
         elif e.kind == "W":
-            p[i] = feats.y_lf * np.sqrt(feats.w_lf)
+            p[i] = feats.y_lf * np.sqrt(feats.w_lf) / np.sqrt(2)  # -Im Z_W = sigma / sqrt(w)
     for group, (r, tau) in zip(groups, feats.arcs):
-        _fill_group(p, _elements(group), r, tau)
+        _fill_group(p, _elements(group), r, tau, feats)
     return p
 
 
@@ -281,7 +294,7 @@ def _time_constant(c: Circuit, p: np.ndarray, block: list[int]) -> float:
             taus.append(r_tot * p[i])
         elif k == "Q":
             alpha = p[block[j + 1]]
-            taus.append(np.exp(np.log(max(r_tot * p[i], 1e-300)) / max(alpha, 1e-3)))
+            taus.append(np.exp(min(np.log(max(r_tot * p[i], 1e-300)) / max(alpha, 1e-3), 700.0)))
     return float(np.exp(np.mean(np.log(np.maximum(taus, 1e-300))))) if taus else 0.0
 
 
@@ -371,16 +384,25 @@ def fit_circuit(frequencies: np.ndarray, impedance: np.ndarray, circuit: str | C
         success, message = bool(res.success), str(res.message)
         p = np.where(free, tr.to_p(u)[0], pinned_value)
         r, jac_p = linear_model(p)
+        if not (np.all(np.isfinite(r)) and np.all(np.isfinite(jac_p))):
+            break
         if not success:
             col = np.linalg.norm(jac_p[:, free], axis=0)
             col = np.where(col > 0, col, 1.0)
             step = np.linalg.lstsq(jac_p[:, free] / col, -r, rcond=None)[0] / col
             target = np.full(k, np.nan)
             target[free] = p[free] + step
-            beyond = free & ((target < lo) | (target > hi))
-            if beyond.any() and beyond.sum() < free.sum():
-                free &= ~beyond
-                pinned_value = np.where(target > hi, hi, np.where(np.isfinite(lo), lo, hi))
+            bound = np.where(target > hi, hi, np.where(np.isfinite(lo), lo, hi))
+            pin = np.zeros(k, dtype=bool)
+            for i in np.flatnonzero(free & ((target < lo) | (target > hi))):
+                trial = pin.copy()
+                trial[i] = True
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    finite = np.all(np.isfinite(ev.z(np.where(trial, bound, p))))
+                if finite and trial.sum() < free.sum():  # never pin where the model breaks (Q = 0)
+                    pin = trial
+            free &= ~pin
+            pinned_value = np.where(pin, bound, pinned_value)
             continue
         g = jac_p.T @ r
         release = ~free & (((pinned_value == lo) & (g < 0)) | ((pinned_value == hi) & (g > 0)))
