@@ -190,14 +190,21 @@ def _read_data(mod: _Module, path: Path, technique: str, rec: Recording) -> None
         if cid == 5:
             name, unit, factor = control_column(technique)
         name = unique_name(name, rec.timeseries)
-        if unit == "1" and values.dtype.kind in "ui" or name in ("cycle", "step"):
+        if values.dtype.kind in "ui":
             out = values.astype(np.int64)
+        elif unit == "1" and factor == 1.0 and _whole(values):
+            out = values.astype(np.int64)  # counters EC-Lab stores as floats (cycle number)
         else:
             out = values.astype(np.float64) * factor + col.offset
         rec.add_column(name, out, unit, col.label)
     finish_columns(rec)
     if "t" not in rec.timeseries:
         raise fail(path, "'VMP data' module has no time column")
+
+
+def _whole(values: np.ndarray) -> bool:
+    v = values.astype(np.float64)
+    return bool(np.all(np.isfinite(v)) and np.all(np.abs(v) < 2**53) and np.all(v == np.round(v)))
 
 
 def _params(mod: _Module, code: int, path: Path) -> list[dict[str, Any]] | None:
@@ -213,8 +220,15 @@ def _params(mod: _Module, code: int, path: Path) -> list[dict[str, Any]] | None:
         ns, n_params = view.unpack("<HH", off)
         if n_params == n_fields and 1 <= ns <= 100 and view.has(off + 4, ns * dtype.itemsize):
             table = np.frombuffer(mod.data, dtype=dtype, count=ns, offset=off + 4)
-            return [{k: table[k][i].item() for k in dtype.names} for i in range(ns)]
+            return [{k: _plain(table[k][i]) for k in dtype.names} for i in range(ns)]
     return None
+
+
+def _plain(x: np.generic) -> Any:
+    """A Python number; float32 values keep the digits EC-Lab showed (10.0, not 10.000000953674316)."""
+    if isinstance(x, np.float32):
+        return float(str(x))
+    return x.item()
 
 
 def _finite(x: float) -> bool:
@@ -265,11 +279,11 @@ def _read_settings(mod: _Module, path: Path, rec: Recording) -> int:
         if text:
             rec.header[key] = text
     if view.has(_SET_AREA, 4):
-        area = view.f4(_SET_AREA)
+        area = _plain(np.float32(view.f4(_SET_AREA)))
         if math.isfinite(area) and area > 0:
             rec.set_meta("electrode_area", area * 1e-4, "m^2")  # EC-Lab stores cm²
     if view.has(_SET_CHAR_MASS, 4):
-        mass = view.f4(_SET_CHAR_MASS)
+        mass = _plain(np.float32(view.f4(_SET_CHAR_MASS)))
         if math.isfinite(mass) and mass > 0:
             rec.set_meta("characteristic_mass", mass * 1e-3, "kg")
     params = _params(mod, code, path)
@@ -336,7 +350,7 @@ def read_mpr(path: str | Path) -> Recording:
         _read_log(log, path, rec)
     _read_data(data, path, rec.technique, rec)
     t = rec.timeseries["t"]
-    if t.size > 1 and "sample_period" not in rec.metadata:
+    if t.size > 1 and "sample_period" not in rec.metadata and "freq" not in rec.timeseries:
         rec.set_meta("sample_period", float(np.median(np.diff(t))), "s")
     rec.spectra = build_spectra(rec)
     return rec

@@ -1,0 +1,46 @@
+"""Vendor recordings (Gamry .DTA, BioLogic .mpr/.mpt) read into one neutral, SI form: :class:`Recording`.
+
+``read_recording(path)`` picks the reader from the file's first bytes (its magic), falling back to the
+extension only to word the error. Every failure to read is a :class:`~daq.errors.DataFileError` that
+names the file and what could not be read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daq.importers._common import fail
+from daq.importers.biologic_mpr import MAGIC as _MPR_MAGIC
+from daq.importers.biologic_mpr import read_mpr
+from daq.importers.biologic_mpt import read_mpt
+from daq.importers.gamry_dta import read_dta
+from daq.importers.recording import TECHNIQUES, Recording, Spectrum
+
+__all__ = ["Recording", "Spectrum", "TECHNIQUES", "read_recording", "read_mpr", "read_mpt", "read_dta"]
+
+_BY_EXTENSION = {".mpr": "a BioLogic .mpr file", ".mpt": "an EC-Lab text export", ".dta": "a Gamry EXPLAIN file"}
+
+
+def read_recording(path: str | Path) -> Recording:
+    """Read any supported vendor recording, choosing the format by content."""
+    path = Path(path)
+    if path.is_dir():
+        raise fail(path, "is a directory, not a recording")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise fail(path, f"cannot be opened ({exc.strerror or exc})") from None
+    if head.startswith(_MPR_MAGIC[:22]):
+        return read_mpr(path)
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"EC-Lab ASCII FILE"):
+        return read_mpt(path)
+    if text.startswith(b"EXPLAIN"):
+        return read_dta(path)
+    if not head:
+        raise fail(path, "is empty")
+    expected = _BY_EXTENSION.get(path.suffix.lower())
+    if expected:
+        raise fail(path, f"has the extension of {expected} but not its content (wrong or damaged file header)")
+    raise fail(path, "is not a recognised recording (expected a Gamry .DTA, BioLogic .mpr or EC-Lab .mpt file)")

@@ -1,0 +1,290 @@
+"""BioLogic EC-Lab text exports (.mpt).
+
+Layout: ``EC-Lab ASCII FILE``, ``Nb header lines : N``, then N-3 header lines (technique name,
+``key : value`` settings, the technique parameter table in 20-character columns, loop indexes), the
+tab-separated column-label line (line N), and tab-separated data rows. Exports from EU-locale PCs
+write decimal commas; files are Windows-1252 (``cm²``, ``µA``) unless they decode as UTF-8.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from daq.importers._biologic import (
+    COLUMNS_BY_LABEL,
+    CURRENT_UNIT_TEXT,
+    FLAG_COLUMNS,
+    FREQUENCY_UNIT_TEXT,
+    TECHNIQUE_BY_NAME,
+    build_spectra,
+    control_column,
+    finish_columns,
+)
+from daq.importers._common import fail, parse_number, si_conversion, to_float_array, unique_name
+from daq.importers.recording import Recording
+
+MAGIC = "EC-Lab ASCII FILE"
+_FLAG_LABELS = {label: name for name, label, _ in FLAG_COLUMNS.values()}
+_PARAM_WIDTH = 20
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def _hms(text: str) -> float:
+    """EC-Lab durations: ``h:m:s`` (``0:01:00.0000``) or plain seconds."""
+    parts = text.strip().split(":")
+    if len(parts) > 3:
+        raise ValueError(text)
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60.0 + parse_number(p)
+    return seconds
+
+
+def _num(text: str) -> float | None:
+    try:
+        v = parse_number(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _settings(lines: list[str]) -> tuple[str | None, dict[str, str], dict[str, list[str]]]:
+    """Technique name, ``key : value`` settings and the technique parameter table (name -> per Ns)."""
+    technique = None
+    settings: dict[str, str] = {}
+    params: dict[str, list[str]] = {}
+    in_params = False
+    previous = ""
+    for line in lines:
+        if not line.strip():
+            if in_params and params:
+                in_params = False
+            continue
+        if in_params:
+            if line.startswith("Number of loops") or line.startswith("Loop "):
+                in_params = False
+                continue
+            name = line[:_PARAM_WIDTH].strip()
+            rest = line[_PARAM_WIDTH:]
+            values = [rest[i:i + _PARAM_WIDTH].strip() for i in range(0, len(rest), _PARAM_WIDTH)]
+            values = [v for v in values if v != ""]
+            if name == "vs.":
+                name = f"{previous} vs."
+            previous = name
+            params.setdefault(name, values)
+            continue
+        if " : " in line or line.rstrip().endswith(" :"):
+            key, _, value = line.partition(" :")
+            key = key.strip()
+            settings.setdefault(key, value.strip())
+            if key == "Cycle Definition":
+                in_params = True
+            continue
+        if technique is None and not line.startswith(("\t", " ")):
+            technique = line.strip()
+    return technique, settings, params
+
+
+def _start_time(text: str) -> str | None:
+    for fmt in ("%m/%d/%Y %H:%M:%S.%f", "%m/%d/%Y %H:%M:%S", "%m.%d.%Y %H:%M:%S.%f", "%m.%d.%Y %H:%M:%S",
+                "%m-%d-%Y %H:%M:%S.%f", "%m-%d-%Y %H:%M:%S"):
+        try:
+            return _dt.datetime.strptime(text.strip(), fmt).isoformat(timespec="milliseconds")
+        except ValueError:
+            continue
+    return None
+
+
+def _quantity(text: str) -> tuple[float, str] | None:
+    """``0.001 cm²`` -> (1e-7, "m^2"); None if not a number with a known unit."""
+    m = re.match(r"^\s*([-+]?[\d.,]+(?:[eE][-+]?\d+)?)\s*(.*?)\s*$", text)
+    if not m:
+        return None
+    value = _num(m.group(1))
+    conv = si_conversion(m.group(2))
+    if value is None or conv is None:
+        return None
+    factor, offset, unit = conv
+    return value * factor + offset, unit
+
+
+def _apply_settings(rec: Recording, settings: dict[str, str]) -> None:
+    if "Acquisition started on" in settings:
+        start = _start_time(settings["Acquisition started on"])
+        if start:
+            rec.set_meta("start_time", start)
+    m = re.match(r"^(.*?)\s*\(SN\s*(\w+)\)", settings.get("Device", ""))
+    if m:
+        rec.set_meta("instrument_model", m.group(1).strip())
+        rec.set_meta("instrument_serial", m.group(2))
+    m = re.match(r"^(\d+)\s*(?:\(SN\s*(\w+)\))?", settings.get("Run on channel", ""))
+    if m:
+        rec.set_meta("channel", int(m.group(1)))
+        if m.group(2):
+            rec.set_meta("channel_serial", m.group(2))
+    for key, meta in (("Electrode surface area", "electrode_area"), ("Characteristic mass", "characteristic_mass")):
+        q = _quantity(settings.get(key, ""))
+        if q and q[0] > 0:
+            rec.set_meta(meta, q[0], q[1])
+    m = re.match(r"^min\s*=\s*(\S+)\s*V,\s*max\s*=\s*(\S+)\s*V", settings.get("Ewe ctrl range", ""))
+    if m and _num(m.group(1)) is not None and _num(m.group(2)) is not None:
+        rec.set_meta("E_control_min", _num(m.group(1)), "V")
+        rec.set_meta("E_control_max", _num(m.group(2)), "V")
+    for key in settings:
+        m = re.match(r"^EC-Lab for windows v([\w.]+)", key)
+        if m:
+            rec.set_meta("software_version", m.group(1))
+
+
+def _scaled(params: dict[str, list[str]], key: str, unit_key: str, table: dict[str, float]) -> list[float] | None:
+    if key not in params:
+        return None
+    values = params[key]
+    units = params.get(unit_key, [])
+    out = []
+    for i, v in enumerate(values):
+        x = _num(v)
+        u = units[i] if i < len(units) else ""
+        out.append(x * table[u] if x is not None and u in table else math.nan)
+    return out
+
+
+def _apply_params(rec: Recording, params: dict[str, list[str]]) -> None:
+    """SI metadata from the parameter table, by parameter name, whatever the technique."""
+    rec.header["technique_parameters"] = params
+    cur = _scaled(params, "Is", "unit Is", CURRENT_UNIT_TEXT)
+    if cur:
+        rec.set_meta("current_setpoints", cur, "A")
+    amp = _scaled(params, "Ia", "unit Ia", CURRENT_UNIT_TEXT)
+    if amp:
+        rec.set_meta("current_amplitudes", amp, "A")
+    for key, unit_key, meta in (("fi", "unit fi", "frequency_initial"), ("ff", "unit ff", "frequency_final")):
+        f = _scaled(params, key, unit_key, FREQUENCY_UNIT_TEXT)
+        if f:
+            rec.set_meta(meta, f[0], "Hz")
+    for key, meta in (("ts (h:m:s)", "step_durations"),):
+        if key in params:
+            try:
+                rec.set_meta(meta, [_hms(v) for v in params[key]], "s")
+            except ValueError:
+                pass
+    for key, meta in (("tR (h:m:s)", "rest_duration"), ("dts (s)", "sample_period"),
+                      ("dtR (s)", "rest_sample_period"), ("E range min (V)", "E_range_min"),
+                      ("E range max (V)", "E_range_max")):
+        if key in params and params[key]:
+            try:
+                value = _hms(params[key][0]) if "h:m:s" in key else parse_number(params[key][0])
+            except ValueError:
+                continue
+            rec.set_meta(meta, value, "s" if "(s)" in key or "h:m:s" in key else "V")
+    limits = [v for v in (_num(x) for x in params.get("EM (V)", [])) if v is not None]
+    if limits:
+        rec.set_meta("E_limit", limits, "V")
+    for key, meta in (("Nd", "points_per_decade"), ("Na", "average_count"), ("nc cycles", "repeat_count")):
+        if key in params and params[key] and _num(params[key][0]) is not None:
+            rec.set_meta(meta, int(_num(params[key][0]) or 0))
+    n_seq = max((len(v) for v in params.values()), default=0)
+    if n_seq:
+        rec.set_meta("sequence_count", n_seq)
+
+
+def _add_columns(rec: Recording, labels: list[str], rows: list[list[str]], path: Path) -> None:
+    cols = list(zip(*rows))
+    for k, label in enumerate(labels):
+        where = f"column '{label}'"
+        text = list(cols[k])
+        if label in _FLAG_LABELS or label in ("Ns", "I Range", "cycle number", "half cycle", "z cycle"):
+            values = to_float_array(text, path, where)
+            col = COLUMNS_BY_LABEL.get(label)
+            name = _FLAG_LABELS.get(label) or (col.name if col else label)
+            out = values.astype(np.int64) if np.all(np.isfinite(values)) else values
+            rec.add_column(unique_name(name, rec.timeseries), out, "1", label)
+            continue
+        values = to_float_array(text, path, where)
+        col = COLUMNS_BY_LABEL.get(label.replace("\u03bc", "\u00b5"))
+        if label == "control/V/mA":
+            name, unit, factor = control_column(rec.technique)
+            offset = 0.0
+        elif col is not None:
+            name, unit, factor, offset = col.name, col.unit, col.factor, col.offset
+        else:
+            base, _, unit_text = label.rpartition("/")
+            conv = si_conversion(unit_text) if base else None
+            if conv is None:  # unknown unit: keep the number as written, say so in the unit
+                name, unit, factor, offset = label, unit_text or "1", 1.0, 0.0
+            else:
+                name, (factor, offset, unit) = base, conv
+        rec.add_column(unique_name(name, rec.timeseries), values * factor + offset, unit, label)
+
+
+def read_mpt(path: str | Path) -> Recording:
+    """Read a BioLogic EC-Lab .mpt text export into a :class:`Recording` (SI units)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise fail(path, f"cannot be opened ({exc.strerror or exc})") from None
+    lines = _decode(raw).splitlines()
+    if not lines or lines[0].strip() != MAGIC:
+        raise fail(path, f"not an EC-Lab text export (first line is not '{MAGIC}')")
+    m = re.match(r"^Nb header lines\s*:\s*(\d+)\s*$", lines[1] if len(lines) > 1 else "")
+    if not m:
+        raise fail(path, "line 2 should be 'Nb header lines : N'")
+    n_header = int(m.group(1))
+    if n_header < 3:
+        raise fail(path, f"'Nb header lines : {n_header}' is too small (at least 3)")
+    if len(lines) < n_header:
+        raise fail(path, f"header declares {n_header} lines but the file has {len(lines)} (file truncated)")
+    technique_name, settings, params = _settings(lines[2:n_header - 1])
+    labels = lines[n_header - 1].split("\t")
+    while labels and labels[-1].strip() == "":
+        labels.pop()
+    labels = [x.strip() for x in labels]
+    if not labels or "" in labels:
+        raise fail(path, f"line {n_header} should hold the tab-separated column labels")
+    if len(set(labels)) != len(labels):
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        raise fail(path, f"column labels repeat: {', '.join(dup)}")
+
+    rows: list[list[str]] = []
+    for i, line in enumerate(lines[n_header:], start=n_header + 1):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        while len(cells) > len(labels) and cells[-1].strip() == "":
+            cells.pop()
+        if len(cells) != len(labels):
+            raise fail(path, f"line {i} has {len(cells)} values, expected {len(labels)} (file truncated or damaged)")
+        rows.append(cells)
+    if not rows:
+        raise fail(path, "no data rows after the column labels (empty table)")
+
+    technique = TECHNIQUE_BY_NAME.get(technique_name or "", "unknown")
+    rec = Recording(source=path, vendor="biologic", file_format="biologic-mpt", technique=technique)
+    rec.set_meta("instrument_vendor", "BioLogic")
+    if technique_name:
+        rec.set_meta("vendor_technique_name", technique_name)
+    rec.header["settings"] = settings
+    _apply_settings(rec, settings)
+    if params:
+        _apply_params(rec, params)
+    _add_columns(rec, labels, rows, path)
+    finish_columns(rec)
+    if "t" not in rec.timeseries:
+        raise fail(path, "no 'time/s' column")
+    t = rec.timeseries["t"]
+    if t.size > 1 and "sample_period" not in rec.metadata and "freq" not in rec.timeseries:
+        rec.set_meta("sample_period", float(np.median(np.diff(t))), "s")
+    rec.spectra = build_spectra(rec)
+    return rec
