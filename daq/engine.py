@@ -126,8 +126,14 @@ class Engine:
         return self.clock.now() - self.t0
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
-        for listener in self.listeners:
-            listener(kind, payload)
+        """Tell live subscribers (GUI, progress). A failing subscriber is dropped, never the run."""
+        for listener in list(self.listeners):
+            try:
+                listener(kind, payload)
+            except Exception as exc:  # noqa: BLE001
+                self.listeners.remove(listener)
+                if kind != "event":
+                    self.event("listener_error", f"a live view stopped receiving data: {type(exc).__name__}: {exc}")
 
     def event(self, kind: str, message: str, **data: Any) -> None:
         t = self._now()
@@ -363,9 +369,8 @@ class Engine:
                        t_trip=t, capacity=cap, E_at_trip=float(cols["E_we"][k]), sample=self.short["sample"])
         elif reason == S.VOLTAGE_LIMIT:
             e = float(cols["E_we"][k]) if k >= 0 else math.nan
-            self.event(S.VOLTAGE_LIMIT, f"voltage limit reached: E_we = {e:.3f} V outside "
-                                        f"[{getattr(step, 'v_min', math.nan):g}, {getattr(step, 'v_max', math.nan):g}] V",
-                       E=e)
+            lo, hi = getattr(step, "v_min", math.nan), getattr(step, "v_max", math.nan)
+            self.event(S.VOLTAGE_LIMIT, f"voltage limit reached: E_we = {e:.3f} V outside [{lo:g}, {hi:g}] V", E=e)
         elif reason == S.CURRENT_LIMIT:
             self.event(S.CURRENT_LIMIT, f"current limit reached: I = {float(cols['I'][k]):.3e} A")
         else:

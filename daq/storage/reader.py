@@ -41,7 +41,7 @@ class RunFile:
         try:
             # A file whose writer is live or died mid-run carries the writer flag: only SWMR reads open it.
             swmr = writer_flag_set(self.path)
-            self.f = h5py.File(self.path, "r", swmr=swmr, locking=False)
+            self.f = h5py.File(self.path, "r", swmr=swmr)
         except OSError as exc:
             raise DataFileError(f"{self.path}: not a readable run file ({exc})") from None
         if "timeseries" not in self.f or "schema_version" not in self.f.attrs:
@@ -51,7 +51,7 @@ class RunFile:
     def close(self) -> None:
         self.f.close()
 
-    def __enter__(self) -> "RunFile":
+    def __enter__(self) -> RunFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
