@@ -207,7 +207,6 @@ class Keithley2450(Potentiostat):
             self._output = True
             self._init_loop()
             self._mode = mode
-            self._check_errors("start")
 
     def _load_loop(self) -> None:
         self._count = self.buffer_size if self._remaining is None else min(self._remaining, self.buffer_size)
@@ -217,6 +216,8 @@ class Keithley2450(Potentiostat):
         self._write(":INIT")
         self._t_init = self.clock.now()
         self._fetched = 0
+        # A query completes the exchange: the loop has started before the caller lets time pass.
+        self._check_errors("start of the measurement loop")
 
     def _read(self) -> SampleBlock:
         n = self._int(self._query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
@@ -279,6 +280,9 @@ class Keithley2450(Potentiostat):
         self._write(":OUTP OFF")
         self._output = False
         self._mode = "off"
+        state = self._query(":OUTP?")  # confirms, and the instrument has acted before we return
+        if state != "0":
+            raise _BadReply(f"output still on after :OUTP OFF (':OUTP?' answered {state!r})")
 
     # --- VISA ---------------------------------------------------------------------------------
     def _open(self) -> None:
