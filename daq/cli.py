@@ -16,6 +16,7 @@ from daq.errors import DaqError
 COMMANDS = [
     "daq.commands.run",
     "daq.commands.validate",
+    "daq.commands.predict",
 ]
 
 

@@ -84,6 +84,7 @@ FRACTURE_TOUGHNESS = Kind("fracture toughness", _d(m=-0.5, kg=1, s=-2), "0.23 MP
                           "MPa m^0.5")
 FRACTION = Kind("fraction", _NONE, "99 %", "%")
 FORCE = Kind("force", _d(m=1, kg=1, s=-2), "100 N", "N")
+VELOCITY = Kind("velocity", _d(m=1, s=-1), "1 um/s", "um/s")
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _QUANTITY_RE = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*(?P<unit>.*?)\s*$")
