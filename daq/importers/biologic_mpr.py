@@ -195,7 +195,8 @@ def _read_data(mod: _Module, path: Path, technique: str, rec: Recording) -> None
         elif unit == "1" and factor == 1.0 and _whole(values):
             out = values.astype(np.int64)  # counters EC-Lab stores as floats (cycle number)
         else:
-            out = values.astype(np.float64) * factor + col.offset
+            with np.errstate(invalid="ignore", over="ignore"):  # damaged values stay NaN/inf, as recorded
+                out = values.astype(np.float64) * factor + col.offset
         rec.add_column(name, out, unit, col.label)
     finish_columns(rec)
     if "t" not in rec.timeseries:

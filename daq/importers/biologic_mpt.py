@@ -21,6 +21,7 @@ from daq.importers._biologic import (
     FLAG_COLUMNS,
     FREQUENCY_UNIT_TEXT,
     TECHNIQUE_BY_NAME,
+    TECHNIQUE_CODES,
     build_spectra,
     control_column,
     finish_columns,
@@ -75,7 +76,7 @@ def _settings(lines: list[str]) -> tuple[str | None, dict[str, str], dict[str, l
             if line.startswith("Number of loops") or line.startswith("Loop "):
                 in_params = False
                 continue
-            name = line[:_PARAM_WIDTH].strip()
+            name = " ".join(line[:_PARAM_WIDTH].split())  # 'unit  Ia' == 'unit Ia'
             rest = line[_PARAM_WIDTH:]
             values = [rest[i:i + _PARAM_WIDTH].strip() for i in range(0, len(rest), _PARAM_WIDTH)]
             values = [v for v in values if v != ""]
@@ -275,6 +276,9 @@ def read_mpt(path: str | Path) -> Recording:
     rec.set_meta("instrument_vendor", "BioLogic")
     if technique_name:
         rec.set_meta("vendor_technique_name", technique_name)
+        short = {full: abbr for _, abbr, full in TECHNIQUE_CODES.values()}.get(technique_name)
+        if short:
+            rec.set_meta("vendor_technique", short)
     rec.header["settings"] = settings
     _apply_settings(rec, settings)
     if params:

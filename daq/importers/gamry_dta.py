@@ -57,10 +57,10 @@ HEADER_QUANTITIES = {
     "EQDELAY": ("equilibration_time", "s"),
     "FREQINIT": ("frequency_initial", "Hz"),
     "FREQFINAL": ("frequency_final", "Hz"),
-    "IACREQ": ("current_amplitude", "A"),
+    "IACREQ": ("current_amplitudes", "A"),
     "VACREQ": ("voltage_amplitude", "mV"),
     "VAC": ("voltage_amplitude", "mV"),
-    "IDC": ("current_dc", "A"),
+    "IDC": ("current_setpoints", "A"),
     "VDC": ("voltage_dc", "V"),
     "EOC": ("E_open_circuit", "V"),
     "ZGUESS": ("Z_estimate", "ohm"),
@@ -277,7 +277,9 @@ def _metadata(header: dict[str, Any], rec: Recording) -> None:
             conv = si_conversion(unit)
         if conv is None:
             continue
-        rec.set_meta(meta, v * conv[0] + conv[1], conv[2])
+        value = v * conv[0] + conv[1]
+        # Set-points are lists (one per sequence) for every vendor; a Gamry test has one sequence.
+        rec.set_meta(meta, [value] if meta in ("current_setpoints", "current_amplitudes") else value, conv[2])
     if "PTSPERDEC" in header and isinstance(header["PTSPERDEC"]["value"], float):
         rec.set_meta("points_per_decade", header["PTSPERDEC"]["value"])
     # Current steps (CHRONOP): IPRESTEP/TPRESTEP, ISTEP1/TSTEP1, ...; currents in A, times in s.
@@ -336,7 +338,7 @@ def read_dta(path: str | Path) -> Recording:
         rec.table_units[t.name] = units
     if "t" not in rec.timeseries:
         raise fail(path, f"table {main[0].name} has no time column (T or Time)")
-    if "sample_period" not in rec.metadata and rec.n_samples > 1:
+    if "sample_period" not in rec.metadata and rec.n_samples > 1 and "freq" not in rec.timeseries:
         rec.set_meta("sample_period", float(np.median(np.diff(rec.timeseries["t"]))), "s")
 
     z = zcurve[0] if zcurve and zcurve[0].rows else None
