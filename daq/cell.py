@@ -224,15 +224,12 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
     )
 
 
-def load_cell(path: str | Path, overrides: dict[str, Any] | None = None) -> Cell:
-    """Read a cell file; ``overrides`` maps dotted keys (``simulation.seed``) to replacement values."""
-    path = Path(path)
+def cell_from_text(text: str, overrides: dict[str, Any] | None = None, source: str = "<cell>") -> Cell:
+    """A cell from cell-file text; ``overrides`` maps dotted keys (``simulation.seed``) to new values."""
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("cell", str(path), "file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("cell", str(path), f"not valid TOML: {exc}") from None
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("cell", source, f"not valid TOML: {exc}") from None
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
         if not name or section not in doc or not isinstance(doc[section], dict):
@@ -241,4 +238,19 @@ def load_cell(path: str | Path, overrides: dict[str, Any] | None = None) -> Cell
     try:
         return cell_from_dict(doc)
     except ConfigError as exc:
-        raise exc.located(str(path)) from None
+        raise exc.located(source) from None
+
+
+def read_cell_text(path: str | Path) -> str:
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("cell", str(path), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("cell", str(path), f"cannot be read: {exc}") from None
+
+
+def load_cell(path: str | Path, overrides: dict[str, Any] | None = None) -> Cell:
+    """Read a cell file; ``overrides`` maps dotted keys (``simulation.seed``) to replacement values."""
+    return cell_from_text(read_cell_text(path), overrides, str(path))

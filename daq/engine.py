@@ -20,6 +20,7 @@ import numpy as np
 from daq.cell import Cell
 from daq.clock import Clock
 from daq.errors import DaqError, InstrumentError
+from daq.interlocks import Interlock
 from daq.safety import ShortCircuitDetector, first_outside
 from daq.storage import layout as L
 from daq.storage.writer import RunWriter
@@ -62,6 +63,18 @@ class RunControl:
             self._lock.wait(seconds)
 
 
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where an interrupted run stopped: steps already finished (rows of /steps), the progress of the
+    step that was cut short, and the run time of the last stored sample."""
+
+    steps_done: int
+    elapsed: float  # s into the interrupted step
+    charge: float  # C passed in the interrupted step (signed)
+    t_last: float  # s, run time of the last stored sample
+    samples: int
+
+
 class _Stop(Exception):
     """Ends the protocol: a terminal stop condition, an abort or a fault."""
 
@@ -101,7 +114,7 @@ class Engine:
                  writer: RunWriter, transducer: PressureTransducer | None = None,
                  control: RunControl | None = None, listeners: Iterable[Listener] = (),
                  block_interval: float | None = None, block_samples: int = 256, reaction_time: float = 1.0,
-                 after_stop: float = 10.0):
+                 after_stop: float = 10.0, interlocks: Iterable[Interlock] = (), resume: ResumePoint | None = None):
         self.protocol, self.cell, self.pstat, self.clock = protocol, cell, potentiostat, clock
         self.writer, self.transducer = writer, transducer
         self.control = control or RunControl()
@@ -111,6 +124,8 @@ class Engine:
         self.block_samples = block_samples
         self.reaction_time = reaction_time  # s from a tripping sample to current off (one real poll)
         self.after_stop = after_stop  # s of open-circuit record after a terminal stop
+        self.interlocks = list(interlocks)
+        self.resume = resume
         self.area = cell.electrodes.working_area
         self.use_reference = cell.configuration == "three_electrode" and potentiostat.capabilities.reference_electrode
         self.t0 = 0.0
@@ -195,7 +210,9 @@ class Engine:
 
     # --- protocol -----------------------------------------------------------------------------
     def run(self) -> RunResult:
-        self.t0 = self.clock.now()
+        self.t0 = self.clock.now() - (self.resume.t_last if self.resume else 0.0)
+        if self.resume:
+            self.samples = self.resume.samples
         self.writer.start()
         outcome, message, status = S.COMPLETED, "protocol completed", L.COMPLETED
         try:
@@ -228,28 +245,50 @@ class Engine:
         for step in steps:
             self._check_control(between_steps=True)
             if isinstance(step, S.Loop):
-                for c in range(1, step.cycles + 1):
-                    self.cycle = c
-                    self._run_steps(step.steps)
+                try:
+                    for c in range(1, step.cycles + 1):
+                        self.cycle = c
+                        self._run_steps(step.steps)
+                except _Stop as stop:
+                    if stop.reason not in step.until:
+                        raise
+                    self.event("loop_end", f"{step.label} ended in cycle {self.cycle}: {stop.message}")
                 continue
             runner = {S.Rest: self._rest, S.Galvanostatic: self._galvanostatic,
                       S.Potentiostatic: self._potentiostatic, S.Eis: self._eis}[type(step)]
             runner(step)
 
-    def _begin(self, step: S.Step) -> tuple[float, dict[str, Any]]:
+    def _skip(self) -> bool:
+        """While resuming: True for steps that finished before the interruption."""
+        if self.resume is not None and self.step_index + 1 < self.resume.steps_done:
+            self.step_index += 1
+            return True
+        return False
+
+    def _begin(self, step: S.Step) -> tuple[float, dict[str, Any], float, float]:
+        """Start a step; returns (t_start, row, elapsed, charge): the progress already made when this
+        is the step an interrupted run is resuming."""
         self.step_index += 1
+        elapsed, charge = 0.0, 0.0
+        if self.resume is not None and self.step_index == self.resume.steps_done:
+            elapsed, charge = self.resume.elapsed, self.resume.charge
+            self.event("resumed_run", f"run resumed in step {self.step_index} ({step.label}) after "
+                                      f"{elapsed:.0f} s of it", elapsed=elapsed, charge=charge)
+            self.resume = None
         row = {"index": self.step_index, "kind": step.kind, "label": step.label, "cycle": self.cycle,
-               "t_start": self._now(), "parameters": step_parameters(step)}
+               "t_start": self._now() - elapsed, "parameters": step_parameters(step)}
         self._emit("step_start", row)
-        return row["t_start"], row
+        return row["t_start"], row, elapsed, charge
 
     def _end(self, row: dict[str, Any], reason: str, q: float) -> None:
         row = dict(row, t_end=self._now(), end_reason=reason, Q=q)
         self.writer.add_step(row)
         self._emit("step_end", row)
 
-    def _check_control(self, between_steps: bool = False) -> str | None:
-        """Handle abort and pause requests; returns 'paused' if the cell was paused and resumed."""
+    def _check_control(self, between_steps: bool = False, cols: dict[str, np.ndarray] | None = None,
+                       period: float = 1.0) -> str | None:
+        """Handle abort, pause and interlocks after a block; returns 'paused' if the cell was made safe
+        and the step must re-apply its current."""
         c = self.control
         if c.abort_requested:
             raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
@@ -265,20 +304,56 @@ class Engine:
                 raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
             self.event("resumed", "resumed")
             return "paused"
+        if cols is not None:
+            for interlock in self.interlocks:
+                message = interlock.violation(cols)
+                if message:
+                    self._hold(interlock, message, period)
+                    return "paused"
         return None
+
+    def _hold(self, interlock: Interlock, message: str, period: float) -> None:
+        """Open circuit (still sampling) until the interlock has been clear for its clear_wait."""
+        self.pstat.open_circuit(period)
+        self.event("interlock", f"{interlock.name}: {message}; cell at open circuit", interlock=interlock.name)
+        t_trip = self._now()
+        clear_since: float | None = None
+        q, t_prev = 0.0, t_trip
+        while True:
+            if self.control.abort_requested:
+                raise _Stop(S.ABORTED, self.control.reason or "aborted by the operator")
+            self.clock.sleep(self._interval(period) if not self.clock.virtual else
+                             min(self._interval(period), max(interlock.clear_wait, period)))
+            cols = self._columns(self.pstat.read(), q, t_prev)
+            self._store(cols)
+            if len(cols["t"]):
+                t_prev = float(cols["t"][-1])
+            now = self._now()
+            if interlock.violation(cols):
+                clear_since = None
+            elif clear_since is None:
+                clear_since = now
+            if clear_since is not None and now - clear_since >= interlock.clear_wait:
+                self.event("interlock_cleared", f"{interlock.name} clear for {now - clear_since:.0f} s; resuming",
+                           interlock=interlock.name)
+                return
+            if now - t_trip > interlock.timeout:
+                raise _Stop(S.INTERLOCK, f"{interlock.name} did not clear within {interlock.timeout:.0f} s: "
+                                         f"{message}; run stopped with the cell at open circuit")
 
     # --- steps --------------------------------------------------------------------------------
     def _rest(self, step: S.Rest) -> None:
-        t_start, row = self._begin(step)
+        if self._skip():
+            return
+        t_start, row, elapsed, _ = self._begin(step)
         self.pstat.open_circuit(step.sample_period)
-        t_prev, q = t_start, 0.0
+        t_prev, q = self._now(), 0.0
         deadline = t_start + step.duration
         while True:
             self.clock.sleep(min(self._interval(step.sample_period), deadline - self._now()))
-            block = self.pstat.read()
-            cols = self._columns(block, q, t_prev)
+            cols = self._columns(self.pstat.read(), q, t_prev)
             self._store(cols)
-            if len(block):
+            if len(cols["t"]):
                 t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
             if self._now() >= deadline - 1e-9:
                 break
@@ -287,37 +362,36 @@ class Engine:
         self._end(row, S.TIME_REACHED, q)
 
     def _galvanostatic(self, step: S.Galvanostatic) -> None:
+        if self._skip():
+            return
         current = self.cell.current(step.signed_current_density)
         q_target = step.capacity * self.area if step.capacity is not None else math.inf  # C
         t_limit = step.duration if step.duration is not None else math.inf
         every = step.eis_every * self.area if step.eis_every else math.inf
-        t_start, row = self._begin(step)
-        q, t_prev, t_on = 0.0, t_start, t_start  # t_on: when the current was (re)applied
-        next_eis = every
+        t_start, row, _, q = self._begin(step)
+        t_prev = self._now()
+        next_eis = every * (math.floor(abs(q) / every + 1e-9) + 1) if every < math.inf else math.inf
 
-        def apply() -> ShortCircuitDetector:
+        def apply() -> tuple[ShortCircuitDetector, float, float]:
+            """(Re)apply the current for what is left of the step; returns detector, t_on, |q| then."""
             remaining = min((q_target - abs(q)) / abs(current), t_limit - (self._now() - t_start))
             self.pstat.apply_current(current, step.v_min, step.v_max, step.sample_period, remaining)
-            return ShortCircuitDetector(self.protocol.short_circuit, step.sample_period, current)
+            return ShortCircuitDetector(self.protocol.short_circuit, step.sample_period, current), self._now(), abs(q)
 
-        detector = apply()
-        t_on = self._now()
-        q_on = q
+        detector, t_on, q_on = apply()
         reason = None
         while reason is None:
             now = self._now()
-            t_end = t_on + min((q_target - abs(q_on)) / abs(current), t_limit - (t_on - t_start))
-            t_eis = t_on + (next_eis - abs(q_on)) / abs(current)
-            wake = min(now + self._interval(step.sample_period), t_end, t_eis)
-            self.clock.sleep(wake - now)
-            block = self.pstat.read()
-            cols = self._columns(block, q, t_prev)
-            reason, k = self._galvanostatic_stop(step, cols, detector, q_target, t_start + t_limit)
+            t_end = t_on + min((q_target - q_on) / abs(current), t_limit - (t_on - t_start))
+            t_eis = t_on + (next_eis - q_on) / abs(current)
+            self.clock.sleep(min(now + self._interval(step.sample_period), t_end, t_eis) - now)
+            cols = self._columns(self.pstat.read(), q, t_prev)
+            reason, k = self._galvanostatic_stop(step, cols, detector)
             if reason is not None:
                 cols = self._react(cols, k)
                 self.pstat.open_circuit(None)  # current off before anything else
             self._store(cols)
-            if len(block):
+            if len(cols["t"]):
                 t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
                 if step.direction == S.PLATE:
                     self.plated = max(self.plated, abs(q) / self.area)
@@ -330,16 +404,14 @@ class Engine:
             if abs(q) >= next_eis * (1 - 1e-9) and step.operando_eis is not None:
                 q, t_prev = self._sweep(step.operando_eis, q, t_prev, dc_current=current)
                 next_eis += every
-            if self._check_control() == "paused":
-                detector = apply()
-                t_on, q_on = self._now(), q
+            if self._check_control(cols=cols, period=step.sample_period) == "paused":
+                detector, t_on, q_on = apply()
         self._end(row, reason, q)
         if reason in step.stop_on:
             raise _Stop(reason, self.events[-1]["message"])
 
     def _galvanostatic_stop(self, step: S.Galvanostatic, cols: dict[str, np.ndarray],
-                            detector: ShortCircuitDetector, q_target: float,
-                            deadline: float) -> tuple[str | None, int]:
+                            detector: ShortCircuitDetector) -> tuple[str | None, int]:
         """The first stop condition in the block and the sample where it happened."""
         e = cols["E_we"] if self.use_reference else cols["E_cell"]
         found: list[tuple[int, str]] = []
@@ -378,30 +450,31 @@ class Engine:
                                    f"({abs(q) / self.area / 36000:.3f} mAh/cm^2)", reason=reason)
 
     def _potentiostatic(self, step: S.Potentiostatic) -> None:
+        if self._skip():
+            return
         i_lim = step.i_limit * self.area
-        t_start, row = self._begin(step)
-        self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, step.duration)
-        q, t_prev = 0.0, t_start
+        t_start, row, _, q = self._begin(step)
         deadline = t_start + step.duration
+        self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, deadline - self._now())
+        t_prev = self._now()
         reason = None
         while reason is None:
             self.clock.sleep(min(self._interval(step.sample_period), deadline - self._now()))
-            block = self.pstat.read()
-            cols = self._columns(block, q, t_prev)
+            cols = self._columns(self.pstat.read(), q, t_prev)
             k = first_outside(np.abs(cols["I"]), -1.0, i_lim * (1 - 1e-9))
             if k is not None:
                 reason = S.CURRENT_LIMIT
                 cols = self._react(cols, k)
                 self.pstat.open_circuit(None)
             self._store(cols)
-            if len(block):
+            if len(cols["t"]):
                 t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
             if reason is None and self._now() >= deadline - 1e-9:
                 reason, k = S.TIME_REACHED, -1
             if reason is not None:
                 self._record_stop(step, reason, cols, k if k is not None else -1, q)
                 break
-            if self._check_control() == "paused":
+            if self._check_control(cols=cols, period=step.sample_period) == "paused":
                 self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period,
                                            deadline - self._now())
         self.pstat.open_circuit(None)
@@ -410,7 +483,10 @@ class Engine:
             raise _Stop(reason, self.events[-1]["message"])
 
     def _eis(self, step: S.Eis) -> None:
-        t_start, row = self._begin(step)
+        """A whole sweep; an interrupted sweep is measured again from its first frequency on resume."""
+        if self._skip():
+            return
+        _, row, _, _ = self._begin(step)
         spec = step.spec
         if spec.mode == "galvanostatic" and spec.dc:
             dc = self.cell.current(spec.dc)
@@ -422,7 +498,7 @@ class Engine:
         else:
             dc = 0.0
             self.pstat.open_circuit(1.0)
-        q, _ = self._sweep(spec, 0.0, t_start, dc_current=dc if spec.mode == "galvanostatic" else 0.0)
+        q, _ = self._sweep(spec, 0.0, self._now(), dc_current=dc if spec.mode == "galvanostatic" else 0.0)
         self.pstat.open_circuit(None)
         self._end(row, S.COMPLETED, q)
 

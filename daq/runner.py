@@ -12,15 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from daq import cell as cellmod
-from daq.cell import Cell
+from daq.cell import Cell, cell_from_text
 from daq.clock import Clock
-from daq.engine import Engine, Listener, RunControl, RunResult, step_parameters
-from daq.errors import DaqError, InstrumentError
+from daq.engine import Engine, Listener, ResumePoint, RunControl, RunResult, step_parameters
+from daq.errors import DaqError, DataFileError, InstrumentError
+from daq.interlocks import Interlock
 from daq.models import ccd, voids
+from daq.storage.layout import INTERRUPTED
+from daq.storage.reader import open_run
 from daq.storage.writer import RunWriter
 from drivers.potentiostat import Potentiostat
 from drivers.transducer import PressureTransducer
 from protocols import binding
+from protocols.loader import protocol_from_text
 from protocols.steps import Loop, Protocol, Step
 
 
@@ -55,14 +59,49 @@ def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clo
                  transducer: PressureTransducer | None = None, control: RunControl | None = None,
                  listeners: Iterable[Listener] = (), block_samples: int = 256,
                  block_interval: float | None = None, run_attrs: dict[str, Any] | None = None,
-                 overwrite: bool = False, flush_interval: float = 0.5) -> RunResult:
+                 overwrite: bool = False, flush_interval: float = 0.5, interlocks: Iterable[Interlock] = (),
+                 cell_source: str = "", cell_overrides: dict[str, Any] | None = None) -> RunResult:
+    """Run ``protocol`` on ``cell`` into a new run file ``out``. ``cell_source``/``cell_overrides``
+    (the cell file's text and --set values) are stored so the run can be resumed exactly."""
     binding.check(protocol, cell, potentiostat.capabilities)
     aux = ["pressure", "force"] if transducer is not None else []
     writer = RunWriter(out, cell_attrs=cell.attrs(), cell_units=cellmod.ATTR_UNITS,
                        protocol_source=protocol.source_text, protocol_path=protocol.source_path,
                        protocol_resolved=resolved(protocol), predictions=predictions(cell),
                        run_attrs={"protocol": protocol.name, "cell_id": cell.cell_id, **(run_attrs or {})},
-                       aux_columns=aux, overwrite=overwrite, flush_interval=flush_interval)
+                       aux_columns=aux, overwrite=overwrite, flush_interval=flush_interval,
+                       cell_source=cell_source, protocol_overrides=dict(protocol.overrides),
+                       cell_overrides=cell_overrides)
+    return _start(writer, protocol, cell, potentiostat, clock, transducer,
+                  dict(control=control, listeners=listeners, block_interval=block_interval,
+                       block_samples=block_samples, interlocks=interlocks))
+
+
+def rebuild(path: str | Path) -> tuple[Protocol, Cell, ResumePoint, str]:
+    """Protocol, cell and resume point of a stored run, rebuilt from the texts the file keeps."""
+    with open_run(path) as run:
+        status = run.status
+        if status != INTERRUPTED:
+            raise DataFileError(f"{path}: status is '{status}'; only interrupted runs can be resumed")
+        if not run.cell_source:
+            raise DataFileError(f"{path}: the file does not keep its cell file text; it cannot be resumed")
+        protocol = protocol_from_text(run.protocol_source, str(path), run.protocol_overrides)
+        cell = cell_from_text(run.cell_source, run.cell_overrides, f"{path}:/cell/source")
+        return protocol, cell, run.resume_point(), run.attrs.get("rig", "")
+
+
+def resume_protocol(path: str | Path, potentiostat: Potentiostat, clock: Clock,
+                    transducer: PressureTransducer | None = None, **engine_options: Any) -> RunResult:
+    """Continue an interrupted run in the same file, from where it stopped."""
+    protocol, cell, point, _ = rebuild(path)
+    binding.check(protocol, cell, potentiostat.capabilities)
+    writer = RunWriter.reopen(path)
+    writer.add_event(point.t_last, "resumed_run", point.steps_done, "run file reopened to resume", {})
+    return _start(writer, protocol, cell, potentiostat, clock, transducer, dict(engine_options, resume=point))
+
+
+def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clock: Clock,
+           transducer: PressureTransducer | None, engine_options: dict[str, Any]) -> RunResult:
     try:
         info = potentiostat.connect()
         binding.check(protocol, cell, potentiostat.capabilities)  # drivers may refine ranges on connect
@@ -80,8 +119,7 @@ def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clo
         if isinstance(exc, DaqError) or not isinstance(exc, Exception):
             raise
         raise InstrumentError(f"could not start the run: {exc}") from exc
-    engine = Engine(protocol, cell, potentiostat, clock, writer, transducer, control, listeners,
-                    block_interval=block_interval, block_samples=block_samples)
+    engine = Engine(protocol, cell, potentiostat, clock, writer, transducer, **engine_options)
     try:
         return engine.run()
     finally:

@@ -7,6 +7,7 @@ the offending value, and is raised before anything touches an instrument.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -182,8 +183,11 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
         children = t.raw("steps")
         if not isinstance(children, list) or not children:
             raise ConfigError(t.at("steps"), children, "a loop needs a non-empty list of [[...steps]]")
+        until = t.raw("until") or []
+        if not isinstance(until, list) or any(c not in STOP_CONDITIONS for c in until):
+            raise ConfigError(t.at("until"), until, f"must be a list drawn from {', '.join(STOP_CONDITIONS)}")
         step = Loop(label, tuple(_step(c, f"{path}.steps.{i}", defaults) for i, c in enumerate(children, 1)),
-                    cycles)
+                    cycles, tuple(until))
     t.finish()
     return step
 
@@ -262,7 +266,7 @@ def protocol_from_text(text: str, source: str = "<protocol>", overrides: dict[st
         root.finish()
     except ConfigError as exc:
         raise exc.located(source) from None
-    return Protocol(name, steps, description, text, source, cell, criteria)
+    return Protocol(name, steps, description, text, source, cell, criteria, tuple((overrides or {}).items()))
 
 
 def load_protocol(path: str | Path, overrides: dict[str, str] | None = None) -> Protocol:
@@ -275,7 +279,5 @@ def load_protocol(path: str | Path, overrides: dict[str, str] | None = None) -> 
         raise ConfigError("protocol", str(path), f"cannot be read: {exc}") from None
     protocol = protocol_from_text(text, str(path), overrides)
     if protocol.cell_path is not None:
-        resolved = (path.parent / protocol.cell_path).resolve()
-        protocol = Protocol(protocol.name, protocol.steps, protocol.description, protocol.source_text,
-                            protocol.source_path, str(resolved), protocol.short_circuit)
+        protocol = dataclasses.replace(protocol, cell_path=str((path.parent / protocol.cell_path).resolve()))
     return protocol

@@ -102,8 +102,12 @@ class Eis(Step):
 
 @dataclass(frozen=True)
 class Loop(Step):
+    """Repeat ``steps`` for ``cycles`` cycles; a stop condition listed in ``until`` ends the loop (the
+    protocol goes on after it) instead of the whole protocol."""
+
     steps: tuple[Step, ...] = ()
     cycles: int = 1
+    until: tuple[str, ...] = ()
     kind: ClassVar[str] = "loop"
 
 
@@ -116,6 +120,7 @@ class Protocol:
     source_path: str = ""
     cell_path: str | None = None  # default cell file, resolved relative to the protocol file
     short_circuit: ShortCircuitCriteria = ShortCircuitCriteria()
+    overrides: tuple[tuple[str, object], ...] = ()  # --set values applied to source_text
 
     def walk(self) -> list[Step]:
         """Every step, loops expanded once (for validation)."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daq.cell import load_cell
+from daq.cell import cell_from_text, read_cell_text
 from daq.clock import ScaledClock, VirtualClock
 from daq.engine import RunControl
 from daq.errors import ConfigError
@@ -67,7 +67,9 @@ def load_inputs(args: argparse.Namespace):
     cell_path = args.cell or protocol.cell_path
     if cell_path is None:
         raise ConfigError("--cell", None, "the protocol names no cell; give --cell CELLFILE")
-    return protocol, load_cell(cell_path, cell_overrides)
+    cell_text = read_cell_text(cell_path)
+    cell = cell_from_text(cell_text, cell_overrides, str(cell_path))
+    return protocol, cell, {"cell_source": cell_text, "cell_overrides": cell_overrides}
 
 
 def default_out(protocol_name: str, cell_id: str) -> Path:
@@ -80,10 +82,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("daq run", None, "choose where to run: --sim (simulator) or --rig RIG.toml")
     if args.speed is not None and not args.speed > 0:
         raise ConfigError("--speed", args.speed, "must be a positive multiple of real time")
-    protocol, cell = load_inputs(args)
+    protocol, cell, stored = load_inputs(args)
     if args.rig:
         from daq.commands.rig_run import run_on_rig  # instruments are imported only when a rig is used
-        return run_on_rig(args, protocol, cell)
+        return run_on_rig(args, protocol, cell, stored)
     clock = ScaledClock(args.speed) if args.speed else VirtualClock()
     sim, pstat, transducer = simulated_rig(cell, clock)
     out = Path(args.out) if args.out else default_out(protocol.name, cell.cell_id)
@@ -91,7 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
     try:
         result = run_protocol(protocol, cell, pstat, clock, out, transducer=transducer, control=control,
-                              run_attrs={"rig": "simulator", "clock": "virtual" if clock.virtual else "scaled"})
+                              run_attrs={"rig": "simulator", "clock": "virtual" if clock.virtual else "scaled"},
+                              **stored)
     finally:
         signal.signal(signal.SIGINT, previous)
     print(summary(result, protocol, cell, simulated=True))

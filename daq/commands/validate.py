@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    protocol, cell = load_inputs(args)
+    protocol, cell, _ = load_inputs(args)
     binding.check(protocol, cell, SIM_CAPABILITIES)
     print(f"{args.protocol}: valid; {len(protocol.walk())} steps on cell {cell.cell_id} "
           f"(working electrode {u.fmt(cell.electrodes.working_area, 'mm^2')})")

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from daq.engine import ResumePoint
 from daq.errors import DataFileError
 from daq.storage import layout as L
 from daq.storage.recovery import writer_flag_set
@@ -95,6 +96,42 @@ class RunFile:
     @property
     def protocol_source(self) -> str:
         return _decode(self.f["protocol/source"][()])
+
+    @property
+    def protocol_overrides(self) -> dict[str, Any]:
+        return json.loads(_decode(self.f["protocol"].attrs.get("overrides", "{}")))
+
+    @property
+    def cell_source(self) -> str:
+        return _decode(self.f["cell/source"][()]) if "source" in self.f["cell"] else ""
+
+    @property
+    def cell_overrides(self) -> dict[str, Any]:
+        return json.loads(_decode(self.f["cell"].attrs.get("overrides", "{}")))
+
+    def resume_point(self) -> ResumePoint:
+        """Where an interrupted run stopped: finished steps, progress of the step cut short."""
+        steps_done = len(self.f["steps"])
+        n = len(self)
+        if n == 0:
+            return ResumePoint(steps_done, 0.0, 0.0, 0.0, 0)
+        last = n - 1
+        t_last = float(self.f["timeseries/t"][last])
+        if int(self.f["timeseries/step"][last]) != steps_done:
+            return ResumePoint(steps_done, 0.0, 0.0, t_last, n)
+        # first sample of the interrupted step: search back through the step column in chunks
+        step_col = self.f["timeseries/step"]
+        first, chunk = last, 65536
+        while first > 0:
+            lo = max(0, first - chunk)
+            values = step_col[lo:first]
+            other = np.flatnonzero(values != steps_done)
+            if other.size:
+                first = lo + int(other[-1]) + 1
+                break
+            first = lo
+        t_prev = float(self.f["timeseries/t"][first - 1]) if first > 0 else 0.0
+        return ResumePoint(steps_done, t_last - t_prev, float(self.f["timeseries/Q"][last]), t_last, n)
 
     # --- data ---------------------------------------------------------------------------------
     def __len__(self) -> int:

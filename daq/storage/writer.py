@@ -24,6 +24,7 @@ import numpy as np
 import daq
 from daq.errors import DataFileError
 from daq.storage import layout as L
+from daq.storage.recovery import clear_writer_flags
 
 CHUNK = 8192  # samples per chunk: 64 kB per float column
 
@@ -96,15 +97,17 @@ class RunWriter:
     def __init__(self, path: str | Path, *, cell_attrs: dict[str, Any], cell_units: dict[str, str],
                  protocol_source: str, protocol_path: str, protocol_resolved: dict[str, Any],
                  predictions: dict[str, dict[str, Any]], run_attrs: dict[str, Any] | None = None,
-                 aux_columns: Iterable[str] = (), flush_interval: float = 0.5, overwrite: bool = False):
+                 aux_columns: Iterable[str] = (), flush_interval: float = 0.5, overwrite: bool = False,
+                 cell_source: str = "", protocol_overrides: dict[str, Any] | None = None,
+                 cell_overrides: dict[str, Any] | None = None):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
             raise DataFileError(f"{self.path}: already exists; choose another --out or remove it first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = WriterLock(self.path)
         self.flush_interval = flush_interval
-        self._columns = list(L.TIMESERIES) + [c for c in L.AUX if c in set(aux_columns)]
-        f = self.f = h5py.File(self.path, "w", libver="latest")
+        columns = list(L.TIMESERIES) + [c for c in L.AUX if c in set(aux_columns)]
+        f = h5py.File(self.path, "w", libver="latest")
         root_attrs = {"schema_version": L.SCHEMA_VERSION, "software": f"sse-rig {daq.__version__}",
                       "status": L.RUNNING, "start_time": utc_now(), "end_time": "", "outcome": "",
                       "host": socket.gethostname()}
@@ -115,18 +118,21 @@ class RunWriter:
         for key, value in cell_attrs.items():
             cell.attrs[key] = value
         cell.attrs["units"] = _json(cell_units)
+        cell.attrs["overrides"] = _json(cell_overrides or {})
+        cell.create_dataset("source", data=cell_source, dtype=L.STR)
         f.create_group("instruments")
         proto = f.create_group("protocol")
         proto.create_dataset("source", data=protocol_source, dtype=L.STR)
         proto.create_dataset("resolved", data=_json(protocol_resolved), dtype=L.STR)
         proto.attrs["path"] = protocol_path
+        proto.attrs["overrides"] = _json(protocol_overrides or {})
         pred = f.create_group("predictions")
         for name, attrs in predictions.items():
             g = pred.create_group(name)
             for key, value in attrs.items():
                 g.attrs[key] = _json(value) if isinstance(value, dict) else value
         ts = f.create_group("timeseries")
-        for name in self._columns:
+        for name in columns:
             dtype, unit, desc = {**L.TIMESERIES, **L.AUX}[name]
             _appendable(ts, name, dtype, CHUNK, {"unit": unit, "description": desc})
         _appendable(f, "steps", L.STEPS, 64, {"units": _json(L.STEP_UNITS)})
@@ -134,18 +140,41 @@ class RunWriter:
         eis = f.create_group("eis")
         _appendable(eis, "spectra", L.SPECTRA, 64, {"units": _json(L.SPECTRA_UNITS)})
         _appendable(eis, "points", L.POINTS, 1024, {"units": _json(L.POINT_UNITS)})
+        self._attach(f)
+
+    def _attach(self, f: h5py.File) -> None:
+        self.f = f
         self._instruments = f["instruments"]
-        self._ts = {name: ts[name] for name in self._columns}
+        self._ts = dict(f["timeseries"].items())
         self._buffer: list[dict[str, np.ndarray]] = []
         self._buffered = 0
         self._last_flush = time.monotonic()
         self._swmr = False
         self.closed = False
 
+    @classmethod
+    def reopen(cls, path: str | Path, flush_interval: float = 0.5) -> RunWriter:
+        """Continue writing an interrupted run in the same file (clears a dead writer's flags)."""
+        path = Path(path)
+        self = cls.__new__(cls)
+        self.path, self.flush_interval = path, flush_interval
+        self.lock = WriterLock(path)  # refuses if another process still writes it
+        try:
+            clear_writer_flags(path)
+            f = h5py.File(path, "a", libver="latest")
+        except OSError as exc:
+            self.lock.release()
+            raise DataFileError(f"{path}: cannot be reopened for writing ({exc})") from None
+        f.attrs["status"] = L.RUNNING
+        f.attrs["end_time"] = ""
+        self._attach(f)
+        return self
     # --- static content that may arrive after creation but before SWMR ------------------------
     def add_instrument(self, role: str, info: dict[str, Any]) -> None:
         if self._swmr:
             raise RuntimeError("instruments must be recorded before acquisition starts")
+        if role in self._instruments:  # a resumed run may be on another instrument: keep both
+            role = f"{role}_{len(self._instruments)}"
         g = self._instruments.create_group(role)
         for key, value in info.items():
             g.attrs[key] = value
@@ -218,7 +247,7 @@ class RunWriter:
         finally:
             self.lock.release()
 
-    def __enter__(self) -> "RunWriter":
+    def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
