@@ -9,10 +9,12 @@ not clear within ``timeout`` the run stops with end reason ``interlock``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 
 import numpy as np
 
 from drivers.samples import FLAG_OVERLOAD
+from protocols.steps import InterlockSpec
 
 
 class Interlock(ABC):
@@ -55,3 +57,16 @@ class OverloadInterlock(Interlock):
         if flags is not None and np.any(flags & FLAG_OVERLOAD):
             return "the instrument reports an overload"
         return None
+
+
+def build(specs: Iterable[InterlockSpec]) -> list[Interlock]:
+    """Interlock objects for a protocol's ``[interlocks]`` table."""
+    out: list[Interlock] = []
+    for spec in specs:
+        kw = {"clear_wait": spec.clear_wait, "timeout": spec.timeout}
+        if spec.kind == "overload":
+            out.append(OverloadInterlock(**kw))
+        else:
+            unit = "Pa" if spec.kind == "pressure" else "K"
+            out.append(WindowInterlock(spec.kind, spec.low, spec.high, unit, **kw))
+    return out

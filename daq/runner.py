@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from daq import cell as cellmod
+from daq import interlocks
 from daq.cell import Cell, cell_from_text
 from daq.clock import Clock
 from daq.engine import Engine, Listener, ResumePoint, RunControl, RunResult, step_parameters
 from daq.errors import DaqError, DataFileError, InstrumentError
-from daq.interlocks import Interlock
 from daq.models import ccd, voids
 from daq.storage.layout import INTERRUPTED
 from daq.storage.reader import open_run
@@ -59,7 +59,7 @@ def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clo
                  transducer: PressureTransducer | None = None, control: RunControl | None = None,
                  listeners: Iterable[Listener] = (), block_samples: int = 256,
                  block_interval: float | None = None, run_attrs: dict[str, Any] | None = None,
-                 overwrite: bool = False, flush_interval: float = 0.5, interlocks: Iterable[Interlock] = (),
+                 overwrite: bool = False, flush_interval: float = 0.5,
                  cell_source: str = "", cell_overrides: dict[str, Any] | None = None) -> RunResult:
     """Run ``protocol`` on ``cell`` into a new run file ``out``. ``cell_source``/``cell_overrides``
     (the cell file's text and --set values) are stored so the run can be resumed exactly."""
@@ -74,7 +74,7 @@ def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clo
                        cell_overrides=cell_overrides)
     return _start(writer, protocol, cell, potentiostat, clock, transducer,
                   dict(control=control, listeners=listeners, block_interval=block_interval,
-                       block_samples=block_samples, interlocks=interlocks))
+                       block_samples=block_samples))
 
 
 def rebuild(path: str | Path) -> tuple[Protocol, Cell, ResumePoint, str]:
@@ -119,7 +119,8 @@ def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Pote
         if isinstance(exc, DaqError) or not isinstance(exc, Exception):
             raise
         raise InstrumentError(f"could not start the run: {exc}") from exc
-    engine = Engine(protocol, cell, potentiostat, clock, writer, transducer, **engine_options)
+    engine = Engine(protocol, cell, potentiostat, clock, writer, transducer,
+                    interlocks=interlocks.build(protocol.interlocks), **engine_options)
     try:
         return engine.run()
     finally:

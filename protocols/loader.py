@@ -12,6 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from daq import units as u
 from daq.errors import ConfigError
 from protocols.steps import (
@@ -23,6 +25,7 @@ from protocols.steps import (
     Eis,
     EisSpec,
     Galvanostatic,
+    InterlockSpec,
     Loop,
     Potentiostatic,
     Protocol,
@@ -192,6 +195,35 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
     return step
 
 
+_INTERLOCK_KINDS = {"pressure": u.PRESSURE, "temperature": u.TEMPERATURE, "overload": None}
+
+
+def _interlocks(t: _Table) -> tuple[InterlockSpec, ...]:
+    """``[interlocks.pressure]`` min/max window, ``[interlocks.temperature]``, ``[interlocks.overload]``,
+    each with optional clear_wait and timeout."""
+    specs = []
+    for kind, data in t.data.items():
+        t.used.add(kind)
+        if kind not in _INTERLOCK_KINDS:
+            raise ConfigError(t.at(kind), None, f"unknown interlock; expected one of {', '.join(_INTERLOCK_KINDS)}")
+        it = _Table(data, t.at(kind))
+        quantity = _INTERLOCK_KINDS[kind]
+        low, high = -np.inf, np.inf
+        if quantity is not None:
+            low = it.quantity("min", quantity, -np.inf, positive=False)
+            high = it.quantity("max", quantity, np.inf, positive=False)
+            if not low < high:
+                raise ConfigError(it.at("min"), it.data.get("min"), "must be below max")
+            if low == -np.inf and high == np.inf:
+                raise ConfigError(it.at("min"), None, "give min and/or max")
+        spec = InterlockSpec(kind, low, high, it.quantity("clear_wait", u.TIME, 60.0, positive=False),
+                             it.quantity("timeout", u.TIME, 3600.0))
+        it.finish()
+        specs.append(spec)
+    t.finish()
+    return tuple(specs)
+
+
 def apply_overrides(doc: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
     """Apply ``--set KEY=VALUE``: KEY is a path (``steps.2.current_density``) or a field name that
     exactly one step has (``current_density``)."""
@@ -259,6 +291,7 @@ def protocol_from_text(text: str, source: str = "<protocol>", overrides: dict[st
             min_drop=sc.quantity("min_drop", u.VOLTAGE, 0.005),
         )
         sc.finish()
+        interlocks = _interlocks(_Table(root.raw("interlocks") or {}, "interlocks"))
         raw_steps = root.raw("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
             raise ConfigError("steps", raw_steps, "the protocol needs at least one [[steps]] table")
@@ -266,7 +299,8 @@ def protocol_from_text(text: str, source: str = "<protocol>", overrides: dict[st
         root.finish()
     except ConfigError as exc:
         raise exc.located(source) from None
-    return Protocol(name, steps, description, text, source, cell, criteria, tuple((overrides or {}).items()))
+    return Protocol(name, steps, description, text, source, cell, criteria, tuple((overrides or {}).items()),
+                    interlocks)
 
 
 def load_protocol(path: str | Path, overrides: dict[str, str] | None = None) -> Protocol:

@@ -34,6 +34,18 @@ class ShortCircuitCriteria:
 
 
 @dataclass(frozen=True)
+class InterlockSpec:
+    """A safe window for a measured column (pressure in Pa, temperature in K) or the instrument's
+    overload flag; see daq.interlocks."""
+
+    kind: Literal["pressure", "temperature", "overload"]
+    low: float = -np.inf
+    high: float = np.inf
+    clear_wait: float = 60.0  # s clear before resuming
+    timeout: float = 3600.0  # s to clear before the run stops
+
+
+@dataclass(frozen=True)
 class EisSpec:
     """An impedance sweep. Galvanostatic amplitude/dc are current densities (A/m^2, dc signed as
     plating < 0); potentiostatic amplitude/dc are volts (dc None = at open-circuit potential)."""
@@ -121,6 +133,7 @@ class Protocol:
     cell_path: str | None = None  # default cell file, resolved relative to the protocol file
     short_circuit: ShortCircuitCriteria = ShortCircuitCriteria()
     overrides: tuple[tuple[str, object], ...] = ()  # --set values applied to source_text
+    interlocks: tuple[InterlockSpec, ...] = ()
 
     def walk(self) -> list[Step]:
         """Every step, loops expanded once (for validation)."""
