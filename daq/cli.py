@@ -17,6 +17,7 @@ COMMANDS = [
     "daq.commands.run",
     "daq.commands.validate",
     "daq.commands.predict",
+    "daq.commands.import_",
 ]
 
 
