@@ -286,7 +286,7 @@ class Engine:
         self._emit("step_end", row)
 
     def _check_control(self, between_steps: bool = False, cols: dict[str, np.ndarray] | None = None,
-                       period: float = 1.0) -> str | None:
+                       period: float = 1.0, q: float = 0.0) -> str | None:
         """Handle abort, pause and interlocks after a block; returns 'paused' if the cell was made safe
         and the step must re-apply its current."""
         c = self.control
@@ -308,17 +308,18 @@ class Engine:
             for interlock in self.interlocks:
                 message = interlock.violation(cols)
                 if message:
-                    self._hold(interlock, message, period)
+                    self._hold(interlock, message, period, q)
                     return "paused"
         return None
 
-    def _hold(self, interlock: Interlock, message: str, period: float) -> None:
-        """Open circuit (still sampling) until the interlock has been clear for its clear_wait."""
+    def _hold(self, interlock: Interlock, message: str, period: float, q: float) -> None:
+        """Open circuit (still sampling; the step's charge stays at ``q``) until the interlock has been
+        clear for its clear_wait."""
         self.pstat.open_circuit(period)
         self.event("interlock", f"{interlock.name}: {message}; cell at open circuit", interlock=interlock.name)
         t_trip = self._now()
         clear_since: float | None = None
-        q, t_prev = 0.0, t_trip
+        t_prev = t_trip
         while True:
             if self.control.abort_requested:
                 raise _Stop(S.ABORTED, self.control.reason or "aborted by the operator")
@@ -404,8 +405,9 @@ class Engine:
             if abs(q) >= next_eis * (1 - 1e-9) and step.operando_eis is not None:
                 q, t_prev = self._sweep(step.operando_eis, q, t_prev, dc_current=current)
                 next_eis += every
-            if self._check_control(cols=cols, period=step.sample_period) == "paused":
+            if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
                 detector, t_on, q_on = apply()
+                t_prev = t_on  # charge flows again from the moment the current is re-applied
         self._end(row, reason, q)
         if reason in step.stop_on:
             raise _Stop(reason, self.events[-1]["message"])
@@ -474,9 +476,10 @@ class Engine:
             if reason is not None:
                 self._record_stop(step, reason, cols, k if k is not None else -1, q)
                 break
-            if self._check_control(cols=cols, period=step.sample_period) == "paused":
+            if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
                 self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period,
                                            deadline - self._now())
+                t_prev = self._now()
         self.pstat.open_circuit(None)
         self._end(row, reason, q)
         if reason in step.stop_on:
