@@ -238,8 +238,10 @@ class Engine:
                                             "plated_capacity": self.plated, "plated_capacity_unit": "C/m^2",
                                             "duration": duration, "duration_unit": "s",
                                             "short": self.short or {}})
-        return RunResult(str(self.writer.path), status, outcome, message, duration, self.samples, self.plated,
-                         self.cycle, self.short, self.events)
+        result = RunResult(str(self.writer.path), status, outcome, message, duration, self.samples, self.plated,
+                           self.cycle, self.short, self.events)
+        self._emit("run_end", dataclasses.asdict(result))
+        return result
 
     def _run_steps(self, steps: tuple[S.Step, ...]) -> None:
         for step in steps:
