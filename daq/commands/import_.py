@@ -189,7 +189,9 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
                   "electrodes.working_area": float(area_m2),
                   "electrodes.working_area_source": "--area" if area is not None else
                   ("recording" if "electrode_area" in m else "unknown")}
-    aux = [c for c in L.AUX if c in ts]
+    # A Gamry 'Temp' column without a thermocouple reads nonsense (~1500 degC): only a plausible cell
+    # temperature goes to /timeseries; the recorded column is kept under /imported either way.
+    aux = [c for c in L.AUX if c in ts and (c != "temperature" or bool(np.all((ts[c] > 173.0) & (ts[c] < 473.0))))]
     writer = RunWriter(out, cell_attrs=cell_attrs, cell_units={"electrodes.working_area": "m^2"},
                        protocol_source="", protocol_path=str(rec.source),
                        protocol_resolved=_json_safe(resolved), predictions={}, run_attrs=run_attrs,

@@ -135,6 +135,15 @@ def parse_number(text: str) -> float:
     return float(t)
 
 
+def scaled(value: float, factor: float) -> float:
+    """``value * factor`` without binary noise in the last digits (50 uA -> 5e-05, not 4.9999999999999996e-05).
+
+    For set-points typed by a person, never for measured columns.
+    """
+    x = value * factor
+    return float(f"{x:.12g}") if math.isfinite(x) else x
+
+
 def to_float_array(values: list[str], path: Path, where: str) -> np.ndarray:
     """Parse a text column; an unreadable cell is a DataFileError naming where it is."""
     out = np.empty(len(values), dtype=float)

@@ -34,7 +34,7 @@ from daq.importers._biologic import (
     control_column,
     finish_columns,
 )
-from daq.importers._common import ByteView, fail, unique_name
+from daq.importers._common import ByteView, fail, scaled, unique_name
 from daq.importers.recording import Recording
 
 MAGIC = b"BIO-LOGIC MODULAR FILE\x1a" + b" " * 25 + b"\x00\x00\x00\x00"
@@ -245,8 +245,7 @@ def _apply_params(rec: Recording, code: int, params: list[dict[str, Any]]) -> No
         rec.set_meta("E_range_min", first["E_range_min"], "V")
         rec.set_meta("E_range_max", first["E_range_max"], "V")
     if code == 0x76:
-        cur = [p["Is"] * CURRENT_UNIT_CODES[p["Is_unit"]] if p["Is_unit"] in CURRENT_UNIT_CODES else math.nan
-               for p in params]
+        cur = [scaled(p["Is"], CURRENT_UNIT_CODES.get(p["Is_unit"], math.nan)) for p in params]
         rec.set_meta("current_setpoints", cur, "A")
         rec.set_meta("step_durations", [p["ts"] for p in params], "s")
         rec.set_meta("sample_period", first["dts"], "s")
@@ -256,12 +255,12 @@ def _apply_params(rec: Recording, code: int, params: list[dict[str, Any]]) -> No
         if limits:
             rec.set_meta("E_limit", limits, "V")
     elif code == 0x1E:
-        cur = [p["Is"] * CURRENT_UNIT_CODES.get(p["Is_unit"], math.nan) for p in params]
-        amp = [p["Ia"] * CURRENT_UNIT_CODES.get(p["Ia_unit"], math.nan) for p in params]
+        cur = [scaled(p["Is"], CURRENT_UNIT_CODES.get(p["Is_unit"], math.nan)) for p in params]
+        amp = [scaled(p["Ia"], CURRENT_UNIT_CODES.get(p["Ia_unit"], math.nan)) for p in params]
         rec.set_meta("current_setpoints", cur, "A")
         rec.set_meta("current_amplitudes", amp, "A")
-        rec.set_meta("frequency_initial", first["fi"] * FREQUENCY_UNIT_CODES.get(first["fi_unit"], math.nan), "Hz")
-        rec.set_meta("frequency_final", first["ff"] * FREQUENCY_UNIT_CODES.get(first["ff_unit"], math.nan), "Hz")
+        for key, unit_key, meta in (("fi", "fi_unit", "frequency_initial"), ("ff", "ff_unit", "frequency_final")):
+            rec.set_meta(meta, scaled(first[key], FREQUENCY_UNIT_CODES.get(first[unit_key], math.nan)), "Hz")
         rec.set_meta("points_per_decade", int(first["Nd"]))
         rec.set_meta("average_count", int(first["Na"]))
         rec.set_meta("repeat_count", int(first["nc_cycles"]))

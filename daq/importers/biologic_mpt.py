@@ -26,7 +26,7 @@ from daq.importers._biologic import (
     control_column,
     finish_columns,
 )
-from daq.importers._common import fail, parse_number, si_conversion, to_float_array, unique_name
+from daq.importers._common import fail, parse_number, scaled, si_conversion, to_float_array, unique_name
 from daq.importers.recording import Recording
 
 MAGIC = "EC-Lab ASCII FILE"
@@ -157,7 +157,7 @@ def _scaled(params: dict[str, list[str]], key: str, unit_key: str, table: dict[s
     for i, v in enumerate(values):
         x = _num(v)
         u = units[i] if i < len(units) else ""
-        out.append(x * table[u] if x is not None and u in table else math.nan)
+        out.append(scaled(x, table[u]) if x is not None and u in table else math.nan)
     return out
 
 
