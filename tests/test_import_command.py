@@ -12,9 +12,7 @@ from daq.cli import main
 from daq.importers import read_recording
 from daq.storage.reader import RunFile
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor"
-if not VENDOR.is_dir():
-    VENDOR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vendor"
+VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor"  # shared/ sits beside the repo
 DATA = Path(__file__).resolve().parent / "data"
 
 pytestmark = pytest.mark.skipif(not (VENDOR / "CstC_nesd.mpr").exists(), reason="vendor recordings not available")
