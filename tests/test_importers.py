@@ -179,6 +179,8 @@ def test_geis_mpr_counts_and_hand_decoding() -> None:
         assert ts["Z_phase"][k] == pytest.approx(math.radians(phase), rel=1e-6)
         assert ts["t"][k] == t
     assert ts["t"][0] == pytest.approx(227.8956, abs=1e-3) and ts["t"][-1] == pytest.approx(439.7546, abs=1e-3)
+    assert (ts["E_we"].min(), ts["E_we"].max()) == pytest.approx((0.254174, 1.013701), rel=1e-5)
+    assert (ts["I"].min(), ts["I"].max()) == pytest.approx((5.01624e-5, 2.001527e-4), rel=1e-5)
     assert ts["freq"].max() == pytest.approx(1000.32, abs=0.01)
     assert ts["freq"].min() == pytest.approx(1.000064, rel=1e-5)
 
