@@ -16,8 +16,10 @@ from daq.errors import DaqError
 COMMANDS = [
     "daq.commands.run",
     "daq.commands.validate",
+    "daq.commands.report",
     "daq.commands.predict",
     "daq.commands.import_",
+    "daq.commands.instruments",
 ]
 
 
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except DaqError as exc:
         print(f"daq: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("daq: interrupted; the cell was switched off", file=sys.stderr)
         return 130

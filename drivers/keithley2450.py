@@ -89,6 +89,7 @@ class Keithley2450(Potentiostat):
         self._fetched = 0  # of those, already read
         self._t_init = 0.0
         self._reached = False  # the present link has carried at least one reply
+        self._last_query = ""
 
     # --- interface ----------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
@@ -112,6 +113,26 @@ class Keithley2450(Potentiostat):
             self._check_errors("connect", ignore=("exist",))  # the buffer may survive a reconnect
         self.info = info
         return info
+
+    def probe(self) -> tuple[InstrumentInfo, bool]:
+        """Identity and whether the output is on, changing nothing (no *CLS, no output change): listing a
+        rig must not disturb a run another process may have going on this instrument. Closes the link."""
+        self._drop_session()
+        try:
+            self._open()
+            info = self._parse_idn(self._query("*IDN?"))
+            self._check_language()
+            return info, bool(self._int(self._query(":OUTP?"), ":OUTP?"))
+        except InstrumentError:
+            raise
+        except _BadReply as exc:
+            raise InstrumentError(f"{self.name}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001
+            what = (f"no reply to {self._last_query!r} within {self.timeout:g} s" if _is_timeout(exc)
+                    else f"cannot reach {self.resource} ({_one_line(exc)})")
+            raise InstrumentError(f"{self.name}: {what}") from None
+        finally:
+            self._drop_session()
 
     def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
                       duration: float | None = None) -> None:
@@ -398,7 +419,7 @@ class Keithley2450(Potentiostat):
             raise InstrumentError(f"{self.name}: {action}: {exc}{safe}") from None
         except Exception as exc:  # noqa: BLE001 - VISA and socket errors of every kind end here
             if _is_timeout(exc):
-                what = f"no reply to {getattr(self, '_last_query', '?')!r} within {self.timeout:g} s"
+                what = f"no reply to {self._last_query!r} within {self.timeout:g} s"
             elif not self._reached:
                 what = f"cannot reach {self.resource} ({_one_line(exc)})"
             else:

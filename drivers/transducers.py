@@ -14,8 +14,11 @@ each command, so a late answer cannot be taken for the next one.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from daq import units as u
@@ -62,6 +65,14 @@ class _Base(PressureTransducer):
         self.name = name
         self.ram_area = ram_area  # m^2, hydraulic ram: a line pressure becomes force
         self.capacity = capacity  # N or Pa: readings beyond 110 % are an overload
+
+    @property
+    def offset_unit(self) -> str:
+        """The unit of the calibration offset: N for force readings, Pa for pressure readings."""
+        unit = getattr(self, "unit", None)
+        if unit:
+            return "N" if unit_factor(unit)[1] == "force" else "Pa"
+        return "Pa"
 
     def _reading(self, value: float, unit: str, raw: str) -> PressureReading:
         factor, kind = unit_factor(unit)
@@ -160,6 +171,7 @@ class Mark10Gauge(SerialTransducer):
 
     vendor, model = "Mark-10", "force gauge"
     terminator = b"\n"
+    offset_unit = "N"
 
     def read(self) -> PressureReading:
         reply = self._ask("?")
@@ -311,12 +323,13 @@ class ModbusTransmitter(_Base):
         self._client = ModbusSerialClient(self.port, framer=FramerType.RTU, baudrate=self.baudrate,
                                           timeout=self.timeout, retries=0, parity=self.parity,
                                           stopbits=self.stopbits)
-        try:
-            ok = self._client.connect()
-        except Exception as exc:  # noqa: BLE001 - pymodbus/pyserial raise several kinds
-            ok, why = False, str(exc)
-        else:
-            why = "port did not open"
+        with _captured_log("pymodbus") as messages:
+            try:
+                ok = self._client.connect()
+            except Exception as exc:  # noqa: BLE001 - pymodbus/pyserial raise several kinds
+                ok, why = False, str(exc)
+            else:
+                why = messages[-1] if messages else "port did not open"
         if not ok:
             self.close()
             raise InstrumentError(f"{self.name}: cannot open {self.port}: {why}")
@@ -346,7 +359,8 @@ class ModbusTransmitter(_Base):
         call = (self._client.read_holding_registers if reg.function == "holding"
                 else self._client.read_input_registers)
         try:
-            response = call(address, count=count, device_id=reg.device_id)
+            with _captured_log("pymodbus"):
+                response = call(address, count=count, device_id=reg.device_id)
         except ModbusException as exc:
             raise InstrumentError(f"{self.name}: no valid reply reading {what} of device {reg.device_id} "
                                   f"within {self.timeout:g} s ({_first_line(exc)})") from None
@@ -392,6 +406,26 @@ def _decode(words: list[int], value_type: str, word_order: str) -> float:
     data = b"".join(struct.pack(">H", w & 0xFFFF) for w in words)
     fmt = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}[value_type]
     return struct.unpack(fmt, data)[0]
+
+
+@contextmanager
+def _captured_log(name: str) -> Iterator[list[str]]:
+    """Collect a library's log messages instead of letting them reach stderr (they go into our error)."""
+    logger = logging.getLogger(name)
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(" ".join(record.getMessage().split()))
+
+    handler, propagate = _Collect(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _first_line(exc: BaseException) -> str:
