@@ -27,6 +27,7 @@ a driver is built, so a rig without vendor instruments needs none of the vendor 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import tomllib
@@ -510,13 +511,19 @@ class ChannelHardware:
     sim_cell: Any = None  # the SimulatedCell behind a sim channel
 
 
-def build_channel(rig: Rig, channel: ChannelSpec, clock: Clock) -> ChannelHardware:
-    """Drivers for one channel; a simulated instrument and a simulated press share one simulated cell."""
+def build_channel(rig: Rig, channel: ChannelSpec, clock: Clock, cell: Cell | None = None) -> ChannelHardware:
+    """Drivers for one channel; a simulated instrument and a simulated press share one simulated cell.
+
+    ``cell``: the cell as the run uses it (with command-line overrides); default the channel's cell file.
+    """
+    cell = cell or channel.cell
+    if cell is not channel.cell:
+        channel = dataclasses.replace(channel, cell=cell)
     sim_cell = None
     if rig.instruments[channel.instrument].kind == "sim" or (
             channel.transducer and rig.transducers[channel.transducer].kind == "sim"):
         from simulators.cell import SimulatedCell
 
-        sim_cell = SimulatedCell(channel.cell)
+        sim_cell = SimulatedCell(cell)
     return ChannelHardware(channel, build_potentiostat(rig, channel, clock, sim_cell),
                            build_transducer(rig, channel, clock, sim_cell), sim_cell)

@@ -227,3 +227,112 @@ cell = "{CELL}"
     assert "calibration: gain 1, offset 0 N, dated 2025-06-01, cert 7" in gauge_lines[3]
     assert "pressure 7 MPa (pressed area" in text.split("line: modbus")[1]
     assert "UNREACHABLE: unplugged: cannot open" in text
+
+
+# --- running protocols through the real drivers -------------------------------------------------
+PROTOCOL = ROOT / "protocols" / "examples" / "ccd_single_plating.toml"
+
+
+def test_ccd_protocol_through_keithley_and_gauge_matches_the_simulator(tmp_path):
+    """The CCD single-plating protocol on the emulated 2450 with the press read by an emulated Mark-10
+    gives the simulator's outcome, the same cell voltages, and a pressure column in /timeseries."""
+    import numpy as np
+
+    from daq.runner import run_protocol
+    from daq.storage.reader import RunFile
+    from protocols.loader import load_protocol
+    from simulators.rig import simulated_rig
+
+    protocol = load_protocol(PROTOCOL)
+    cell = load_rig(EXAMPLE).channels["A"].cell
+    clock = VirtualClock()
+    with ScpiServer(SimulatedCell(cell), clock) as smu, \
+            Mark10Emulator(smu.instrument.cell, cell.pressed_area, gain_error=0.98) as gauge:
+        from drivers.transducer import Calibration
+
+        pstat = Keithley2450(smu.resource, clock, timeout=1.0)
+        transducer = Mark10Gauge(gauge.port, cell.pressed_area, Calibration(gain=0.98, date="2025-06-01"),
+                                 clock, timeout=0.5)
+        result = run_protocol(protocol, cell, pstat, clock, tmp_path / "keithley.h5", transducer=transducer)
+        assert not smu.instrument.output
+    clock_ref = VirtualClock()
+    _, ref_pstat, ref_transducer = simulated_rig(cell, clock_ref)
+    reference = run_protocol(protocol, cell, ref_pstat, clock_ref, tmp_path / "sim.h5", transducer=ref_transducer)
+
+    assert result.outcome == reference.outcome == "completed"  # no short at 9 mA/cm^2
+    assert result.plated_capacity == pytest.approx(reference.plated_capacity)
+    with RunFile(tmp_path / "keithley.h5") as ours, RunFile(tmp_path / "sim.h5") as ref:
+        a, b = ours.timeseries(), ref.timeseries()
+        assert list(ours.steps()["end_reason"]) == list(ref.steps()["end_reason"])
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a["t"], b["t"])
+        np.testing.assert_allclose(a["E_cell"], b["E_cell"], atol=1e-12)
+        np.testing.assert_allclose(a["I"], b["I"], rtol=1e-12)
+        assert "pressure" in a.columns and "force" in a.columns
+        np.testing.assert_allclose(a["pressure"], cell.stack_pressure, atol=0.001 / cell.pressed_area)
+        assert ours.units()["pressure"] == "Pa"
+
+
+def test_daq_run_on_a_simulated_rig_channel(tmp_path, capsys):
+    rig = tmp_path / "rig.toml"
+    rig.write_text(f"""
+[rig]
+name = "sim bench"
+[instruments.sim]
+kind = "sim"
+[transducers.p]
+kind = "sim"
+[channels.A]
+instrument = "sim"
+cell = "{CELL}"
+transducer = "p"
+[channels.B]
+instrument = "sim"
+channel = 2
+cell = "{ROOT / 'protocols' / 'examples' / 'cells' / 'li6ps5cl_83.toml'}"
+""")
+    out = tmp_path / "run.h5"
+    assert main(["run", str(PROTOCOL), "--rig", f"{rig}#A", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "rig 'sim bench', channel A (sim)" in text and "completed" in text
+    from daq.storage.reader import RunFile
+
+    with RunFile(out) as f:
+        assert f.attrs["channel"] == "A" and "pressure" in f.columns()
+    assert main(["run", str(PROTOCOL), "--rig", f"{rig}#Z", "--out", str(tmp_path / "z.h5")]) == 2
+    assert "channel = 'Z': not in the rig" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_daq_run_on_a_keithley_rig_in_real_time(tmp_path, capsys):
+    """The CLI builds the 2450 and the gauge from the rig file; a shortened protocol on the wall clock."""
+    from daq.clock import RealClock
+
+    cell = load_rig(EXAMPLE).channels["A"].cell
+    with ScpiServer(SimulatedCell(cell), RealClock()) as smu, \
+            Mark10Emulator(SimpleNamespace(stack_pressure=7e6), cell.pressed_area) as gauge:
+        rig = tmp_path / "rig.toml"
+        rig.write_text(f"""
+[instruments.smu]
+kind = "keithley2450"
+resource = "{smu.resource}"
+timeout = "1 s"
+[transducers.gauge]
+kind = "mark10"
+port = "{gauge.port}"
+[channels.A]
+instrument = "smu"
+cell = "{CELL}"
+transducer = "gauge"
+""")
+        out = tmp_path / "run.h5"
+        rc = main(["run", str(PROTOCOL), "--rig", str(rig), "--out", str(out),
+                   "--set", "steps.1.duration=2 s", "--set", "steps.2.capacity=0.005 mAh/cm^2"])
+        assert not smu.instrument.output
+    assert rc == 0, capsys.readouterr().err
+    from daq.storage.reader import RunFile
+
+    with RunFile(out) as f:
+        ts = f.timeseries()
+        assert f.attrs["rig"] == "rig" and len(ts) >= 3
+        assert (ts["I"] < 0).any() and ts["pressure"].between(6.99e6, 7.01e6).all()

@@ -1,0 +1,61 @@
+"""``daq run PROTOCOL --rig RIG.toml[#CHANNEL]``: run a protocol on a channel of a rig.
+
+The channel is the one named after ``#``, else the rig's only channel, else the one whose cell file
+holds the run's cell. Without ``--cell`` the cell is the one the rig file puts on that channel (with any
+``--set cell.*`` overrides); an explicit ``--cell`` must be that same cell (same id), because current
+densities become currents through its electrode area. A simulated channel runs in virtual time (or at
+``--speed``); real instruments run on the wall clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+from typing import Any
+
+from daq.cell import Cell, cell_from_text, read_cell_text
+from daq.clock import Clock, RealClock, ScaledClock, VirtualClock
+from daq.engine import RunControl
+from daq.errors import ConfigError
+from daq.rig import build_channel, load_rig
+from daq.runner import run_protocol
+from daq.summary import summary
+from protocols.steps import Protocol
+
+
+def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored: dict[str, Any]) -> int:
+    rig_path, _, channel_name = str(args.rig).partition("#")
+    rig = load_rig(rig_path)
+    channel = rig.channel_for(channel_name or None, cell.cell_id)
+    if getattr(args, "cell", None):
+        if cell.cell_id != channel.cell.cell_id:
+            raise ConfigError("--cell", args.cell, f"channel {channel.name} of rig '{rig.name}' holds cell "
+                                                   f"{channel.cell.cell_id} ({channel.cell_path}), not {cell.cell_id}")
+    else:
+        text = read_cell_text(channel.cell_path)
+        overrides = stored.get("cell_overrides") or {}
+        cell = cell_from_text(text, overrides, str(channel.cell_path))
+        stored = {**stored, "cell_source": text, "cell_overrides": overrides}
+    simulated = rig.instruments[channel.instrument].kind == "sim"
+    if args.speed is not None and not simulated:
+        raise ConfigError("--speed", args.speed, "only a simulated channel can run faster than real time")
+    clock: Clock = (ScaledClock(args.speed) if args.speed else VirtualClock()) if simulated else RealClock()
+    hardware = build_channel(rig, channel, clock, cell)
+    from daq.commands.run import default_out
+
+    out = Path(args.out) if args.out else default_out(protocol.name, cell.cell_id)
+    control = RunControl()
+    previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
+    try:
+        result = run_protocol(protocol, cell, hardware.potentiostat, clock, out, transducer=hardware.transducer,
+                              control=control,
+                              run_attrs={"rig": rig.name, "rig_file": str(Path(rig_path).resolve()),
+                                         "channel": channel.name, "instrument": channel.instrument,
+                                         "clock": "wall" if not clock.virtual else "virtual"},
+                              **stored)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print(f"rig '{rig.name}', channel {channel.name} ({channel.instrument}); run file {out}")
+    print(summary(result, protocol, cell, simulated=simulated))
+    return 0 if result.status != "failed" else 1
