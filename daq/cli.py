@@ -17,6 +17,7 @@ COMMANDS = [
     "daq.commands.run",
     "daq.commands.validate",
     "daq.commands.report",
+    "daq.commands.campaign",
     "daq.commands.predict",
     "daq.commands.import_",
     "daq.commands.instruments",

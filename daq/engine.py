@@ -30,6 +30,7 @@ from drivers.transducer import PressureTransducer
 from protocols import steps as S
 
 Listener = Callable[[str, dict[str, Any]], None]
+POST_SHORT_EIS = S.EisSpec("potentiostatic", 1e5, 1.0, 5, 0.005, None)
 
 
 class RunControl:
@@ -223,6 +224,10 @@ class Engine:
                 # Record the cell at open circuit after the cut-off: shows the current is off and what the
                 # cell does then (a shorted cell stays near 0 V).
                 self._rest(S.Rest("open circuit after stop", self.after_stop, 1.0))
+                if stop.reason == S.SHORT_CIRCUIT and self.pstat.capabilities.eis_potentiostatic:
+                    # A small-signal spectrum of the shorted cell: the impedance drop and the filament's
+                    # resistance (for its diameter); 5 mV around open circuit is harmless.
+                    self._eis(S.Eis("impedance after short", POST_SHORT_EIS))
         except (DaqError, Exception) as exc:
             self._safe()
             outcome, status = S.FAULT, "failed"

@@ -13,6 +13,7 @@ from typing import Any
 
 from daq import cell as cellmod
 from daq import interlocks
+from daq.analysis import postrun
 from daq.cell import Cell, cell_from_text
 from daq.clock import Clock
 from daq.engine import Engine, Listener, ResumePoint, RunControl, RunResult, step_parameters
@@ -122,7 +123,12 @@ def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Pote
     engine = Engine(protocol, cell, potentiostat, clock, writer, transducer,
                     interlocks=interlocks.build(protocol.interlocks), **engine_options)
     try:
-        return engine.run()
+        result = engine.run()
+        try:
+            postrun.analyse(result.path)
+        except Exception as exc:  # noqa: BLE001 - analysis never costs the recorded run
+            result.message += f" (post-run analysis failed: {type(exc).__name__}: {exc})"
+        return result
     finally:
         potentiostat.close()
         if transducer is not None:

@@ -99,9 +99,10 @@ class SimulatedCell:
         return self.spec.simulation.sei_asr * (0.2 + 0.8 * (1.0 - np.exp(-np.asarray(age) / SEI_TIME_CONSTANT)))
 
     def _eta(self, i: np.ndarray, contact: np.ndarray | float) -> np.ndarray:
-        """Charge-transfer overpotential (V) at areal current i (A/m^2) on the contacting fraction."""
-        i_local = i / np.sqrt(contact)  # interface resistance ~ R0/sqrt(area fraction) (science.md 2.2)
-        return 2 * R * self.spec.temperature / F * np.arcsinh(i_local / (2 * self.i0))
+        """Interfacial overpotential (V) at areal current i (A/m^2): Butler-Volmer on full contact, scaled
+        by 1/sqrt(contact fraction) as the interface resistance is (science.md 2.2), so lost contact
+        drives the polarisation to the cut-off."""
+        return 2 * R * self.spec.temperature / F * np.arcsinh(i / (2 * self.i0)) / np.sqrt(contact)
 
     # --- time evolution -----------------------------------------------------------------------
     def advance(self, current: np.ndarray, dt: np.ndarray) -> Response:
@@ -214,8 +215,7 @@ class SimulatedCell:
         r_b = float(self.bulk_resistance())
         contact = float(self.contact_fraction())
         i_dc = dc_current / self.area
-        i_local = i_dc / math.sqrt(contact)
-        slope = (2 * R * self.spec.temperature / F) / math.sqrt((2 * self.i0) ** 2 + i_local**2)  # d eta/d i_local
+        slope = (2 * R * self.spec.temperature / F) / math.sqrt((2 * self.i0) ** 2 + i_dc**2)  # d eta/d i
         r_ct = slope / math.sqrt(contact) / self.area
         r_sei = float(self.sei_asr(st.age)) / self.area
         q_b, n_b = 2e-10, 0.9  # bulk/grain-boundary CPE: arc near 1 MHz

@@ -1,0 +1,125 @@
+"""Analysis run on every finished run file, stored in /analysis (what a lab would otherwise do by hand).
+
+- every impedance spectrum fitted with R0-p(R1,CPE1)-p(R2,CPE2): R1 the bulk (high-frequency) arc,
+  R2 the interface + SEI arc; table /analysis/eis_fits;
+- the bulk-resistance trend before a short (a penetrating dendrite shortens the bulk path);
+- after a short: the shorted cell's resistance (post-short spectrum, else E_cell/I just after the trip)
+  and the Li filament diameter it implies (science.md 2.3);
+- contact loss through the stripping spectra (science.md 2.2);
+- conductivity from the first bulk resistance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from daq.analysis import AnalysisError
+from daq.analysis.contact_loss import contact_loss
+from daq.analysis.eis_fit import fit_circuit
+from daq.errors import DaqError
+from daq.models.cracks import filament_diameter
+from daq.storage.reader import open_run
+
+CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)"
+Q_UNIT = 36000.0  # C/m^2 per mAh/cm^2
+
+FIT_DTYPE = np.dtype([("spectrum", "i4"), ("t", "f8"), ("step", "i4"), ("Q", "f8"), ("R0", "f8"), ("R1", "f8"),
+                      ("R2", "f8"), ("R0_err", "f8"), ("R1_err", "f8"), ("R2_err", "f8"),
+                      ("relative_residual", "f8"), ("success", "u1")])
+FIT_UNITS = {"t": "s", "Q": "C", "R0": "ohm", "R1": "ohm", "R2": "ohm", "R0_err": "ohm", "R1_err": "ohm",
+             "R2_err": "ohm", "relative_residual": "1"}
+
+
+def fit_spectra(run) -> np.ndarray:
+    spectra = run.spectra()
+    rows = []
+    for i in range(len(spectra)):
+        s = run.spectrum(i)
+        ok = s.ok.values.astype(bool)
+        f, z = s.frequency.values[ok], s.z_real.values[ok] + 1j * s.z_imag.values[ok]
+        if len(f) < 8 or spectra.step[i] < 0:
+            continue
+        try:
+            with np.errstate(all="ignore"):  # trial steps of the optimiser may overflow; the fit copes
+                fit = fit_circuit(f, z, CIRCUIT)
+        except (AnalysisError, DaqError, ValueError, np.linalg.LinAlgError):
+            continue
+        rows.append((i, spectra.t_start[i], spectra.step[i], spectra.Q[i], fit["R0"], fit["R1"], fit["R2"],
+                     fit.error("R0"), fit.error("R1"), fit.error("R2"), fit.relative_residual, fit.success))
+    return np.array(rows, dtype=FIT_DTYPE)
+
+
+def analyse(path: str | Path) -> dict[str, Any]:
+    """Analyse a closed run file and store the results in it; returns them."""
+    path = Path(path)
+    with open_run(path) as run:
+        cell = run.cell
+        area = cell["electrodes.working_area"]
+        thickness = cell["electrolyte.thickness"]
+        events = run.events()
+        steps = run.steps()
+        fits = fit_spectra(run)
+        spectra = run.spectra()
+        results: dict[str, Any] = {}
+        shorts = events[events.kind == "short_circuit"]
+        if len(fits):
+            r_we = math.sqrt(area / math.pi)
+            results["conductivity_from_first_spectrum"] = 1.0 / (4.0 * fits["R1"][0] * r_we)
+            results["conductivity_unit"] = "S/m (spreading resistance of the working-electrode disc)"
+        if len(shorts):
+            data = json.loads(shorts.data.iloc[0])
+            t_trip = data["t_trip"]
+            short: dict[str, Any] = {"t": t_trip, "t_unit": "s", "capacity": data["capacity"] / Q_UNIT,
+                                     "capacity_unit": "mAh/cm^2"}
+            before = fits[fits["t"] < t_trip]
+            if len(before) >= 3:
+                q = np.abs(before["Q"]) / area / Q_UNIT
+                plating = before[q > 0]
+                if len(plating) >= 3:
+                    slope = np.polyfit(np.abs(plating["Q"]) / area / Q_UNIT, plating["R1"], 1)[0]
+                    short["bulk_resistance_slope"] = float(slope)
+                    short["bulk_resistance_slope_unit"] = "ohm per mAh/cm^2"
+                    short["bulk_resistance_first"] = float(plating["R1"][0])
+                    short["bulk_resistance_last"] = float(plating["R1"][-1])
+            resistance = _post_short_resistance(run, spectra, t_trip, data["sample"])
+            if resistance is not None:
+                short["resistance"], short["resistance_unit"] = resistance, "ohm"
+                short["filament_diameter"] = filament_diameter(resistance, thickness)
+                short["filament_diameter_unit"] = "m"
+            results["short"] = short
+        strip_steps = set(steps.index[steps.parameters.str.contains('"direction": "strip"')])
+        stripping = fits[np.isin(fits["step"], list(strip_steps))] if strip_steps else fits[:0]
+        if len(stripping) >= 2:
+            cl = contact_loss(stripping["R2"])
+            results["contact_loss"] = {"area_fraction": cl.area_fraction.tolist(),
+                                       "current_ratio": cl.current_ratio.tolist(), "regions": list(cl.regions)}
+    _store(path, results, fits)
+    return results
+
+
+def _post_short_resistance(run, spectra, t_trip: float, sample: int) -> float | None:
+    after = spectra[spectra.t_start > t_trip]
+    if len(after):
+        s = run.spectrum(int(after.index[0]))
+        return float(s.z_real.values[np.argmin(s.frequency.values)])  # low-frequency limit: DC resistance
+    e, i = run.column("E_cell", sample, sample + 2), run.column("I", sample, sample + 2)
+    good = np.abs(i) > 0
+    return float(np.median(e[good] / i[good])) if good.any() else None
+
+
+def _store(path: Path, results: dict[str, Any], fits: np.ndarray) -> None:
+    with h5py.File(path, "a") as f:
+        g = f.require_group("analysis")
+        for key, value in results.items():
+            g.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        if "eis_fits" in g:
+            del g["eis_fits"]
+        ds = g.create_dataset("eis_fits", data=fits)
+        ds.attrs["circuit"] = CIRCUIT
+        ds.attrs["units"] = json.dumps(FIT_UNITS)

@@ -1,0 +1,127 @@
+"""Run a CCD campaign and bracket each cell type's CCD from the outcomes.
+
+Every test is a fresh cell: the same cell file with its own seed, so the simulated cells scatter as
+real ones do. The measured CCD is bracketed by the highest current density at which no cell failed and
+the lowest at which every cell failed (science.md 1: below the CCD cells never fail, at it always);
+densities with mixed outcomes lie inside the bracket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from daq.cell import cell_from_text, read_cell_text  # noqa: E402
+from daq.clock import VirtualClock  # noqa: E402
+from daq.runner import predictions, run_protocol  # noqa: E402
+from daq.storage.writer import utc_now  # noqa: E402
+from protocols.campaign import Campaign  # noqa: E402
+from protocols.loader import load_protocol  # noqa: E402
+from simulators.rig import simulated_rig  # noqa: E402
+
+Q_UNIT = 36000.0
+STR = h5py.string_dtype()
+TESTS = np.dtype([("series", "i4"), ("cell_id", STR), ("relative_density", "f8"), ("current_density", "f8"),
+                  ("repeat", "i4"), ("seed", "i8"), ("outcome", STR), ("failed", "u1"), ("plated", "f8"),
+                  ("short_capacity", "f8"), ("file", STR)])
+TEST_UNITS = {"relative_density": "1", "current_density": "mA/cm^2", "plated": "mAh/cm^2",
+              "short_capacity": "mAh/cm^2"}
+SUMMARY = np.dtype([("series", "i4"), ("cell_id", STR), ("relative_density", "f8"), ("highest_safe", "f8"),
+                    ("lowest_failed", "f8"), ("predicted", "f8"), ("predicted_low", "f8"), ("predicted_high", "f8"),
+                    ("prediction_in_bracket", "u1")])
+SUMMARY_UNITS = {k: "mA/cm^2" for k in ("highest_safe", "lowest_failed", "predicted", "predicted_low",
+                                       "predicted_high")}
+
+
+@dataclass(frozen=True)
+class Bracket:
+    highest_safe: float  # mA/cm^2, nan if every tested density failed at least once
+    lowest_failed: float  # mA/cm^2, nan if no density failed every time
+
+
+def bracket(densities: np.ndarray, failed: np.ndarray) -> Bracket:
+    """CCD bracket from per-test outcomes (densities in mA/cm^2, failed as booleans)."""
+    levels = np.unique(densities)
+    never = [d for d in levels if not failed[densities == d].any()]
+    always = [d for d in levels if failed[densities == d].all()]
+    lowest_failed = min(always) if always else np.nan
+    safe_below = [d for d in never if not always or d < lowest_failed]
+    return Bracket(max(safe_below) if safe_below else np.nan, lowest_failed)
+
+
+def run_campaign(campaign: Campaign, out_dir: str | Path,
+                 progress: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, np.ndarray, Path]:
+    """Run every test on the simulator; store tests and summary in OUT/campaign.h5, plot OUT/ccd_vs_density.png."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tests, summary = [], []
+    for s_index, series in enumerate(campaign.series, 1):
+        cell_text = read_cell_text(series.cell_path)
+        base = cell_from_text(cell_text, None, series.cell_path)
+        for d_index, cd in enumerate(series.current_densities):
+            for rep in range(1, campaign.repeats + 1):
+                seed = base.simulation.seed * 1000 + 100 * s_index + 10 * d_index + rep
+                cell_overrides = {"simulation.seed": seed}
+                cell = cell_from_text(cell_text, cell_overrides, series.cell_path)
+                protocol = load_protocol(campaign.protocol_path, {"current_density": f"{cd / 10:.6g} mA/cm^2"})
+                clock = VirtualClock()
+                _, pstat, transducer = simulated_rig(cell, clock)
+                path = out / f"{cell.cell_id}_{cd / 10:g}mAcm2_r{rep}.h5"
+                res = run_protocol(protocol, cell, pstat, clock, path, transducer=transducer, overwrite=True,
+                                   cell_source=cell_text, cell_overrides=cell_overrides,
+                                   run_attrs={"rig": "simulator", "campaign": campaign.name})
+                failed = res.outcome == "short_circuit"
+                tests.append((s_index, cell.cell_id, cell.electrolyte.relative_density, cd / 10, rep, seed,
+                              res.outcome, failed, res.plated_capacity / Q_UNIT,
+                              res.short["capacity"] / Q_UNIT if res.short else np.nan, path.name))
+                progress(f"{cell.cell_id} at {cd / 10:g} mA/cm^2, cell {rep}: {res.outcome}")
+        rows = np.array([t for t in tests if t[0] == s_index], dtype=TESTS)
+        b = bracket(rows["current_density"], rows["failed"].astype(bool))
+        pred = predictions(base)["ccd"]
+        inside = (np.isnan(b.highest_safe) or pred["value"] >= b.highest_safe) and \
+                 (np.isnan(b.lowest_failed) or pred["value"] <= b.lowest_failed)
+        summary.append((s_index, base.cell_id, base.electrolyte.relative_density, b.highest_safe, b.lowest_failed,
+                        pred["value"], pred["low"], pred["high"], inside))
+    tests_arr, summary_arr = np.array(tests, dtype=TESTS), np.array(summary, dtype=SUMMARY)
+    with h5py.File(out / "campaign.h5", "w") as f:
+        f.attrs.update({"name": campaign.name, "created": utc_now(), "repeats": campaign.repeats})
+        f.create_dataset("source", data=campaign.source_text, dtype=STR)
+        for name, data, units in (("tests", tests_arr, TEST_UNITS), ("summary", summary_arr, SUMMARY_UNITS)):
+            ds = f.create_dataset(name, data=data)
+            ds.attrs["units"] = json.dumps(units)
+    return tests_arr, summary_arr, plot(tests_arr, summary_arr, out / "ccd_vs_density.png")
+
+
+def plot(tests: np.ndarray, summary: np.ndarray, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    x = 100 * summary["relative_density"]
+    ax.errorbar(x - 0.25, summary["predicted"], yerr=[summary["predicted"] - summary["predicted_low"],
+                                                      summary["predicted_high"] - summary["predicted"]],
+                fmt="s", color="tab:blue", capsize=4, label="predicted (model band)")
+    for i, row in enumerate(summary):
+        lo = row["highest_safe"] if np.isfinite(row["highest_safe"]) else 0.0
+        hi = row["lowest_failed"] if np.isfinite(row["lowest_failed"]) else lo
+        ax.plot([100 * row["relative_density"] + 0.25] * 2, [lo, hi], color="tab:red", lw=6, alpha=0.5,
+                solid_capstyle="butt", label="measured bracket" if i == 0 else None)
+    for failed, marker, label in ((False, "o", "cell survived"), (True, "x", "cell shorted")):
+        sel = tests["failed"].astype(bool) == failed
+        ax.scatter(100 * tests["relative_density"][sel] + 0.6, tests["current_density"][sel], marker=marker,
+                   color="k", s=25, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("relative density / %")
+    ax.set_ylabel("critical current density / mA cm$^{-2}$")
+    ax.set_title("CCD vs relative density: measured (simulated cells) and predicted")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

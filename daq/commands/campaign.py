@@ -1,0 +1,39 @@
+"""``daq campaign FILE --sim``: a CCD campaign, one fresh simulated cell per test, with its CCD bracket."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from daq.campaign import run_campaign
+from daq.errors import ConfigError
+from protocols.campaign import load_campaign
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("campaign", help="run a CCD campaign (current densities x repeats, a fresh cell each)")
+    p.add_argument("file", help="campaign file (TOML)")
+    p.add_argument("--sim", action="store_true", help="run on simulated cells")
+    p.add_argument("--out", default="runs/campaign", help="folder for the run files, campaign.h5 and the plot")
+    p.set_defaults(func=cmd_campaign)
+
+
+def _fmt(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:g}"
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    if not args.sim:
+        raise ConfigError("daq campaign", None, "campaigns run on the simulator (--sim); on a rig, run the "
+                                                "protocol once per cell with daq run --rig")
+    campaign = load_campaign(args.file)
+    _, summary, png = run_campaign(campaign, args.out, progress=lambda line: print(f"  {line}"))
+    print(f"{campaign.name}: CCD brackets (mA/cm^2)")
+    for row in summary:
+        verdict = "inside" if row["prediction_in_bracket"] else "OUTSIDE"
+        print(f"  {row['cell_id']} ({100 * row['relative_density']:.0f} %): never failed up to "
+              f"{_fmt(row['highest_safe'])}, always failed from {_fmt(row['lowest_failed'])}; predicted "
+              f"{row['predicted']:.3g} (band {row['predicted_low']:.3g}-{row['predicted_high']:.3g}), {verdict} "
+              f"the bracket")
+    print(f"  summary: {args.out}/campaign.h5, plot: {png}")
+    return 0
