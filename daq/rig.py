@@ -387,8 +387,9 @@ def _channel(name: str, data: object, instruments: dict[str, InstrumentSpec],
         known = ", ".join(instruments) or "none defined"
         raise ConfigError(t.path("instrument"), instrument, f"no such instrument (instruments: {known})")
     channel = t.integer("channel", 1, minimum=1)
-    if instruments[instrument].kind == "keithley2450" and channel != 1:
-        raise ConfigError(t.path("channel"), channel, "a Keithley 2450 has one channel (1)")
+    single = {"keithley2450": "a Keithley 2450", "gamry": "a Gamry potentiostat"}
+    if instruments[instrument].kind in single and channel != 1:
+        raise ConfigError(t.path("channel"), channel, f"{single[instruments[instrument].kind]} has one channel (1)")
     transducer = t.data.get("transducer")
     if transducer is not None:
         transducer = t.text("transducer")

@@ -242,8 +242,9 @@ class Keithley2450(Potentiostat):
 
     def _read(self) -> SampleBlock:
         n = self._int(self._query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
-        if not 0 <= n <= self._count:
-            raise _BadReply(f"{n} readings in a buffer of a {self._count}-reading loop")
+        if not self._fetched <= n <= self._count:
+            raise _BadReply(f":TRAC:ACT? says {n} readings; {self._fetched} were already read from this "
+                            f"{self._count}-reading loop (buffer cleared or loop restarted from elsewhere?)")
         parts = []
         while self._fetched < n:
             last = min(n, self._fetched + self.chunk)

@@ -74,6 +74,7 @@ BAD = [
     ("channels.A.instrument", "smux", "channels.A.instrument = 'smux': no such instrument (instruments: smu, vmp"),
     ("channels.A.channel", 2, "channels.A.channel = 2: a Keithley 2450 has one channel"),
     ("channels.A.channel", 0, "channels.A.channel = 0: must be at least 1"),
+    ("channels.C.channel", 3, "channels.C.channel = 3: a Gamry potentiostat has one channel"),
     ("channels.A.cell", "nowhere.toml", "channels.A.cell = 'nowhere.toml': cell file not found"),
     ("channels.A.cell", None, "channels.A.cell: missing"),
     ("channels.A.transducer", "press_z", "channels.A.transducer = 'press_z': no such transducer"),
@@ -132,6 +133,15 @@ def test_factory_builds_the_named_drivers():
     from daq.rig import build_transducer
     modbus = build_transducer(rig, b, clock)
     assert isinstance(modbus, ModbusTransmitter) and modbus.registers.unit == 2
+    vendor = copy.deepcopy(tomllib.loads(EXAMPLE.read_text()))
+    vendor["channels"]["E"] = {"instrument": "vmp", "channel": 2, "cell": "../cells/li6ps5cl_99.toml"}
+    vendor_rig = rig_from_dict(vendor, EXAMPLE.parent)
+    b1 = build_channel(vendor_rig, vendor_rig.channels["B"], clock).potentiostat
+    b2 = build_channel(vendor_rig, vendor_rig.channels["E"], clock).potentiostat
+    assert type(b1).__name__ == "BiologicPotentiostat" and (b1.channel, b2.channel) == (0, 1)  # EClib counts from 0
+    assert b1.conn is b2.conn  # one connection per instrument
+    c = build_channel(rig, rig.channels["C"], clock).potentiostat
+    assert type(c).__name__ == "GamryPotentiostat" and c.section == "IFC1010-31045" and c.clock is clock
     d = build_channel(rig, rig.channels["D"], clock)
     assert isinstance(d.potentiostat, SimulatedPotentiostat) and isinstance(d.transducer, SimulatedTransducer)
     assert d.potentiostat.cell is d.transducer.cell is d.sim_cell  # one simulated cell per channel
