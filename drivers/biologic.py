@@ -285,8 +285,13 @@ class BiologicPotentiostat(Potentiostat):
         self.channel, self.clock = channel, clock or RealClock()
         self.poll_period, self.safe_timeout = poll_period, safe_timeout
         self.name = name or f"biologic:{self.conn.address}:ch{channel + 1}"
-        self.capabilities = Capabilities(max_current=T.DEFAULT_RATINGS.max_current, current_resolution=1e-12,
-                                         max_voltage=10.0, min_sample_period=2e-4, potentiostatic=False)
+        # Nominal until connect() reads the model and the channel's impedance board (the runner checks a
+        # protocol before connecting).
+        r = T.DEFAULT_RATINGS
+        self.capabilities = Capabilities(
+            max_current=r.max_current, current_resolution=1e-12, max_voltage=r.max_voltage, min_sample_period=2e-4,
+            potentiostatic=False, eis_galvanostatic=True, eis_potentiostatic=True,
+            eis_min_frequency=r.eis_min_frequency, eis_max_frequency=r.eis_max_frequency, hardware_voltage_limit=True)
         self.board = 0
         self.warnings: list[str] = []
         self._connected = False
@@ -345,8 +350,7 @@ class BiologicPotentiostat(Potentiostat):
     def read(self) -> SampleBlock:
         self._check_connected()
         with self._safety("reading data"):
-            self._poll()
-            self._maybe_rearm()
+            self._maybe_rearm(self._poll())
         block = SampleBlock.concat(self._pending)
         self._pending = []
         return block
@@ -361,6 +365,8 @@ class BiologicPotentiostat(Potentiostat):
                                       f"{caps.eis_max_frequency:g} Hz")
         if request.mode not in ("galvanostatic", "potentiostatic"):
             raise InstrumentError(f"{self.name}: unknown impedance mode {request.mode!r}")
+        if not (caps.eis_galvanostatic if request.mode == "galvanostatic" else caps.eis_potentiostatic):
+            raise InstrumentError(f"{self.name}: channel {self.channel + 1} has no impedance board")
         return self._impedance(request, freqs)
 
     def close(self) -> None:
@@ -630,8 +636,9 @@ class BiologicPotentiostat(Potentiostat):
         self._pending.append(SampleBlock(t, e_we, np.full(n, np.nan), current, flags))
         run.last_t = float(t[-1])
 
-    def _maybe_rearm(self) -> None:
-        """Flag a limit stop, end a step whose duration is over, continue an open-ended or long step."""
+    def _maybe_rearm(self, state: int) -> None:
+        """After a drain that left the channel in ``state``: flag a limit stop, end a step whose duration
+        is over, continue an open-ended or long step."""
         run = self._run
         if run is None or run.kind == "eis":
             return
@@ -639,13 +646,8 @@ class BiologicPotentiostat(Potentiostat):
         if now >= run.end:  # the step is over (the instrument's own bound may be later after an EIS sweep)
             self._stop_and_drain()
             return
-        cv = CurrentValues()
-        c = self.conn
-        c.check(c.call("BL_GetCurrentValues", c.conn_id, C.c_uint8(self.channel), C.byref(cv)),
-                f"{self.name}: reading the channel state")
-        if cv.State != T.STATE_STOP:
+        if state != T.STATE_STOP:
             return
-        self._poll()  # whatever arrived between the two calls
         if run.kind == "current" and self._pending:
             last = self._pending[-1]
             lo, hi = run.limits

@@ -187,6 +187,7 @@ def data_columns(technique: int, process: int, board: int) -> tuple[str, ...] | 
 
 # --- parameter labels, per package version --------------------------------------------------------------
 # label -> type ("int" | "bool" | "single"). A technique's table lists every label the driver sends.
+_OCV = {"Rest_time_T": "single", "Record_every_dE": "single", "Record_every_dT": "single", "E_Range": "int"}
 _CP = {"Current_step": "single", "vs_initial": "bool", "Duration_step": "single", "Step_number": "int",
        "Record_every_dT": "single", "Record_every_dE": "single", "N_Cycles": "int", "I_Range": "int",
        "E_Range": "int", "Bandwidth": "int"}
@@ -218,9 +219,11 @@ class LabelTable:
 
 LABEL_TABLES: dict[str, LabelTable] = {
     # EC-Lab Development Package 6.0x (C/Delphi/LabVIEW era).
-    "6.0": LabelTable("6.0", {TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS, TECH_PEIS: _PEIS}, {}),
+    "6.0": LabelTable("6.0", {TECH_OCV: _OCV, TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS,
+                              TECH_PEIS: _PEIS}, {}),
     # 6.04 and later (Python "kbio" examples): same core labels; EIS techniques accept an extra-controls word.
-    "6.04": LabelTable("6.04", {TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS, TECH_PEIS: _PEIS},
+    "6.04": LabelTable("6.04", {TECH_OCV: _OCV, TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS,
+                                TECH_PEIS: _PEIS},
                        {TECH_GEIS: {"xctr": "int"}, TECH_PEIS: {"xctr": "int"}}),
 }
 

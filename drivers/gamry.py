@@ -178,6 +178,16 @@ class _CallTimeout(Exception):
     pass
 
 
+def _nominal_capabilities(reference: bool, f_lo: float = 1e-5, f_hi: float | None = None) -> Capabilities:
+    """Interface 1010 class (1 A, 12 V, EIS to 2 MHz) or Reference 600+ class (0.6 A, 11 V, 5 MHz)."""
+    return Capabilities(
+        max_current=0.6 if reference else 1.0, current_resolution=1e-12, max_voltage=11.0 if reference else 12.0,
+        min_sample_period=1e-3, galvanostatic=True, potentiostatic=False, eis_galvanostatic=True,
+        eis_potentiostatic=True, eis_min_frequency=f_lo,
+        eis_max_frequency=f_hi if f_hi is not None else (5e6 if reference else 2e6), reference_electrode=True,
+        hardware_voltage_limit=True)
+
+
 class _DtaqSink:
     """Event sink of a data acquisition (comtypes passes the interface pointer first)."""
 
@@ -234,8 +244,8 @@ class GamryPotentiostat(Potentiostat):
         self.cook_chunk, self.cell_voltage_from_ach, self.z_guess = cook_chunk, cell_voltage_from_ach, z_guess
         self.watchdog_period = watchdog_period
         self.name = name or f"gamry:{section or 'first'}"
-        self.capabilities = Capabilities(max_current=1.0, current_resolution=1e-12, max_voltage=12.0,
-                                         min_sample_period=1e-3, potentiostatic=False)
+        # Nominal until connect() reads the instrument (the runner checks a protocol before connecting).
+        self.capabilities = _nominal_capabilities(reference=bool(section and section.upper().startswith("REF")))
         self._com: Any = None
         self._gc: Any = None
         self._pstat: Any = None
@@ -321,6 +331,8 @@ class GamryPotentiostat(Potentiostat):
                                       f"{caps.eis_max_frequency:g} Hz")
         if request.mode not in ("galvanostatic", "potentiostatic"):
             raise InstrumentError(f"{self.name}: unknown impedance mode {request.mode!r}")
+        if not (caps.eis_galvanostatic if request.mode == "galvanostatic" else caps.eis_potentiostatic):
+            raise InstrumentError(f"{self.name}: this instrument has no {request.mode} impedance")
         if request.mode == "potentiostatic" and self._step is not None and self._step.kind == "current":
             raise InstrumentError(f"{self.name}: potentiostatic impedance during a galvanostatic step")
         return self._impedance(request, freqs)
@@ -419,12 +431,7 @@ class GamryPotentiostat(Potentiostat):
         pstat.SetCell(gc.CellOff)
         model, serial = str(pstat.ModelNo()), str(pstat.SerialNo())
         f_hi, f_lo = float(pstat.FreqLimitUpper()), float(pstat.FreqLimitLower())
-        reference = self._progid.endswith("PC5Pstat")
-        self.capabilities = Capabilities(
-            max_current=0.6 if reference else 1.0, current_resolution=1e-12, max_voltage=11.0 if reference else 12.0,
-            min_sample_period=1e-3, galvanostatic=True, potentiostatic=False, eis_galvanostatic=True,
-            eis_potentiostatic=True, eis_min_frequency=f_lo, eis_max_frequency=f_hi, reference_electrode=True,
-            hardware_voltage_limit=True)
+        self.capabilities = _nominal_capabilities(self._progid.endswith("PC5Pstat"), f_lo, f_hi)
         return InstrumentInfo("Gamry", model, serial, f"DC cal {pstat.CalDate(0)}, AC cal {pstat.CalDate(1)}",
                               "drivers.gamry", f"gamrycom://{section}")
 

@@ -204,7 +204,7 @@ def test_connect_failure_is_readable(spec):
 
 @pytest.mark.parametrize("function, code", [
     ("BL_LoadTechnique", -401), ("BL_LoadTechnique", -6), ("BL_StartChannel", -13), ("BL_GetData", -200),
-    ("BL_GetData", -404), ("BL_GetCurrentValues", -101)])
+    ("BL_GetData", -404), ("BL_StopChannel", -101)])
 def test_error_codes_end_safely(rig, spec, function, code):
     clock, cell, emu, driver = rig
     driver.connect()
@@ -215,12 +215,11 @@ def test_error_codes_end_safely(rig, spec, function, code):
     with pytest.raises(InstrumentError) as err:
         if function in ("BL_LoadTechnique", "BL_StartChannel"):
             driver.apply_current(-spec.current(9 * MA_CM2), -5, 5, 1.0, duration=1000.0)
+        elif function == "BL_StopChannel":
+            driver.open_circuit()
         else:
             clock.sleep(5)
             driver.read()
-            if function == "BL_GetCurrentValues":
-                clock.sleep(1000)
-                driver.read()
     text = str(err.value)
     assert T.ERROR_CODES[code][0] in text and "channel stopped" in text
     assert_safe(emu)
@@ -395,3 +394,27 @@ def test_structure_layouts_match_header():
     assert ctypes.sizeof(B.CurrentValues) == ctypes.sizeof(E.TCurrentValues) == 76
     assert ctypes.sizeof(B.EccParam) == 76 and ctypes.sizeof(B.DataBuffer) == 4000
     assert ctypes.sizeof(B.ChannelInfos) == ctypes.sizeof(E.TChannelInfos) == 84
+
+
+# --- whole protocol through the engine ---------------------------------------------------------------------
+@pytest.mark.parametrize("density", ["9 mA/cm^2", "10 mA/cm^2"])
+def test_ccd_protocol_through_biologic_matches_simulator(tmp_path, density):
+    from daq.runner import run_protocol
+    from protocols.loader import load_protocol
+    from tests.conftest import EXAMPLES, run_sim
+
+    protocol = load_protocol(EXAMPLES / "ccd_single_plating.toml", {"current_density": density})
+    spec = load_cell(protocol.cell_path)
+    clock = VirtualClock()
+    emu = E.EClibEmulator(clock, {0: SimulatedCell(spec)})
+    driver = BiologicPotentiostat("USB0", 0, clock=clock, dll=emu.dll)
+    # A real instrument cannot rewind a block: poll it every few seconds, as a real-time engine does.
+    result = run_protocol(protocol, spec, driver, clock, tmp_path / "biologic.h5", block_interval=4.0)
+    ref = run_sim(EXAMPLES / "ccd_single_plating.toml", tmp_path / "sim.h5", overrides={"current_density": density})
+    assert result.outcome == ref.outcome
+    assert (result.short is None) == (ref.short is None) == (density == "9 mA/cm^2")
+    if result.short is not None:
+        assert abs(result.short["t"] - ref.short["t"]) <= 3.0
+        assert result.short["capacity"] == pytest.approx(ref.short["capacity"], rel=0.01)
+    assert result.plated_capacity == pytest.approx(ref.plated_capacity, rel=0.01)
+    assert not emu.output_on(0)

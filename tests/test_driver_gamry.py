@@ -353,3 +353,27 @@ def test_hresult_decoding():
         assert code in G.HRESULTS
     err = GC.COMError(GC.GAMRY_DEVICE_IN_USE, "Device In Use")
     assert err.args[0] < 0 and (err.args[0] & 0xFFFFFFFF) == GC.GAMRY_DEVICE_IN_USE
+
+
+# --- whole protocol through the engine ---------------------------------------------------------------------
+@pytest.mark.parametrize("density", ["9 mA/cm^2", "10 mA/cm^2"])
+def test_ccd_protocol_through_gamry_matches_simulator(tmp_path, density):
+    from daq.runner import run_protocol
+    from protocols.loader import load_protocol
+    from tests.conftest import EXAMPLES, run_sim
+
+    protocol = load_protocol(EXAMPLES / "ccd_single_plating.toml", {"current_density": density})
+    spec = load_cell(protocol.cell_path)
+    clock = VirtualClock()
+    emu = GC.GamryComEmulator(clock, {SECTION: SimulatedCell(spec)})
+    driver = GamryPotentiostat(com=emu, clock=clock)
+    # A real instrument cannot rewind a block: poll it every few seconds, as a real-time engine does.
+    result = run_protocol(protocol, spec, driver, clock, tmp_path / "gamry.h5", block_interval=4.0)
+    ref = run_sim(EXAMPLES / "ccd_single_plating.toml", tmp_path / "sim.h5", overrides={"current_density": density})
+    assert result.outcome == ref.outcome
+    assert (result.short is None) == (ref.short is None) == (density == "9 mA/cm^2")
+    if result.short is not None:
+        assert abs(result.short["t"] - ref.short["t"]) <= 3.0
+        assert result.short["capacity"] == pytest.approx(ref.short["capacity"], rel=0.01)
+    assert result.plated_capacity == pytest.approx(ref.plated_capacity, rel=0.01)
+    assert not emu.cell_on(SECTION)
