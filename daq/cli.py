@@ -21,6 +21,7 @@ COMMANDS = [
     "daq.commands.predict",
     "daq.commands.import_",
     "daq.commands.instruments",
+    "daq.commands.gui",
 ]
 
 

@@ -1,0 +1,578 @@
+"""One channel's panel: potential vs time and capacity, current, stack pressure, impedance spectra,
+current step, progress, time remaining, event log, and run control.
+
+Data arrive as queued Qt signals (daq.gui.sources) and are appended to a TraceBuffer at once; plots are
+redrawn by a timer (10 Hz by default) only if something changed, so a fast run cannot flood the GUI.
+Stored values are SI; the axes show user units by scaling their tick labels (h, mAh/cm^2, mA/cm^2,
+MPa), so no array is ever converted for display.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from daq.gui import plan as P
+from daq.gui.buffers import TraceBuffer
+from daq.gui.sources import ALARM_EVENTS, ChannelSignals, FileFollower, RunInfo, SimulatedRun
+
+HOUR = 3600.0
+MAH_PER_CM2 = 36000.0  # C/m^2 in one mAh/cm^2
+EVENT_COLOURS = {
+    "short_circuit": ("#ffc9c9", "#a00000"),
+    "fault": ("#ffc9c9", "#a00000"),
+    "transducer_fault": ("#ffc9c9", "#a00000"),
+    "listener_error": ("#ffc9c9", "#a00000"),
+    "voltage_limit": ("#ffe2b8", "#8a4b00"),
+    "current_limit": ("#ffe2b8", "#8a4b00"),
+    "interlock": ("#ffe2b8", "#8a4b00"),
+    "paused": ("#dde9ff", "#1d3f80"),
+    "resumed": ("#dde9ff", "#1d3f80"),
+}
+MARKER_COLOURS = {"short_circuit": "#d00000", "voltage_limit": "#e07000", "current_limit": "#e07000",
+                  "fault": "#d00000", "paused": "#3060c0"}
+SPECTRUM_COLOURS = ("#b8c4d6", "#7890b8", "#1f4e9c")  # older -> newest
+MAX_LOG_ROWS = 20_000
+
+
+def _plot(title: str, x_label: str, y_label: str, x_scale: float = 1.0, y_scale: float = 1.0) -> pg.PlotWidget:
+    widget = pg.PlotWidget()
+    item = widget.getPlotItem()
+    item.setTitle(title, size="9pt")
+    for side, label, scale in (("bottom", x_label, x_scale), ("left", y_label, y_scale)):
+        axis = item.getAxis(side)
+        axis.enableAutoSIPrefix(False)
+        axis.setScale(scale)
+        item.setLabel(side, label)
+    item.showGrid(x=True, y=True, alpha=0.25)
+    item.setMenuEnabled(True)
+    return widget
+
+
+def _curve(widget: pg.PlotWidget, colour: str, finite: bool = True) -> pg.PlotDataItem:
+    """A trace for millions of points: peak downsampling, clip to view, no per-update finiteness scan."""
+    curve = widget.getPlotItem().plot(pen=pg.mkPen(colour, width=1))
+    curve.setDownsampling(auto=True, method="peak")
+    curve.setClipToView(True)
+    if finite:
+        curve.setData(connect="all", skipFiniteCheck=True)
+    return curve
+
+
+class ChannelPanel(QWidget):
+    """A channel: a simulated rig this window can run protocols on, or a run file under review."""
+
+    state_changed = Signal(str)
+    alarm = Signal(str)  # an alarm event (short circuit, limit, fault) on this channel
+
+    def __init__(self, name: str, parent: QWidget | None = None, *, simulated: bool = True,
+                 refresh_ms: int = 100, buffer_options: dict[str, Any] | None = None,
+                 start_defaults: dict[str, Any] | None = None):
+        super().__init__(parent)
+        self.name, self.simulated = name, simulated
+        self.buffer_options = buffer_options or {}
+        self.start_defaults = start_defaults or {}
+        self.signals = ChannelSignals(self)
+        self.signals.started.connect(self._on_started)
+        self.signals.block.connect(self._on_block)
+        self.signals.step_start.connect(self._on_step_start)
+        self.signals.step_end.connect(self._on_step_end)
+        self.signals.event.connect(self._on_event)
+        self.signals.spectrum.connect(self._on_spectrum)
+        self.signals.finished.connect(self._on_finished)
+        self.signals.failed.connect(self._on_failed)
+
+        self.state = "idle"
+        self.info: RunInfo | None = None
+        self.buffer: TraceBuffer | None = None
+        self.run: SimulatedRun | None = None
+        self.follower: FileFollower | None = None
+        self.result: dict[str, Any] | None = None
+        self.error = ""
+        self.events: list[dict[str, Any]] = []
+        self.steps_done: dict[int, dict[str, Any]] = {}
+        self.step_row: dict[str, Any] | None = None  # the running step (live runs)
+        self._step_first_t: dict[int, float] = {}
+        self.spectra: deque[dict[str, Any]] = deque(maxlen=len(SPECTRUM_COLOURS))
+        self.spectra_seen = 0
+        self._drawn = -1
+        self._markers: list[Any] = []
+
+        self._build()
+        self.timer = QTimer(self)
+        self.timer.setInterval(refresh_ms)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+        self._set_state("idle")
+
+    # --- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+
+        bar = QHBoxLayout()
+        self.title = QLabel(f"<b>{self.name}</b>: no run")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bar.addWidget(self.title, 1)
+        self.state_label = QLabel()
+        bar.addWidget(self.state_label)
+        self.start_button = QPushButton("Start...")
+        self.start_button.clicked.connect(self.start_dialog)
+        self.pause_button = QToolButton()
+        self.pause_button.setText("Pause")
+        self.pause_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.pause_button)
+        self.pause_now_action = QAction("Pause now (current off at once)", self)
+        self.pause_now_action.triggered.connect(lambda: self.pause("now"))
+        self.pause_step_end_action = QAction("Pause at the end of the step", self)
+        self.pause_step_end_action.triggered.connect(lambda: self.pause("step_end"))
+        menu.addAction(self.pause_now_action)
+        menu.addAction(self.pause_step_end_action)
+        self.pause_button.setMenu(menu)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(self.resume)
+        self.abort_button = QPushButton("Abort...")
+        self.abort_button.clicked.connect(lambda: self.abort())
+        self.export_button = QPushButton("Export PNG...")
+        self.export_button.clicked.connect(self.export_dialog)
+        for w in (self.start_button, self.pause_button, self.resume_button, self.abort_button, self.export_button):
+            bar.addWidget(w)
+        outer.addLayout(bar)
+
+        status = QHBoxLayout()
+        self.step_label = QLabel("step: -")
+        status.addWidget(self.step_label, 2)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p %")
+        self.progress.setMaximumWidth(260)
+        status.addWidget(self.progress, 1)
+        self.time_label = QLabel("elapsed -  remaining -")
+        status.addWidget(self.time_label, 2)
+        outer.addLayout(status)
+        self.readings = QLabel(" ")
+        outer.addWidget(self.readings)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        plots = QWidget()
+        grid = QGridLayout(plots)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        self.plot_e_t = _plot("Potential", "time (h)", "E (V)", x_scale=1 / HOUR)
+        self.plot_j_t = _plot("Current density", "time (h)", "j (mA/cm^2)", x_scale=1 / HOUR)
+        self.plot_p_t = _plot("Stack pressure", "time (h)", "P (MPa)", x_scale=1 / HOUR, y_scale=1e-6)
+        self.plot_e_q = _plot("Potential vs capacity (charge throughput)", "capacity (mAh/cm^2)", "E (V)",
+                              x_scale=1 / MAH_PER_CM2)
+        self.plot_nyquist = _plot("Impedance (Nyquist)", "Z' (ohm)", "-Z'' (ohm)")
+        self.plot_nyquist.getPlotItem().setAspectLocked(True)
+        self.plot_bode = pg.GraphicsLayoutWidget()
+        self.bode_mag = self.plot_bode.addPlot()
+        self.bode_phase = self.plot_bode.addPlot()
+        for item, label, title in ((self.bode_mag, "|Z| (ohm)", "Bode |Z|"),
+                                   (self.bode_phase, "-phase (deg)", "Bode phase")):
+            item.setTitle(title, size="9pt")
+            item.setLabel("bottom", "frequency (Hz)")
+            item.setLabel("left", label)
+            item.showGrid(x=True, y=True, alpha=0.25)
+            item.getAxis("left").enableAutoSIPrefix(False)
+            item.getAxis("bottom").enableAutoSIPrefix(False)
+        self.bode_mag.setLogMode(x=True, y=False)  # |Z| of one cell spans less than a decade: linear reads better
+        self.bode_phase.setLogMode(x=True, y=False)
+        self.plot_j_t.setXLink(self.plot_e_t)
+        self.plot_p_t.setXLink(self.plot_e_t)
+        grid.addWidget(self.plot_e_t, 0, 0)
+        grid.addWidget(self.plot_j_t, 1, 0)
+        grid.addWidget(self.plot_p_t, 2, 0)
+        grid.addWidget(self.plot_e_q, 0, 1)
+        grid.addWidget(self.plot_nyquist, 1, 1)
+        grid.addWidget(self.plot_bode, 2, 1)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+        grid.setRowStretch(2, 2)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+        split.addWidget(plots)
+
+        self.curve_e_t = _curve(self.plot_e_t, "#1f4e9c")
+        self.curve_j_t = _curve(self.plot_j_t, "#2a7a2a")
+        self.curve_p_t = _curve(self.plot_p_t, "#7a2a7a", finite=False)
+        self.curve_e_q = _curve(self.plot_e_q, "#1f4e9c")
+
+        self.log = QTableWidget(0, 3)
+        self.log.setHorizontalHeaderLabels(["time (h)", "event", "message"])
+        self.log.verticalHeader().setVisible(False)
+        self.log.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.log.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        header = self.log.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        split.addWidget(self.log)
+        split.setStretchFactor(0, 5)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 160])
+        outer.addWidget(split, 1)
+
+    # --- state --------------------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        """A live run this window controls is in progress (closing would end it)."""
+        return self.run is not None and self.run.is_alive()
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        live = self.run is not None and state in ("starting", "running", "pausing", "paused", "aborting")
+        self.start_button.setEnabled(self.simulated and state in ("idle", "finished", "failed"))
+        self.pause_button.setEnabled(live and state in ("running",))
+        self.resume_button.setEnabled(live and state in ("paused", "pausing"))
+        self.abort_button.setEnabled(live and state != "aborting")
+        self.export_button.setEnabled(self.buffer is not None)
+        text = {"idle": "idle", "starting": "starting...", "running": "running", "pausing": "pausing at step end",
+                "paused": "PAUSED (cell at open circuit)", "aborting": "aborting...", "finished": "finished",
+                "failed": "FAILED", "following": "following a live run file", "review": "review"}.get(state, state)
+        if state == "finished" and self.result:
+            text = f"finished: {self.result.get('outcome', '').replace('_', ' ')}"
+        self.state_label.setText(f"<b>{text}</b>")
+        self.state_changed.emit(state)
+
+    def _reset(self) -> None:
+        self.info, self.buffer, self.result, self.error = None, None, None, ""
+        self.events, self.steps_done, self.step_row = [], {}, None
+        self._step_first_t = {}
+        self.spectra.clear()
+        self.spectra_seen = 0
+        self._drawn = -1
+        for curve in (self.curve_e_t, self.curve_j_t, self.curve_p_t, self.curve_e_q):
+            curve.setData([], [])
+        for plot, marker in self._markers:
+            plot.removeItem(marker)
+        self._markers = []
+        self.plot_nyquist.getPlotItem().clear()
+        self.bode_mag.clear()
+        self.bode_phase.clear()
+        self.log.setRowCount(0)
+
+    # --- run control --------------------------------------------------------------------------
+    def start_dialog(self) -> None:
+        from daq.gui.dialogs import StartDialog
+
+        dialog = StartDialog(self, **self.start_defaults)
+        if dialog.exec():
+            self.start_run(**dialog.values())
+
+    def start_run(self, protocol: str | Path, cell: str | Path | None = None, speed: float = 3600.0,
+                  out: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SimulatedRun:
+        """Start ``protocol`` on this channel's simulated rig, ``speed`` times faster than real time.
+        Loading, checking and running all happen in the worker thread; errors come back as ``failed``."""
+        if self.is_running or self.follower is not None:
+            raise RuntimeError(f"{self.name} is busy")
+        self._reset()
+        self.run = SimulatedRun(self.signals, protocol, cell, speed, out, overrides, name=self.name)
+        self._set_state("starting")
+        self.run.start()
+        return self.run
+
+    def open_file(self, path: str | Path, poll_interval: float = 0.5) -> FileFollower:
+        """Show a run file: all of it if finished, following it while another process writes it."""
+        self._reset()
+        self.simulated = False
+        self.follower = FileFollower(self.signals, path, poll_interval=poll_interval)
+        self.title.setText(f"<b>{self.name}</b>: {Path(path).name} (opening...)")
+        self._set_state("following")
+        self.follower.start()
+        return self.follower
+
+    def pause(self, when: str = "now") -> None:
+        if self.run is None or self.state != "running":
+            return
+        self.run.pause(when)
+        self._set_state("pausing" if when == "step_end" else "running")
+
+    def resume(self) -> None:
+        if self.run is not None and self.state in ("paused", "pausing"):
+            self.run.resume()
+            if self.state == "pausing":
+                self._set_state("running")
+
+    def abort(self, confirm: bool = True) -> bool:
+        """Abort the live run, after the operator confirms. Returns True if the abort was requested."""
+        if not self.is_running:
+            return False
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Abort the run?",
+                f"Abort the run on {self.name}?\n\nThe current is switched off and the protocol ends here; "
+                "the run file keeps everything recorded so far.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        assert self.run is not None
+        self.run.abort("aborted from the rig window")
+        self._set_state("aborting")
+        return True
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop reading (followers) and wait for an aborted run to switch off. Never writes a run file."""
+        self.timer.stop()
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower.join(timeout)
+        if self.run is not None and self.run.is_alive():
+            self.run.abort("rig window closed")
+            self.run.join(timeout)
+
+    # --- export -------------------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(self, "Export view as PNG", f"{self.name}.png", "PNG image (*.png)")
+        if path:
+            self.export_png(path)
+
+    def export_png(self, path: str | Path) -> threading.Thread:
+        """Save the panel as it is on screen (plots, status, log) as a PNG. The image is grabbed here
+        and encoded and written in a worker thread; join the returned thread to wait for the file."""
+        self.refresh()
+        image = self.grab().toImage()
+        thread = threading.Thread(target=image.save, args=(str(path), "PNG"), name="export-png", daemon=True)
+        thread.start()
+        return thread
+
+    # --- incoming data (GUI thread) -------------------------------------------------------------
+    def _on_started(self, info: RunInfo) -> None:
+        self.info = info
+        self.buffer = TraceBuffer(info.area, **self.buffer_options)
+        e_name = "E_we" if info.three_electrode else "E_cell"
+        self.plot_e_t.getPlotItem().setLabel("left", f"{e_name} (V)")
+        self.plot_e_q.getPlotItem().setLabel("left", f"{e_name} (V)")
+        self.plot_j_t.getPlotItem().getAxis("left").setScale(0.1 / info.area)  # A -> mA/cm^2
+        where = f"simulated at {info.speed:g}x real time" if info.live else Path(info.path).name
+        ccd = f", predicted CCD {info.ccd / 10:.2f} mA/cm^2" if info.ccd else ""
+        self.title.setText(f"<b>{self.name}</b>: {info.protocol} on {info.cell_id} ({where}{ccd})")
+        self.title.setToolTip(info.path)
+        if info.live:
+            self._set_state("running")
+        elif info.status != "running":
+            self._set_state("review")
+        self.export_button.setEnabled(True)
+
+    def _on_block(self, cols: dict[str, np.ndarray]) -> None:
+        if self.buffer is None or not len(cols.get("t", ())):
+            return
+        step = np.asarray(cols["step"])
+        for s, i in zip(*np.unique(step, return_index=True)):
+            self._step_first_t.setdefault(int(s), float(cols["t"][i]))
+        layout = self.buffer.layout_version
+        self.buffer.append(cols)
+        if self.buffer.layout_version != layout:
+            self.refresh()  # rows moved under the plot items: redraw before anything repaints
+
+    def _on_step_start(self, row: dict[str, Any]) -> None:
+        self.step_row = row
+        self._step_first_t.setdefault(int(row["index"]), float(row["t_start"]))
+
+    def _on_step_end(self, row: dict[str, Any]) -> None:
+        self.steps_done[int(row["index"])] = row
+
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        self.events.append(ev)
+        kind = str(ev.get("kind", ""))
+        if kind == "paused" and self.run is not None:
+            self._set_state("paused")
+        elif kind == "resumed" and self.run is not None:
+            self._set_state("running")
+        self._log_event(ev)
+        if kind in MARKER_COLOURS:
+            data = ev.get("data") or {}
+            self._mark(float(data.get("t_trip", ev["t"])), kind)
+        if kind in ALARM_EVENTS:
+            self.alarm.emit(kind)
+
+    def _on_spectrum(self, sp: dict[str, Any]) -> None:
+        self.spectra.append(sp)
+        self.spectra_seen += 1
+        self._draw_spectra()
+
+    def _on_finished(self, result: dict[str, Any]) -> None:
+        self.result = result
+        if self.info is not None:
+            self.info.status = result.get("status", "")
+        self.refresh()
+        self._set_state("finished" if self.run is not None else "review")
+
+    def _on_failed(self, message: str) -> None:
+        self.error = message
+        self._set_state("failed")
+        self.step_label.setText(f"<span style='color:#a00000'><b>{message}</b></span>")
+
+    # --- drawing ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Redraw traces if new samples arrived, and the status line (timer, 10 Hz)."""
+        buf = self.buffer
+        if buf is None or self.info is None:
+            return
+        if buf.version != self._drawn and len(buf):
+            t = buf.column("t")
+            e = buf.column("E_we" if self.info.three_electrode else "E_cell")
+            self.curve_e_t.setData(t, e)
+            self.curve_j_t.setData(t, buf.column("I"))
+            self.curve_e_q.setData(buf.column("capacity"), e)
+            p = buf.column("pressure")
+            if np.isfinite(p[-1]) or np.isfinite(p[0]):
+                self.curve_p_t.setData(t, p)
+            self._drawn = buf.version
+        self._update_status()
+
+    def _current_step(self) -> int:
+        idx = int(self.buffer.last("step")) if self.buffer is not None and len(self.buffer) else -1
+        if self.step_row is not None:
+            idx = max(idx, int(self.step_row["index"]))
+        return idx
+
+    def _update_status(self) -> None:
+        info, buf = self.info, self.buffer
+        assert info is not None and buf is not None
+        t_now = buf.last("t") if len(buf) else 0.0
+        idx = self._current_step()
+        planned = info.plan.step(idx)
+        row = self.step_row if self.step_row is not None and int(self.step_row["index"]) == idx \
+            else self.steps_done.get(idx)
+        if row is not None:
+            label, kind, cycle = row["label"], row["kind"], int(row["cycle"])
+        elif planned is not None:
+            label, kind, cycle = planned.label, planned.kind, planned.cycle
+        else:
+            label, kind, cycle = "", "", 0
+        cycles = planned.cycles if planned is not None else 0
+        parts = [f"step {idx + 1} of {len(info.plan)}" if idx >= 0 else "step -"]
+        if label or kind:
+            parts.append(f"{label} ({kind})" if label else kind)
+        if cycle:
+            parts.append(f"cycle {cycle} of {cycles}" if cycles else f"cycle {cycle}")
+        if not self.error:
+            self.step_label.setText(" \u00b7 ".join(parts))
+
+        finished = self.result is not None or (info.status not in ("running", "") and self.run is None)
+        if finished:
+            remaining = 0.0
+        else:
+            t0 = self._step_first_t.get(idx, t_now)
+            remaining = info.plan.remaining(idx, max(t_now - t0, 0.0))
+        done = P.progress(t_now, remaining)
+        if finished and self.result is not None and self.result.get("outcome") not in ("completed", None):
+            done = P.progress(t_now, info.plan.remaining(idx, t_now - self._step_first_t.get(idx, t_now)))
+        self.progress.setValue(int(round(1000 * done)))
+        text = f"elapsed {P.format_duration(t_now)} cell time"
+        if finished:
+            outcome = (self.result or {}).get("outcome") or info.status
+            text += f" \u00b7 ended: {str(outcome).replace('_', ' ')}"
+        else:
+            text += f" \u00b7 remaining \u2248 {P.format_duration(remaining)}"
+            if info.live and info.speed:
+                text += f" ({P.format_duration(remaining / info.speed)} at {info.speed:g}x)"
+        self.time_label.setText(text)
+
+        if len(buf):
+            e_name = "E_we" if info.three_electrode else "E_cell"
+            j = buf.last("I") / info.area / 10.0
+            parts = [f"{e_name} = {buf.last(e_name):+.4f} V", f"j = {j:+.3f} mA/cm^2",
+                     f"capacity = {buf.last('capacity') / MAH_PER_CM2:.3f} mAh/cm^2"]
+            p = buf.last("pressure")
+            if math.isfinite(p):
+                parts.append(f"P = {p / 1e6:.2f} MPa")
+            parts.append(f"{buf.received:,} samples ({len(buf):,} held)")
+            self.readings.setText("   ".join(parts))
+
+    def _mark(self, t: float, kind: str) -> None:
+        colour = MARKER_COLOURS[kind]
+        for plot in (self.plot_e_t, self.plot_j_t, self.plot_p_t):
+            label = kind.replace("_", " ") if plot is self.plot_e_t else None
+            pen = pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine)
+            line = pg.InfiniteLine(pos=t, angle=90, pen=pen, label=label,
+                                   labelOpts={"position": 0.92, "color": colour, "fill": (255, 255, 255, 200)})
+            plot.addItem(line, ignoreBounds=True)
+            self._markers.append((plot, line))
+
+    def _log_event(self, ev: dict[str, Any]) -> None:
+        table = self.log
+        at_bottom = table.verticalScrollBar().value() >= table.verticalScrollBar().maximum() - 2
+        if table.rowCount() >= MAX_LOG_ROWS:
+            table.removeRow(0)
+        row = table.rowCount()
+        table.insertRow(row)
+        kind = str(ev.get("kind", ""))
+        items = [QTableWidgetItem(f"{float(ev['t']) / HOUR:.3f}"), QTableWidgetItem(kind.replace("_", " ")),
+                 QTableWidgetItem(str(ev.get("message", "")))]
+        colours = EVENT_COLOURS.get(kind)
+        for col, item in enumerate(items):
+            if colours:
+                item.setBackground(QBrush(QColor(colours[0])))
+                item.setForeground(QBrush(QColor(colours[1])))
+                if kind in ALARM_EVENTS:
+                    font = QFont()
+                    font.setBold(True)
+                    item.setFont(font)
+            table.setItem(row, col, item)
+        if at_bottom or kind in ALARM_EVENTS:
+            QTimer.singleShot(0, table.scrollToBottom)  # after the new row has been laid out
+
+    def _draw_spectra(self) -> None:
+        nyq = self.plot_nyquist.getPlotItem()
+        nyq.clear()
+        self.bode_mag.clear()
+        self.bode_phase.clear()
+        spectra = list(self.spectra)
+        colours = SPECTRUM_COLOURS[-len(spectra):]
+        newest_fit = None
+        for sp, colour in zip(spectra, colours):
+            pts = sp["points"]
+            f, zr, zi = pts["frequency"], pts["z_real"], pts["z_imag"]
+            z = zr + 1j * zi
+            pen, brush = pg.mkPen(colour, width=1), pg.mkBrush(colour)
+            nyq.plot(zr, -zi, pen=pen, symbol="o", symbolSize=4, symbolBrush=brush, symbolPen=None)
+            self.bode_mag.plot(f, np.abs(z), pen=pen, symbol="o", symbolSize=3, symbolBrush=brush, symbolPen=None)
+            self.bode_phase.plot(f, -np.degrees(np.angle(z)), pen=pen, symbol="o", symbolSize=3, symbolBrush=brush,
+                                 symbolPen=None)
+            fit = sp.get("fit")
+            if fit is not None:
+                fpen = pg.mkPen("#c03030", width=1.5, style=Qt.PenStyle.DashLine)
+                zf = fit["z"]
+                nyq.plot(zf.real, -zf.imag, pen=fpen)
+                self.bode_mag.plot(fit["frequency"], np.abs(zf), pen=fpen)
+                self.bode_phase.plot(fit["frequency"], -np.degrees(np.angle(zf)), pen=fpen)
+                newest_fit = fit
+        sp = spectra[-1]
+        meta = sp.get("meta", {})
+        title = f"Impedance #{sp['index']} at {float(meta.get('t_start', 0.0)) / HOUR:.2f} h"
+        if newest_fit is not None and newest_fit is spectra[-1].get("fit"):
+            rs = [f"{name} = {value[0]:.3g} ohm" for name, value in newest_fit["parameters"].items()
+                  if value[2] == "ohm"]
+            title += f" \u00b7 fit {newest_fit['circuit']}: " + ", ".join(rs)
+        elif spectra[-1].get("fit") is None:
+            title += " (raw)"
+        nyq.setTitle(title, size="9pt")
