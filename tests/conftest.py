@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -38,3 +42,29 @@ def run_sim(protocol_path: Path | str, out: Path, density: int | None = None, ov
     clock = VirtualClock()
     _, pstat, transducer = simulated_rig(cell, clock)
     return run_protocol(protocol, cell, pstat, clock, out, transducer=transducer, **kwargs)
+
+
+_KILL_AFTER_BLOCKS = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    from tests.conftest import run_sim, EXAMPLES
+    from daq.cell import read_cell_text
+    count = [0]
+    def listener(kind, payload):
+        if kind == "block":
+            count[0] += 1
+            if count[0] == {blocks}:
+                os.kill(os.getpid(), signal.SIGKILL)
+    cell = EXAMPLES / "cells" / "li6ps5cl_99.toml"
+    run_sim(EXAMPLES / {protocol!r}, {out!r}, 99, overrides={overrides!r}, listeners=[listener],
+            flush_interval=0.0, cell_source=read_cell_text(cell))
+""")
+
+
+def kill_run(out: Path, protocol: str, blocks: int, overrides: dict | None = None) -> Path:
+    """Run an example protocol on the 99 % cell in a subprocess and SIGKILL it after ``blocks`` blocks."""
+    code = _KILL_AFTER_BLOCKS.format(root=str(ROOT), out=str(out), blocks=blocks, protocol=protocol,
+                                     overrides=overrides or {})
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    return out

@@ -1,9 +1,5 @@
 """An interrupted run continues in the same file from where it stopped, to the right total capacity."""
 
-import signal
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -13,32 +9,7 @@ from daq.errors import DataFileError
 from daq.runner import rebuild, resume_protocol
 from daq.storage.reader import open_run
 from simulators.rig import simulated_rig
-from tests.conftest import EXAMPLES, ROOT, run_sim
-
-KILL_AFTER_BLOCKS = textwrap.dedent("""
-    import os, signal, sys
-    sys.path.insert(0, {root!r})
-    from tests.conftest import run_sim, EXAMPLES
-    from daq.cell import read_cell_text
-    count = [0]
-    def listener(kind, payload):
-        if kind == "block":
-            count[0] += 1
-            if count[0] == {blocks}:
-                os.kill(os.getpid(), signal.SIGKILL)
-    cell = EXAMPLES / "cells" / "li6ps5cl_99.toml"
-    run_sim(EXAMPLES / {protocol!r}, {out!r}, 99, overrides={overrides!r}, listeners=[listener],
-            flush_interval=0.0, cell_source=read_cell_text(cell))
-""")
-
-
-def kill_run(tmp_path, protocol, blocks, overrides=None):
-    out = tmp_path / "run.h5"
-    code = KILL_AFTER_BLOCKS.format(root=str(ROOT), out=str(out), blocks=blocks, protocol=protocol,
-                                    overrides=overrides or {})
-    proc = subprocess.run([sys.executable, "-c", code], timeout=120)
-    assert proc.returncode == -signal.SIGKILL
-    return out
+from tests.conftest import EXAMPLES, kill_run, run_sim
 
 
 def resume(path):
@@ -49,7 +20,7 @@ def resume(path):
 
 
 def test_resume_mid_plating_reaches_total_capacity(tmp_path):
-    path = kill_run(tmp_path, "ccd_single_plating.toml", blocks=8)  # 600 s rest + ~1400 s of plating
+    path = kill_run(tmp_path / "run.h5", "ccd_single_plating.toml", blocks=8)  # 600 s rest + ~1400 s of plating
     with open_run(path) as run:
         assert run.status == "interrupted"
         point = run.resume_point()
@@ -70,7 +41,7 @@ def test_resume_mid_plating_reaches_total_capacity(tmp_path):
 
 
 def test_resume_in_cycling_continues_the_cycle_count(tmp_path):
-    path = kill_run(tmp_path, "asymmetric_cycling.toml", blocks=60, overrides={"steps.2.cycles": 4})
+    path = kill_run(tmp_path / "run.h5", "asymmetric_cycling.toml", blocks=60, overrides={"steps.2.cycles": 4})
     with open_run(path) as run:
         cycles_before = int(run.column("cycle")[-1])
     assert cycles_before >= 1

@@ -1,9 +1,5 @@
 """The run file is readable while written, after a kill, and recoverable for writing."""
 
-import signal
-import subprocess
-import sys
-import textwrap
 
 import h5py
 import numpy as np
@@ -12,7 +8,7 @@ import pytest
 from daq.errors import DataFileError
 from daq.storage.reader import open_run
 from daq.storage.recovery import clear_writer_flags, lookup3, writer_flag_set
-from tests.conftest import EXAMPLES, ROOT, run_sim
+from tests.conftest import EXAMPLES, kill_run, run_sim
 
 
 def test_lookup3_reference_values():
@@ -37,24 +33,8 @@ def test_reader_follows_a_live_run(tmp_path):
     assert seen[-1][1] > 0
 
 
-KILLED_RUN = textwrap.dedent("""
-    import os, signal, sys
-    sys.path.insert(0, {root!r})
-    from tests.conftest import run_sim, EXAMPLES
-    count = [0]
-    def listener(kind, payload):
-        if kind == "block":
-            count[0] += 1
-            if count[0] == 12:
-                os.kill(os.getpid(), signal.SIGKILL)
-    run_sim(EXAMPLES / "ccd_single_plating.toml", {out!r}, 99, listeners=[listener], flush_interval=0.0)
-""")
-
-
 def test_killed_run_is_readable_and_marked_interrupted(tmp_path):
-    out = tmp_path / "killed.h5"
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN.format(root=str(ROOT), out=str(out))], timeout=120)
-    assert proc.returncode == -signal.SIGKILL
+    out = kill_run(tmp_path / "killed.h5", "ccd_single_plating.toml", blocks=12)
     assert writer_flag_set(out)
     with open_run(out) as run:
         assert run.status == "interrupted"
