@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import re
 import signal
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -100,6 +99,3 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(summary(result, protocol, cell, simulated=True))
     return 0 if result.status != "failed" else 1
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(1)
