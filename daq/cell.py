@@ -47,6 +47,9 @@ class SimulationParameters:
     sei_asr: float = 2e-4  # ohm m^2, SEI after stabilisation (2 ohm cm^2)
     short_resistance: float = 300.0  # ohm, Li filament after a short
     noise_voltage: float = 2e-4  # V, rms measurement noise
+    # State the simulated cell starts in (to rehearse resuming a cell that failed while a run was down).
+    start_shorted: bool = False  # a Li filament already spans the electrolyte
+    start_damage: float = 0.0  # fraction of interfacial contact already lost to voids, 0..1
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ ATTR_UNITS = {
     "microstructure.crack_length": "m", "microstructure.crack_width": "m",
     "simulation.variability": "1", "simulation.interface_asr": "ohm m^2", "simulation.sei_asr": "ohm m^2",
     "simulation.short_resistance": "ohm", "simulation.noise_voltage": "V",
+    "simulation.start_shorted": "1", "simulation.start_damage": "1",
 }
 
 
@@ -201,6 +205,12 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
     if not 0 <= variability < 0.5:
         raise ConfigError("simulation.variability", sim.data.get("variability"), "must be between 0 and 50 %")
     defaults = SimulationParameters()
+    start_shorted = sim.data.get("start_shorted", False)
+    if not isinstance(start_shorted, bool):
+        raise ConfigError("simulation.start_shorted", start_shorted, "must be true or false")
+    start_damage = sim.quantity("start_damage", u.FRACTION, default=0.0, positive=False)
+    if not 0 <= start_damage < 1:
+        raise ConfigError("simulation.start_damage", sim.data.get("start_damage"), "must be at least 0 and below 100 %")
     simulation = SimulationParameters(
         seed=seed,
         variability=variability,
@@ -208,6 +218,8 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
         sei_asr=sim.quantity("sei_asr", u.AREA_SPECIFIC_RESISTANCE, default=defaults.sei_asr),
         short_resistance=sim.quantity("short_resistance", u.RESISTANCE, default=defaults.short_resistance),
         noise_voltage=sim.quantity("noise_voltage", u.VOLTAGE, default=defaults.noise_voltage, positive=False),
+        start_shorted=start_shorted,
+        start_damage=start_damage,
     )
     return Cell(
         cell_id=meta.text("id"),

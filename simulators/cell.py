@@ -80,6 +80,9 @@ class SimulatedCell:
         self.i0 = R * cell.temperature / (F * sim.interface_asr)  # A/m^2 exchange current density
         self.stack_pressure = cell.stack_pressure
         self.state = CellState()
+        if sim.start_shorted:  # a cell that failed while no run watched it (rehearsing a resume)
+            self.state = CellState(crack_length=cell.electrolyte.thickness, shorted=True, short_time=0.0)
+        self.state.void_damage = sim.start_damage
 
     # --- derived quantities -------------------------------------------------------------------
     @property
