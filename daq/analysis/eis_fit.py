@@ -88,20 +88,27 @@ class _Features:
 
 
 def _features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool = False) -> _Features:
-    """Arc structure of a spectrum sorted from high to low frequency; ``lf_tail``: the circuit ends in a
-    series capacitive element, whose rising low-frequency tail is not the top of an arc."""
+    """Arc structure of a spectrum sorted from high to low frequency; ``lf_tail``: the circuit blocks DC
+    (capacitive or diffusion tail), so a rising low-frequency end is that tail, not the top of an arc."""
     x, y = z.real, -z.imag
     n = y.size
     ys = np.convolve(np.pad(y, 1, mode="edge"), np.ones(3) / 3, mode="valid") if n >= 5 else y
     peaks: list[int] = []
     if n_arcs:
-        # Padding just below the end values lets an arc whose top lies beyond either end count as a peak.
-        eps = 1e-9 * float(np.abs(z).max())
-        padded = np.concatenate([[ys[0] - eps], ys, [np.inf if lf_tail else ys[-1] - eps]])
-        idx, props = find_peaks(padded, prominence=0.0)
-        idx = idx - 1
-        prom = props["prominences"]
-        keep = [i for i in np.argsort(prom)[::-1][:n_arcs] if prom[i] >= 0.15 * prom.max()]  # not noise
+        idx, props = find_peaks(ys, prominence=0.0)
+        idx, prom = list(idx), list(props["prominences"])
+        # An arc whose top lies beyond either end of the range shows as a falling edge: count it, with
+        # the prominence defined as for interior peaks (drop to the lowest point before higher ground).
+        for edge, inward in ((0, ys), (n - 1, ys[::-1])):
+            if edge == n - 1 and lf_tail or n < 2 or inward[0] <= inward[1]:
+                continue
+            higher = np.flatnonzero(inward > inward[0])
+            stop = int(higher[0]) if higher.size else n
+            idx.append(edge)
+            prom.append(float(inward[0] - inward[:stop].min()))
+        idx, prom = np.array(idx, dtype=int), np.array(prom)
+        top = prom.max() if prom.size else 0.0
+        keep = [i for i in np.argsort(prom)[::-1][:n_arcs] if prom[i] >= 0.15 * top]  # not noise
         peaks = sorted(int(i) for i in idx[keep] if ys[i] > 0)
     # Boundaries: Re Z at the minimum of -Im Z between consecutive peaks.
     bounds = []
