@@ -94,8 +94,8 @@ def bench(fmax: float, fmin: float, repeat: int, converged: bool) -> list[tuple[
         t_jac = time.perf_counter() - t0
         rows += [
             ("time per fit (ms), impedance.py x_scale='jac'", t_ours * 1e3, t_jac * 1e3, "a few ms"),
-            ("relative residual (%), impedance.py x_scale='jac'", r_ours * 100, relative_residual(jac.predict(f), z) * 100,
-             noise_target),
+            ("relative residual (%), impedance.py x_scale='jac'", r_ours * 100,
+             relative_residual(jac.predict(f), z) * 100, noise_target),
             ("R1 (bulk) error (%), impedance.py x_scale='jac'", r1,
              100 * (float(jac.parameters_[1]) - bulk) / bulk, r1_target),
         ]
