@@ -23,6 +23,7 @@ from daq.storage.layout import INTERRUPTED
 from daq.storage.reader import open_run
 from daq.storage.writer import RunWriter
 from drivers.potentiostat import Potentiostat
+from drivers.transcript import TranscriptPotentiostat
 from drivers.transducer import PressureTransducer
 from protocols import binding
 from protocols.loader import protocol_from_text
@@ -61,9 +62,11 @@ def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clo
                  listeners: Iterable[Listener] = (), block_samples: int = 256,
                  block_interval: float | None = None, run_attrs: dict[str, Any] | None = None,
                  overwrite: bool = False, flush_interval: float = 0.5,
-                 cell_source: str = "", cell_overrides: dict[str, Any] | None = None) -> RunResult:
+                 cell_source: str = "", cell_overrides: dict[str, Any] | None = None,
+                 transcript: bool = True) -> RunResult:
     """Run ``protocol`` on ``cell`` into a new run file ``out``. ``cell_source``/``cell_overrides``
-    (the cell file's text and --set values) are stored so the run can be resumed exactly."""
+    (the cell file's text and --set values) are stored so the run can be resumed exactly; ``transcript``
+    keeps every instrument command and data block in /transcript, so the run can be replayed."""
     binding.check(protocol, cell, potentiostat.capabilities)
     aux = ["pressure", "force"] if transducer is not None else []
     writer = RunWriter(out, cell_attrs=cell.attrs(), cell_units=cellmod.ATTR_UNITS,
@@ -72,7 +75,7 @@ def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clo
                        run_attrs={"protocol": protocol.name, "cell_id": cell.cell_id, **(run_attrs or {})},
                        aux_columns=aux, overwrite=overwrite, flush_interval=flush_interval,
                        cell_source=cell_source, protocol_overrides=dict(protocol.overrides),
-                       cell_overrides=cell_overrides)
+                       cell_overrides=cell_overrides, transcript=transcript)
     return _start(writer, protocol, cell, potentiostat, clock, transducer,
                   dict(control=control, listeners=listeners, block_interval=block_interval,
                        block_samples=block_samples))
@@ -103,6 +106,10 @@ def resume_protocol(path: str | Path, potentiostat: Potentiostat, clock: Clock,
 
 def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clock: Clock,
            transducer: PressureTransducer | None, engine_options: dict[str, Any]) -> RunResult:
+    if writer.transcript:  # log every command and block to /transcript, on the run clock
+        resume = engine_options.get("resume")
+        origin = clock.now() - (resume.t_last if resume else 0.0)
+        potentiostat = TranscriptPotentiostat(potentiostat, writer, lambda: clock.now() - origin)
     try:
         info = potentiostat.connect()
         binding.check(protocol, cell, potentiostat.capabilities)  # drivers may refine ranges on connect
@@ -122,6 +129,8 @@ def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Pote
         raise InstrumentError(f"could not start the run: {exc}") from exc
     engine = Engine(protocol, cell, potentiostat, clock, writer, transducer,
                     interlocks=interlocks.build(protocol.interlocks), **engine_options)
+    if isinstance(potentiostat, TranscriptPotentiostat):
+        potentiostat.now = lambda: clock.now() - engine.t0  # the engine's run time from its start on
     try:
         result = engine.run()
         try:

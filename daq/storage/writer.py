@@ -91,6 +91,22 @@ def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
     ds[n:] = rows
 
 
+# --- instrument transcript (/transcript, docs/hdf5-layout.md) ------------------------------------
+# Every command sent to the potentiostat and every data block it returned, in call order (``seq`` runs
+# across both tables), so a run can be replayed against the recording (simulators/replay.py).
+TRANSCRIPT_COMMANDS = np.dtype([("seq", "i8"), ("t", "f8"), ("method", L.STR), ("arguments", L.STR),
+                                ("outcome", L.STR), ("error", L.STR), ("latency", "f8")])
+TRANSCRIPT_READS = np.dtype([("seq", "i8"), ("t", "f8"), ("kind", L.STR), ("first", "i8"), ("n", "i8"),
+                             ("latency", "f8")])
+TRANSCRIPT_UNITS = {"t": "s", "latency": "s", "arguments": "JSON, SI units"}
+
+
+def _create_transcript(f: h5py.File) -> None:
+    g = f.create_group("transcript")
+    _appendable(g, "commands", TRANSCRIPT_COMMANDS, 64, {"units": _json(TRANSCRIPT_UNITS)})
+    _appendable(g, "reads", TRANSCRIPT_READS, 1024, {"units": _json(TRANSCRIPT_UNITS)})
+
+
 class RunWriter:
     """Creates a run file and appends to it. Use as a context manager or call close(status)."""
 
@@ -99,7 +115,7 @@ class RunWriter:
                  predictions: dict[str, dict[str, Any]], run_attrs: dict[str, Any] | None = None,
                  aux_columns: Iterable[str] = (), flush_interval: float = 0.5, overwrite: bool = False,
                  cell_source: str = "", protocol_overrides: dict[str, Any] | None = None,
-                 cell_overrides: dict[str, Any] | None = None):
+                 cell_overrides: dict[str, Any] | None = None, transcript: bool = False):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
             raise DataFileError(f"{self.path}: already exists; choose another --out or remove it first")
@@ -140,6 +156,8 @@ class RunWriter:
         eis = f.create_group("eis")
         _appendable(eis, "spectra", L.SPECTRA, 64, {"units": _json(L.SPECTRA_UNITS)})
         _appendable(eis, "points", L.POINTS, 1024, {"units": _json(L.POINT_UNITS)})
+        if transcript:
+            _create_transcript(f)
         self._attach(f)
 
     def _attach(self, f: h5py.File) -> None:
@@ -151,6 +169,7 @@ class RunWriter:
         self._last_flush = time.monotonic()
         self._swmr = False
         self.closed = False
+        self._attach_transcript(f)
 
     @classmethod
     def reopen(cls, path: str | Path, flush_interval: float = 0.5) -> RunWriter:
@@ -223,8 +242,42 @@ class RunWriter:
                 parts = [b[name] if name in b else np.full(len(b["t"]), np.nan) for b in self._buffer]
                 _append(ds, np.concatenate(parts).astype(ds.dtype, copy=False))
             self._buffer, self._buffered = [], 0
+        self._flush_transcript()
         self.f.flush()
         self._last_flush = time.monotonic()
+
+    # --- instrument transcript: rows are buffered and written with the samples -------------------
+    def _attach_transcript(self, f: h5py.File) -> None:
+        self.transcript = "transcript" in f
+        self._tx_commands: list[tuple] = []
+        self._tx_reads: list[tuple] = []
+        self._tx_seq = len(f["transcript/commands"]) + len(f["transcript/reads"]) if self.transcript else 0
+
+    def add_command(self, t: float, method: str, arguments: dict[str, Any], outcome: str = "ok", error: str = "",
+                    latency: float = 0.0) -> None:
+        """One command sent to the potentiostat (run time ``t``, s; ``latency``: wall time of the call, s)."""
+        if self.transcript and not self.closed:
+            self._tx_commands.append((self._tx_seq, t, method, _json(arguments), outcome, error, latency))
+            self._tx_seq += 1
+
+    def add_read(self, t: float, kind: str, first: int, n: int, latency: float = 0.0) -> None:
+        """One data block: ``kind`` "samples" (rows ``first``.. of /timeseries) or "impedance" (rows of
+        /eis/points)."""
+        if self.transcript and not self.closed:
+            self._tx_reads.append((self._tx_seq, t, kind, first, n, latency))
+            self._tx_seq += 1
+
+    def next_rows(self) -> tuple[int, int]:
+        """(next row of /timeseries, next row of /eis/points): where the next block will be stored."""
+        return len(self._ts["t"]) + self._buffered, len(self.f["eis/points"])
+
+    def _flush_transcript(self) -> None:
+        if self._tx_commands:
+            _append(self.f["transcript/commands"], np.array(self._tx_commands, dtype=TRANSCRIPT_COMMANDS))
+            self._tx_commands = []
+        if self._tx_reads:
+            _append(self.f["transcript/reads"], np.array(self._tx_reads, dtype=TRANSCRIPT_READS))
+            self._tx_reads = []
 
     def close(self, status: str = L.COMPLETED, outcome: str = "", analysis: dict[str, Any] | None = None) -> None:
         """Flush, leave SWMR, then record the final status (and post-run analysis) as attributes."""
