@@ -15,6 +15,7 @@ from daq.errors import DaqError
 
 COMMANDS = [
     "daq.commands.run",
+    "daq.commands.resume",
     "daq.commands.validate",
     "daq.commands.report",
     "daq.commands.campaign",

@@ -123,7 +123,9 @@ def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Pote
         try:
             potentiostat.close()
         finally:
-            writer.close("failed", "fault", {"message": f"could not start the run: {exc}"})
+            # a resumed run that could not start stays resumable
+            writer.close("interrupted" if engine_options.get("resume") else "failed", "fault",
+                         {"message": f"could not start the run: {exc}"})
         if isinstance(exc, DaqError) or not isinstance(exc, Exception):
             raise
         raise InstrumentError(f"could not start the run: {exc}") from exc
@@ -131,6 +133,9 @@ def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Pote
                     interlocks=interlocks.build(protocol.interlocks), **engine_options)
     if isinstance(potentiostat, TranscriptPotentiostat):
         potentiostat.now = lambda: clock.now() - engine.t0  # the engine's run time from its start on
+    for part in (potentiostat, transducer, *engine.listeners):  # fault-tolerant instruments and notifiers
+        if hasattr(part, "bind_run"):  # record their reports (retries, reconnections, failed messages) as events
+            part.bind_run(engine)
     try:
         result = engine.run()
         try:
