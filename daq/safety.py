@@ -34,16 +34,23 @@ class ShortCircuitDetector:
         mag = np.where(flowing, np.abs(potential), 0.0)
         joined = np.concatenate([self._tail, mag])
         w = self.width
+        tail, self._tail = self._tail, joined[-w:]
+        # Fast exit for the usual block: every reference is at most max(joined), so no sample can trip
+        # unless it lies below both thresholds taken at that maximum (saves the rolling maximum).
+        top = float(joined.max())
+        if not np.any(flowing & (mag < min(c.collapse_fraction * top, top - c.min_drop))):
+            return None
         # ref[k] = max(joined[k-w : k]) (preceding window, excluding sample k itself)
         rolling = maximum_filter1d(joined, size=w, origin=(w - 1) // 2, mode="constant", cval=0.0)  # trailing
-        ref = np.concatenate([[0.0], rolling[:-1]])[len(self._tail):]
+        ref = np.concatenate([[0.0], rolling[:-1]])[len(tail):]
         trip = flowing & (mag < c.collapse_fraction * ref) & (ref - mag > c.min_drop)
-        self._tail = joined[-w:]
         hits = np.flatnonzero(trip)
         return int(hits[0]) if hits.size else None
 
 
 def first_outside(values: np.ndarray, lo: float, hi: float) -> int | None:
     """Index of the first value outside [lo, hi], or None."""
+    if len(values) == 0 or (values.min() >= lo and values.max() <= hi):  # the usual case: two reductions
+        return None
     hits = np.flatnonzero((values < lo) | (values > hi))
     return int(hits[0]) if hits.size else None
