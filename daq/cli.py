@@ -21,6 +21,7 @@ COMMANDS = [
     "daq.commands.campaign",
     "daq.commands.predict",
     "daq.commands.import_",
+    "daq.commands.replay",
     "daq.commands.instruments",
     "daq.commands.gui",
 ]

@@ -61,7 +61,7 @@ def analyse(path: str | Path) -> dict[str, Any]:
     with open_run(path) as run:
         cell = run.cell
         area = cell["electrodes.working_area"]
-        thickness = cell["electrolyte.thickness"]
+        thickness = cell.get("electrolyte.thickness", math.nan)  # imported recordings do not state it
         events = run.events()
         steps = run.steps()
         fits = fit_spectra(run)

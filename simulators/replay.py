@@ -1,0 +1,625 @@
+"""Replay: a potentiostat that answers from a recorded run file instead of a cell (docs/replay.md).
+
+Why: protocol logic (stop conditions, short-circuit thresholds, step sequencing) can then be tried
+on real recordings, ours or imported from vendor software, in accelerated time, and a changed
+threshold can be judged on the data that motivated it.
+
+The recording is cut into *segments*, each one state of the instrument (open circuit, a current, a
+potential) with the rows of /timeseries measured in it: from /transcript where the run kept one (the
+commands and the blocks they produced), otherwise from /steps. The replay keeps the state the
+replayed protocol has asked for and hands over recorded samples only while that state is the state
+the recording was in, at the recorded times (and, with a transcript, in the recorded blocks).
+
+The replay never invents data. When the protocol's state differs from the recording's over a stretch
+of time in which the recording has samples (the *divergence*), the replay reports it and returns no
+samples from then on: an open-circuit protocol simply gets empty blocks (the recording does not know
+what the cell did at rest then), a protocol that keeps the cell on cannot be answered and the run is
+ended (``control.abort``, else an InstrumentError at the next read). Impedance is answered with the
+next recorded sweep if the request matches it, and no longer after a divergence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from daq.clock import Clock
+from daq.errors import DataFileError, InstrumentError
+from daq.storage.reader import open_run
+from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from drivers.samples import EisPoint, SampleBlock
+from drivers.transducer import Calibration, PressureReading, PressureTransducer
+
+EPS = 1e-6  # s: times closer than this are the same instant
+SETPOINT_REL = 1e-3  # relative tolerance between a commanded and a recorded set-point
+MEASURED_REL = 0.05  # ... when the recording only has the measured value (no set-point)
+POTENTIAL_ABS = 1e-4  # V
+FREQUENCY_REL = 0.02  # vendor sweeps land close to, not on, the nominal log-spaced frequencies
+AMPLITUDE_REL = 0.02
+AUX = ("pressure", "force", "temperature")
+
+
+class _Abortable(Protocol):
+    def abort(self, reason: str = ...) -> None: ...
+
+
+EventSink = Callable[[float, str, str, dict[str, Any]], None]  # (t, kind, message, data)
+
+
+@dataclass(frozen=True)
+class State:
+    """What the instrument does to the cell: ``off`` (no current; ``sampling`` or not), ``current``
+    (value in A) or ``potential`` (value in V vs reference)."""
+
+    kind: str
+    value: float = math.nan
+    sampling: bool = False
+
+    @property
+    def on(self) -> bool:
+        return self.kind != "off"
+
+    def describe(self) -> str:
+        if self.kind == "current":
+            return f"a current of {self.value * 1e6:.6g} µA"
+        if self.kind == "potential":
+            return f"a potential of {self.value:.4g} V"
+        return "open circuit"
+
+
+OFF = State("off")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One recorded state from ``t_start`` (s, replay time) with the tolerance its value is matched to."""
+
+    state: State
+    t_start: float
+    tolerance: float = 0.0
+    limits: tuple[float, float] | None = None
+    sample_period: float | None = None
+
+    def admits(self, state: State) -> bool:
+        """True if the recorded samples also describe the cell under ``state``."""
+        if state.kind != self.state.kind:
+            return False
+        return state.kind == "off" or abs(state.value - self.state.value) <= self.tolerance
+
+
+@dataclass(frozen=True)
+class RecordedSpectrum:
+    """One recorded sweep: the request that made it and its points (times in replay time)."""
+
+    mode: str
+    dc: float | None
+    amplitude: float
+    frequency: np.ndarray
+    z_real: np.ndarray
+    z_imag: np.ndarray
+    t: np.ndarray
+    E_dc: np.ndarray
+    I_dc: np.ndarray
+    ok: np.ndarray
+    segment: int
+
+    @property
+    def t_first(self) -> float:
+        return float(self.t[0]) if len(self.t) else math.inf
+
+    def mismatch(self, request: EisRequest) -> str:
+        """Why ``request`` is not this sweep ('' if it is)."""
+        if request.mode != self.mode:
+            return f"mode {request.mode}, recorded {self.mode}"
+        f = np.asarray(request.frequencies, dtype=float)
+        if len(f) != len(self.frequency) or not np.all(np.abs(f / self.frequency - 1) <= FREQUENCY_REL):
+            return (f"frequencies {len(f)} from {f[0]:.4g} to {f[-1]:.4g} Hz, recorded {len(self.frequency)} "
+                    f"from {self.frequency[0]:.4g} to {self.frequency[-1]:.4g} Hz")
+        a = self.amplitude
+        if math.isfinite(a) and abs(request.amplitude - a) > AMPLITUDE_REL * abs(a):
+            return f"amplitude {request.amplitude:.4g}, recorded {self.amplitude:.4g}"
+        if (request.dc is None) != (self.dc is None) or (
+                request.dc is not None and self.dc is not None
+                and abs(request.dc - self.dc) > SETPOINT_REL * abs(self.dc) + 1e-12):
+            return f"dc {request.dc}, recorded {self.dc}"
+        return ""
+
+
+def _float(value: Any) -> float | None:
+    """Arguments as the transcript stores them (infinities as text, None kept)."""
+    return None if value is None else float(value)
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ReplaySource:
+    """A run file loaded for replay: samples, their segments and arrival times, spectra, provenance."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        with open_run(self.path) as run:
+            f = run.f
+            self.attrs = run.attrs
+            self.status = run.status
+            self.imported = "imported_from" in self.attrs
+            ts = {name: f["timeseries"][name][()] for name in f["timeseries"]}
+            n = min((len(v) for v in ts.values()), default=0)
+            ts = {k: v[:n] for k, v in ts.items()}
+            self.n = n
+            steps = run.steps()
+            spectra = run.spectra()
+            points = f["eis/points"][()]
+            self.cell_attrs = run.cell
+            self.cell_units = run.cell_units
+            self.cell_source = run.cell_source
+            self.cell_overrides = run.cell_overrides
+            self.protocol_source = run.protocol_source
+            self.protocol_overrides = run.protocol_overrides
+            self.predictions = {name: run.prediction(name) for name in f["predictions"]}
+            self.instrument, self.transducer = ({k: (v.decode() if isinstance(v, bytes) else v)
+                                                 for k, v in f[f"instruments/{role}"].attrs.items()}
+                                                if f"instruments/{role}" in f else {}
+                                                for role in ("potentiostat", "transducer"))
+            commands = reads = None
+            if "transcript" in f and len(f["transcript/reads"]):
+                commands, reads = f["transcript/commands"][()], f["transcript/reads"][()]
+        if n == 0 and not len(spectra):
+            raise DataFileError(f"{self.path}: the run holds no samples and no spectra; nothing to replay")
+        # Imported recordings count time from the instrument's own origin (EC-Lab: the whole experiment);
+        # the replay starts at the first recorded step.
+        if self.imported:
+            self.origin = float(steps.t_start.iloc[0]) if len(steps) else float(ts["t"][0]) if n else 0.0
+        else:
+            self.origin = 0.0
+        self.t = ts["t"].astype(float) - self.origin
+        self.E_we = ts.get("E_we", np.full(n, np.nan)).astype(float)
+        self.E_cell = ts.get("E_cell", np.full(n, np.nan)).astype(float)
+        self.I = ts.get("I", np.full(n, np.nan)).astype(float)  # noqa: E741 - the physical symbol
+        self.flags = ts.get("flags", np.zeros(n, np.uint8)).astype(np.uint8)
+        self.aux = {k: ts[k].astype(float) for k in AUX if k in ts}
+        self.area = float(self.cell_attrs.get("electrodes.working_area", math.nan))
+        self.arrival = self.t.copy()  # when the recording's software had each sample (s, replay time)
+        self.row_segment = np.zeros(n, dtype=np.int64)
+        self.segments: list[Segment] = [Segment(OFF, -math.inf)]
+        self.spectra: list[RecordedSpectrum] = []
+        self.has_transcript = reads is not None
+        if reads is not None and commands is not None:
+            self._from_transcript(commands, reads, spectra, points)
+        else:
+            self._from_steps(ts, steps, spectra, points)
+        self._checksum: str | None = None
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the run file, so a replay names exactly which bytes it answered from."""
+        if self._checksum is None:
+            self._checksum = sha256(self.path)
+        return self._checksum
+
+    @property
+    def start_time(self) -> str:
+        return str(self.attrs.get("start_time", ""))
+
+    # --- segmentation -------------------------------------------------------------------------
+    def _spectrum(self, row: Any, points: np.ndarray, segment: int, mode: str, dc: float | None,
+                  amplitude: float, first: int, count: int) -> RecordedSpectrum:
+        p = points[first:first + count]
+        return RecordedSpectrum(mode, dc, amplitude, p["frequency"].astype(float), p["z_real"].astype(float),
+                                p["z_imag"].astype(float), p["t"].astype(float) - self.origin,
+                                p["E_dc"].astype(float), p["I_dc"].astype(float), p["ok"].astype(bool), segment)
+
+    def _from_transcript(self, commands: np.ndarray, reads: np.ndarray, spectra: Any, points: np.ndarray) -> None:
+        def text(v: Any) -> str:
+            return v.decode() if isinstance(v, bytes) else str(v)
+
+        entries = [(int(c["seq"]), "command", c) for c in commands] + [(int(r["seq"]), "read", r) for r in reads]
+        entries.sort(key=lambda e: e[0])
+        sweep: dict[str, Any] | None = None
+        for _, what, row in entries:
+            t = float(row["t"]) - self.origin
+            if what == "command":
+                method, outcome = text(row["method"]), text(row["outcome"])
+                args = json.loads(text(row["arguments"]))
+                if method == "impedance":
+                    sweep = args
+                    continue
+                if outcome != "ok":
+                    continue
+                if method == "apply_current":
+                    value = float(args["current"])
+                    self.segments.append(Segment(State("current", value, True), t, SETPOINT_REL * abs(value) + 1e-15,
+                                                 (_float(args["v_min"]), _float(args["v_max"])),  # type: ignore[arg-type]
+                                                 _float(args["sample_period"])))
+                elif method == "apply_potential":
+                    self.segments.append(Segment(State("potential", float(args["potential"]), True), t,
+                                                 POTENTIAL_ABS, None, _float(args["sample_period"])))
+                elif method == "open_circuit":
+                    period = _float(args.get("sample_period"))
+                    self.segments.append(Segment(State("off", sampling=period is not None), t, 0.0, None, period))
+                continue
+            first, count = int(row["first"]), int(row["n"])
+            if text(row["kind"]) == "samples":
+                self.row_segment[first:first + count] = len(self.segments) - 1
+                self.arrival[first:first + count] = t
+            elif sweep is not None:
+                dc = _float(sweep.get("dc"))
+                self.spectra.append(self._spectrum(row, points, len(self.segments) - 1, str(sweep["mode"]), dc,
+                                                   float(sweep["amplitude"]), first, count))
+                sweep = None
+
+    def _measured(self, rows: np.ndarray, column: np.ndarray, t_start: float, kind: str) -> Segment:
+        """A segment known only by what was measured in it (no set-point recorded)."""
+        values = column[rows]
+        value = float(np.nanmedian(values)) if values.size and np.isfinite(values).any() else math.nan
+        if kind == "current" and (not math.isfinite(value) or abs(value) < 1e-12):
+            return Segment(State("off", sampling=True), t_start)
+        return Segment(State(kind, value, True), t_start, MEASURED_REL * abs(value) + 1e-12)
+
+    def _from_steps(self, ts: dict[str, np.ndarray], steps: Any, spectra: Any, points: np.ndarray) -> None:
+        step_col = ts.get("step", np.zeros(self.n, dtype=np.int32))
+        by_step: dict[int, int] = {}
+        for i in range(len(steps)):
+            params = json.loads(steps.parameters.iloc[i] or "{}")
+            kind = steps.kind.iloc[i]
+            t_start = float(steps.t_start.iloc[i]) - self.origin
+            rows = np.flatnonzero(step_col == int(steps["index"].iloc[i]))
+            seg: Segment
+            if kind == "rest":
+                seg = Segment(State("off", sampling=True), t_start, 0.0, None, params.get("sample_period"))
+            elif kind == "galvanostatic":
+                current = params.get("I")
+                if current is None and "current_density" in params and math.isfinite(self.area):
+                    density = float(params["current_density"])
+                    current = (-density if params.get("direction") == "plate" else density) * self.area
+                limits = (params["v_min"], params["v_max"]) if "v_min" in params and "v_max" in params else None
+                seg = (Segment(State("current", float(current), True), t_start, SETPOINT_REL * abs(current) + 1e-15,
+                               limits, params.get("sample_period"))
+                       if current is not None else self._measured(rows, self.I, t_start, "current"))
+            elif kind == "potentiostatic":
+                potential = params.get("potential")
+                seg = (Segment(State("potential", float(potential), True), t_start, POTENTIAL_ABS)
+                       if potential is not None else self._measured(rows, self.E_we, t_start, "potential"))
+            elif kind == "eis":
+                spec = params.get("spec") or {}
+                if "I_dc" in params:
+                    dc = float(params["I_dc"])
+                    seg = Segment(State("current", dc, True), t_start, SETPOINT_REL * abs(dc) + 1e-15)
+                elif spec.get("mode") == "galvanostatic" and spec.get("dc") and math.isfinite(self.area):
+                    dc = float(spec["dc"]) * self.area
+                    seg = Segment(State("current", dc, True), t_start, SETPOINT_REL * abs(dc) + 1e-15)
+                elif spec.get("mode") == "potentiostatic" and spec.get("dc") is not None:
+                    seg = Segment(State("potential", float(spec["dc"]), True), t_start, POTENTIAL_ABS)
+                else:
+                    seg = Segment(State("off", sampling=True), t_start)
+            else:
+                seg = self._measured(rows, self.I, t_start, "current")
+            by_step[int(steps["index"].iloc[i])] = len(self.segments)
+            self.segments.append(seg)
+            self.row_segment[rows] = len(self.segments) - 1
+        unassigned = np.flatnonzero(~np.isin(step_col, list(by_step)))
+        if unassigned.size:  # samples of a step that never got its row (an interrupted run)
+            self.segments.append(self._measured(unassigned, self.I, float(self.t[unassigned[0]]), "current"))
+            self.row_segment[unassigned] = len(self.segments) - 1
+        for i in range(len(spectra)):
+            row = spectra.iloc[i]
+            mode = str(row["mode"])
+            dc = float(row["dc"])
+            dc_value = None if (mode == "potentiostatic" and not math.isfinite(dc)) else dc
+            self.spectra.append(self._spectrum(row, points, by_step.get(int(row["step"]), 0), mode, dc_value,
+                                               float(row["amplitude"]), int(row["first_point"]), int(row["n_points"])))
+
+    # --- what the recording can do ------------------------------------------------------------
+    def capabilities(self) -> Capabilities:
+        """Anything the recording could answer; what it cannot is found when the protocol asks."""
+        modes = {s.mode for s in self.spectra}
+        return Capabilities(max_current=math.inf, current_resolution=0.0, max_voltage=math.inf,
+                            min_sample_period=0.0, galvanostatic=True, potentiostatic=True,
+                            eis_galvanostatic="galvanostatic" in modes, eis_potentiostatic="potentiostatic" in modes,
+                            eis_min_frequency=0.0, eis_max_frequency=math.inf, reference_electrode=True,
+                            hardware_voltage_limit=True, speculative=True)
+
+    def segment_end(self, index: int) -> float:
+        """Replay time of the last sample recorded in segment ``index`` (or its start if it has none)."""
+        rows = np.flatnonzero(self.row_segment == index)
+        return float(self.t[rows[-1]]) if rows.size else self.segments[index].t_start
+
+
+@dataclass
+class Divergence:
+    """Where the replayed protocol left the recording: time (s), the recording's row, and why."""
+
+    t: float
+    sample: int
+    message: str
+    data: dict[str, Any]
+
+
+class ReplayPotentiostat(Potentiostat):
+    """Answers a protocol from a ReplaySource on ``clock`` (a VirtualClock: replays run in accelerated
+    time). ``control`` (the engine's RunControl) is aborted when the recording cannot answer;
+    ``on_event(t, kind, message, data)`` receives divergences and notes for the run's /events."""
+
+    def __init__(self, source: ReplaySource | str | Path, clock: Clock, control: _Abortable | None = None,
+                 on_event: EventSink | None = None):
+        self.source = source if isinstance(source, ReplaySource) else ReplaySource(source)
+        self.clock = clock
+        self.control = control
+        self.on_event = on_event
+        self._caps = self.source.capabilities()
+        self._origin = 0.0  # clock time of replay time 0
+        self._connected = False
+        self._state = OFF
+        self._since = 0.0
+        self._cursor = 0  # next recorded row not yet handed over or passed
+        self._out: list[int] = []  # rows due for the next read
+        self._last: list[int] = []  # rows of the last read (a rewind may take some back)
+        self._spectrum = 0
+        self._suspect: Divergence | None = None  # found in a read a rewind may still undo
+        self.divergence: Divergence | None = None
+        self.ended = ""  # why the replay cannot answer any more ('' while it can)
+        self._reported_end = False
+        self.events: list[dict[str, Any]] = []
+
+    # --- plumbing -----------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:  # type: ignore[override]
+        if self.divergence is not None or self._suspect is not None:  # no spectra describe the cell from then
+            return replace(self._caps, eis_galvanostatic=False, eis_potentiostatic=False)
+        return self._caps
+
+    def _now(self) -> float:
+        return self.clock.now() - self._origin
+
+    def _event(self, t: float, kind: str, message: str, data: dict[str, Any]) -> None:
+        self.events.append({"t": t, "kind": kind, "message": message, "data": data})
+        if self.on_event is not None:
+            self.on_event(t, kind, message, data)
+
+    def _commit(self) -> None:
+        """A suspected divergence that no rewind undid is real."""
+        if self._suspect is not None:
+            d, self._suspect = self._suspect, None
+            self._diverge(d)
+
+    def _diverge(self, d: Divergence) -> None:
+        if self.divergence is not None:
+            return
+        self.divergence = d
+        self._out = []
+        self._event(d.t, "replay_divergence", d.message, d.data)
+        if self._state.on:
+            self._end(d.message)
+
+    def _end(self, message: str, t: float | None = None) -> None:
+        """The protocol keeps the cell on and the recording has nothing for it: stop the run (with a
+        ``replay_end`` event at ``t`` unless a divergence event already said so)."""
+        if self.ended:
+            return
+        self.ended = message
+        if t is not None:
+            self._event(t, "replay_end", message, {"t_end": t})
+        if self.control is not None:
+            self.control.abort(f"replay ended: {message}")
+
+    def _settle(self, now: float, inclusive: bool) -> None:
+        """Pass the recorded rows up to ``now`` under the present state: due rows go to the next read;
+        the first row recorded in another state ends the pass (a divergence if it lies in the past)."""
+        src = self.source
+        if self.divergence is not None or self._suspect is not None:
+            return
+        limit = now + EPS if inclusive else now - EPS
+        while self._cursor < src.n and src.t[self._cursor] <= limit:
+            k = self._cursor
+            seg_index = int(src.row_segment[k])
+            if not src.segments[seg_index].admits(self._state):
+                if src.t[k] < now - EPS:  # measured in another state while the protocol held this one
+                    self._suspect = self._divergence(k, seg_index)
+                break  # (recorded at this very instant: the protocol may still follow the change)
+            if src.arrival[k] > now + EPS:
+                break  # the recording's software did not have this sample yet
+            if self._state.sampling:
+                self._out.append(k)
+            self._cursor += 1
+
+    def _divergence(self, k: int, seg_index: int) -> Divergence:
+        src, seg, state = self.source, self.source.segments[seg_index], self._state
+        t_div = max(self._since, seg.t_start)
+        until = src.segment_end(seg_index)
+        if self._since >= seg.t_start:
+            message = (f"the protocol switched to {state.describe()} at {t_div:.6g} s while the recording kept "
+                       f"{seg.state.describe()} until {until:.6g} s: no recorded data describe the cell from here")
+        else:
+            message = (f"the recording switched to {seg.state.describe()} at {t_div:.6g} s while the protocol "
+                       f"keeps {state.describe()}: no recorded data describe the cell from here")
+        message += ("; the replay ends here" if state.on else "; the replay returns no further samples")
+        return Divergence(t_div, k, message, {"t_divergence": t_div, "source_row": k,
+                                              "recorded_state": seg.state.kind, "recorded_value": seg.state.value,
+                                              "protocol_state": state.kind, "protocol_value": state.value,
+                                              "recorded_until": until})
+
+    def _command(self, state: State, limits: tuple[float, float] | None = None,
+                 sample_period: float | None = None) -> None:
+        self._commit()
+        now = self._now()
+        self._settle(now, inclusive=False)
+        if state.on and self.divergence is not None:
+            self._end(f"after the divergence at {self.divergence.t:.6g} s the protocol applies {state.describe()} "
+                      f"at {now:.6g} s; the recording has no data for it", now)
+        self._state, self._since = state, now
+        self._note(state, limits, sample_period, now)
+
+    def _note(self, state: State, limits: tuple[float, float] | None, period: float | None, now: float) -> None:
+        """Differences the recorded data cannot show (limits, sample period) become notes, not divergences."""
+        nxt = self._next_segment(now)
+        if nxt is None or not nxt.admits(state):
+            return
+        diffs = {}
+        if limits is not None and nxt.limits is not None and any(
+                a is not None and b is not None and not (math.isinf(a) and math.isinf(b)) and abs(a - b) > 1e-9
+                for a, b in zip(limits, nxt.limits)):
+            diffs["limits"] = (list(limits), list(nxt.limits))
+        if period is not None and nxt.sample_period is not None and abs(period - nxt.sample_period) > 1e-9:
+            diffs["sample_period"] = (period, nxt.sample_period)
+        if diffs:
+            text = "; ".join(f"{k}: protocol {a}, recording {b}" for k, (a, b) in diffs.items())
+            self._event(now, "replay_note", f"the protocol's {text}; the recorded samples (and any hardware-limit "
+                                            f"flags in them) are those of the recording's settings",
+                        {k: {"protocol": a, "recording": b} for k, (a, b) in diffs.items()})
+
+    def _next_segment(self, now: float) -> Segment | None:
+        src = self.source
+        if self._cursor < src.n:
+            return src.segments[int(src.row_segment[self._cursor])]
+        later = [s for s in src.segments if s.t_start >= now - EPS]
+        return later[0] if later else None
+
+    def _block(self, rows: list[int]) -> SampleBlock:
+        src = self.source
+        idx = np.asarray(rows, dtype=np.int64)
+        return SampleBlock(src.t[idx] + self._origin, src.E_we[idx], src.E_cell[idx], src.I[idx], src.flags[idx],
+                           {k: v[idx] for k, v in src.aux.items()})
+
+    # --- the interface ------------------------------------------------------------------------
+    def connect(self) -> InstrumentInfo:
+        self._origin = self.clock.now()
+        self._connected = True
+        info = self.source.instrument
+        return InstrumentInfo("replay", f"replay of {info.get('vendor', '')} {info.get('model', '')}".strip(),
+                              str(info.get("serial", "")), str(info.get("firmware", "")), "simulators.replay",
+                              f"replay://{self.source.path}")
+
+    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
+                      duration: float | None = None) -> None:
+        self._check()
+        self._command(State("current", current, True), (v_min, v_max), sample_period)
+
+    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
+                        duration: float | None = None) -> None:
+        self._check()
+        self._command(State("potential", potential, True), None, sample_period)
+
+    def open_circuit(self, sample_period: float | None = None) -> None:
+        self._command(State("off", sampling=sample_period is not None), None, sample_period)
+
+    def read(self) -> SampleBlock:
+        self._check()
+        self._commit()
+        now = self._now()
+        if self.ended and self.control is None and self._reported_end:
+            raise InstrumentError(f"replay ended: {self.ended}")
+        self._settle(now, inclusive=True)
+        rows, self._out = self._out, []
+        self._last = rows
+        if self.ended:
+            self._reported_end = True
+        elif self._state.on and self.divergence is None and self._suspect is None and self._cursor >= self.source.n:
+            self._check_exhausted(now)
+        return self._block(rows)
+
+    def _check_exhausted(self, now: float) -> None:
+        """The cell is on and the recording has no more samples: it ends once a sample is overdue."""
+        src = self.source
+        seg = src.segments[int(src.row_segment[-1])] if src.n else None
+        period = seg.sample_period if seg is not None and seg.sample_period else (
+            float(np.median(np.diff(src.t[-8:]))) if src.n > 2 else 1.0)
+        t_last = float(src.t[-1]) if src.n else 0.0
+        if now > t_last + 1.5 * period + EPS:
+            message = (f"the recording ends at {t_last:.6g} s while the protocol keeps {self._state.describe()}: "
+                       f"no recorded data from here; the replay ends here")
+            self._end(message, t_last)
+            self._reported_end = True
+
+    def impedance(self, request: EisRequest) -> Iterator[EisPoint]:
+        self._check()
+        self._commit()
+        now = self._now()
+        self._settle(now, inclusive=True)
+        if self.divergence is not None or self.ended:
+            raise InstrumentError("replay: no recorded spectrum describes the cell after the divergence at "
+                                  f"{self.divergence.t if self.divergence else now:.6g} s")
+        spectra = self.source.spectra
+        while self._spectrum < len(spectra) and spectra[self._spectrum].t_first < now - EPS:
+            self._spectrum += 1  # sweeps the protocol did not ask for
+        if self._spectrum >= len(spectra):
+            raise InstrumentError(f"replay: the protocol asks for an impedance sweep at {now:.6g} s; the recording "
+                                  "has none from then on")
+        spec = spectra[self._spectrum]
+        why = spec.mismatch(request)
+        seg = self.source.segments[spec.segment]
+        if not why and not seg.admits(self._state):
+            why = f"it was taken at {seg.state.describe()}, the protocol holds {self._state.describe()}"
+        if why:
+            raise InstrumentError(f"replay: the protocol's impedance sweep at {now:.6g} s is not the recorded one "
+                                  f"(spectrum at {spec.t_first:.6g} s): {why}")
+        self._spectrum += 1
+        return self._points(spec)
+
+    def _points(self, spec: RecordedSpectrum) -> Iterator[EisPoint]:
+        for k in range(len(spec.frequency)):
+            self.clock.sleep(float(spec.t[k]) + self._origin - self.clock.now())
+            yield EisPoint(float(spec.frequency[k]), float(spec.z_real[k]), float(spec.z_imag[k]),
+                           float(spec.t[k]) + self._origin, float(spec.E_dc[k]), float(spec.I_dc[k]),
+                           bool(spec.ok[k]))
+
+    def rewind(self, t: float) -> SampleBlock:
+        """Take back the samples of the last read after clock time ``t`` (the engine reacting to a stop
+        found inside a big block): the recording holds them, so nothing is recomputed."""
+        self.clock.rewind(t)  # type: ignore[attr-defined]
+        cut = t - self._origin
+        src = self.source
+        keep = [k for k in self._last if src.t[k] <= cut + EPS]
+        taken_back = [k for k in self._last + self._out if src.t[k] > cut + EPS]
+        if taken_back:
+            self._cursor = min(self._cursor, min(taken_back))
+        self._out = [k for k in self._out if src.t[k] <= cut + EPS]
+        if self._suspect is not None and src.t[self._suspect.sample] > cut + EPS:
+            self._suspect = None  # the rows that contradicted the protocol come after the stop
+        self._last = keep
+        return self._block(keep)
+
+    def close(self) -> None:
+        self._connected = False
+
+    def _check(self) -> None:
+        if not self._connected:
+            raise InstrumentError("replay: not connected")
+
+
+class ReplayTransducer(PressureTransducer):
+    """The recorded stack pressure, read as the recording read it: the value stored with the samples the
+    replay handed over last. Attached when the recording had a transducer, so the engine runs as it did."""
+
+    def __init__(self, pstat: ReplayPotentiostat):
+        self.pstat = pstat
+        src = pstat.source
+        self.pressed_area = float(src.transducer.get("pressed_area", src.cell_attrs.get("pressed_area", math.nan)))
+        self.calibration = Calibration(reference=f"replay of {src.path.name}")
+
+    def connect(self) -> InstrumentInfo:
+        info = self.pstat.source.transducer
+        return InstrumentInfo("replay", f"replay of {info.get('vendor', '')} {info.get('model', '')}".strip(),
+                              str(info.get("serial", "")), str(info.get("firmware", "")), "simulators.replay",
+                              f"replay://{self.pstat.source.path}")
+
+    def read(self) -> PressureReading:
+        src, rows = self.pstat.source, self.pstat._last
+        k = rows[-1] if rows else max(self.pstat._cursor - 1, 0)
+        pressure = float(src.aux["pressure"][k]) if "pressure" in src.aux and src.n else math.nan
+        force = float(src.aux["force"][k]) if "force" in src.aux and src.n else None
+        return PressureReading(self.pstat.clock.now(), pressure, force)
+
+    def close(self) -> None:
+        pass
