@@ -6,14 +6,17 @@ timeout, with the details in ``DAQ_*`` environment variables and as JSON on its 
 through the lab's SMTP server (STARTTLS and login optional). Settings come from a TOML ``[notify]``
 table (docs/reliability.md).
 
-A :class:`Notifier` is an engine listener. Deliveries run in a background thread so a slow mail server
-never stalls acquisition, and nothing a notifier does can stop a run: every failed or successful
-delivery is recorded as a run event (``notify_failed`` / ``notified``) when the engine next reports,
-and failures after the run has closed its file are returned by :meth:`Notifier.close`.
+A :class:`Notifier` is an engine listener. On the wall clock deliveries run in a background thread so
+a slow mail server never stalls acquisition (in accelerated, virtual-time runs they run in line, so
+their outcome lands in the record deterministically). Nothing a notifier does can stop a run: every
+failed or successful delivery is recorded as a run event (``notify_failed`` / ``notified``) when the
+engine next reports, and failures after the run has closed its file are returned by
+:meth:`Notifier.close`.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -22,6 +25,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -272,6 +276,8 @@ class Notifier:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
         self._busy = False
+        self._at_exit = False
+        self.synchronous = False  # deliver in the engine's thread (virtual-time runs)
 
     # --- engine side ----------------------------------------------------------------------------
     def bind_run(self, engine: Any) -> None:
@@ -279,6 +285,7 @@ class Notifier:
         self.context.update({"run_file": str(engine.writer.path), "cell_id": engine.cell.cell_id,
                              "protocol": engine.protocol.name})
         self.reporter = lambda kind, message, data: engine.event(kind, message, **data)
+        self.synchronous = bool(getattr(engine.clock, "virtual", False))
 
     def __call__(self, kind: str, payload: dict[str, Any]) -> None:
         """Listener entry point; never raises."""
@@ -289,7 +296,12 @@ class Notifier:
             self._drain()
             notice = self.notice_for(kind, payload)
             if notice is not None and self._admit(notice):
-                self.submit(notice)
+                if self.synchronous:
+                    for channel, error in self.deliver(notice):
+                        self._results.put((notice.category, channel, error))
+                    self._drain()
+                else:
+                    self.submit(notice)
         except Exception as exc:  # noqa: BLE001 - a notifier never stops a run
             self.failures.append(f"notifier error: {type(exc).__name__}: {exc}")
         finally:
@@ -297,6 +309,8 @@ class Notifier:
 
     def notice_for(self, kind: str, payload: dict[str, Any]) -> Notice | None:
         """The notice an engine report deserves, if its category is switched on."""
+        if not isinstance(payload, dict):
+            return None
         ctx = self.context
         who = f"{ctx.get('cell_id') or 'cell'}"
         if kind == "event":
@@ -341,6 +355,9 @@ class Notifier:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._work, name="daq-notify", daemon=True)
             self._thread.start()
+            if not self._at_exit:  # a process that ends right after its run still delivers the last notice
+                atexit.register(self._finish)
+                self._at_exit = True
         self._queue.put(notice)
 
     def _work(self) -> None:
@@ -384,19 +401,21 @@ class Notifier:
                              {"category": category, "channel": channel})
             else:
                 text = f"notification by {channel} failed ({category}): {error}; the run goes on"
-                self.failures.append(text)
-                self._record("notify_failed", text, {"category": category, "channel": channel, "error": error})
+                if not self._record("notify_failed", text, {"category": category, "channel": channel,
+                                                             "error": error}):
+                    self.failures.append(text)  # not in the run's record: close() hands it to the caller
 
-    def _record(self, kind: str, message: str, data: dict[str, Any]) -> None:
+    def _record(self, kind: str, message: str, data: dict[str, Any]) -> bool:
         if self.reporter is None:
-            return
+            return False
         try:
             self.reporter(kind, message, data)
+            return True
         except Exception:  # noqa: BLE001 - the run file may already be closed; close() returns failures
-            pass
+            return False
 
     def close(self, timeout: float = 30.0) -> list[str]:
-        """Wait (bounded) for queued notices; returns every delivery failure not yet seen by the caller."""
+        """Wait (bounded) for queued notices; returns the delivery failures that are not in a run's record."""
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
@@ -409,3 +428,13 @@ class Notifier:
 
     def _reporter_off(self) -> None:
         self.reporter = None
+
+    def _finish(self) -> None:
+        for line in self.close():
+            print(f"daq: warning: {line}", file=sys.stderr)
+
+
+def cli_notifier(path: str | None) -> Notifier | None:
+    """The notifier for ``--notify FILE``: settings checked now (ConfigError before anything runs);
+    deliveries still queued when the process ends are waited for and failures printed as warnings."""
+    return Notifier(load_notify(path)) if path else None

@@ -13,6 +13,7 @@ from daq.cell import cell_from_text, read_cell_text
 from daq.clock import ScaledClock, VirtualClock
 from daq.engine import RunControl
 from daq.errors import ConfigError
+from daq.notify import cli_notifier
 from daq.runner import run_protocol
 from daq.summary import summary
 from protocols.loader import load_protocol
@@ -57,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run file to write (default: runs/<protocol>-<cell>-<time>.h5)")
     p.add_argument("--speed", type=float, help="with --sim: run at this multiple of real time instead of "
                                                "as fast as possible")
+    p.add_argument("--notify", metavar="NOTIFY.toml",
+                   help="notify the operator on stop, short circuit, interlock and fault ([notify] table)")
     p.set_defaults(func=cmd_run)
 
 
@@ -82,6 +85,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.speed is not None and not args.speed > 0:
         raise ConfigError("--speed", args.speed, "must be a positive multiple of real time")
     protocol, cell, stored = load_inputs(args)
+    notifier = cli_notifier(args.notify)  # --notify: checked now; the notifier listens to the run
+    if notifier is not None:
+        stored["listeners"] = [notifier]
     if args.rig:
         from daq.commands.rig_run import run_on_rig  # instruments are imported only when a rig is used
         return run_on_rig(args, protocol, cell, stored)
