@@ -5,6 +5,7 @@ Tables come back as pandas DataFrames in SI with units in ``df.attrs["units"]``.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,12 @@ class RunFile:
             self.f = h5py.File(self.path, "r", swmr=swmr)
         except OSError as exc:
             raise DataFileError(f"{self.path}: not a readable run file ({exc})") from None
-        if "timeseries" not in self.f or "schema_version" not in self.f.attrs:
+        try:
+            is_run = "timeseries" in self.f and "schema_version" in self.f.attrs
+        except _DAMAGE as exc:
+            self.f.close()
+            raise _damaged(self.path, exc) from None
+        if not is_run:
             self.f.close()
             raise DataFileError(f"{self.path}: not a run file of this product (no /timeseries or schema_version)")
 
@@ -167,6 +173,34 @@ class RunFile:
         row = self.f["eis/spectra"][index]
         first, n = int(row["first_point"]), int(row["n_points"])
         return _table(self.f["eis/points"], first, first + n).drop(columns="spectrum")
+
+
+# --- damaged files: every read names the file and what failed, never an h5py traceback ------------
+_DAMAGE = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError)
+
+
+def _damaged(path: Path, exc: BaseException) -> DataFileError:
+    return DataFileError(f"{path}: damaged or unreadable run file ({type(exc).__name__}: {exc})")
+
+
+def _guarded(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def read(self: RunFile, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except DataFileError:
+            raise
+        except _DAMAGE as exc:
+            raise _damaged(self.path, exc) from None
+    return read
+
+
+for _name, _member in list(vars(RunFile).items()):
+    if isinstance(_member, property) and _member.fget is not None:
+        setattr(RunFile, _name, property(_guarded(_member.fget)))
+    elif callable(_member) and (not _name.startswith("_") or _name == "__len__"):
+        if _name not in ("close",):
+            setattr(RunFile, _name, _guarded(_member))
 
 
 def open_run(path: str | Path) -> RunFile:
