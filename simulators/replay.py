@@ -13,9 +13,10 @@ the recording was in, at the recorded times (and, with a transcript, in the reco
 The replay never invents data. When the protocol's state differs from the recording's over a stretch
 of time in which the recording has samples (the *divergence*), the replay reports it and returns no
 samples from then on: an open-circuit protocol simply gets empty blocks (the recording does not know
-what the cell did at rest then), a protocol that keeps the cell on cannot be answered and the run is
-ended (``control.abort``, else an InstrumentError at the next read). Impedance is answered with the
-next recorded sweep if the request matches it, and no longer after a divergence.
+what the cell did at rest then); a protocol that keeps the cell on cannot be answered, so the first
+read with nothing recorded left to hand over raises InstrumentError ("replay ended: ..."), which the
+engine treats like any instrument that stops answering: current off, outcome ``fault``. Impedance is
+answered with the next recorded sweep if the request matches it, and no longer after a divergence.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -44,10 +45,6 @@ POTENTIAL_ABS = 1e-4  # V
 FREQUENCY_REL = 0.02  # vendor sweeps land close to, not on, the nominal log-spaced frequencies
 AMPLITUDE_REL = 0.02
 AUX = ("pressure", "force", "temperature")
-
-
-class _Abortable(Protocol):
-    def abort(self, reason: str = ...) -> None: ...
 
 
 EventSink = Callable[[float, str, str, dict[str, Any]], None]  # (t, kind, message, data)
@@ -349,14 +346,11 @@ class Divergence:
 
 class ReplayPotentiostat(Potentiostat):
     """Answers a protocol from a ReplaySource on ``clock`` (a VirtualClock: replays run in accelerated
-    time). ``control`` (the engine's RunControl) is aborted when the recording cannot answer;
-    ``on_event(t, kind, message, data)`` receives divergences and notes for the run's /events."""
+    time). ``on_event(t, kind, message, data)`` receives divergences and notes for the run's /events."""
 
-    def __init__(self, source: ReplaySource | str | Path, clock: Clock, control: _Abortable | None = None,
-                 on_event: EventSink | None = None):
+    def __init__(self, source: ReplaySource | str | Path, clock: Clock, on_event: EventSink | None = None):
         self.source = source if isinstance(source, ReplaySource) else ReplaySource(source)
         self.clock = clock
-        self.control = control
         self.on_event = on_event
         self._caps = self.source.capabilities()
         self._origin = 0.0  # clock time of replay time 0
@@ -369,8 +363,7 @@ class ReplayPotentiostat(Potentiostat):
         self._spectrum = 0
         self._suspect: Divergence | None = None  # found in a read a rewind may still undo
         self.divergence: Divergence | None = None
-        self.ended = ""  # why the replay cannot answer any more ('' while it can)
-        self._reported_end = False
+        self.ended = ""  # why the replay could not answer the protocol ('' while it can)
         self.events: list[dict[str, Any]] = []
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -400,19 +393,11 @@ class ReplayPotentiostat(Potentiostat):
         self.divergence = d
         self._out = []
         self._event(d.t, "replay_divergence", d.message, d.data)
-        if self._state.on:
-            self._end(d.message)
 
-    def _end(self, message: str, t: float | None = None) -> None:
-        """The protocol keeps the cell on and the recording has nothing for it: stop the run (with a
-        ``replay_end`` event at ``t`` unless a divergence event already said so)."""
-        if self.ended:
-            return
+    def _end(self, message: str) -> InstrumentError:
+        """The protocol keeps the cell on and the recording has nothing for it: the replay stops."""
         self.ended = message
-        if t is not None:
-            self._event(t, "replay_end", message, {"t_end": t})
-        if self.control is not None:
-            self.control.abort(f"replay ended: {message}")
+        return InstrumentError(f"replay ended: {message}")
 
     def _settle(self, now: float, inclusive: bool) -> None:
         """Pass the recorded rows up to ``now`` under the present state: due rows go to the next read;
@@ -455,9 +440,6 @@ class ReplayPotentiostat(Potentiostat):
         self._commit()
         now = self._now()
         self._settle(now, inclusive=False)
-        if state.on and self.divergence is not None:
-            self._end(f"after the divergence at {self.divergence.t:.6g} s the protocol applies {state.describe()} "
-                      f"at {now:.6g} s; the recording has no data for it", now)
         self._state, self._since = state, now
         self._note(state, limits, sample_period, now)
 
@@ -515,55 +497,61 @@ class ReplayPotentiostat(Potentiostat):
         self._command(State("off", sampling=sample_period is not None), None, sample_period)
 
     def read(self) -> SampleBlock:
+        """Recorded samples due by now in the requested state. With none left while the protocol keeps
+        the cell on, after a divergence or past the recording's end, the replay ends (InstrumentError)."""
         self._check()
         self._commit()
         now = self._now()
-        if self.ended and self.control is None and self._reported_end:
-            raise InstrumentError(f"replay ended: {self.ended}")
         self._settle(now, inclusive=True)
         rows, self._out = self._out, []
+        if not rows and self._suspect is not None:
+            self._commit()  # nothing handed over, so no stop in this block can rewind it away
+        if not rows and self._state.on:
+            if self.divergence is not None:
+                if self.divergence.t >= self._since - EPS:
+                    raise self._end(self.divergence.message)
+                raise self._end(f"after the divergence at {self.divergence.t:.6g} s the protocol applies "
+                                f"{self._state.describe()} from {self._since:.6g} s; the recording has no data for it")
+            if self._cursor >= self.source.n and self._overdue(now):
+                t_last = float(self.source.t[-1]) if self.source.n else 0.0
+                message = (f"the recording ends at {t_last:.6g} s while the protocol keeps "
+                           f"{self._state.describe()}: no recorded data from here")
+                self._event(t_last, "replay_end", message, {"t_end": t_last})
+                raise self._end(message)
         self._last = rows
-        if self.ended:
-            self._reported_end = True
-        elif self._state.on and self.divergence is None and self._suspect is None and self._cursor >= self.source.n:
-            self._check_exhausted(now)
         return self._block(rows)
 
-    def _check_exhausted(self, now: float) -> None:
-        """The cell is on and the recording has no more samples: it ends once a sample is overdue."""
+    def _overdue(self, now: float) -> bool:
+        """Past the recording's last sample by more than its sample period: a sample is missing."""
         src = self.source
-        seg = src.segments[int(src.row_segment[-1])] if src.n else None
-        period = seg.sample_period if seg is not None and seg.sample_period else (
-            float(np.median(np.diff(src.t[-8:]))) if src.n > 2 else 1.0)
-        t_last = float(src.t[-1]) if src.n else 0.0
-        if now > t_last + 1.5 * period + EPS:
-            message = (f"the recording ends at {t_last:.6g} s while the protocol keeps {self._state.describe()}: "
-                       f"no recorded data from here; the replay ends here")
-            self._end(message, t_last)
-            self._reported_end = True
+        if not src.n:
+            return True
+        seg = src.segments[int(src.row_segment[-1])]
+        period = seg.sample_period or (float(np.median(np.diff(src.t[-8:]))) if src.n > 2 else 1.0)
+        return now > float(src.t[-1]) + 1.5 * period + EPS
 
     def impedance(self, request: EisRequest) -> Iterator[EisPoint]:
         self._check()
         self._commit()
         now = self._now()
         self._settle(now, inclusive=True)
-        if self.divergence is not None or self.ended:
-            raise InstrumentError("replay: no recorded spectrum describes the cell after the divergence at "
-                                  f"{self.divergence.t if self.divergence else now:.6g} s")
+        if self.divergence is not None:
+            raise self._end(f"no recorded spectrum describes the cell after the divergence at "
+                            f"{self.divergence.t:.6g} s")
         spectra = self.source.spectra
         while self._spectrum < len(spectra) and spectra[self._spectrum].t_first < now - EPS:
             self._spectrum += 1  # sweeps the protocol did not ask for
         if self._spectrum >= len(spectra):
-            raise InstrumentError(f"replay: the protocol asks for an impedance sweep at {now:.6g} s; the recording "
-                                  "has none from then on")
+            raise self._end(f"the protocol asks for an impedance sweep at {now:.6g} s; the recording has none "
+                            "from then on")
         spec = spectra[self._spectrum]
         why = spec.mismatch(request)
         seg = self.source.segments[spec.segment]
         if not why and not seg.admits(self._state):
             why = f"it was taken at {seg.state.describe()}, the protocol holds {self._state.describe()}"
         if why:
-            raise InstrumentError(f"replay: the protocol's impedance sweep at {now:.6g} s is not the recorded one "
-                                  f"(spectrum at {spec.t_first:.6g} s): {why}")
+            raise self._end(f"the protocol's impedance sweep at {now:.6g} s is not the recorded one (spectrum at "
+                            f"{spec.t_first:.6g} s): {why}")
         self._spectrum += 1
         return self._points(spec)
 

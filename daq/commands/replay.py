@@ -21,7 +21,7 @@ from daq import cell as cellmod
 from daq.cell import Cell, Electrodes, Electrolyte, cell_from_text
 from daq.clock import VirtualClock
 from daq.commands.run import parse_settings
-from daq.engine import RunControl, RunResult
+from daq.engine import RunResult
 from daq.errors import ConfigError
 from daq.models.ccd import Microstructure
 from daq.runner import _start, resolved
@@ -105,7 +105,6 @@ def replay(source_path: str | Path, out: str | Path, protocol_path: str | None =
     source = ReplaySource(source_path)
     protocol, cell, stored = load_replay_inputs(source, protocol_path, overrides or {}, cell_overrides or {})
     clock = VirtualClock()
-    control = RunControl()
     step = [-1]
 
     def track(kind: str, payload: dict[str, Any]) -> None:
@@ -118,7 +117,7 @@ def replay(source_path: str | Path, out: str | Path, protocol_path: str | None =
         if writer is not None and not writer.closed:
             writer.add_event(t, kind, step[0], message, data)
 
-    pstat = ReplayPotentiostat(source, clock, control=control, on_event=record)
+    pstat = ReplayPotentiostat(source, clock, on_event=record)
     binding.check(protocol, cell, pstat.capabilities)
     run_attrs = {
         "protocol": protocol.name, "cell_id": cell.cell_id, "rig": "replay", "clock": "virtual",
@@ -135,7 +134,7 @@ def replay(source_path: str | Path, out: str | Path, protocol_path: str | None =
                        transcript=True)
     transducer = ReplayTransducer(pstat) if "pressure" in source.aux else None  # the engine runs as it did
     result = _start(writer, protocol, cell, pstat, clock, transducer,
-                    dict(control=control, listeners=[track], block_samples=block_samples))
+                    dict(listeners=[track], block_samples=block_samples))
     d = pstat.divergence
     with h5py.File(result.path, "a") as f:
         f.attrs["replay_divergence"] = json.dumps({"t": d.t, "source_row": d.sample, "message": d.message}
@@ -157,4 +156,5 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"  diverged at {pstat.divergence.t:.6g} s: {pstat.divergence.message}")
     elif pstat.ended:
         print(f"  {pstat.ended}")
-    return 0 if result.status != "failed" else 1
+    # A replay that ran out of recording has still answered the question; other failures have not.
+    return 0 if result.status != "failed" or pstat.ended else 1
