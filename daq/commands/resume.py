@@ -22,6 +22,7 @@ from typing import Any
 from daq import units as u
 from daq.cell import Cell, cell_from_text
 from daq.clock import Clock, RealClock, ScaledClock, VirtualClock
+from daq.commands.run import MAX_SPEED
 from daq.engine import RunControl
 from daq.errors import ConfigError, DaqError
 from daq.notify import Notice, Notifier, load_notify
@@ -122,8 +123,8 @@ def record(path: Path, kind: str, message: str, data: dict[str, Any]) -> None:
 def cmd_resume(args: argparse.Namespace) -> int:
     if args.sim == bool(args.rig):
         raise ConfigError("daq resume", None, "choose where to continue: --sim (simulator) or --rig RIG.toml")
-    if args.speed is not None and not args.speed > 0:
-        raise ConfigError("--speed", args.speed, "must be a positive multiple of real time")
+    if args.speed is not None and not 0 < args.speed <= MAX_SPEED:  # also refuses nan and inf
+        raise ConfigError("--speed", args.speed, f"must be a positive multiple of real time, at most {MAX_SPEED:g}")
     limits = _limits(args)
     notify_config = load_notify(args.notify) if args.notify else None
     path = Path(args.file)

@@ -19,6 +19,7 @@ from daq.summary import summary
 from protocols.loader import load_protocol
 from simulators.rig import simulated_rig
 
+MAX_SPEED = 1e6  # beyond, one wall-clock poll spans more samples than a block can hold
 DEFAULT_PROTOCOL = Path(__file__).resolve().parents[2] / "protocols" / "examples" / "ccd_single_plating.toml"
 
 
@@ -82,8 +83,8 @@ def default_out(protocol_name: str, cell_id: str) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.sim == bool(args.rig):
         raise ConfigError("daq run", None, "choose where to run: --sim (simulator) or --rig RIG.toml")
-    if args.speed is not None and not args.speed > 0:
-        raise ConfigError("--speed", args.speed, "must be a positive multiple of real time")
+    if args.speed is not None and not 0 < args.speed <= MAX_SPEED:  # also refuses nan and inf
+        raise ConfigError("--speed", args.speed, f"must be a positive multiple of real time, at most {MAX_SPEED:g}")
     protocol, cell, stored = load_inputs(args)
     notifier = cli_notifier(args.notify)  # --notify: checked now; the notifier listens to the run
     if notifier is not None:
