@@ -457,8 +457,8 @@ class ReplayPotentiostat(Potentiostat):
             diffs["sample_period"] = (period, nxt.sample_period)
         if diffs:
             text = "; ".join(f"{k}: protocol {a}, recording {b}" for k, (a, b) in diffs.items())
-            self._event(now, "replay_note", f"the protocol's {text}; the recorded samples (and any hardware-limit "
-                                            f"flags in them) are those of the recording's settings",
+            self._event(now, "replay_note", f"settings the samples cannot reflect: {text}; the samples (and any "
+                                            f"hardware-limit flags in them) are those of the recording's settings",
                         {k: {"protocol": a, "recording": b} for k, (a, b) in diffs.items()})
 
     def _next_segment(self, now: float) -> Segment | None:

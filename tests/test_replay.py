@@ -147,6 +147,15 @@ def test_another_current_than_recorded_is_not_answered(runs):
     assert "a current of -70.6858 µA" in pstat.divergence.message
 
 
+def test_settings_the_samples_cannot_show_become_notes(runs):
+    d, short, _ = runs
+    res, pstat = replay(short.path, d / "note.h5", overrides={"v_min": "-1 V"})
+    assert pstat.divergence is None and res.short == short.short
+    _, e, _, _ = _tables(res.path)
+    assert list(e.kind) == ["replay_note", "short_circuit"]
+    assert json.loads(e.data.iloc[0]) == {"limits": {"protocol": [-1.0, 2.0], "recording": [-2.0, 2.0]}}
+
+
 # --- imported vendor recordings ------------------------------------------------------------------
 
 CHRONOP = """
