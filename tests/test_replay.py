@@ -295,3 +295,5 @@ def test_cli_refusals_are_one_line(imported, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("daq: error:") and "--protocol" in err and err.count("\n") == 1
     assert main(["replay", str(tmp_path / "missing.h5")]) == 2
+    src = str(files["CHRONOP.DTA"])
+    assert main(["replay", src, "--protocol", str(EXAMPLES / "peis.toml"), "--out", src, "--force"]) == 2

@@ -103,6 +103,8 @@ def replay(source_path: str | Path, out: str | Path, protocol_path: str | None =
     """Replay ``source_path`` through a protocol into a new run file ``out``; returns the engine's result
     and the replay instrument (its ``divergence`` and ``events``)."""
     source = ReplaySource(source_path)
+    if Path(out).resolve() == source.path.resolve():
+        raise ConfigError("--out", str(out), "is the recording being replayed; choose another file")
     protocol, cell, stored = load_replay_inputs(source, protocol_path, overrides or {}, cell_overrides or {})
     clock = VirtualClock()
     step = [-1]
