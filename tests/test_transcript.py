@@ -156,16 +156,19 @@ def test_resumed_writer_continues_the_transcript(tmp_path):
 
 
 def test_overhead_per_call_is_microseconds():
-    """A block costs the engine about a millisecond; the wrapper adds a few microseconds per call."""
+    """A block costs the engine about a millisecond; the wrapper adds a few microseconds per call. The best
+    of several rounds is compared, so a busy machine does not fail the test."""
     inner, sink = _Flaky(), MemoryTranscript()
     p = TranscriptPotentiostat(inner, sink, time.perf_counter)
-    n = 20000
-    start = time.perf_counter()
-    for _ in range(n):
-        inner.read()
-    direct = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(n):
-        p.read()
-    wrapped = time.perf_counter() - start
-    assert (wrapped - direct) / n < 50e-6
+    n = 2000
+
+    def best(fn):
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    assert (best(p.read) - best(inner.read)) / n < 50e-6
