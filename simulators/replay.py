@@ -197,6 +197,9 @@ class ReplaySource:
             self._from_transcript(commands, reads, spectra, points)
         else:
             self._from_steps(ts, steps, spectra, points)
+        # run_end[k]: first row after the run of rows sharing row k's segment (rows are handed over by run)
+        ends = np.append(np.flatnonzero(np.diff(self.row_segment)) + 1, n).astype(np.int64)
+        self.run_end = np.repeat(ends, np.diff(np.concatenate([[0], ends])))
         self._checksum: str | None = None
 
     @property
@@ -358,8 +361,8 @@ class ReplayPotentiostat(Potentiostat):
         self._state = OFF
         self._since = 0.0
         self._cursor = 0  # next recorded row not yet handed over or passed
-        self._out: list[int] = []  # rows due for the next read
-        self._last: list[int] = []  # rows of the last read (a rewind may take some back)
+        self._out: list[tuple[int, int]] = []  # row ranges due for the next read
+        self._last: list[tuple[int, int]] = []  # row ranges of the last read (a rewind may take some back)
         self._spectrum = 0
         self._suspect: Divergence | None = None  # found in a read a rewind may still undo
         self.divergence: Divergence | None = None
@@ -407,17 +410,22 @@ class ReplayPotentiostat(Potentiostat):
             return
         limit = now + EPS if inclusive else now - EPS
         while self._cursor < src.n and src.t[self._cursor] <= limit:
-            k = self._cursor
-            seg_index = int(src.row_segment[k])
+            a = self._cursor
+            seg_index = int(src.row_segment[a])
             if not src.segments[seg_index].admits(self._state):
-                if src.t[k] < now - EPS:  # measured in another state while the protocol held this one
-                    self._suspect = self._divergence(k, seg_index)
+                if src.t[a] < now - EPS:  # measured in another state while the protocol held this one
+                    self._suspect = self._divergence(a, seg_index)
                 break  # (recorded at this very instant: the protocol may still follow the change)
-            if src.arrival[k] > now + EPS:
-                break  # the recording's software did not have this sample yet
+            end = int(src.run_end[a])  # within a run, times and arrivals do not decrease
+            b = a + int(np.searchsorted(src.t[a:end], limit, side="right"))
+            b = a + int(np.searchsorted(src.arrival[a:b], now + EPS, side="right"))  # not yet read: later
+            if b == a:
+                break
             if self._state.sampling:
-                self._out.append(k)
-            self._cursor += 1
+                self._out.append((a, b))
+            self._cursor = b
+            if b < end:
+                break
 
     def _divergence(self, k: int, seg_index: int) -> Divergence:
         src, seg, state = self.source, self.source.segments[seg_index], self._state
@@ -468,9 +476,9 @@ class ReplayPotentiostat(Potentiostat):
         later = [s for s in src.segments if s.t_start >= now - EPS]
         return later[0] if later else None
 
-    def _block(self, rows: list[int]) -> SampleBlock:
+    def _block(self, ranges: list[tuple[int, int]]) -> SampleBlock:
         src = self.source
-        idx = np.asarray(rows, dtype=np.int64)
+        idx = np.concatenate([np.arange(a, b) for a, b in ranges]) if ranges else np.zeros(0, dtype=np.int64)
         return SampleBlock(src.t[idx] + self._origin, src.E_we[idx], src.E_cell[idx], src.I[idx], src.flags[idx],
                            {k: v[idx] for k, v in src.aux.items()})
 
@@ -568,15 +576,17 @@ class ReplayPotentiostat(Potentiostat):
         self.clock.rewind(t)  # type: ignore[attr-defined]
         cut = t - self._origin
         src = self.source
-        keep = [k for k in self._last if src.t[k] <= cut + EPS]
-        taken_back = [k for k in self._last + self._out if src.t[k] > cut + EPS]
-        if taken_back:
-            self._cursor = min(self._cursor, min(taken_back))
-        self._out = [k for k in self._out if src.t[k] <= cut + EPS]
+        lo = min([a for a, _ in self._last + self._out] + [self._cursor])
+        back = lo + int(np.searchsorted(src.t[lo:self._cursor], cut + EPS, side="right"))
+        self._cursor = min(self._cursor, back)  # the rows after the cut are recorded, not yet handed over
+
+        def trim(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+            return [(a, min(b, back)) for a, b in ranges if a < back]
+
+        self._last, self._out = trim(self._last), trim(self._out)
         if self._suspect is not None and src.t[self._suspect.sample] > cut + EPS:
             self._suspect = None  # the rows that contradicted the protocol come after the stop
-        self._last = keep
-        return self._block(keep)
+        return self._block(self._last)
 
     def close(self) -> None:
         self._connected = False
@@ -603,8 +613,8 @@ class ReplayTransducer(PressureTransducer):
                               f"replay://{self.pstat.source.path}")
 
     def read(self) -> PressureReading:
-        src, rows = self.pstat.source, self.pstat._last
-        k = rows[-1] if rows else max(self.pstat._cursor - 1, 0)
+        src, ranges = self.pstat.source, self.pstat._last
+        k = ranges[-1][1] - 1 if ranges else max(self.pstat._cursor - 1, 0)
         pressure = float(src.aux["pressure"][k]) if "pressure" in src.aux and src.n else math.nan
         force = float(src.aux["force"][k]) if "force" in src.aux and src.n else None
         return PressureReading(self.pstat.clock.now(), pressure, force)

@@ -57,6 +57,17 @@ def test_round_trip_gives_identical_steps_events_and_samples(runs):
         assert np.array_equal(a["transcript/reads"][()][fields], b["transcript/reads"][()][fields])
 
 
+@pytest.mark.parametrize("protocol,density", [("asymmetric_cycling.toml", 83), ("operando_geis_plating.toml", 99)])
+def test_round_trip_of_loops_and_operando_spectra(tmp_path, protocol, density):
+    rec = run_sim(EXAMPLES / protocol, tmp_path / "rec.h5", density)
+    res, pstat = replay(rec.path, tmp_path / "rep.h5")
+    assert pstat.divergence is None and res.outcome == rec.outcome == "short_circuit"
+    s0, e0, t0, sp0 = _tables(rec.path)
+    s1, e1, t1, sp1 = _tables(res.path)
+    assert s0.equals(s1) and e0.equals(e1) and t0.equals(t1[t0.columns])
+    assert len(sp0) == len(sp1) > 0 and np.array_equal(_points(rec.path), _points(res.path))
+
+
 def test_replay_file_states_its_source(runs):
     d, short, _ = runs
     res, _ = replay(short.path, d / "src.h5")
