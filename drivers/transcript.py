@@ -32,7 +32,7 @@ class TranscriptSink(Protocol):
 
     def add_read(self, t: float, kind: str, first: int, n: int, latency: float = 0.0) -> None: ...
 
-    def next_rows(self) -> tuple[int, int]: ...
+    def next_row(self, kind: str) -> int: ...
 
 
 class MemoryTranscript:
@@ -55,8 +55,8 @@ class MemoryTranscript:
         self._rows[0 if kind == SAMPLES else 1] = first + n
         self._seq += 1
 
-    def next_rows(self) -> tuple[int, int]:
-        return self._rows[0], self._rows[1]
+    def next_row(self, kind: str) -> int:
+        return self._rows[0 if kind == SAMPLES else 1]
 
 
 def _number(value: float | None) -> float | str | None:
@@ -132,7 +132,7 @@ class TranscriptPotentiostat(Potentiostat):
     def read(self) -> SampleBlock:
         self._flush_read()
         t, start = self.now(), time.perf_counter()
-        first = self.sink.next_rows()[0]
+        first = self.sink.next_row(SAMPLES)
         try:
             block = self.inner.read()
         except BaseException as exc:
@@ -147,7 +147,7 @@ class TranscriptPotentiostat(Potentiostat):
     def _impedance(self, request: EisRequest) -> Iterator[EisPoint]:
         self._flush_read()
         t, start = self.now(), time.perf_counter()
-        first = self.sink.next_rows()[1]
+        first = self.sink.next_row(IMPEDANCE)
         args = {k: (list(map(float, v)) if k == "frequencies" else _number(v)) if not isinstance(v, str) else v
                 for k, v in asdict(request).items()}
         count, outcome, error = 0, "ok", ""

@@ -168,7 +168,7 @@ class RunWriter:
         self.f = f
         self._instruments = f["instruments"]
         self._ts = dict(f["timeseries"].items())
-        # Speed: rows in /timeseries and dataset handles kept here, as next_rows() and the transcript ask
+        # Speed: rows in /timeseries and dataset handles kept here, as next_row() and the transcript ask
         # for them on every block and an h5py lookup or len() costs tens of microseconds.
         self._stored = len(self._ts["t"])
         self._datasets: dict[str, h5py.Dataset] = {}
@@ -276,9 +276,9 @@ class RunWriter:
             self._tx_reads.append((self._tx_seq, t, kind, first, n, latency))
             self._tx_seq += 1
 
-    def next_rows(self) -> tuple[int, int]:
-        """(next row of /timeseries, next row of /eis/points): where the next block will be stored."""
-        return self._stored + self._buffered, len(self._dataset("eis/points"))
+    def next_row(self, kind: str) -> int:
+        """Where the next block will be stored: row of /timeseries ("samples") or /eis/points ("impedance")."""
+        return self._stored + self._buffered if kind == "samples" else len(self._dataset("eis/points"))
 
     def _dataset(self, name: str) -> h5py.Dataset:
         """``self.f[name]``, looked up once."""
