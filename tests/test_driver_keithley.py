@@ -247,7 +247,7 @@ def test_tsp_command_set_is_refused_clearly(rig):
     started = time.monotonic()
     with pytest.raises(InstrumentError, match="TSP command set.*SCPI"):
         driver.connect()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.5  # answered, not waited out (the VISA timeout is 2 s)
     assert not server.instrument.output
 
 
