@@ -31,6 +31,10 @@ CHUNK = 8192  # samples per chunk: 64 kB per float column
 # append then covers whole chunks, and h5py's fixed cost per call (~0.1 ms per column) is paid a
 # quarter as often as at one chunk per write.
 FLUSH_SAMPLES = 4 * CHUNK
+# Chunk cache per dataset of the writing file. The writer only appends, so it needs the chunk being
+# filled and little else; HDF5 2.0's default (8 MiB per dataset) kept up to a million samples of every
+# column in memory, so a long run's memory grew with its length.
+CHUNK_CACHE = 4 * CHUNK * 8
 
 
 def utc_now() -> str:
@@ -127,7 +131,7 @@ class RunWriter:
         self.lock = WriterLock(self.path)
         self.flush_interval = flush_interval
         columns = list(L.TIMESERIES) + [c for c in L.AUX if c in set(aux_columns)]
-        f = h5py.File(self.path, "w", libver="latest")
+        f = h5py.File(self.path, "w", libver="latest", rdcc_nbytes=CHUNK_CACHE)
         root_attrs = {"schema_version": L.SCHEMA_VERSION, "software": f"sse-rig {daq.__version__}",
                       "status": L.RUNNING, "start_time": utc_now(), "end_time": "", "outcome": "",
                       "host": socket.gethostname()}
@@ -188,7 +192,7 @@ class RunWriter:
         self.lock = WriterLock(path)  # refuses if another process still writes it
         try:
             clear_writer_flags(path)
-            f = h5py.File(path, "a", libver="latest")
+            f = h5py.File(path, "a", libver="latest", rdcc_nbytes=CHUNK_CACHE)
         except OSError as exc:
             self.lock.release()
             raise DataFileError(f"{path}: cannot be reopened for writing ({exc})") from None
