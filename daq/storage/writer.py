@@ -20,6 +20,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+from h5py import h5s
 
 import daq
 from daq.errors import DataFileError
@@ -94,9 +95,19 @@ def _appendable(group: h5py.Group, name: str, dtype: Any, chunk: int, attrs: dic
 
 
 def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
-    n = len(ds)
-    ds.resize((n + len(rows),))
-    ds[n:] = rows
+    """Append ``rows`` (the dataset's dtype) at the end of a 1-D dataset.
+
+    Written through h5py's low-level calls: ``ds[n:] = rows`` spends longer in h5py's selection
+    machinery than HDF5 takes to write a 32768-sample column, and runs append ten columns at a time.
+    """
+    m = len(rows)
+    if not m:
+        return
+    n = ds.id.get_space().shape[0]
+    ds.id.set_extent((n + m,))
+    file_space = ds.id.get_space()
+    file_space.select_hyperslab((n,), (m,))
+    ds.id.write(h5s.create_simple((m,)), file_space, np.ascontiguousarray(rows))
 
 
 # --- instrument transcript (/transcript, docs/hdf5-layout.md) ------------------------------------
