@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GROWTH_LIMIT = 8 * 2**20  # bytes of peak-memory growth tolerated from 10 to 100 cycles (allocator noise)
 
 CHILD = """
-import json, resource, sys
+import json, sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
 from daq.cell import load_cell
@@ -31,7 +31,9 @@ from protocols.loader import load_protocol
 from simulators.rig import simulated_rig
 
 def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    # VmHWM, this process's own high-water mark (ru_maxrss would carry over the parent's at exec)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM"))
 
 protocol = load_protocol({protocol!r}, {{"steps.2.cycles": {cycles}}})
 cell = load_cell({cell!r})
