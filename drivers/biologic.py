@@ -698,6 +698,10 @@ class BiologicPotentiostat(Potentiostat):
                     ok = bool(np.isfinite(z[k]))
                     points.append(EisPoint(float(data["freq"][k]), float(z[k].real), float(z[k].imag),
                                            float(data["time"][k]), float(data["Ewe"][k]), float(data["I"][k]), ok))
+                # The DC level of each point is data too: the charge bookkeeping sees the current that flowed.
+                n = len(z)
+                self._pending.append(SampleBlock(data["time"].copy(), data["Ewe"].copy(), np.full(n, np.nan),
+                                                 data["I"].copy(), np.zeros(n, dtype=np.uint8)))
 
             for index in range(len(freqs)):
                 f = freqs[index]
