@@ -257,6 +257,7 @@ class GamryPotentiostat(Potentiostat):
         self._connected = False
         self._watchdog: threading.Thread | None = None
         self._stop_watchdog = threading.Event()
+        self._failure: InstrumentError | None = None  # raised by the watchdog, reported at the next call
 
     # --- interface ----------------------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
@@ -269,6 +270,12 @@ class GamryPotentiostat(Potentiostat):
         try:
             info = self._do(self._connect_w, "connecting")
         except BaseException:
+            if self._pstat is not None:  # opened but not usable: release it for the next attempt
+                try:
+                    self._do(lambda: self._pstat.Close(), "closing", timeout=self.safe_timeout)
+                except (InstrumentError, _CallTimeout):
+                    pass
+                self._pstat = None
             self._shutdown_worker()
             raise
         self._connected = True
@@ -315,6 +322,9 @@ class GamryPotentiostat(Potentiostat):
 
     def read(self) -> SampleBlock:
         self._check_connected()
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
         self._do(self._service_w, "reading data", safe=True)
         with self._pending_lock:
             block = SampleBlock.concat(self._pending)
@@ -399,7 +409,8 @@ class GamryPotentiostat(Potentiostat):
             if self._step is not None and self._step.kind == "current":
                 try:
                     self._do(self._service_w, "watching the step", safe=True)
-                except InstrumentError:
+                except InstrumentError as exc:
+                    self._failure = exc  # the cell is off; the engine learns it at its next read
                     return
 
     # --- COM-thread work ----------------------------------------------------------------------------------
@@ -692,3 +703,7 @@ class GamryPotentiostat(Potentiostat):
     def _check_connected(self) -> None:
         if not self._connected:
             raise InstrumentError(f"{self.name}: not connected")
+        if self._watchdog is not None and not self._watchdog.is_alive() and not self._stop_watchdog.is_set() \
+                and self._failure is None:
+            self._watchdog = threading.Thread(target=self._watch, name="gamry-watchdog", daemon=True)
+            self._watchdog.start()  # restart after a reported failure

@@ -332,6 +332,22 @@ def test_real_clock_watchdog_switches_off_between_reads(spec):
         driver.close()
 
 
+def test_real_clock_watchdog_failure_is_reported_at_next_read(spec):
+    clock = RealClock()
+    emu = GC.GamryComEmulator(clock, {SECTION: SimulatedCell(spec)})
+    driver = GamryPotentiostat(com=emu, clock=clock, watchdog_period=0.05)
+    driver.connect()
+    try:
+        driver.apply_current(-spec.current(9 * MA_CM2), -5, 5, 0.02, duration=30.0)
+        emu.garbage("nan")
+        time.sleep(0.5)
+        assert not emu.cell_on(SECTION)  # the watchdog found it and switched off
+        with pytest.raises(InstrumentError, match="malformed data from Cook.*cell switched off"):
+            driver.read()
+    finally:
+        driver.close()
+
+
 def test_missing_vendor_software_gives_clear_message(monkeypatch):
     if sys.platform != "win32":
         with pytest.raises(InstrumentError, match="need Windows with the Gamry software"):
