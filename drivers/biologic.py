@@ -327,7 +327,8 @@ class BiologicPotentiostat(Potentiostat):
             now = self.clock.now()
             end = now + duration if duration is not None else math.inf
             run = _Run("current", now, current=current, limits=(v_min, v_max), period=sample_period, end=end)
-            self._start([self._cplimit(run, now)], run, [T.TECH_CPLIMIT])
+            tech = self._cplimit(run, now)
+            self._start([tech], run, [tech.tech_id])
 
     def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
                         duration: float | None = None) -> None:
@@ -460,17 +461,24 @@ class BiologicPotentiostat(Potentiostat):
 
     # --- techniques -----------------------------------------------------------------------------------------
     def _cplimit(self, run: _Run, now: float) -> _Technique:
+        """CPLIMIT with the E_we window as limit tests that stop the channel; plain CP without limits."""
         remaining = run.end - now
         seg = min(remaining, MAX_SEGMENT)
         run.segment_end, run.segment_duration = now + seg, seg
         v_min, v_max = run.limits
-        return _Technique(T.TECH_CPLIMIT, {
+        values: dict[str, Any] = {
             "Current_step": run.current, "vs_initial": False, "Duration_step": seg, "Step_number": 0,
             "Record_every_dT": run.period, "Record_every_dE": RECORD_DE_OFF, "N_Cycles": 0,
             "I_Range": T.i_range_for(run.current), "E_Range": T.e_range_for(v_min, v_max),
-            "Bandwidth": T.BANDWIDTH_DEFAULT,
-            "Test1_Config": T.TEST_EWE_BELOW, "Test1_Value": v_min, "Test2_Config": T.TEST_EWE_ABOVE,
-            "Test2_Value": v_max, "Test3_Config": T.TEST_OFF, "Test3_Value": 0.0, "Exit_Cond": T.EXIT_STOP})
+            "Bandwidth": T.BANDWIDTH_DEFAULT}
+        if math.isinf(v_min) and math.isinf(v_max):
+            return _Technique(T.TECH_CP, values)
+        tests = [(T.TEST_EWE_BELOW, v_min), (T.TEST_EWE_ABOVE, v_max)]
+        tests = [(config, value) if math.isfinite(value) else (T.TEST_OFF, 0.0) for config, value in tests]
+        values.update({"Test1_Config": tests[0][0], "Test1_Value": tests[0][1], "Test2_Config": tests[1][0],
+                       "Test2_Value": tests[1][1], "Test3_Config": T.TEST_OFF, "Test3_Value": 0.0,
+                       "Exit_Cond": T.EXIT_STOP})
+        return _Technique(T.TECH_CPLIMIT, values)
 
     def _eis_techniques(self, request: EisRequest, freqs: list[float], i_dc: float) -> list[_Technique]:
         """One technique when the frequencies are evenly spaced (log or linear), else one per frequency."""
@@ -658,7 +666,8 @@ class BiologicPotentiostat(Potentiostat):
         ended_by_duration = run.last_t >= run.segment_end - run.period - 1e-6
         if ended_by_duration and run.end - run.segment_end > run.period:
             if run.kind == "current":
-                self._start([self._cplimit(run, now)], run, [T.TECH_CPLIMIT])
+                tech = self._cplimit(run, now)
+                self._start([tech], run, [tech.tech_id])
             else:
                 self.open_circuit(run.period)
             return
@@ -684,7 +693,7 @@ class BiologicPotentiostat(Potentiostat):
                     run = _Run("current", now, current=resume.current, limits=resume.limits, period=resume.period,
                                end=resume.end, cp_index=len(techniques))
                     techniques.append(self._cplimit(run, now))
-                    chain.append(T.TECH_CPLIMIT)
+                    chain.append(techniques[-1].tech_id)
                 else:
                     run = _Run("eis", now, period=resume.period if resume else 1.0)
                 self._start(techniques, run, chain)
@@ -745,7 +754,7 @@ class BiologicPotentiostat(Potentiostat):
         run.segment_end = math.inf  # known once the CP data tells when it started
         c = self.conn
         c.check(c.call("BL_UpdateParameters", c.conn_id, C.c_uint8(self.channel), run.cp_index, self._params(tech),
-                       c.ecc_path(T.TECH_CPLIMIT, self.board)), f"{self.name}: updating the step duration")
+                       c.ecc_path(tech.tech_id, self.board)), f"{self.name}: updating the step duration")
 
     # --- safety ------------------------------------------------------------------------------------------------
     def _stop_and_drain(self) -> None:

@@ -418,3 +418,16 @@ def test_ccd_protocol_through_biologic_matches_simulator(tmp_path, density):
         assert result.short["capacity"] == pytest.approx(ref.short["capacity"], rel=0.01)
     assert result.plated_capacity == pytest.approx(ref.plated_capacity, rel=0.01)
     assert not emu.output_on(0)
+
+
+def test_plain_cp_without_limits(rig, spec):
+    clock, cell, emu, driver = rig
+    driver.connect()
+    driver.apply_current(-spec.current(9 * MA_CM2), -np.inf, np.inf, 1.0, duration=100.0)
+    assert [t.file for t in emu.channels[0].chain] == ["cp4.ecc"]
+    block = run_for(driver, clock, 120.0, chunk=30.0)
+    assert len(block) == 101 and not np.any(block.flags & FLAG_HW_LIMIT) and not emu.output_on(0)
+    driver.apply_current(spec.current(9 * MA_CM2), -np.inf, 0.3, 1.0, duration=100.0)  # one-sided window
+    tech = emu.channels[0].chain[0]
+    assert tech.file == "cplimit4.ecc" and tech.get("Test1_Config") == 0
+    assert tech.get("Test2_Value") == pytest.approx(0.3)
