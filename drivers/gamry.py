@@ -468,8 +468,8 @@ class GamryPotentiostat(Potentiostat):
         p.SetSignal(signal)
         p.InitSignal()
         v_min, v_max = step.limits
-        dtaq.SetStopVMin(True, v_min)
-        dtaq.SetStopVMax(True, v_max)
+        dtaq.SetStopVMin(math.isfinite(v_min), v_min if math.isfinite(v_min) else 0.0)
+        dtaq.SetStopVMax(math.isfinite(v_max), v_max if math.isfinite(v_max) else 0.0)
         sink = _DtaqSink()
         step.events = com.GetEvents(dtaq, sink)
         step.dtaq, step.signal, step.sink = dtaq, signal, sink
