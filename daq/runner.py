@@ -17,7 +17,7 @@ from daq.analysis import postrun
 from daq.cell import Cell, cell_from_text
 from daq.clock import Clock
 from daq.engine import Engine, Listener, ResumePoint, RunControl, RunResult, step_parameters
-from daq.errors import DaqError, DataFileError, InstrumentError
+from daq.errors import ConfigError, DaqError, DataFileError, InstrumentError
 from daq.models import ccd, voids
 from daq.storage.layout import INTERRUPTED
 from daq.storage.reader import open_run
@@ -66,8 +66,10 @@ def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clo
                  transcript: bool = True) -> RunResult:
     """Run ``protocol`` on ``cell`` into a new run file ``out``. ``cell_source``/``cell_overrides``
     (the cell file's text and --set values) are stored so the run can be resumed exactly; ``transcript``
-    keeps every instrument command and data block in /transcript, so the run can be replayed."""
-    binding.check(protocol, cell, potentiostat.capabilities)
+    keeps every instrument command and data block in /transcript, so the run can be replayed.
+
+    The protocol is checked against the instrument's ranges once it has identified itself (connecting
+    never applies current); a refused run leaves no file behind."""
     aux = ["pressure", "force"] if transducer is not None else []
     writer = RunWriter(out, cell_attrs=cell.attrs(), cell_units=cellmod.ATTR_UNITS,
                        protocol_source=protocol.source_text, protocol_path=protocol.source_path,
@@ -123,9 +125,11 @@ def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Pote
         try:
             potentiostat.close()
         finally:
-            # a resumed run that could not start stays resumable
-            writer.close("interrupted" if engine_options.get("resume") else "failed", "fault",
-                         {"message": f"could not start the run: {exc}"})
+            if isinstance(exc, ConfigError) and not engine_options.get("resume"):
+                writer.discard()  # refused before anything ran: no half-made file
+            else:  # a resumed run that could not start stays resumable
+                writer.close("interrupted" if engine_options.get("resume") else "failed", "fault",
+                             {"message": f"could not start the run: {exc}"})
         if isinstance(exc, DaqError) or not isinstance(exc, Exception):
             raise
         raise InstrumentError(f"could not start the run: {exc}") from exc
@@ -138,12 +142,25 @@ def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Pote
             part.bind_run(engine)
     try:
         result = engine.run()
-        try:
-            postrun.analyse(result.path)
-        except Exception as exc:  # noqa: BLE001 - analysis never costs the recorded run
-            result.message += f" (post-run analysis failed: {type(exc).__name__}: {exc})"
-        return result
     finally:
-        potentiostat.close()
-        if transducer is not None:
-            transducer.close()
+        closing = _close_all(potentiostat, transducer)
+    if closing:  # the engine already switched the cell off; the operator still hears about it
+        result.message += f" ({closing})"
+    try:
+        postrun.analyse(result.path)
+    except Exception as exc:  # noqa: BLE001 - analysis never costs the recorded run
+        result.message += f" (post-run analysis failed: {type(exc).__name__}: {exc})"
+    return result
+
+
+def _close_all(potentiostat: Potentiostat, transducer: PressureTransducer | None) -> str:
+    """Close the instruments; a failure is reported in words, never raised over the run's result."""
+    problems = []
+    for name, part in (("potentiostat", potentiostat), ("transducer", transducer)):
+        if part is None:
+            continue
+        try:
+            part.close()
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"closing the {name} failed: {exc}")
+    return "; ".join(problems)

@@ -37,6 +37,9 @@ def _check_eis(path: str, spec: EisSpec, cell: Cell, caps: Capabilities) -> None
     supported = caps.eis_galvanostatic if spec.mode == "galvanostatic" else caps.eis_potentiostatic
     if not supported:
         raise ConfigError(f"{path}.mode", spec.mode, "the instrument cannot measure this kind of impedance")
+    if spec.mode == "potentiostatic" and spec.dc is not None and not caps.potentiostatic:
+        raise ConfigError(f"{path}.dc", u.fmt(spec.dc, "V"), "the instrument cannot hold a potential; "
+                                                               "use dc = \"ocv\"")
     if spec.f_start > caps.eis_max_frequency or spec.f_end < caps.eis_min_frequency:
         raise ConfigError(f"{path}.f_start", u.fmt(spec.f_start, "Hz"),
                           f"outside the instrument's {caps.eis_min_frequency:g}-{caps.eis_max_frequency:g} Hz")

@@ -60,7 +60,9 @@ class EisSpec:
     def frequencies(self) -> np.ndarray:
         decades = abs(np.log10(self.f_end / self.f_start))
         n = max(int(round(decades * self.points_per_decade)) + 1, 2)
-        return np.logspace(np.log10(self.f_start), np.log10(self.f_end), n)
+        f = np.logspace(np.log10(self.f_start), np.log10(self.f_end), n)
+        f[0], f[-1] = self.f_start, self.f_end  # exact ends: instruments check them against their range
+        return f
 
 
 @dataclass(frozen=True)

@@ -60,3 +60,51 @@ def test_console_script_bad_file_no_traceback(tmp_path):
                           timeout=120)
     assert proc.returncode == 2
     assert "steps.1.kind = 'warp': unknown step kind" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_refused_after_connect_leaves_no_file(tmp_path):
+    """The instrument's own ranges (known once it identified itself) refuse the run: no file is left."""
+    import dataclasses
+
+    from daq.cell import load_cell
+    from daq.clock import VirtualClock
+    from daq.errors import ConfigError
+    from daq.runner import run_protocol
+    from protocols.loader import load_protocol
+    from simulators.cell import SimulatedCell
+    from simulators.potentiostat import SIM_CAPABILITIES, SimulatedPotentiostat
+
+    protocol = load_protocol(EXAMPLES / "operando_geis_plating.toml")
+    cell = load_cell(EXAMPLES / "cells" / "li6ps5cl_99.toml")
+    clock = VirtualClock()
+    pstat = SimulatedPotentiostat(SimulatedCell(cell), clock,
+                                  dataclasses.replace(SIM_CAPABILITIES, eis_max_frequency=1e6))
+    out = tmp_path / "r.h5"
+    with pytest.raises(ConfigError, match="outside the instrument's"):
+        run_protocol(protocol, cell, pstat, clock, out)
+    assert not out.exists() and not (tmp_path / "r.h5.lock").exists()
+
+
+def test_run_with_no_steps_recorded_still_closes_cleanly(tmp_path):
+    """A fault at the very start: the run file is complete and the post-run analysis copes."""
+    from daq.cell import load_cell
+    from daq.clock import VirtualClock
+    from daq.errors import InstrumentError
+    from daq.runner import run_protocol
+    from daq.storage.reader import open_run
+    from protocols.loader import load_protocol
+    from simulators.rig import simulated_rig
+
+    protocol = load_protocol(EXAMPLES / "ccd_single_plating.toml")
+    cell = load_cell(EXAMPLES / "cells" / "li6ps5cl_99.toml")
+    clock = VirtualClock()
+    _, pstat, _ = simulated_rig(cell, clock)
+
+    def broken(*args, **kwargs):
+        raise InstrumentError("sim0: no answer within 2 s")
+
+    pstat.open_circuit = broken
+    res = run_protocol(protocol, cell, pstat, clock, tmp_path / "r.h5")
+    assert res.outcome == "fault" and "post-run analysis failed" not in res.message
+    with open_run(res.path) as run:
+        assert run.status == "failed" and list(run.events().kind) == ["fault"]

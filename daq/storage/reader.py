@@ -27,8 +27,9 @@ def _decode(value: Any) -> Any:
 
 def _table(ds: h5py.Dataset, start: int = 0, stop: int | None = None) -> pd.DataFrame:
     data = ds[start:stop]
-    df = pd.DataFrame({name: [_decode(v) for v in data[name]] if data.dtype[name].kind == "O" else data[name]
-                       for name in data.dtype.names})
+    # Text columns stay text even when the table is empty (so .str works on a run with no steps yet).
+    df = pd.DataFrame({name: pd.Series([_decode(v) for v in data[name]], dtype="str")
+                       if data.dtype[name].kind == "O" else data[name] for name in data.dtype.names})
     df.attrs["units"] = json.loads(ds.attrs.get("units", "{}"))
     return df
 

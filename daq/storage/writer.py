@@ -309,6 +309,14 @@ class RunWriter:
             _append(self._dataset("transcript/reads"), np.array(self._tx_reads, dtype=TRANSCRIPT_READS))
             self._tx_reads = []
 
+    def discard(self) -> None:
+        """Remove a new run file that never recorded anything (the run was refused after connecting)."""
+        if not self.closed:
+            self.closed = True
+            self.f.close()
+            self.path.unlink(missing_ok=True)
+            self.lock.release()
+
     def close(self, status: str = L.COMPLETED, outcome: str = "", analysis: dict[str, Any] | None = None) -> None:
         """Flush, leave SWMR, then record the final status (and post-run analysis) as attributes."""
         if self.closed:
