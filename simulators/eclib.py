@@ -34,6 +34,8 @@ from daq.clock import Clock
 from simulators.cell import SimulatedCell
 
 # --- BLStructs.h ---------------------------------------------------------------------------------------
+# Declared here independently of drivers/biologic.py on purpose: the emulated DLL must not share the
+# driver's structure layouts, or a layout mistake in the driver would pass its own tests.
 
 
 class TDeviceInfos(C.Structure):
