@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ class RunFile:
         try:
             # A file whose writer is live or died mid-run carries the writer flag: only SWMR reads open it.
             swmr = writer_flag_set(self.path)
-            self.f = h5py.File(self.path, "r", swmr=swmr)
-        except OSError as exc:
+            self.f = _open_swmr(self.path) if swmr else h5py.File(self.path, "r")
+        except _DAMAGE as exc:
             raise DataFileError(f"{self.path}: not a readable run file ({exc})") from None
         try:
             is_run = "timeseries" in self.f and "schema_version" in self.f.attrs
@@ -174,6 +175,48 @@ class RunFile:
         row = self.f["eis/spectra"][index]
         first, n = int(row["first_point"]), int(row["n_points"])
         return _table(self.f["eis/points"], first, first + n).drop(columns="spectrum")
+
+
+# --- SWMR reads of damaged files: bounded metadata retries -----------------------------------------
+# A SWMR reader retries a metadata block whose checksum fails (it may be half-written), sleeping 1 ns,
+# 2 ns, 4 ns ... between attempts; with HDF5's default of 100 attempts a damaged block never gives up.
+# 20 attempts still ride out a torn read (about 1 ms in all). h5py does not wrap the setting, so it is
+# set through the HDF5 library h5py has loaded; where that library cannot be found, HDF5's default stays.
+_SWMR_READ_ATTEMPTS = 20
+
+
+@functools.lru_cache(maxsize=1)
+def _hdf5_read_attempts_setter() -> Any:
+    import ctypes
+    import glob
+
+    candidates = []
+    try:
+        with open("/proc/self/maps") as maps:
+            candidates = [line.split()[-1] for line in maps if "libhdf5" in line and "hdf5_hl" not in line]
+    except OSError:
+        pass
+    base = os.path.dirname(h5py.__file__)
+    for pattern in ("../h5py.libs/libhdf5-*", ".dylibs/libhdf5*.dylib", "hdf5.dll", "../h5py.libs/hdf5*.dll"):
+        candidates += glob.glob(os.path.join(base, pattern))
+    for path in candidates:
+        try:
+            fn = ctypes.CDLL(path).H5Pset_metadata_read_attempts
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+        return fn
+    return None
+
+
+def _open_swmr(path: Path) -> h5py.File:
+    setter = _hdf5_read_attempts_setter()
+    if setter is None:
+        return h5py.File(path, "r", swmr=True)
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    if setter(fapl.id, _SWMR_READ_ATTEMPTS) < 0:
+        return h5py.File(path, "r", swmr=True)
+    return h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl))
 
 
 # --- damaged files: every read names the file and what failed, never an h5py traceback ------------
