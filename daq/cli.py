@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head & co.: not an error
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a file, directory or device the operator named: one line, not an internal error
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"daq: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("daq: interrupted; the cell was switched off", file=sys.stderr)
         return 130

@@ -180,3 +180,20 @@ def test_expected_bulk_resistance():
     cell = load_cell(CELLS / "li6ps5cl_99.toml")
     # 2 mS/cm, 1 mm working disc: 1 / (4 * 0.2 S/m * 0.5 mm) = 2500 ohm
     assert expected_bulk_resistance(cell) == pytest.approx(2500.0)
+
+
+def test_a_file_the_hdf5_library_cannot_finish_reading_is_refused(tmp_path):
+    from daq.commands.resume import probe_readable
+    from daq.errors import DataFileError
+    from tests.conftest import run_sim
+
+    done = run_sim(EXAMPLES / "ccd_single_plating.toml", tmp_path / "done.h5", 99, {"capacity": "0.1 mAh/cm^2"})
+    probe_readable(tmp_path / "done.h5")  # a sound file passes
+    data = bytearray((tmp_path / "done.h5").read_bytes())
+    at = data.find(b"one point of a CCD")  # the protocol text, in a global heap of strings
+    data[at:at + 2000] = bytes(2000)  # a zeroed span there makes the HDF5 library loop forever
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DataFileError, match="did not finish within 3 s.*no current applied"):
+        probe_readable(bad, timeout=3.0)
+    assert done.status == "completed"
