@@ -11,12 +11,14 @@ or several channels, and the window must stay smooth while it grows. :class:`Tra
   visible however old they are; only the wiggles between extremes of old data are lost;
 - when the envelope reaches ``envelope_cap`` rows, its older half is folded again (4 envelope groups
   into 1), so resolution falls off gently with age and memory never exceeds
-  ``(full_cap + envelope_cap)`` rows (about 36 MB per channel with the defaults).
+  ``(full_cap + envelope_cap)`` rows (400,000 rows, about 14 MiB per channel, with the defaults).
 
-Why a bound at all: pyqtgraph's peak downsampling and clip-to-view make panning cheap, but every data
-update re-reduces all rows of a trace. At 10 million rows an update costs about 80 ms (the window
-would stutter at any refresh rate); at the default bound of one million rows it costs about 8 ms
-(benchmarks/bench_gui.py).
+Why a bound, and why this one: pyqtgraph's peak downsampling and clip-to-view make panning cheap, but
+every data update re-reduces all rows of a trace, so the cost of a redraw grows with the rows held
+(about 80 ms per trace at 10 million rows: the window would stutter). A screen shows ~2,000 points
+across, so 400,000 rows are still 200 rows per pixel for a whole-run view, while a redraw stays at a
+few milliseconds per trace. The newest 200,000 samples (2.3 days at 1 s) stay exact for zooming in on
+what is happening now; older history keeps its extremes. Measured in benchmarks/bench_gui.py.
 
 The envelope rows and the full-resolution rows live in the same arrays (envelope first), so time and
 capacity stay monotonic and one view serves both plots. Everything is SI: t in s, capacity in C/m^2
@@ -45,7 +47,7 @@ ENVELOPE = ("E_we", "E_cell", "I", "pressure")
 class TraceBuffer:
     """One channel's samples for display. Not thread-safe: the GUI thread alone appends and reads."""
 
-    def __init__(self, area: float, full_cap: int = 500_000, envelope_cap: int = 500_000, factor: int = 64,
+    def __init__(self, area: float, full_cap: int = 200_000, envelope_cap: int = 200_000, factor: int = 64,
                  initial: int = 65_536):
         k = 2 * len(ENVELOPE)
         if factor < 2 * k:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,16 @@ def _plot(title: str, x_label: str, y_label: str, x_scale: float = 1.0, y_scale:
         axis.enableAutoSIPrefix(False)
         axis.setScale(scale)
         item.setLabel(side, label)
-    item.showGrid(x=True, y=True, alpha=0.25)
+    _grid(item)
     item.setMenuEnabled(True)
     return widget
+
+
+def _grid(item: pg.PlotItem) -> None:
+    """Grid lines at major ticks only: a full grid costs more than everything else in a repaint."""
+    item.showGrid(x=True, y=True, alpha=0.3)
+    for side in ("bottom", "left"):
+        item.getAxis(side).setStyle(maxTickLevel=0)
 
 
 def _curve(widget: pg.PlotWidget, colour: str, finite: bool = True) -> pg.PlotDataItem:
@@ -121,9 +129,11 @@ class ChannelPanel(QWidget):
         self.spectra: deque[dict[str, Any]] = deque(maxlen=len(SPECTRUM_COLOURS))
         self.spectra_seen = 0
         self._drawn = -1
+        self._redraw_started = 0.0
         self._markers: list[Any] = []
 
         self._build()
+        self.refresh_ms = refresh_ms
         self.timer = QTimer(self)
         self.timer.setInterval(refresh_ms)
         self.timer.timeout.connect(self.refresh)
@@ -198,13 +208,19 @@ class ChannelPanel(QWidget):
             item.setTitle(title, size="9pt")
             item.setLabel("bottom", "frequency (Hz)")
             item.setLabel("left", label)
-            item.showGrid(x=True, y=True, alpha=0.25)
+            _grid(item)
             item.getAxis("left").enableAutoSIPrefix(False)
             item.getAxis("bottom").enableAutoSIPrefix(False)
         self.bode_mag.setLogMode(x=True, y=False)  # |Z| of one cell spans less than a decade: linear reads better
         self.bode_phase.setLogMode(x=True, y=False)
-        self.plot_j_t.setXLink(self.plot_e_t)
-        self.plot_p_t.setXLink(self.plot_e_t)
+        # The time plots follow the potential plot's time range one way. pyqtgraph's two-way x-link maps
+        # ranges through screen geometry and, with auto-range on, the views can keep re-setting each other.
+        for widget in (self.plot_e_t, self.plot_j_t, self.plot_p_t):
+            widget.getPlotItem().getAxis("left").setWidth(64)  # same plot width: the time axes line up
+        for widget in (self.plot_j_t, self.plot_p_t):
+            widget.getPlotItem().setMouseEnabled(x=False, y=True)
+        self.plot_e_t.getPlotItem().getViewBox().sigXRangeChanged.connect(self._sync_time_plots)
+        self.follow()
         grid.addWidget(self.plot_e_t, 0, 0)
         grid.addWidget(self.plot_j_t, 1, 0)
         grid.addWidget(self.plot_p_t, 2, 0)
@@ -237,6 +253,29 @@ class ChannelPanel(QWidget):
         split.setStretchFactor(1, 1)
         split.setSizes([700, 160])
         outer.addWidget(split, 1)
+
+    def follow(self) -> None:
+        """Auto-range every plot over all data (the view an unattended run needs); the current and
+        pressure plots take their time range from the potential plot."""
+        for widget in (self.plot_e_t, self.plot_e_q, self.plot_nyquist):
+            widget.getPlotItem().enableAutoRange()
+        for widget in (self.plot_j_t, self.plot_p_t):
+            vb = widget.getPlotItem().getViewBox()
+            vb.enableAutoRange(axis=pg.ViewBox.XAxis, enable=False)
+            vb.enableAutoRange(axis=pg.ViewBox.YAxis, enable=True)
+        self._sync_time_plots()
+
+    def _sync_time_plots(self, *_: Any) -> None:
+        """Give the current and pressure plots the potential plot's time range, and settle their
+        auto-ranged y axes at once (left to the paint, each would be painted twice)."""
+        master = self.plot_e_t.getPlotItem().getViewBox()
+        x0, x1 = master.viewRange()[0]
+        for widget in (self.plot_j_t, self.plot_p_t):
+            vb = widget.getPlotItem().getViewBox()
+            if vb.viewRange()[0] != [x0, x1]:
+                vb.setXRange(x0, x1, padding=0)
+            vb.updateAutoRange()
+        master.updateAutoRange()
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -432,21 +471,40 @@ class ChannelPanel(QWidget):
 
     # --- drawing ------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Redraw traces if new samples arrived, and the status line (timer, 10 Hz)."""
+        """Redraw traces if new samples arrived, and the status line (timer).
+
+        The timer slows down when redrawing gets expensive (long traces, a loaded machine) so that
+        redraws never take more than about a fifth of the GUI thread: interaction stays smooth and
+        new data show up a little later instead."""
         buf = self.buffer
         if buf is None or self.info is None:
             return
         if buf.version != self._drawn and len(buf):
-            t = buf.column("t")
-            e = buf.column("E_we" if self.info.three_electrode else "E_cell")
-            self.curve_e_t.setData(t, e)
-            self.curve_j_t.setData(t, buf.column("I"))
-            self.curve_e_q.setData(buf.column("capacity"), e)
-            p = buf.column("pressure")
-            if np.isfinite(p[-1]) or np.isfinite(p[0]):
-                self.curve_p_t.setData(t, p)
-            self._drawn = buf.version
+            self._redraw_started = time.perf_counter()
+            self._draw_traces(buf)
+            QTimer.singleShot(0, self._redraw_done)  # runs after Qt has painted what the redraw changed
         self._update_status()
+
+    def _redraw_done(self) -> None:
+        cost = time.perf_counter() - self._redraw_started
+        self.timer.setInterval(int(min(max(self.refresh_ms, 5_000 * cost), 1000)))
+
+    def _draw_traces(self, buf: TraceBuffer) -> None:
+        """Hand the buffer's filled rows to the plot items (views, no copies)."""
+        assert self.info is not None
+        t = buf.column("t")
+        e = buf.column("E_we" if self.info.three_electrode else "E_cell")
+        self.curve_e_t.setData(t, e)
+        self.curve_j_t.setData(t, buf.column("I"))
+        self.curve_e_q.setData(buf.column("capacity"), e)
+        p = buf.column("pressure")
+        if np.isfinite(p[-1]) or np.isfinite(p[0]):
+            self.curve_p_t.setData(t, p)
+        self._drawn = buf.version
+        # Settle auto-ranges now: left to the paint, a range change schedules a second paint of each plot.
+        self.plot_e_t.getPlotItem().getViewBox().updateAutoRange()
+        self.plot_e_q.getPlotItem().getViewBox().updateAutoRange()
+        self._sync_time_plots()
 
     def _current_step(self) -> int:
         idx = int(self.buffer.last("step")) if self.buffer is not None and len(self.buffer) else -1
