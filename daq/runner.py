@@ -22,7 +22,9 @@ from daq.models import ccd, voids
 from daq.storage.layout import INTERRUPTED
 from daq.storage.reader import open_run
 from daq.storage.writer import RunWriter
+from drivers import resilient
 from drivers.potentiostat import Potentiostat
+from drivers.resilient import RetryPolicy
 from drivers.transcript import TranscriptPotentiostat
 from drivers.transducer import PressureTransducer
 from protocols import binding
@@ -63,13 +65,16 @@ def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clo
                  block_interval: float | None = None, run_attrs: dict[str, Any] | None = None,
                  overwrite: bool = False, flush_interval: float = 0.5,
                  cell_source: str = "", cell_overrides: dict[str, Any] | None = None,
-                 transcript: bool = True) -> RunResult:
+                 transcript: bool = True, resilience: RetryPolicy | None = None) -> RunResult:
     """Run ``protocol`` on ``cell`` into a new run file ``out``. ``cell_source``/``cell_overrides``
     (the cell file's text and --set values) are stored so the run can be resumed exactly; ``transcript``
     keeps every instrument command and data block in /transcript, so the run can be replayed.
 
     The protocol is checked against the instrument's ranges once it has identified itself (connecting
-    never applies current); a refused run leaves no file behind."""
+    never applies current); a refused run leaves no file behind. ``resilience``: retry and reconnect the
+    instruments on faults (drivers.resilient), recording every fault as an event."""
+    if resilience is not None:
+        potentiostat, transducer = resilient.wrap(potentiostat, transducer, clock, resilience)
     aux = ["pressure", "force"] if transducer is not None else []
     writer = RunWriter(out, cell_attrs=cell.attrs(), cell_units=cellmod.ATTR_UNITS,
                        protocol_source=protocol.source_text, protocol_path=protocol.source_path,

@@ -465,3 +465,13 @@ class ResilientTransducer(_Resilient, PressureTransducer):
         except InstrumentError:
             self._next_probe = self._now() + self.policy.probe_interval
             raise
+
+
+def wrap(potentiostat: Potentiostat, transducer: PressureTransducer | None, clock: Any = None,
+         policy: RetryPolicy | None = None) -> tuple[Potentiostat, PressureTransducer | None]:
+    """The instruments wrapped for resilience (instruments already wrapped are left as they are)."""
+    if not isinstance(potentiostat, ResilientPotentiostat):
+        potentiostat = ResilientPotentiostat(potentiostat, clock, policy)
+    if transducer is not None and not isinstance(transducer, ResilientTransducer):
+        transducer = ResilientTransducer(transducer, clock, policy)
+    return potentiostat, transducer

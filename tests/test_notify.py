@@ -1,6 +1,8 @@
 """Operator notification: a real command hook, e-mail through a local SMTP server, and a notifier that
 fails without ever stopping a run."""
 
+import email
+import email.policy
 import json
 import os
 import shutil
@@ -229,8 +231,9 @@ def test_email_through_a_local_smtp_server(tmp_path, smtp_server):
                 for _, _, body in inbox.messages]
     assert len(subjects) == 2 and "[rig A] LPSCl-99-01: SHORT CIRCUIT at" in subjects[0]
     assert subjects[1] == "Subject: [rig A] LPSCl-99-01: run stopped: short circuit"
-    sender, to, body = inbox.messages[0]
+    sender, to, raw = inbox.messages[0]
     assert sender == "rig@lab.example" and to == ["operator@lab.example"]
+    body = email.message_from_string(raw, policy=email.policy.default).get_content()
     assert "short circuit at" in body and f"run_file: {tmp_path / 'run.h5'}" in body
 
 

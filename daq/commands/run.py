@@ -16,6 +16,7 @@ from daq.errors import ConfigError
 from daq.notify import cli_notifier
 from daq.runner import run_protocol
 from daq.summary import summary
+from drivers.resilient import RetryPolicy
 from protocols.loader import load_protocol
 from simulators.rig import simulated_rig
 
@@ -89,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     notifier = cli_notifier(args.notify)  # --notify: checked now; the notifier listens to the run
     if notifier is not None:
         stored["listeners"] = [notifier]
+    stored["resilience"] = RetryPolicy()  # instruments ride out faults; every fault is recorded as an event
     if args.rig:
         from daq.commands.rig_run import run_on_rig  # instruments are imported only when a rig is used
         return run_on_rig(args, protocol, cell, stored)
