@@ -9,8 +9,9 @@ garbage values), plus random faults on 2 % of all calls. The instruments are dri
 resilient wrappers (drivers.resilient), as on a rig.
 
 Checks: the run completes or stops safe (current off); no exception escapes; every injected fault is
-recorded as an event in the run file; every completed step reaches its capacity (within one sample's
-charge when a reconnection hold restarted it mid-step); nothing invalid is stored.
+recorded as an event in the run file; every completed step reaches its capacity (within three
+samples' charge when samples were dropped or a reconnection hold restarted it); nothing invalid is
+stored.
 
     python scripts/soak_test.py                  # one 12 h run (about a minute of wall time)
     python scripts/soak_test.py --seeds 3
@@ -76,8 +77,9 @@ cycles = {CYCLES}
   capacity = "0.25 mAh/cm^2"
 """
 DURATION = 600 + 30 + CYCLES * 1800  # s of cell time, roughly
-# A step re-applied after a hold restarts its sample grid at an arbitrary moment, and the engine ends a
-# step on its sample grid: such a step ends within one sample's charge of its capacity.
+# Charge is integrated from measured samples: a step whose last samples were unreadable (dropped) ends
+# by its instrument-timed duration short of their charge, and a step re-applied after a hold restarts its
+# sample grid at an arbitrary moment. Such steps end within a few samples' charge of their capacity.
 ONE_SAMPLE = 1.0 / 3600  # mAh/cm^2 passed in one 1 s sample at 1 mA/cm^2
 
 
@@ -100,7 +102,7 @@ def soak(seed: int, workdir: Path, block_interval: float) -> dict[str, Any]:
         device = "pstat" if rng.random() < 0.5 else "press"
         kinds = POTENTIOSTAT_KINDS if device == "pstat" else TRANSDUCER_KINDS
         # early enough in the minute that the next instrument call (every block) still falls inside it
-        schedules[device].append((60.0 * m + float(rng.uniform(0, 40)), str(rng.choice(kinds))))
+        schedules[device].append((60.0 * m + float(rng.uniform(0, 30)), str(rng.choice(kinds))))
     protocol = protocol_from_text(PROTOCOL, "soak.toml")
     cell = load_cell(ROOT / "protocols" / "examples" / "cells" / "li6ps5cl_99.toml")
     clock = VirtualClock()
@@ -160,7 +162,7 @@ def soak(seed: int, workdir: Path, block_interval: float) -> dict[str, Any]:
     safe = result.outcome == "completed" or (summary["cell_off_at_end"] and result.outcome in ("fault", "interlock"))
     summary["ok"] = bool(safe and not escaped and summary["every_fault_recorded"] and finite
                          and summary["time_base_continuous"]
-                         and (summary["capacity_error_max"] or 0.0) <= ONE_SAMPLE * (1 + 1e-6)
+                         and (summary["capacity_error_max"] or 0.0) <= 3 * ONE_SAMPLE * (1 + 1e-6)
                          and summary["minutes_with_a_fault"] == run_minutes)
     return summary
 

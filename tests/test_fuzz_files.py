@@ -359,15 +359,17 @@ class Sandbox:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_sandbox_worker, args=(child,), daemon=True)
         self._proc.start()
+        if not self._conn.poll(120.0):  # the worker's imports
+            raise AssertionError("the checking process did not start")
+        self._conn.recv()
 
     def check(self, kind: str, *args: Any) -> str:
         """Run check ``kind`` ("run", "vendor", "cli") on ``args`` in the worker: "accepted", "refused" or
         "hang"; raises AssertionError with the worker's traceback when the check failed or the worker died."""
-        fresh = self._proc is None or not self._proc.is_alive()
-        if fresh:
+        if self._proc is None or not self._proc.is_alive():
             self._start()
         self._conn.send((kind, args))
-        if not self._conn.poll(self.timeout + (60.0 if fresh else 0.0)):  # a new worker imports first
+        if not self._conn.poll(self.timeout):
             self.close()
             self.hangs.append((kind, args))
             return "hang"
@@ -391,7 +393,13 @@ class Sandbox:
 def _sandbox_worker(conn: Any) -> None:
     import traceback
 
+    from daq.cli import build_parser
+    from tests.test_fuzz_cli import check_cli
+
+    build_parser()  # every command module imported before the first timed check
+
     workdir = Path(tempfile.mkdtemp(prefix="daq-fuzz-"))
+    conn.send(("ready", None))
     while True:
         try:
             kind, args = conn.recv()
@@ -403,8 +411,6 @@ def _sandbox_worker(conn: Any) -> None:
             elif kind == "vendor":
                 outcome = check_vendor(args[0], args[1], workdir)
             else:
-                from tests.test_fuzz_cli import check_cli
-
                 outcome = check_cli(*args)
             conn.send(("ok", outcome))
         except BaseException:  # noqa: BLE001 - reported to the parent as a failure
