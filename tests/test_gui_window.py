@@ -168,10 +168,36 @@ def test_abort_needs_confirmation_and_pause_at_step_end(qtbot, window, tmp_path)
     assert paused["step"] in (step, step + 1)  # between two steps, not inside one
     assert paused["step"] in panel.steps_done
 
+    # closing the window asks too: "No" keeps it open and running, "Yes" aborts the run (cell off)
+    accept_next_question(QMessageBox.StandardButton.No)
+    assert w.close() is False and panel.is_running
     accept_next_question()
-    assert panel.abort() is True
-    qtbot.waitUntil(lambda: panel.result is not None, timeout=10_000)
-    assert panel.result["outcome"] == "aborted"
+    assert w.close() is True
+    assert not panel.is_running
+    with open_run(tmp_path / "rests.h5") as f:
+        assert f.status == "completed" and f.attrs["outcome"] == "aborted"
+
+
+def test_start_dialog_values(qtbot, tmp_path):
+    from daq.gui.dialogs import StartDialog
+
+    dialog = StartDialog(protocol=EXAMPLES / "ccd_single_plating.toml", speed=500)
+    qtbot.addWidget(dialog)
+    assert dialog.values() == {"protocol": str(EXAMPLES / "ccd_single_plating.toml"), "cell": None,
+                               "speed": 500.0, "out": None}
+    dialog.cell.setText(str(CELLS / "li6ps5cl_83.toml"))
+    dialog.out.setText(str(tmp_path / "x.h5"))
+    assert dialog.values()["cell"].endswith("li6ps5cl_83.toml") and dialog.values()["out"].endswith("x.h5")
+
+
+def test_a_bad_protocol_is_reported_not_run(qtbot, window, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(LIVE.format(cell=CELLS / "li6ps5cl_99.toml").replace('"0.5 mA/cm^2"', '"-0.5 mA/cm^2"'))
+    panel = window(channels=1).panels[0]
+    panel.start_run(bad, speed=600, out=tmp_path / "bad.h5")
+    qtbot.waitUntil(lambda: panel.state == "failed", timeout=10_000)
+    assert "must be positive" in panel.error and "must be positive" in panel.step_label.text()
+    assert not (tmp_path / "bad.h5").exists() and panel.start_button.isEnabled()
 
 
 def test_open_a_finished_run_and_export_png(qtbot, window, tmp_path):

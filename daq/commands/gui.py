@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     problem = qt_problem()
     if problem:
         raise ConfigError("daq gui", None, problem)
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from daq.gui.dialogs import default_protocol
@@ -53,5 +55,19 @@ def cmd_gui(args: argparse.Namespace) -> int:
         for panel in window.panels:
             if panel.simulated:
                 panel.start_run(protocol, args.cell, args.speed)
+
+    def stop(*_: object) -> None:  # Ctrl-C or kill: runs end with the cell off, files are closed
+        for panel in window.panels:
+            panel.shutdown()
+        app.quit()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    tick = QTimer()
+    tick.timeout.connect(lambda: None)  # lets Python run its signal handlers while Qt waits for events
+    tick.start(200)
     window.show()
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

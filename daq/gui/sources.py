@@ -9,6 +9,7 @@ widget and the GUI thread never does file or instrument I/O.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -161,7 +162,11 @@ class SimulatedRun:
             self.clock = _OperatorClock(self.speed, self.control)
             _, pstat, transducer = simulated_rig(cell, self.clock)
             binding.check(protocol, cell, pstat.capabilities)
-            out = Path(self.out) if self.out else default_out(protocol.name, cell.cell_id)
+            if self.out:
+                out = Path(self.out)
+            else:  # channels started in the same second must not share a file
+                out = default_out(protocol.name, cell.cell_id)
+                out = out.with_name(f"{out.stem}-{re.sub(r'[^A-Za-z0-9]+', '-', self.name).strip('-')}{out.suffix}")
             out.parent.mkdir(parents=True, exist_ok=True)
             info = RunInfo(str(out), protocol.name, cell.cell_id, cell.electrodes.working_area,
                            cell.configuration == "three_electrode", Plan.from_resolved(resolved(protocol)),
