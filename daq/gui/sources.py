@@ -180,9 +180,17 @@ class SimulatedRun:
             self.signals.finished.emit({"status": r.status, "outcome": r.outcome, "message": r.message,
                                         "path": r.path})
         except DaqError as exc:
-            self.signals.failed.emit(str(exc))
+            _report(self.signals, str(exc))
         except Exception as exc:  # noqa: BLE001 - one line for the operator, never a dead thread silently
-            self.signals.failed.emit(f"{type(exc).__name__}: {exc}")
+            _report(self.signals, f"{type(exc).__name__}: {exc}")
+
+
+def _report(signals: ChannelSignals, message: str) -> None:
+    """Tell the panel something failed; if the panel is gone (window closed) there is no one to tell."""
+    try:
+        signals.failed.emit(message)
+    except RuntimeError:
+        pass
 
 
 def _fit(points: np.ndarray) -> dict[str, Any] | None:
@@ -294,9 +302,9 @@ class FileFollower:
             self.signals.finished.emit({"status": run.status, "outcome": attrs.get("outcome", ""),
                                         "message": analysis.get("message", ""), "path": str(self.path)})
         except DaqError as exc:
-            self.signals.failed.emit(str(exc))
+            _report(self.signals, str(exc))
         except Exception as exc:  # noqa: BLE001 - one line for the operator
-            self.signals.failed.emit(f"{self.path}: {type(exc).__name__}: {exc}")
+            _report(self.signals, f"{self.path}: {type(exc).__name__}: {exc}")
         finally:
             if run is not None:
                 try:
