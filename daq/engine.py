@@ -316,10 +316,7 @@ class Engine:
             self.pstat.open_circuit(None)
             self.event("paused", c.reason or "paused", when=c.pause_requested)
             while c.pause_requested and not c.abort_requested:
-                if self.clock.virtual:
-                    c.wait(0.05)  # nothing happens in a paused virtual world; wait for the operator
-                else:
-                    self.clock.sleep(min(1.0, self._interval(1.0)))
+                c.wait(0.2)  # the cell is off and not sampled: wait for the operator in wall time
             if c.abort_requested:
                 raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
             self.event("resumed", "resumed")

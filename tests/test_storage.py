@@ -55,3 +55,39 @@ def test_not_a_run_file(tmp_path):
         f["x"] = 1
     with pytest.raises(DataFileError, match="not a run file"):
         open_run(tmp_path / "other.h5")
+
+
+READER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from daq.storage.reader import open_run
+run = open_run({path!r})
+print("open", flush=True)
+time.sleep(2.0)
+run.close()
+"""
+
+
+def test_a_reader_in_another_process_never_blocks_the_run_from_finishing(tmp_path):
+    """The GUI or a notebook may hold the file open while the run ends: the final status still lands."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "followed.h5"
+    readers = []
+
+    def listener(kind, payload):
+        if kind == "block" and not readers:
+            proc = subprocess.Popen([sys.executable, "-c", READER.format(root=str(ROOT), path=str(path))],
+                                    stdout=subprocess.PIPE, text=True)
+            assert proc.stdout.readline().strip() == "open"
+            readers.append(proc)
+
+    res = run_sim(EXAMPLES / "ccd_single_plating.toml", path, 99, {"capacity": "0.2 mAh/cm^2"},
+                  listeners=[listener], flush_interval=0.0)
+    assert readers[0].poll() is None  # the reader still holds the file as the run closed
+    readers[0].wait(timeout=30)
+    with open_run(res.path) as run:
+        assert run.status == "completed" and run.attrs["outcome"] == "completed"

@@ -16,7 +16,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from daq.analysis import AnalysisError
@@ -24,6 +23,7 @@ from daq.analysis.contact_loss import contact_loss
 from daq.analysis.eis_fit import fit_circuit
 from daq.errors import DaqError
 from daq.models.cracks import filament_diameter
+from daq.storage.hdf5 import open_h5
 from daq.storage.reader import open_run
 
 CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)"
@@ -114,7 +114,7 @@ def _post_short_resistance(run, spectra, t_trip: float, sample: int) -> float | 
 
 
 def _store(path: Path, results: dict[str, Any], fits: np.ndarray) -> None:
-    with h5py.File(path, "a") as f:
+    with open_h5(path, "a") as f:
         g = f.require_group("analysis")
         for key, value in results.items():
             g.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value

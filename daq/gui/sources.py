@@ -16,17 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from daq.clock import ScaledClock
-from daq.errors import DaqError, DataFileError
+from daq.errors import DaqError
 from daq.gui.plan import Plan
 from daq.gui.spectra import fit_spectrum
 from daq.storage import layout as L
-from daq.storage.reader import RunFile
-from daq.storage.recovery import writer_flag_set
+from daq.storage.reader import RunFile, open_run
 
 ALARM_EVENTS = frozenset({"short_circuit", "voltage_limit", "current_limit", "fault", "transducer_fault",
                           "listener_error", "interlock"})
@@ -203,27 +201,6 @@ def _fit(points: np.ndarray) -> dict[str, Any] | None:
 # --- run files ------------------------------------------------------------------------------------
 
 
-def open_unlocked(path: str | Path) -> RunFile:
-    """``open_run`` without an HDF5 file lock.
-
-    A reader's lock stops the writer from reopening its file when the run ends (it leaves SWMR and
-    reopens the file to record the final status), and the run would end in an error. Writers are kept
-    exclusive by the run's own lock file; a reader needs no lock.
-    """
-    run = RunFile.__new__(RunFile)
-    run.path = Path(path)
-    if not run.path.exists():
-        raise DataFileError(f"{run.path}: no such run file")
-    try:
-        run.f = h5py.File(run.path, "r", swmr=writer_flag_set(run.path), locking=False)
-    except OSError as exc:
-        raise DataFileError(f"{run.path}: not a readable run file ({exc})") from None
-    if "timeseries" not in run.f or "schema_version" not in run.f.attrs:
-        run.f.close()
-        raise DataFileError(f"{run.path}: not a run file of this product (no /timeseries or schema_version)")
-    return run
-
-
 class FileFollower:
     """Reads a run file in a worker thread: all of a finished run, or follows one being written.
 
@@ -259,7 +236,7 @@ class FileFollower:
         deadline = time.monotonic() + self.open_timeout
         while True:
             try:
-                return open_unlocked(self.path)
+                return open_run(self.path)
             except (DaqError, KeyError):
                 if self._stop.is_set() or time.monotonic() > deadline:
                     raise

@@ -18,6 +18,7 @@ import pandas as pd
 from daq.engine import ResumePoint
 from daq.errors import DataFileError
 from daq.storage import layout as L
+from daq.storage.hdf5 import file_access_without_locks, open_h5
 from daq.storage.recovery import writer_flag_set
 from daq.storage.writer import writer_alive
 
@@ -45,7 +46,7 @@ class RunFile:
         try:
             # A file whose writer is live or died mid-run carries the writer flag: only SWMR reads open it.
             swmr = writer_flag_set(self.path)
-            self.f = _open_swmr(self.path) if swmr else h5py.File(self.path, "r")
+            self.f = _open_swmr(self.path) if swmr else open_h5(self.path, "r")
         except _DAMAGE as exc:
             raise DataFileError(f"{self.path}: not a readable run file ({exc})") from None
         try:
@@ -212,10 +213,10 @@ def _hdf5_read_attempts_setter() -> Any:
 def _open_swmr(path: Path) -> h5py.File:
     setter = _hdf5_read_attempts_setter()
     if setter is None:
-        return h5py.File(path, "r", swmr=True)
-    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        return open_h5(path, "r", swmr=True)
+    fapl = file_access_without_locks()
     if setter(fapl.id, _SWMR_READ_ATTEMPTS) < 0:
-        return h5py.File(path, "r", swmr=True)
+        return open_h5(path, "r", swmr=True)
     return h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl))
 
 

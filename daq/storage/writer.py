@@ -25,6 +25,7 @@ from h5py import h5s
 import daq
 from daq.errors import DataFileError
 from daq.storage import layout as L
+from daq.storage.hdf5 import open_h5
 from daq.storage.recovery import clear_writer_flags
 
 CHUNK = 8192  # samples per chunk: 64 kB per float column
@@ -142,7 +143,7 @@ class RunWriter:
         self.lock = WriterLock(self.path)
         self.flush_interval = flush_interval
         columns = list(L.TIMESERIES) + [c for c in L.AUX if c in set(aux_columns)]
-        f = h5py.File(self.path, "w", libver="latest", rdcc_nbytes=CHUNK_CACHE)
+        f = open_h5(self.path, "w", libver="latest", rdcc_nbytes=CHUNK_CACHE)
         root_attrs = {"schema_version": L.SCHEMA_VERSION, "software": f"sse-rig {daq.__version__}",
                       "status": L.RUNNING, "start_time": utc_now(), "end_time": "", "outcome": "",
                       "host": socket.gethostname()}
@@ -203,7 +204,7 @@ class RunWriter:
         self.lock = WriterLock(path)  # refuses if another process still writes it
         try:
             clear_writer_flags(path)
-            f = h5py.File(path, "a", libver="latest", rdcc_nbytes=CHUNK_CACHE)
+            f = open_h5(path, "a", libver="latest", rdcc_nbytes=CHUNK_CACHE)
         except OSError as exc:
             self.lock.release()
             raise DataFileError(f"{path}: cannot be reopened for writing ({exc})") from None
@@ -327,7 +328,7 @@ class RunWriter:
         finally:
             self.f.close()
         try:
-            with h5py.File(self.path, "a") as f:
+            with open_h5(self.path, "a") as f:
                 f.attrs["status"] = status
                 f.attrs["outcome"] = outcome
                 f.attrs["end_time"] = utc_now()
