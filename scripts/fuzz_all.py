@@ -1,12 +1,14 @@
 """Feed the software at least 10,000 generated bad inputs and count what happens.
 
 Targets: protocol files, cell files, rig files, notification settings (parsed in-process), damaged run
-files and damaged vendor recordings (read in a worker process), and command lines (``daq.cli.main``
-in a worker process, stdout/stderr captured). Each input must be either accepted or refused with one
-clear line (exit code 2 for the CLI); a traceback, an internal error or any other exception is a
-failure. A damaged file on which a C library never returns is counted as a hang (the worker is killed
-and replaced); a defect already found in a command this suite does not own (tests.test_fuzz_cli.
-KNOWN_ISSUES) is counted as "known".
+files and damaged vendor recordings (read in a worker process), command lines (``daq.cli.main`` in a
+worker process, stdout/stderr captured), and instrument replies: transducer replies through the serial
+drivers and the resilient wrapper, potentiostat sample blocks through the wrapper. Each input must be
+either accepted or refused with one clear line (exit code 2 for the CLI; InstrumentError for
+instruments); a traceback, an internal error or any other exception is a failure. A damaged file on
+which a C library never returns is counted as a hang (the worker is killed and replaced); a defect
+already found in a command this suite does not own (tests.test_fuzz_cli.KNOWN_ISSUES) is counted as
+"known".
 
     python scripts/fuzz_all.py                  # the full run (a few minutes on 2 cores)
     python scripts/fuzz_all.py --scale 0.05     # a quick look
@@ -29,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 QUOTAS = {"protocol file": 2500, "cell file": 1500, "rig file": 1000, "notify settings": 1000,
-          "run file (HDF5)": 1500, "vendor recording": 1500, "command line": 1200}
+          "run file (HDF5)": 1500, "vendor recording": 1500, "command line": 1200,
+          "instrument reply": 600, "sample block": 400}
 
 
 def main() -> int:
@@ -43,6 +46,7 @@ def main() -> int:
 
     import tests.test_fuzz_cli as fc
     import tests.test_fuzz_files as ff
+    import tests.test_fuzz_instruments as fi
 
     work = Path(tempfile.mkdtemp(prefix="daq-fuzz-all-"))
     run_files = ff.make_run_files(work)
@@ -65,6 +69,9 @@ def main() -> int:
         "vendor recording": (st.sampled_from(vendor).flatmap(lambda f: ff.damaged_bytes(f[0]).map(
             lambda b: (b, f[1]))), lambda item: box_files.check("vendor", item[0], item[1])),
         "command line": (fc.command_lines(spec, pool), lambda argv: box_cli.check("cli", argv, str(root))),
+        "instrument reply": (st.tuples(st.sampled_from([fi.Mark10Gauge, fi.OmegaDP41, fi.HbmAed]), fi.REPLIES),
+                             lambda item: fi.check_transducer_reply(*item)),
+        "sample block": (st.lists(fi.blocks(), min_size=1, max_size=6), fi.check_sample_blocks),
     }
     results: dict[str, Counter] = {}
     failures: list[dict[str, str]] = []
