@@ -30,7 +30,7 @@ from simulators.cell import SimulatedCell
 from simulators.potentiostat import SIM_CAPABILITIES
 from tests.conftest import CELLS, EXAMPLES, ROOT, VENDOR_DATA
 
-FAST = settings(max_examples=25, deadline=None, database=None,
+FAST = settings(max_examples=25, deadline=None, database=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
 
 # --- inputs ---------------------------------------------------------------------------------------

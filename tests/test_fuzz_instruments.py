@@ -16,7 +16,8 @@ from drivers.samples import SampleBlock
 from drivers.transducers import HbmAed, Mark10Gauge, OmegaDP41
 from simulators.potentiostat import SIM_CAPABILITIES
 
-FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=60, deadline=None, database=None, derandomize=True,
+                suppress_health_check=list(HealthCheck))
 ONCE = RetryPolicy(attempts=1, max_garbage_reads=3)
 
 REPLIES = st.one_of(
