@@ -123,17 +123,6 @@ def command_lines(draw: st.DrawFn, spec: dict[str, Any], pool: dict[str, list[st
     return argv
 
 
-# Defects found by this fuzzing in commands this suite does not own, left to their owners: matched by
-# (subcommand, text of the internal error) and counted as "known" rather than hidden.
-KNOWN_ISSUES = {
-    ("report", "has an empty name"): "daq report '' (an empty file name) fails inside daq/commands/report.py",
-}
-
-
-def _known(argv: list[str], text: str) -> bool:
-    return any(argv[:1] == [cmd] and needle in text for cmd, needle in KNOWN_ISSUES)
-
-
 def check_cli(argv: list[str], cwd: str | None = None) -> str:
     """Run ``daq ARGV`` in-process; "accepted" (exit 0) or "refused" (exit 2, one line on stderr)."""
     from daq.cli import main
@@ -151,8 +140,6 @@ def check_cli(argv: list[str], cwd: str | None = None) -> str:
     finally:
         os.chdir(previous)
     text = err.getvalue()
-    if code == 3 and _known(argv, text):
-        return "known"
     assert "Traceback" not in text and "internal error" not in text, f"daq {argv!r}: {text}"
     assert code in (0, 2), f"daq {argv!r} exited with {code}: {text}"
     if code == 2:
@@ -184,6 +171,7 @@ def test_known_bad_command_lines(pool, sandbox):
                  ["resume", str(root / "truncated.h5"), "--sim"],
                  ["resume", str(root / "flipped.h5"), "--sim"],
                  ["report", str(root / "truncated.h5")],
+                 ["report", ""],
                  ["import", str(root / "junk.mpr")],
                  ["instruments", str(root / "rig_bad.toml")],
                  ["predict"],

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from daq.errors import DataFileError
 from daq.report import report
+from daq.storage.probe import probe_readable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    lines, files = report(args.file, args.out)
+    path = Path(args.file)
+    if not path.is_file():
+        raise DataFileError(f"{args.file!r}: no such run file")
+    probe_readable(path)
+    lines, files = report(path, args.out)
     print("\n".join(lines))
     for f in files:
         print(f"  plot: {f}")

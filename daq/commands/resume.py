@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,12 @@ from daq.cell import Cell, cell_from_text
 from daq.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.commands.run import MAX_SPEED
 from daq.engine import RunControl
-from daq.errors import ConfigError, DaqError, DataFileError
+from daq.errors import ConfigError, DaqError
 from daq.notify import Notice, Notifier, load_notify
 from daq.runner import rebuild, resume_protocol
 from daq.soundness import SoundnessError, SoundnessLimits, check_cell, reference_from_run
 from daq.storage import layout as L
+from daq.storage.probe import probe_readable
 from daq.storage.reader import open_run
 from daq.storage.writer import RunWriter
 from daq.summary import summary
@@ -119,34 +119,6 @@ def record(path: Path, kind: str, message: str, data: dict[str, Any]) -> None:
         writer.add_event(point.t_last, kind, point.steps_done, message, data)
     finally:
         writer.close(L.INTERRUPTED, "")
-
-
-_PROBE = """
-import sys
-from daq.storage.reader import open_run
-with open_run(sys.argv[1]) as run:
-    run.status, run.protocol_source, run.cell_source, run.protocol_overrides, run.cell_overrides, run.attrs
-    run.resume_point()
-    spectra = run.spectra()
-    if len(spectra):
-        run.spectrum(int(spectra["index"].iloc[-1]))
-"""
-
-
-def probe_readable(path: Path, timeout: float = 60.0) -> None:
-    """Read what resuming needs in a child process first: on some damaged metadata the HDF5 library
-    loops forever without releasing the interpreter, which no in-process watchdog can stop."""
-    if not path.is_file():
-        return  # the reader names the problem
-    try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise DataFileError(f"{path}: reading it did not finish within {timeout:g} s: the file is damaged in a way "
-                            "the HDF5 library cannot report; nothing was changed and no current applied") from None
-    if proc.returncode < 0:
-        raise DataFileError(f"{path}: reading it crashed the HDF5 library (signal {-proc.returncode}): the file "
-                            "is damaged; nothing was changed and no current applied")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
