@@ -183,8 +183,8 @@ def test_expected_bulk_resistance():
 
 
 def test_a_file_the_hdf5_library_cannot_finish_reading_is_refused(tmp_path):
-    from daq.commands.resume import probe_readable
     from daq.errors import DataFileError
+    from daq.storage.probe import probe_readable
     from tests.conftest import run_sim
 
     done = run_sim(EXAMPLES / "ccd_single_plating.toml", tmp_path / "done.h5", 99, {"capacity": "0.1 mAh/cm^2"})
@@ -195,5 +195,5 @@ def test_a_file_the_hdf5_library_cannot_finish_reading_is_refused(tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(bytes(data))
     with pytest.raises(DataFileError, match="did not finish within 3 s.*no current applied"):
-        probe_readable(bad, timeout=3.0)
+        probe_readable(bad, timeout=3.0, consequence="nothing was changed and no current applied")
     assert done.status == "completed"

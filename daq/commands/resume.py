@@ -129,7 +129,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     limits = _limits(args)
     notify_config = load_notify(args.notify) if args.notify else None
     path = Path(args.file)
-    probe_readable(path)
+    probe_readable(path, consequence="nothing was changed and no current applied")
     protocol, cell, point, _ = rebuild(path)
     with open_run(path) as run:
         reference = reference_from_run(run, cell)

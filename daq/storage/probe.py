@@ -26,8 +26,9 @@ with open_run(sys.argv[1]) as run:
 """
 
 
-def probe_readable(path: Path, timeout: float = 60.0) -> None:
-    """Raise DataFileError if reading the whole file hangs or crashes the HDF5 library."""
+def probe_readable(path: Path, timeout: float = 60.0, consequence: str = "nothing was changed") -> None:
+    """Raise DataFileError if reading the whole file hangs or crashes the HDF5 library; ``consequence``
+    tells the operator what was (not) done about it."""
     if not path.is_file():
         return  # the reader names the problem
     try:
@@ -35,7 +36,7 @@ def probe_readable(path: Path, timeout: float = 60.0) -> None:
                               check=False)
     except subprocess.TimeoutExpired:
         raise DataFileError(f"{path}: reading it did not finish within {timeout:g} s: the file is damaged in a way "
-                            "the HDF5 library cannot report; nothing was changed") from None
+                            f"the HDF5 library cannot report; {consequence}") from None
     if proc.returncode < 0:
         raise DataFileError(f"{path}: reading it crashed the HDF5 library (signal {-proc.returncode}): the file "
-                            "is damaged; nothing was changed")
+                            f"is damaged; {consequence}")
