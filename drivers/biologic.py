@@ -29,7 +29,7 @@ import numpy as np
 from daq.clock import Clock, RealClock
 from daq.errors import InstrumentError
 from drivers import biologic_tables as T
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
 from drivers.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
 
 DEFAULT_DLL_DIR = r"C:\EC-Lab Development Package\lib"
@@ -358,17 +358,7 @@ class BiologicPotentiostat(Potentiostat):
 
     def impedance(self, request: EisRequest) -> Iterator[EisPoint]:
         self._check_connected()
-        freqs = [float(f) for f in request.frequencies]
-        caps = self.capabilities
-        for f in freqs:
-            if not caps.eis_min_frequency <= f <= caps.eis_max_frequency:
-                raise InstrumentError(f"{self.name}: {f:g} Hz outside {caps.eis_min_frequency:g}-"
-                                      f"{caps.eis_max_frequency:g} Hz")
-        if request.mode not in ("galvanostatic", "potentiostatic"):
-            raise InstrumentError(f"{self.name}: unknown impedance mode {request.mode!r}")
-        if not (caps.eis_galvanostatic if request.mode == "galvanostatic" else caps.eis_potentiostatic):
-            raise InstrumentError(f"{self.name}: channel {self.channel + 1} has no impedance board")
-        return self._impedance(request, freqs)
+        return self._impedance(request, checked_frequencies(self.name, self.capabilities, request))
 
     def close(self) -> None:
         if not self._connected:

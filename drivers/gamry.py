@@ -31,7 +31,7 @@ import numpy as np
 
 from daq.clock import Clock, RealClock
 from daq.errors import InstrumentError
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
 from drivers.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, EisPoint, SampleBlock
 
 TYPELIB = ["{BD962F0D-A990-4823-9CF5-284D1CDD9C6D}", 1, 0]
@@ -333,16 +333,7 @@ class GamryPotentiostat(Potentiostat):
 
     def impedance(self, request: EisRequest) -> Iterator[EisPoint]:
         self._check_connected()
-        freqs = [float(f) for f in request.frequencies]
-        caps = self.capabilities
-        for f in freqs:
-            if not caps.eis_min_frequency <= f <= caps.eis_max_frequency:
-                raise InstrumentError(f"{self.name}: {f:g} Hz outside {caps.eis_min_frequency:g}-"
-                                      f"{caps.eis_max_frequency:g} Hz")
-        if request.mode not in ("galvanostatic", "potentiostatic"):
-            raise InstrumentError(f"{self.name}: unknown impedance mode {request.mode!r}")
-        if not (caps.eis_galvanostatic if request.mode == "galvanostatic" else caps.eis_potentiostatic):
-            raise InstrumentError(f"{self.name}: this instrument has no {request.mode} impedance")
+        freqs = checked_frequencies(self.name, self.capabilities, request)
         if request.mode == "potentiostatic" and self._step is not None and self._step.kind == "current":
             raise InstrumentError(f"{self.name}: potentiostatic impedance during a galvanostatic step")
         return self._impedance(request, freqs)

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from daq.errors import InstrumentError
 from drivers.samples import EisPoint, SampleBlock
 
 
@@ -56,6 +57,19 @@ class EisRequest:
     dc: float | None = 0.0
     v_min: float = -5.0
     v_max: float = 5.0
+
+
+def checked_frequencies(name: str, caps: Capabilities, request: EisRequest) -> list[float]:
+    """The request's frequencies, once the instrument is known to be able to measure them all."""
+    if request.mode not in ("galvanostatic", "potentiostatic"):
+        raise InstrumentError(f"{name}: unknown impedance mode {request.mode!r}")
+    if not (caps.eis_galvanostatic if request.mode == "galvanostatic" else caps.eis_potentiostatic):
+        raise InstrumentError(f"{name}: this instrument has no {request.mode} impedance")
+    freqs = [float(f) for f in request.frequencies]
+    for f in freqs:
+        if not caps.eis_min_frequency <= f <= caps.eis_max_frequency:
+            raise InstrumentError(f"{name}: {f:g} Hz outside {caps.eis_min_frequency:g}-{caps.eis_max_frequency:g} Hz")
+    return freqs
 
 
 class Potentiostat(ABC):

@@ -13,7 +13,7 @@ import numpy as np
 
 from daq.clock import Clock
 from daq.errors import InstrumentError
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
 from drivers.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
 from simulators.cell import SimulatedCell
 
@@ -112,12 +112,10 @@ class SimulatedPotentiostat(Potentiostat):
         """One point per frequency; clock time passes (about 3 periods, at least 0.2 s per point) while
         the DC level keeps flowing, so operando spectra are taken while plating continues."""
         self._check_connected()
-        caps = self.capabilities
-        for f in request.frequencies:
-            if not caps.eis_min_frequency <= f <= caps.eis_max_frequency:
-                raise InstrumentError(f"{self.name}: frequency {f:g} Hz outside {caps.eis_min_frequency:g}-"
-                                      f"{caps.eis_max_frequency:g} Hz")
-        for f in request.frequencies:
+        return self._sweep(checked_frequencies(self.name, self.capabilities, request))
+
+    def _sweep(self, frequencies: list[float]) -> Iterator[EisPoint]:
+        for f in frequencies:
             self.clock.sleep(max(3.0 / f, 0.2))
             self._advance()
             i_dc = self._setpoint if self._mode == "current" else 0.0
