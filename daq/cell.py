@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daq import units as u
+from daq.config_table import ConfigTable
 from daq.errors import ConfigError
 from daq.models.ccd import Microstructure
 
@@ -98,84 +99,36 @@ ATTR_UNITS = {
 }
 
 
-class _Section:
-    """Reads one TOML table, naming the dotted field in every error."""
-
-    def __init__(self, data: dict[str, Any], name: str):
-        if not isinstance(data, dict):
-            raise ConfigError(name, None, "must be a table")
-        self.data, self.name = data, name
-
-    def path(self, key: str) -> str:
-        return f"{self.name}.{key}"
-
-    def quantity(self, key: str, kind: u.Kind, default: float | None = None, required: bool = True,
-                 positive: bool = True) -> float | None:
-        if key not in self.data:
-            if default is not None or not required:
-                return default
-            raise ConfigError(self.path(key), None, f"missing; give a {kind.name}, e.g. \"{kind.example}\"")
-        value = u.parse(self.data[key], kind, self.path(key))
-        if positive and not value > 0:
-            raise ConfigError(self.path(key), self.data[key], f"must be a positive {kind.name}")
-        return value
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.data.get(key, default)
-        if value is None:
-            raise ConfigError(self.path(key), None, "missing")
-        if not isinstance(value, str):
-            raise ConfigError(self.path(key), value, "must be text")
-        return value
-
-    def sub(self, key: str, required: bool = True) -> _Section:
-        if key not in self.data and not required:
-            return _Section({}, self.path(key))
-        if key not in self.data:
-            raise ConfigError(self.path(key), None, "missing table")
-        return _Section(self.data[key], self.path(key))
-
-    def unknown(self, allowed: set[str]) -> None:
-        extra = sorted(set(self.data) - allowed)
-        if extra:
-            raise ConfigError(self.path(extra[0]), self.data[extra[0]],
-                              f"unknown field; expected one of {', '.join(sorted(allowed))}")
-
-
-def _disc_area(sec: _Section, name: str, required: bool) -> tuple[float | None, float | None]:
+def _disc_area(sec: ConfigTable, name: str, required: bool) -> tuple[float | None, float | None]:
     """An electrode given by ``<name>_diameter`` (disc) or ``<name>_area``; returns (area, diameter)."""
     diameter = sec.quantity(f"{name}_diameter", u.LENGTH, required=False)
     area = sec.quantity(f"{name}_area", u.AREA, required=False)
     if diameter is not None and area is not None:
-        raise ConfigError(sec.path(f"{name}_area"), sec.data[f"{name}_area"],
+        raise ConfigError(sec.at(f"{name}_area"), sec.data[f"{name}_area"],
                           f"give either {name}_diameter or {name}_area, not both")
     if diameter is not None:
         return math.pi * diameter**2 / 4, diameter
     if area is None and required:
-        raise ConfigError(sec.path(f"{name}_area"), None,
+        raise ConfigError(sec.at(f"{name}_area"), None,
                           f"electrode area missing; give {name}_diameter (e.g. \"1 mm\") or {name}_area")
     return area, None
 
 
 def cell_from_dict(doc: dict[str, Any]) -> Cell:
-    root = _Section(doc, "cell file")
-    root.unknown({"cell", "electrolyte", "electrodes", "microstructure", "conditions", "simulation"})
+    root = ConfigTable(doc, "")
     meta = root.sub("cell")
-    meta.name = "cell"
     el = root.sub("electrolyte")
-    el.name = "electrolyte"
     electrolyte = Electrolyte(
         material=el.text("material"),
-        relative_density=el.quantity("relative_density", u.FRACTION),
-        thickness=el.quantity("thickness", u.LENGTH),
-        diameter=el.quantity("diameter", u.LENGTH),
-        conductivity=el.quantity("conductivity", u.CONDUCTIVITY),
+        relative_density=el.quantity("relative_density", u.FRACTION, required=True),
+        thickness=el.quantity("thickness", u.LENGTH, required=True),
+        diameter=el.quantity("diameter", u.LENGTH, required=True),
+        conductivity=el.quantity("conductivity", u.CONDUCTIVITY, required=True),
         fracture_toughness=el.quantity("fracture_toughness", u.FRACTURE_TOUGHNESS, default=0.23e6),
     )
     if electrolyte.relative_density > 1:
         raise ConfigError("electrolyte.relative_density", el.data["relative_density"], "must be at most 100 %")
     ed = root.sub("electrodes")
-    ed.name = "electrodes"
     configuration = meta.text("configuration", "three_electrode")
     if configuration not in ("three_electrode", "symmetric"):
         raise ConfigError("cell.configuration", configuration, "must be 'three_electrode' or 'symmetric'")
@@ -184,30 +137,26 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
     re_area, re_d = _disc_area(ed, "reference", configuration == "three_electrode")
     electrodes = Electrodes(we_area, ce_area, re_area, we_d, ce_d, re_d)
     ms = root.sub("microstructure")
-    ms.name = "microstructure"
     micro = Microstructure(
-        pore_radius=ms.quantity("pore_radius", u.LENGTH),
-        pore_separation=ms.quantity("pore_separation", u.LENGTH),
-        crack_length=ms.quantity("crack_length", u.LENGTH),
-        crack_width=ms.quantity("crack_width", u.LENGTH),
+        pore_radius=ms.quantity("pore_radius", u.LENGTH, required=True),
+        pore_separation=ms.quantity("pore_separation", u.LENGTH, required=True),
+        crack_length=ms.quantity("crack_length", u.LENGTH, required=True),
+        crack_width=ms.quantity("crack_width", u.LENGTH, required=True),
     )
     cond = root.sub("conditions")
-    cond.name = "conditions"
     pressed_area = cond.quantity("pressed_area", u.AREA, required=False)
     if pressed_area is None:
         pressed_area = math.pi * electrolyte.diameter**2 / 4
     sim = root.sub("simulation", required=False)
-    sim.name = "simulation"
-    seed = sim.data.get("seed", 0)
+    seed = sim.raw("seed")
+    seed = 0 if seed is None else seed
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError("simulation.seed", seed, "must be a non-negative whole number")
     variability = sim.quantity("variability", u.FRACTION, default=0.02, positive=False)
     if not 0 <= variability < 0.5:
         raise ConfigError("simulation.variability", sim.data.get("variability"), "must be between 0 and 50 %")
     defaults = SimulationParameters()
-    start_shorted = sim.data.get("start_shorted", False)
-    if not isinstance(start_shorted, bool):
-        raise ConfigError("simulation.start_shorted", start_shorted, "must be true or false")
+    start_shorted = sim.flag("start_shorted", False)
     start_damage = sim.quantity("start_damage", u.FRACTION, default=0.0, positive=False)
     if not 0 <= start_damage < 1:
         raise ConfigError("simulation.start_damage", sim.data.get("start_damage"), "must be at least 0 and below 100 %")
@@ -221,19 +170,22 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
         start_shorted=start_shorted,
         start_damage=start_damage,
     )
-    return Cell(
+    cell = Cell(
         cell_id=meta.text("id"),
         configuration=configuration,
         electrolyte=electrolyte,
         electrodes=electrodes,
         microstructure=micro,
         microstructure_source=ms.text("source", ""),
-        stack_pressure=cond.quantity("stack_pressure", u.PRESSURE),
+        stack_pressure=cond.quantity("stack_pressure", u.PRESSURE, required=True),
         pressed_area=pressed_area,
         temperature=cond.quantity("temperature", u.TEMPERATURE, default=298.15),
         notes=meta.text("notes", ""),
         simulation=simulation,
     )
+    for table in (root, meta, el, ed, ms, cond, sim):
+        table.finish()
+    return cell
 
 
 def cell_from_text(text: str, overrides: dict[str, Any] | None = None, source: str = "<cell>") -> Cell:

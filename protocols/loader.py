@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from daq import units as u
+from daq.config_table import ConfigTable
 from daq.errors import ConfigError
 from protocols.steps import (
     CURRENT_LIMIT,
@@ -38,77 +39,7 @@ STEP_KINDS = ("rest", "galvanostatic", "potentiostatic", "eis", "loop")
 STOP_CONDITIONS = (SHORT_CIRCUIT, VOLTAGE_LIMIT, CURRENT_LIMIT)
 
 
-class _Table:
-    """One TOML table with the dotted path used in error messages; tracks which keys were read."""
-
-    def __init__(self, data: Any, path: str):
-        if not isinstance(data, dict):
-            raise ConfigError(path, data, "must be a table")
-        self.data, self.path, self.used = data, path, {"kind", "label"}
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def raw(self, key: str) -> Any:
-        self.used.add(key)
-        return self.data.get(key)
-
-    def quantity(self, key: str, kind: u.Kind, default: float | None = None, *, required: bool = False,
-                 positive: bool = True) -> float | None:
-        self.used.add(key)
-        if key not in self.data:
-            if required:
-                raise ConfigError(self.at(key), None, f"missing; give a {kind.name}, e.g. \"{kind.example}\"")
-            return default
-        value = u.parse(self.data[key], kind, self.at(key))
-        if positive and not value > 0:
-            raise ConfigError(self.at(key), self.data[key], f"must be a positive {kind.name}")
-        return value
-
-    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
-        self.used.add(key)
-        value = self.data.get(key, default)
-        if value is None:
-            raise ConfigError(self.at(key), None, "missing; give a whole number")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.at(key), value, "must be a whole number")
-        if value < minimum:
-            raise ConfigError(self.at(key), value, f"must be at least {minimum}")
-        return value
-
-    def number(self, key: str, default: float, lo: float, hi: float) -> float:
-        self.used.add(key)
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo < value < hi:
-            raise ConfigError(self.at(key), value, f"must be a number between {lo:g} and {hi:g}")
-        return float(value)
-
-    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
-        self.used.add(key)
-        value = self.data.get(key, default)
-        if value is None:
-            raise ConfigError(self.at(key), None, f"missing; one of {', '.join(options)}")
-        if value not in options:
-            raise ConfigError(self.at(key), value, f"must be one of {', '.join(options)}")
-        return value
-
-    def text(self, key: str, default: str = "") -> str:
-        self.used.add(key)
-        value = self.data.get(key, default)
-        if not isinstance(value, str):
-            raise ConfigError(self.at(key), value, "must be text")
-        return value
-
-    def finish(self) -> None:
-        extra = sorted(set(self.data) - self.used)
-        if extra:
-            raise ConfigError(self.at(extra[0]), self.data[extra[0]], "unknown field")
-
-
-def _eis_spec(t: _Table, mode: str | None = None) -> EisSpec:
+def _eis_spec(t: ConfigTable, mode: str | None = None) -> EisSpec:
     mode = mode or t.choice("mode", ("galvanostatic", "potentiostatic"))
     f_start = t.quantity("f_start", u.FREQUENCY, required=True)
     f_end = t.quantity("f_end", u.FREQUENCY, required=True)
@@ -127,7 +58,7 @@ def _eis_spec(t: _Table, mode: str | None = None) -> EisSpec:
     return EisSpec(mode, f_start, f_end, ppd, amplitude, dc)  # type: ignore[arg-type]
 
 
-def _stop_on(t: _Table, default: tuple[str, ...]) -> tuple[str, ...]:
+def _stop_on(t: ConfigTable, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = t.raw("stop_on")
     if raw is None:
         return default
@@ -137,8 +68,8 @@ def _stop_on(t: _Table, default: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
-    t = _Table(data, path)
-    kind = t.data.get("kind")
+    t = ConfigTable(data, path)
+    kind = t.raw("kind")
     if kind not in STEP_KINDS:
         raise ConfigError(t.at("kind"), kind, f"unknown step kind; expected one of {', '.join(STEP_KINDS)}")
     label = t.text("label", kind)
@@ -168,7 +99,7 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
                 raise ConfigError(t.at("eis_every"), t.data.get("eis_every"),
                                   "operando EIS needs both eis_every and an [operando_eis] table")
             t.used.add("operando_eis")
-            ot = _Table(t.data["operando_eis"], t.at("operando_eis"))
+            ot = ConfigTable(t.data["operando_eis"], t.at("operando_eis"))
             operando = _eis_spec(ot, "galvanostatic")
             ot.used.add("mode")
             ot.finish()
@@ -198,7 +129,7 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
 _INTERLOCK_KINDS = {"pressure": u.PRESSURE, "temperature": u.TEMPERATURE, "overload": None}
 
 
-def _interlocks(t: _Table) -> tuple[InterlockSpec, ...]:
+def _interlocks(t: ConfigTable) -> tuple[InterlockSpec, ...]:
     """``[interlocks.pressure]`` min/max window, ``[interlocks.temperature]``, ``[interlocks.overload]``,
     each with optional clear_wait and timeout."""
     specs = []
@@ -206,7 +137,7 @@ def _interlocks(t: _Table) -> tuple[InterlockSpec, ...]:
         t.used.add(kind)
         if kind not in _INTERLOCK_KINDS:
             raise ConfigError(t.at(kind), None, f"unknown interlock; expected one of {', '.join(_INTERLOCK_KINDS)}")
-        it = _Table(data, t.at(kind))
+        it = ConfigTable(data, t.at(kind))
         quantity = _INTERLOCK_KINDS[kind]
         low, high = -np.inf, np.inf
         if quantity is not None:
@@ -269,29 +200,26 @@ def protocol_from_text(text: str, source: str = "<protocol>", overrides: dict[st
         raise ConfigError("protocol", source, f"not valid TOML: {exc}") from None
     try:
         doc = apply_overrides(doc, overrides or {})
-        root = _Table(doc, "")
-        meta = _Table(root.raw("protocol") or {}, "protocol")
+        root = ConfigTable(doc, "")
+        meta = ConfigTable(root.raw("protocol") or {}, "protocol")
         name = meta.text("name", Path(source).stem)
-        description = meta.text("description")
+        description = meta.text("description", "")
         cell = meta.raw("cell")
         if cell is not None and not isinstance(cell, str):
             raise ConfigError("protocol.cell", cell, "must be a path to a cell file")
         meta.finish()
-        dt = _Table(root.raw("defaults") or {}, "defaults")
+        dt = ConfigTable(root.raw("defaults") or {}, "defaults")
         defaults = {"sample_period": dt.quantity("sample_period", u.TIME, 1.0)}
         dt.finish()
-        sc = _Table(root.raw("short_circuit") or {}, "short_circuit")
-        enabled = sc.raw("enabled")
-        if enabled is not None and not isinstance(enabled, bool):
-            raise ConfigError("short_circuit.enabled", enabled, "must be true or false")
+        sc = ConfigTable(root.raw("short_circuit") or {}, "short_circuit")
         criteria = ShortCircuitCriteria(
-            enabled=True if enabled is None else enabled,
+            enabled=sc.flag("enabled", True),
             collapse_fraction=sc.number("collapse_fraction", 0.5, 0.0, 1.0),
             window=sc.quantity("window", u.TIME, 10.0),
             min_drop=sc.quantity("min_drop", u.VOLTAGE, 0.005),
         )
         sc.finish()
-        interlocks = _interlocks(_Table(root.raw("interlocks") or {}, "interlocks"))
+        interlocks = _interlocks(ConfigTable(root.raw("interlocks") or {}, "interlocks"))
         raw_steps = root.raw("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
             raise ConfigError("steps", raw_steps, "the protocol needs at least one [[steps]] table")
