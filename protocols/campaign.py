@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daq import units as u
+from daq.config_table import ConfigTable
 from daq.errors import ConfigError
 
 
@@ -42,43 +43,30 @@ def load_campaign(path: str | Path) -> Campaign:
 
 
 def _campaign(doc: dict, path: Path, text: str) -> Campaign:
-    extra = sorted(set(doc) - {"campaign", "series"})
-    if extra:
-        raise ConfigError(extra[0], None, "unknown table; expected [campaign] and [[series]]")
-    meta = doc.get("campaign")
-    if not isinstance(meta, dict):
-        raise ConfigError("campaign", None, "missing [campaign] table")
-    protocol = meta.get("protocol")
-    if not isinstance(protocol, str):
-        raise ConfigError("campaign.protocol", protocol,
-                          "give the protocol file to run, e.g. \"ccd_single_plating.toml\"")
-    repeats = meta.get("repeats", 3)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError("campaign.repeats", repeats, "must be a whole number of at least 1")
-    raw_series = doc.get("series")
+    root = ConfigTable(doc, "")
+    meta = root.sub("campaign")
+    name = meta.text("name", path.stem)
+    protocol = meta.text("protocol")
+    repeats = meta.integer("repeats", 3, minimum=1)
+    raw_series = root.raw("series")
     if not isinstance(raw_series, list) or not raw_series:
         raise ConfigError("series", None, "give at least one [[series]] with a cell and current_densities")
     series = []
-    for i, s in enumerate(raw_series, 1):
-        where = f"series.{i}"
-        if not isinstance(s, dict) or not isinstance(s.get("cell"), str):
-            raise ConfigError(f"{where}.cell", None, "give the cell file of this series")
-        values = s.get("current_densities")
+    for i, data in enumerate(raw_series, 1):
+        t = ConfigTable(data, f"series.{i}")
+        cell = t.text("cell")
+        values = t.raw("current_densities")
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}.current_densities", values,
+            raise ConfigError(t.at("current_densities"), values,
                               "give a list such as [\"1 mA/cm^2\", \"2 mA/cm^2\"]")
         densities = []
         for j, v in enumerate(values, 1):
-            cd = u.parse(v, u.CURRENT_DENSITY, f"{where}.current_densities.{j}")
+            cd = u.parse(v, u.CURRENT_DENSITY, t.at(f"current_densities.{j}"))
             if not cd > 0:
-                raise ConfigError(f"{where}.current_densities.{j}", v, "must be positive")
+                raise ConfigError(t.at(f"current_densities.{j}"), v, "must be positive")
             densities.append(cd)
-        unknown = sorted(set(s) - {"cell", "current_densities"})
-        if unknown:
-            raise ConfigError(f"{where}.{unknown[0]}", s[unknown[0]], "unknown field")
-        series.append(Series(str((path.parent / s["cell"]).resolve()), tuple(sorted(densities))))
-    unknown = sorted(set(meta) - {"name", "protocol", "repeats"})
-    if unknown:
-        raise ConfigError(f"campaign.{unknown[0]}", meta[unknown[0]], "unknown field")
-    return Campaign(str(meta.get("name", path.stem)), str((path.parent / protocol).resolve()), repeats,
-                    tuple(series), text, str(path))
+        t.finish()
+        series.append(Series(str((path.parent / cell).resolve()), tuple(sorted(densities))))
+    meta.finish()
+    root.finish()
+    return Campaign(name, str((path.parent / protocol).resolve()), repeats, tuple(series), text, str(path))
