@@ -41,9 +41,13 @@ def main() -> list[tuple[str, str, str]]:
     cell_time, _, samples = runs[0]
     best = min(w for _, w, _ in runs)
     ratio = cell_time / best
-    rows = [("CCD single plating, 8 mAh/cm^2 at 9 mA/cm^2, 1 s sampling",
-             f"{cell_time:.0f} s cell time, {samples} samples in {best * 1e3:.0f} ms: {ratio:,.0f}x real time",
-             ">= 10,000x")]
+    rows = [
+        (
+            "CCD single plating, 8 mAh/cm^2 at 9 mA/cm^2, 1 s sampling",
+            f"{cell_time:.0f} s cell time, {samples} samples in {best * 1e3:.0f} ms: {ratio:,.0f}x real time",
+            ">= 10,000x",
+        )
+    ]
     for row in rows:
         print(" | ".join(row))
     return rows

@@ -77,6 +77,7 @@ def bench(fmax: float, fmin: float, repeat: int, converged: bool) -> list[tuple[
                 warnings.simplefilter("ignore")
                 c.fit(f, z, weight_by_modulus=True, **options)
             return c
+
         return fit
 
     # impedance.py's defaults (scipy curve_fit, trf, x_scale=1) stop near the start when the parameters
@@ -88,8 +89,7 @@ def bench(fmax: float, fmin: float, repeat: int, converged: bool) -> list[tuple[
     noise_target = f"~ noise ({100 * noise:.2g} %)"
     rows = [
         ("time per fit (ms)", t_ours * 1e3, t_default * 1e3, "a few ms"),
-        ("relative residual, rms (%)", r_ours * 100, relative_residual(default.predict(f), z) * 100,
-         noise_target),
+        ("relative residual, rms (%)", r_ours * 100, relative_residual(default.predict(f), z) * 100, noise_target),
         ("R1 (bulk) error vs cell (%)", r1, 100 * (float(default.parameters_[1]) - bulk) / bulk, r1_target),
     ]
     if converged:  # one run: minutes per fit on the PEIS spectrum
@@ -98,10 +98,18 @@ def bench(fmax: float, fmin: float, repeat: int, converged: bool) -> list[tuple[
         t_jac = time.process_time() - t0
         rows += [
             ("time per fit (ms), impedance.py x_scale='jac'", t_ours * 1e3, t_jac * 1e3, "a few ms"),
-            ("relative residual (%), impedance.py x_scale='jac'", r_ours * 100,
-             relative_residual(jac.predict(f), z) * 100, noise_target),
-            ("R1 (bulk) error (%), impedance.py x_scale='jac'", r1,
-             100 * (float(jac.parameters_[1]) - bulk) / bulk, r1_target),
+            (
+                "relative residual (%), impedance.py x_scale='jac'",
+                r_ours * 100,
+                relative_residual(jac.predict(f), z) * 100,
+                noise_target,
+            ),
+            (
+                "R1 (bulk) error (%), impedance.py x_scale='jac'",
+                r1,
+                100 * (float(jac.parameters_[1]) - bulk) / bulk,
+                r1_target,
+            ),
         ]
     return rows
 
@@ -109,8 +117,11 @@ def bench(fmax: float, fmin: float, repeat: int, converged: bool) -> list[tuple[
 def main() -> list[tuple[str, float, float, str]]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=50)
-    parser.add_argument("--converged", action="store_true",
-                        help="also time impedance.py with x_scale='jac', which converges (takes minutes)")
+    parser.add_argument(
+        "--converged",
+        action="store_true",
+        help="also time impedance.py with x_scale='jac', which converges (takes minutes)",
+    )
     args = parser.parse_args([] if __name__ != "__main__" else None)
     rows = []
     print("| measurement | this product | impedance.py | ratio | target |\n|---|---|---|---|---|")

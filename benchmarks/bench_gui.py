@@ -26,8 +26,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from PySide6.QtCore import QEvent, QObject  # noqa: E402
+import numpy as np
+from PySide6.QtCore import QEvent, QObject
 
 AREA = 7.853981633974482e-07  # m^2
 PERIOD = 0.1  # s between synthetic samples
@@ -50,8 +50,16 @@ class Source:
         e = np.where(plating, -0.35 - 1e-4 * phase, 0.012) + self.rng.normal(0, 2e-4, n)
         step = (t // 36200.0 * 2 + (~plating)).astype(np.int32)
         q = current * (np.where(plating, phase, phase - 200.0) + PERIOD)
-        return {"t": t, "step": step, "cycle": (t // 36200.0).astype(np.int32) + 1, "E_we": e, "E_cell": e * 1.1,
-                "I": current, "Q": q, "pressure": 7e6 + self.rng.normal(0, 1e4, n)}
+        return {
+            "t": t,
+            "step": step,
+            "cycle": (t // 36200.0).astype(np.int32) + 1,
+            "E_we": e,
+            "E_cell": e * 1.1,
+            "I": current,
+            "Q": q,
+            "pressure": 7e6 + self.rng.normal(0, 1e4, n),
+        }
 
 
 class PaintCounter(QObject):
@@ -63,7 +71,7 @@ class PaintCounter(QObject):
         for w in widgets:
             w.viewport().installEventFilter(self)
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, obj, event) -> bool:
         if event.type() == QEvent.Type.Paint:
             self.count += 1
         return False
@@ -71,8 +79,9 @@ class PaintCounter(QObject):
 
 def measure(panel, app, source: Source, seconds: float, mode: str) -> dict[str, float]:
     """Frames that painted something: their durations, rate, and the GUI thread's busy fraction."""
-    painted = PaintCounter([panel.plot_e_t, panel.plot_j_t, panel.plot_p_t, panel.plot_e_q, panel.plot_nyquist,
-                            panel.plot_bode])
+    painted = PaintCounter(
+        [panel.plot_e_t, panel.plot_j_t, panel.plot_p_t, panel.plot_e_q, panel.plot_nyquist, panel.plot_bode]
+    )
     vb = panel.plot_e_t.getPlotItem().getViewBox()
     t_end = float(panel.buffer.last("t"))
     if mode == "follow":
@@ -111,10 +120,16 @@ def measure(panel, app, source: Source, seconds: float, mode: str) -> dict[str, 
     elapsed = time.perf_counter() - start
     arr = np.array(frames)
     appended = panel.buffer.received - received0
-    return {"frames_per_s": len(arr) / elapsed, "median_ms": 1e3 * float(np.median(arr)),
-            "p95_ms": 1e3 * float(np.percentile(arr, 95)), "max_ms": 1e3 * float(arr.max()),
-            "plots_per_frame": paints / len(arr), "busy": busy / elapsed, "appended_per_s": appended / elapsed,
-            "append_us_per_block": 1e6 * append_cost / max(appended / 50, 1)}
+    return {
+        "frames_per_s": len(arr) / elapsed,
+        "median_ms": 1e3 * float(np.median(arr)),
+        "p95_ms": 1e3 * float(np.percentile(arr, 95)),
+        "max_ms": 1e3 * float(arr.max()),
+        "plots_per_frame": paints / len(arr),
+        "busy": busy / elapsed,
+        "appended_per_s": appended / elapsed,
+        "append_us_per_block": 1e6 * append_cost / max(appended / 50, 1),
+    }
 
 
 def main() -> int:
@@ -144,19 +159,23 @@ def main() -> int:
     buf = panel.buffer
     panel.refresh()
     app.processEvents()
-    print(f"trace: {buf.received:,} samples ({buf.received * PERIOD / 86400:.1f} days at {PERIOD:g} s), "
-          f"{len(buf):,} rows held ({buf.n_envelope:,} envelope), {buf.nbytes / 2**20:.0f} MiB "
-          f"(bound {buf.max_nbytes / 2**20:.0f} MiB); filled at {buf.received / fill / 1e6:.1f} M samples/s")
+    print(
+        f"trace: {buf.received:,} samples ({buf.received * PERIOD / 86400:.1f} days at {PERIOD:g} s), "
+        f"{len(buf):,} rows held ({buf.n_envelope:,} envelope), {buf.nbytes / 2**20:.0f} MiB "
+        f"(bound {buf.max_nbytes / 2**20:.0f} MiB); filled at {buf.received / fill / 1e6:.1f} M samples/s"
+    )
     import os as _os
 
     print(f"machine load (1 min): {_os.getloadavg()[0]:.1f} on {_os.cpu_count()} cores")
     for mode in ("follow", "pan"):
         r = measure(panel, app, source, args.seconds, mode)
         what = "redraws (timer) " if mode == "follow" else "frames (panning)"
-        print(f"{mode:6s}: {r['frames_per_s']:.0f} {what}/s, frame time median {r['median_ms']:.1f} ms, "
-              f"p95 {r['p95_ms']:.1f} ms, max {r['max_ms']:.1f} ms ({r['plots_per_frame']:.1f} plot repaints per "
-              f"frame); GUI thread busy {100 * r['busy']:.0f} %; appended {r['appended_per_s']:.0f} samples/s "
-              f"({r['append_us_per_block']:.0f} us per 50-sample block)")
+        print(
+            f"{mode:6s}: {r['frames_per_s']:.0f} {what}/s, frame time median {r['median_ms']:.1f} ms, "
+            f"p95 {r['p95_ms']:.1f} ms, max {r['max_ms']:.1f} ms ({r['plots_per_frame']:.1f} plot repaints per "
+            f"frame); GUI thread busy {100 * r['busy']:.0f} %; appended {r['appended_per_s']:.0f} samples/s "
+            f"({r['append_us_per_block']:.0f} us per 50-sample block)"
+        )
     panel.shutdown()
     return 0
 

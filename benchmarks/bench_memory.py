@@ -51,8 +51,13 @@ Row = tuple[str, str, str, str, str, bool | None]
 
 
 def measure(cycles: int, out: Path) -> dict[str, int]:
-    code = CHILD.format(root=str(ROOT), protocol=str(ROOT / "protocols/examples/asymmetric_cycling.toml"),
-                        cell=str(ROOT / "protocols/examples/cells/li6ps5cl_99.toml"), cycles=cycles, out=str(out))
+    code = CHILD.format(
+        root=str(ROOT),
+        protocol=str(ROOT / "protocols/examples/asymmetric_cycling.toml"),
+        cell=str(ROOT / "protocols/examples/cells/li6ps5cl_99.toml"),
+        cycles=cycles,
+        out=str(out),
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -65,17 +70,23 @@ def rows() -> list[Row]:
     growth_total = long["total"] - short["total"]
     file_growth = long["size"] - short["size"]
     return [
-        ("peak resident memory while acquiring, 100 cycles (this product) vs 10 cycles (reference); "
-         f"baseline after imports {mib(long['baseline'])}",
-         f"{mib(long['acquisition'])} ({long['samples']:,} samples, file {mib(long['size'])})",
-         f"{mib(short['acquisition'])} ({short['samples']:,} samples, file {mib(short['size'])})",
-         f"{long['acquisition'] / short['acquisition']:.2f}",
-         f"no growth with run length (< {mib(GROWTH_LIMIT)}; the file grew {mib(file_growth)})",
-         growth < GROWTH_LIMIT),
-        ("peak resident memory including the post-run analysis (reads the file back), 100 vs 10 cycles",
-         mib(long["total"]), mib(short["total"]), f"{long['total'] / short['total']:.2f}",
-         f"growth (here {mib(growth_total)}) no more than the file's ({mib(file_growth)})",
-         growth_total <= file_growth),
+        (
+            "peak resident memory while acquiring, 100 cycles (this product) vs 10 cycles (reference); "
+            f"baseline after imports {mib(long['baseline'])}",
+            f"{mib(long['acquisition'])} ({long['samples']:,} samples, file {mib(long['size'])})",
+            f"{mib(short['acquisition'])} ({short['samples']:,} samples, file {mib(short['size'])})",
+            f"{long['acquisition'] / short['acquisition']:.2f}",
+            f"no growth with run length (< {mib(GROWTH_LIMIT)}; the file grew {mib(file_growth)})",
+            growth < GROWTH_LIMIT,
+        ),
+        (
+            "peak resident memory including the post-run analysis (reads the file back), 100 vs 10 cycles",
+            mib(long["total"]),
+            mib(short["total"]),
+            f"{long['total'] / short['total']:.2f}",
+            f"growth (here {mib(growth_total)}) no more than the file's ({mib(file_growth)})",
+            growth_total <= file_growth,
+        ),
     ]
 
 

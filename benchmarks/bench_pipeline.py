@@ -88,8 +88,16 @@ class Record:
     def columns(self) -> dict[str, np.ndarray]:
         """The stored columns as the engine computes them (charge integrated, step 0, cycle 0)."""
         n = len(self)
-        return {"t": self.t, "step": np.zeros(n, np.int32), "cycle": np.zeros(n, np.int32), "E_we": self.E_we,
-                "E_cell": self.E_cell, "I": self.I, "Q": np.cumsum(self.I * PERIOD), "flags": self.flags}
+        return {
+            "t": self.t,
+            "step": np.zeros(n, np.int32),
+            "cycle": np.zeros(n, np.int32),
+            "E_we": self.E_we,
+            "E_cell": self.E_cell,
+            "I": self.I,
+            "Q": np.cumsum(self.I * PERIOD),
+            "flags": self.flags,
+        }
 
 
 class SyntheticPotentiostat(Potentiostat):
@@ -97,8 +105,9 @@ class SyntheticPotentiostat(Potentiostat):
     the clock's now, so the benchmark measures the pipeline, not the source. Rewinds like the simulator
     (it is speculative), which only matters if a stop trips."""
 
-    capabilities = Capabilities(max_current=1.0, current_resolution=1e-12, max_voltage=10.0,
-                                min_sample_period=1e-3, speculative=True)
+    capabilities = Capabilities(
+        max_current=1.0, current_resolution=1e-12, max_voltage=10.0, min_sample_period=1e-3, speculative=True
+    )
 
     def __init__(self, record: Record, clock: Clock):
         self.record, self.clock = record, clock
@@ -111,14 +120,16 @@ class SyntheticPotentiostat(Potentiostat):
     def connect(self) -> InstrumentInfo:
         return InstrumentInfo("synthetic", "record", "0", "1.0", "benchmarks.bench_pipeline", "mem://record")
 
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         self._on, self._t_start, self._k = True, self.clock.now(), 0
         due = math.inf if duration is None else duration / sample_period
         self._end = int(min(len(self.record), math.floor(due + 1e-9)))
 
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         raise NotImplementedError
 
     def open_circuit(self, sample_period: float | None = None) -> None:
@@ -140,8 +151,13 @@ class SyntheticPotentiostat(Potentiostat):
         self.clock.rewind(t)  # type: ignore[attr-defined]
         k0, self._k = self._k_block, max(self._k_block, self._due())
         r = self.record
-        return SampleBlock(r.t[k0:self._k] + self._t_start, r.E_we[k0:self._k], r.E_cell[k0:self._k],
-                           r.I[k0:self._k], r.flags[k0:self._k])
+        return SampleBlock(
+            r.t[k0 : self._k] + self._t_start,
+            r.E_we[k0 : self._k],
+            r.E_cell[k0 : self._k],
+            r.I[k0 : self._k],
+            r.flags[k0 : self._k],
+        )
 
     def close(self) -> None:
         self._on = False
@@ -153,9 +169,16 @@ def product(record: Record, cell: Cell, path: Path) -> tuple[float, int]:
     protocol = protocol_from_text(PROTOCOL.format(duration=len(record) * PERIOD))
     clock = VirtualClock()
     t0 = time.perf_counter()
-    writer = RunWriter(path, cell_attrs=cell.attrs(), cell_units=ATTR_UNITS, protocol_source=protocol.source_text,
-                       protocol_path="", protocol_resolved=resolved(protocol), predictions=predictions(cell),
-                       transcript=True)
+    writer = RunWriter(
+        path,
+        cell_attrs=cell.attrs(),
+        cell_units=ATTR_UNITS,
+        protocol_source=protocol.source_text,
+        protocol_path="",
+        protocol_resolved=resolved(protocol),
+        predictions=predictions(cell),
+        transcript=True,
+    )
     pstat = TranscriptPotentiostat(SyntheticPotentiostat(record, clock), writer, clock.now)
     writer.add_instrument("potentiostat", dataclasses.asdict(pstat.connect()))
     result = Engine(protocol, cell, pstat, clock, writer).run()
@@ -174,8 +197,9 @@ def raw_h5py(record: Record, path: Path, swmr: bool, piece: int = FLUSH_SAMPLES)
     t0 = time.perf_counter()
     with h5py.File(path, "w", libver="latest" if swmr else "earliest", rdcc_nbytes=CHUNK_CACHE) as f:
         g = f.create_group("timeseries")
-        ds = {name: g.create_dataset(name, (0,), maxshape=(None,), chunks=(CHUNK,), dtype=dtypes[name])
-              for name in cols}
+        ds = {
+            name: g.create_dataset(name, (0,), maxshape=(None,), chunks=(CHUNK,), dtype=dtypes[name]) for name in cols
+        }
         if swmr:
             f.swmr_mode = True
         n = len(record)
@@ -219,8 +243,19 @@ def _pymeasure_procedure(record: Record, cell: Cell, batch: bool) -> Any:
                 for t, e, c, i, flag in zip(ts.tolist(), es.tolist(), cs.tolist(), is_.tolist(), fs.tolist()):
                     q += i * (t - t_prev)
                     t_prev = t
-                    self.emit("results", {"t (s)": t, "step": 0, "cycle": 0, "E_we (V)": e, "E_cell (V)": c,
-                                          "I (A)": i, "Q (C)": q, "flags": flag})
+                    self.emit(
+                        "results",
+                        {
+                            "t (s)": t,
+                            "step": 0,
+                            "cycle": 0,
+                            "E_we (V)": e,
+                            "E_cell (V)": c,
+                            "I (A)": i,
+                            "Q (C)": q,
+                            "flags": flag,
+                        },
+                    )
                     self.stored += 1
                     flowing = abs(i) >= 0.5 * abs(current)
                     mag = abs(e) if flowing else 0.0
@@ -240,14 +275,29 @@ def _pymeasure_procedure(record: Record, cell: Cell, batch: bool) -> Any:
             detector = ShortCircuitDetector(CRITERIA, PERIOD, current)
             for ts, es, cs, is_, fs in self.polls():
                 qs = q + np.cumsum(is_ * np.diff(ts, prepend=t_prev))
-                stops = [k for k in (detector.check(es, is_),
-                                     int(np.argmax(fs & FLAG_HW_LIMIT)) if np.any(fs & FLAG_HW_LIMIT) else None,
-                                     int(np.argmax((es < V_MIN) | (es > V_MAX)))
-                                     if np.any((es < V_MIN) | (es > V_MAX)) else None) if k is not None]
+                stops = [
+                    k
+                    for k in (
+                        detector.check(es, is_),
+                        int(np.argmax(fs & FLAG_HW_LIMIT)) if np.any(fs & FLAG_HW_LIMIT) else None,
+                        int(np.argmax((es < V_MIN) | (es > V_MAX))) if np.any((es < V_MIN) | (es > V_MAX)) else None,
+                    )
+                    if k is not None
+                ]
                 n = min(stops) + 1 if stops else len(ts)
-                self.emit("batch results", {"t (s)": ts[:n], "step": np.zeros(n, int), "cycle": np.zeros(n, int),
-                                            "E_we (V)": es[:n], "E_cell (V)": cs[:n], "I (A)": is_[:n],
-                                            "Q (C)": qs[:n], "flags": fs[:n]})
+                self.emit(
+                    "batch results",
+                    {
+                        "t (s)": ts[:n],
+                        "step": np.zeros(n, int),
+                        "cycle": np.zeros(n, int),
+                        "E_we (V)": es[:n],
+                        "E_cell (V)": cs[:n],
+                        "I (A)": is_[:n],
+                        "Q (C)": qs[:n],
+                        "flags": fs[:n],
+                    },
+                )
                 self.stored += n
                 q, t_prev = float(qs[-1]), float(ts[-1])
                 if stops or t_prev >= duration - 1e-9 or self.should_stop():
@@ -313,19 +363,39 @@ def rows(samples: int = 2_000_000, pm_samples: int = 50_000, repeat: int = 3) ->
     ours = m["product"][0]
     fmt = lambda r: f"{r / 1e6:.2f} M samples/s" if r >= 1e5 else f"{r / 1e3:.1f} k samples/s"  # noqa: E731
     out = []
-    for key, label in (("pymeasure", "PyMeasure Procedure, per-sample checks, CSV Results"),
-                       ("pymeasure_batch", "PyMeasure Procedure, numpy checks per poll, batch emit, CSV Results")):
+    for key, label in (
+        ("pymeasure", "PyMeasure Procedure, per-sample checks, CSV Results"),
+        ("pymeasure_batch", "PyMeasure Procedure, numpy checks per poll, batch emit, CSV Results"),
+    ):
         ratio = ours / m[key][0]
-        out.append((f"pipeline throughput vs {label}", fmt(ours), fmt(m[key][0]), f"{ratio:,.0f}x",
-                    ">= 20x", ratio >= 20))
-    for key, label, target in (("h5py_swmr", f"raw h5py, SWMR, flush per {FLUSH_SAMPLES}-sample append", 0.5),
-                               ("h5py", "raw h5py, no SWMR, flush at close", None)):
+        out.append(
+            (f"pipeline throughput vs {label}", fmt(ours), fmt(m[key][0]), f"{ratio:,.0f}x", ">= 20x", ratio >= 20)
+        )
+    for key, label, target in (
+        ("h5py_swmr", f"raw h5py, SWMR, flush per {FLUSH_SAMPLES}-sample append", 0.5),
+        ("h5py", "raw h5py, no SWMR, flush at close", None),
+    ):
         ratio = ours / m[key][0]
-        out.append((f"pipeline throughput vs {label}", fmt(ours), fmt(m[key][0]), f"{ratio:.2f}",
-                    ">= 0.5" if target else "(information)", ratio >= 0.5 if target else None))
-    out.append(("bytes per stored sample (8 columns), this product vs PyMeasure CSV",
-                f"{m['product'][1]:.0f} B", f"{m['pymeasure'][1]:.0f} B",
-                f"{m['pymeasure'][1] / m['product'][1]:.1f}x smaller", "(information)", None))
+        out.append(
+            (
+                f"pipeline throughput vs {label}",
+                fmt(ours),
+                fmt(m[key][0]),
+                f"{ratio:.2f}",
+                ">= 0.5" if target else "(information)",
+                ratio >= 0.5 if target else None,
+            )
+        )
+    out.append(
+        (
+            "bytes per stored sample (8 columns), this product vs PyMeasure CSV",
+            f"{m['product'][1]:.0f} B",
+            f"{m['pymeasure'][1]:.0f} B",
+            f"{m['pymeasure'][1] / m['product'][1]:.1f}x smaller",
+            "(information)",
+            None,
+        )
+    )
     return out
 
 

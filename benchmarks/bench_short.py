@@ -54,8 +54,15 @@ def response(out: Path, transducer: bool) -> dict[str, float]:
     trip = json.loads(events[events.kind == "short_circuit"].data.iloc[0])["sample"]
     onset = int(np.searchsorted(t, sim.state.short_time - 1e-9))  # run time = clock time: the run starts at 0
     off = trip + int(np.flatnonzero(current[trip:] == 0.0)[0])
-    return {"onset": onset, "trip": trip, "off": off, "t_onset": float(t[onset]), "t_off": float(t[off]),
-            "t_last_on": float(t[off - 1]), "capacity": result.short["capacity"] / 36000}  # type: ignore[index]
+    return {
+        "onset": onset,
+        "trip": trip,
+        "off": off,
+        "t_onset": float(t[onset]),
+        "t_off": float(t[off]),
+        "t_last_on": float(t[off - 1]),
+        "capacity": result.short["capacity"] / 36000,
+    }  # type: ignore[index]
 
 
 def rows() -> list[Row]:
@@ -64,13 +71,27 @@ def rows() -> list[Row]:
         for transducer, label in ((True, "256-sample blocks (with press)"), (False, "8192-sample blocks")):
             r = response(Path(tmp) / f"short{transducer}.h5", transducer)
             detect, off = r["trip"] - r["onset"], r["off"] - r["onset"]
-            out.append((f"short circuit at 10 mA/cm^2 ({r['capacity']:.2f} mAh/cm^2), {label}: samples from onset "
-                        "to detection (the tripping sample)", f"{detect} samples", "0 (the first shorted sample)",
-                        "-", "within one block", 0 <= detect < 256))
-            out.append((f"short circuit, {label}: samples from onset to the first stored sample with I = 0",
-                        f"{off} samples (current on for {r['t_last_on'] - r['t_onset']:.0f} s after onset)",
-                        "2 (onset, 1 more before the 1 s poll)", "-",
-                        "off before the next sample after the detecting poll", detect == 0 and off <= 2))
+            out.append(
+                (
+                    f"short circuit at 10 mA/cm^2 ({r['capacity']:.2f} mAh/cm^2), {label}: samples from onset "
+                    "to detection (the tripping sample)",
+                    f"{detect} samples",
+                    "0 (the first shorted sample)",
+                    "-",
+                    "within one block",
+                    0 <= detect < 256,
+                )
+            )
+            out.append(
+                (
+                    f"short circuit, {label}: samples from onset to the first stored sample with I = 0",
+                    f"{off} samples (current on for {r['t_last_on'] - r['t_onset']:.0f} s after onset)",
+                    "2 (onset, 1 more before the 1 s poll)",
+                    "-",
+                    "off before the next sample after the detecting poll",
+                    detect == 0 and off <= 2,
+                )
+            )
     return out
 
 

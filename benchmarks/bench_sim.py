@@ -48,16 +48,25 @@ def run_once(out: Path, transducer: bool, cycles: int = 100) -> tuple[float, flo
 def rows(repeat: int = 3) -> list[Row]:
     out: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for transducer, label in ((True, "simulated rig as 'daq run --sim' builds it (potentiostat + press)"),
-                                  (False, "potentiostat only")):
+        for transducer, label in (
+            (True, "simulated rig as 'daq run --sim' builds it (potentiostat + press)"),
+            (False, "potentiostat only"),
+        ):
             runs = [run_once(Path(tmp) / f"{transducer}{i}.h5", transducer) for i in range(repeat)]
             cell_time, _, samples, size = runs[0]
             wall = min(r[1] for r in runs)
             speed = cell_time / wall
-            out.append((f"simulation speed, 100-cycle asymmetric cycling ({cell_time / 86400:.1f} days, "
-                        f"{samples:,} samples, {size / 2**20:.0f} MiB file), {label}",
-                        f"{wall:.2f} s wall: {speed:,.0f}x real time", "real time (1x)", f"{speed:,.0f}x",
-                        f">= {TARGET:,.0f}x", speed >= TARGET))
+            out.append(
+                (
+                    f"simulation speed, 100-cycle asymmetric cycling ({cell_time / 86400:.1f} days, "
+                    f"{samples:,} samples, {size / 2**20:.0f} MiB file), {label}",
+                    f"{wall:.2f} s wall: {speed:,.0f}x real time",
+                    "real time (1x)",
+                    f"{speed:,.0f}x",
+                    f">= {TARGET:,.0f}x",
+                    speed >= TARGET,
+                )
+            )
     return out
 
 

@@ -42,16 +42,16 @@ def cell(text: object) -> str:
 
 def table(rows: list[Row]) -> str:
     met = {True: "yes", False: "**no**", None: "-"}
-    return "\n".join([HEADER] + ["| " + " | ".join(cell(x) for x in row[:5]) + f" | {met[row[5]]} |"
-                                 for row in rows])
+    return "\n".join([HEADER] + ["| " + " | ".join(cell(x) for x in row[:5]) + f" | {met[row[5]]} |" for row in rows])
 
 
 # --- this repository's own benchmarks (same process) ----------------------------------------------
 def pipeline(quick: bool) -> list[Row]:
     import bench_pipeline
 
-    return bench_pipeline.rows(samples=500_000 if quick else 2_000_000, pm_samples=10_000 if quick else 50_000,
-                               repeat=2 if quick else 5)
+    return bench_pipeline.rows(
+        samples=500_000 if quick else 2_000_000, pm_samples=10_000 if quick else 50_000, repeat=2 if quick else 5
+    )
 
 
 def simulation(quick: bool) -> list[Row]:
@@ -70,8 +70,16 @@ def simulation(quick: bool) -> list[Row]:
                 need = re.search(r"([\d,]+)x", target)
                 ratio = float(speed.group(1).replace(",", "")) if speed else None
                 ok = ratio >= float(need.group(1).replace(",", "")) if ratio and need else None
-                rows.append((f"simulation speed, {name} (bench_ccd_sim.py)", result, "real time (1x)",
-                             f"{ratio:,.0f}x" if ratio else "-", target, ok))
+                rows.append(
+                    (
+                        f"simulation speed, {name} (bench_ccd_sim.py)",
+                        result,
+                        "real time (1x)",
+                        f"{ratio:,.0f}x" if ratio else "-",
+                        target,
+                        ok,
+                    )
+                )
         finally:
             sys.argv = saved
     return rows
@@ -92,8 +100,14 @@ def short_circuit(quick: bool) -> list[Row]:
 # --- benchmarks maintained beside this script (subprocesses; their printed output is parsed) ------
 def _subprocess(script: str, args: list[str], timeout: float) -> str:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, str(HERE / script), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=HERE.parent)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=HERE.parent,
+    )
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"{script} exited with {proc.returncode}: {tail[0]}")
@@ -150,12 +164,17 @@ def live_view(quick: bool) -> list[Row]:
     rows: list[Row] = []
     for mode, (median, p95, _) in ours.items():
         r = ref.get(mode)
-        rows.append((f"live view frame time, 10 million samples in the trace, 1,000 samples/s arriving, {mode} "
-                     "(bounded buffer vs every sample at full resolution)",
-                     f"median {median:.1f} ms, p95 {p95:.1f} ms",
-                     f"median {r[0]:.1f} ms, p95 {r[1]:.1f} ms" if r else "-",
-                     f"{r[1] / p95:.1f}x (p95)" if r and p95 > 0 else "-",
-                     "p95 <= 100 ms (10 frames/s stays interactive)", p95 <= 100.0))
+        rows.append(
+            (
+                f"live view frame time, 10 million samples in the trace, 1,000 samples/s arriving, {mode} "
+                "(bounded buffer vs every sample at full resolution)",
+                f"median {median:.1f} ms, p95 {p95:.1f} ms",
+                f"median {r[0]:.1f} ms, p95 {r[1]:.1f} ms" if r else "-",
+                f"{r[1] / p95:.1f}x (p95)" if r and p95 > 0 else "-",
+                "p95 <= 100 ms (10 frames/s stays interactive)",
+                p95 <= 100.0,
+            )
+        )
     return rows
 
 
@@ -177,12 +196,14 @@ def environment() -> str:
         from importlib.metadata import version
 
         pymeasure = version("pymeasure")
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any failure just means "not installed"
         pymeasure = "not installed"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()} with {os.cpu_count()} cores "
-            f"(load average {load:.1f} at the start), Python {platform.python_version()}, numpy {numpy.__version__}, "
-            f"h5py {h5py.__version__} (HDF5 {h5py.version.hdf5_version}), PyMeasure {pymeasure}")
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()} with {os.cpu_count()} cores "
+        f"(load average {load:.1f} at the start), Python {platform.python_version()}, numpy {numpy.__version__}, "
+        f"h5py {h5py.__version__} (HDF5 {h5py.version.hdf5_version}), PyMeasure {pymeasure}"
+    )
 
 
 def run(quick: bool) -> str:
@@ -214,7 +235,7 @@ def rewrite_readme(generated: str) -> None:
         text = head + block + rest.split(END, 1)[1]
     else:
         cut = text.find("\n## ")
-        text = (text + "\n" + block + "\n") if cut < 0 else (text[:cut + 1] + "\n" + block + "\n" + text[cut:])
+        text = (text + "\n" + block + "\n") if cut < 0 else (text[: cut + 1] + "\n" + block + "\n" + text[cut:])
     README.write_text(text)
 
 

@@ -17,29 +17,51 @@ import h5py
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from daq.cell import cell_from_text, read_cell_text  # noqa: E402
-from daq.clock import VirtualClock  # noqa: E402
-from daq.runner import predictions, run_protocol  # noqa: E402
-from daq.storage.writer import utc_now  # noqa: E402
-from protocols.campaign import Campaign  # noqa: E402
-from protocols.loader import load_protocol  # noqa: E402
-from simulators.rig import simulated_rig  # noqa: E402
+from daq.cell import cell_from_text, read_cell_text
+from daq.clock import VirtualClock
+from daq.runner import predictions, run_protocol
+from daq.storage.writer import utc_now
+from protocols.campaign import Campaign
+from protocols.loader import load_protocol
+from simulators.rig import simulated_rig
 
 Q_UNIT = 36000.0
 STR = h5py.string_dtype()
-TESTS = np.dtype([("series", "i4"), ("cell_id", STR), ("relative_density", "f8"), ("current_density", "f8"),
-                  ("repeat", "i4"), ("seed", "i8"), ("outcome", STR), ("failed", "u1"), ("plated", "f8"),
-                  ("short_capacity", "f8"), ("file", STR)])
-TEST_UNITS = {"relative_density": "1", "current_density": "mA/cm^2", "plated": "mAh/cm^2",
-              "short_capacity": "mAh/cm^2"}
-SUMMARY = np.dtype([("series", "i4"), ("cell_id", STR), ("relative_density", "f8"), ("highest_safe", "f8"),
-                    ("lowest_failed", "f8"), ("predicted", "f8"), ("predicted_low", "f8"), ("predicted_high", "f8"),
-                    ("prediction_in_bracket", "u1")])
-SUMMARY_UNITS = {k: "mA/cm^2" for k in ("highest_safe", "lowest_failed", "predicted", "predicted_low",
-                                       "predicted_high")}
+TESTS = np.dtype(
+    [
+        ("series", "i4"),
+        ("cell_id", STR),
+        ("relative_density", "f8"),
+        ("current_density", "f8"),
+        ("repeat", "i4"),
+        ("seed", "i8"),
+        ("outcome", STR),
+        ("failed", "u1"),
+        ("plated", "f8"),
+        ("short_capacity", "f8"),
+        ("file", STR),
+    ]
+)
+TEST_UNITS = {"relative_density": "1", "current_density": "mA/cm^2", "plated": "mAh/cm^2", "short_capacity": "mAh/cm^2"}
+SUMMARY = np.dtype(
+    [
+        ("series", "i4"),
+        ("cell_id", STR),
+        ("relative_density", "f8"),
+        ("highest_safe", "f8"),
+        ("lowest_failed", "f8"),
+        ("predicted", "f8"),
+        ("predicted_low", "f8"),
+        ("predicted_high", "f8"),
+        ("prediction_in_bracket", "u1"),
+    ]
+)
+SUMMARY_UNITS = {
+    k: "mA/cm^2" for k in ("highest_safe", "lowest_failed", "predicted", "predicted_low", "predicted_high")
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +80,9 @@ def bracket(densities: np.ndarray, failed: np.ndarray) -> Bracket:
     return Bracket(max(safe_below) if safe_below else np.nan, lowest_failed)
 
 
-def run_campaign(campaign: Campaign, out_dir: str | Path,
-                 progress: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, np.ndarray, Path]:
+def run_campaign(
+    campaign: Campaign, out_dir: str | Path, progress: Callable[[str], None] = lambda _: None
+) -> tuple[np.ndarray, np.ndarray, Path]:
     """Run every test on the simulator; store tests and summary in OUT/campaign.h5, plot OUT/ccd_vs_density.png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,21 +99,54 @@ def run_campaign(campaign: Campaign, out_dir: str | Path,
                 clock = VirtualClock()
                 _, pstat, transducer = simulated_rig(cell, clock)
                 path = out / f"{cell.cell_id}_{cd / 10:g}mAcm2_r{rep}.h5"
-                res = run_protocol(protocol, cell, pstat, clock, path, transducer=transducer, overwrite=True,
-                                   cell_source=cell_text, cell_overrides=cell_overrides,
-                                   run_attrs={"rig": "simulator", "campaign": campaign.name})
+                res = run_protocol(
+                    protocol,
+                    cell,
+                    pstat,
+                    clock,
+                    path,
+                    transducer=transducer,
+                    overwrite=True,
+                    cell_source=cell_text,
+                    cell_overrides=cell_overrides,
+                    run_attrs={"rig": "simulator", "campaign": campaign.name},
+                )
                 failed = res.outcome == "short_circuit"
-                tests.append((s_index, cell.cell_id, cell.electrolyte.relative_density, cd / 10, rep, seed,
-                              res.outcome, failed, res.plated_capacity / Q_UNIT,
-                              res.short["capacity"] / Q_UNIT if res.short else np.nan, path.name))
+                tests.append(
+                    (
+                        s_index,
+                        cell.cell_id,
+                        cell.electrolyte.relative_density,
+                        cd / 10,
+                        rep,
+                        seed,
+                        res.outcome,
+                        failed,
+                        res.plated_capacity / Q_UNIT,
+                        res.short["capacity"] / Q_UNIT if res.short else np.nan,
+                        path.name,
+                    )
+                )
                 progress(f"{cell.cell_id} at {cd / 10:g} mA/cm^2, cell {rep}: {res.outcome}")
         rows = np.array([t for t in tests if t[0] == s_index], dtype=TESTS)
         b = bracket(rows["current_density"], rows["failed"].astype(bool))
         pred = predictions(base)["ccd"]
-        inside = (np.isnan(b.highest_safe) or pred["value"] >= b.highest_safe) and \
-                 (np.isnan(b.lowest_failed) or pred["value"] <= b.lowest_failed)
-        summary.append((s_index, base.cell_id, base.electrolyte.relative_density, b.highest_safe, b.lowest_failed,
-                        pred["value"], pred["low"], pred["high"], inside))
+        inside = (np.isnan(b.highest_safe) or pred["value"] >= b.highest_safe) and (
+            np.isnan(b.lowest_failed) or pred["value"] <= b.lowest_failed
+        )
+        summary.append(
+            (
+                s_index,
+                base.cell_id,
+                base.electrolyte.relative_density,
+                b.highest_safe,
+                b.lowest_failed,
+                pred["value"],
+                pred["low"],
+                pred["high"],
+                inside,
+            )
+        )
     tests_arr, summary_arr = np.array(tests, dtype=TESTS), np.array(summary, dtype=SUMMARY)
     with h5py.File(out / "campaign.h5", "w") as f:
         f.attrs.update({"name": campaign.name, "created": utc_now(), "repeats": campaign.repeats})
@@ -104,18 +160,37 @@ def run_campaign(campaign: Campaign, out_dir: str | Path,
 def plot(tests: np.ndarray, summary: np.ndarray, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 5))
     x = 100 * summary["relative_density"]
-    ax.errorbar(x - 0.25, summary["predicted"], yerr=[summary["predicted"] - summary["predicted_low"],
-                                                      summary["predicted_high"] - summary["predicted"]],
-                fmt="s", color="tab:blue", capsize=4, label="predicted (model band)")
+    ax.errorbar(
+        x - 0.25,
+        summary["predicted"],
+        yerr=[summary["predicted"] - summary["predicted_low"], summary["predicted_high"] - summary["predicted"]],
+        fmt="s",
+        color="tab:blue",
+        capsize=4,
+        label="predicted (model band)",
+    )
     for i, row in enumerate(summary):
         lo = row["highest_safe"] if np.isfinite(row["highest_safe"]) else 0.0
         hi = row["lowest_failed"] if np.isfinite(row["lowest_failed"]) else lo
-        ax.plot([100 * row["relative_density"] + 0.25] * 2, [lo, hi], color="tab:red", lw=6, alpha=0.5,
-                solid_capstyle="butt", label="measured bracket" if i == 0 else None)
+        ax.plot(
+            [100 * row["relative_density"] + 0.25] * 2,
+            [lo, hi],
+            color="tab:red",
+            lw=6,
+            alpha=0.5,
+            solid_capstyle="butt",
+            label="measured bracket" if i == 0 else None,
+        )
     for failed, marker, label in ((False, "o", "cell survived"), (True, "x", "cell shorted")):
         sel = tests["failed"].astype(bool) == failed
-        ax.scatter(100 * tests["relative_density"][sel] + 0.6, tests["current_density"][sel], marker=marker,
-                   color="k", s=25, label=label)
+        ax.scatter(
+            100 * tests["relative_density"][sel] + 0.6,
+            tests["current_density"][sel],
+            marker=marker,
+            color="k",
+            s=25,
+            label=label,
+        )
     ax.set_yscale("log")
     ax.set_xlabel("relative density / %")
     ax.set_ylabel("critical current density / mA cm$^{-2}$")

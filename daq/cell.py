@@ -73,29 +73,52 @@ class Cell:
 
     def attrs(self) -> dict[str, Any]:
         """Flat attribute dict (SI values) for storage; units listed by :func:`attr_units`."""
-        flat: dict[str, Any] = {"cell_id": self.cell_id, "configuration": self.configuration,
-                                "microstructure_source": self.microstructure_source,
-                                "stack_pressure": self.stack_pressure, "pressed_area": self.pressed_area,
-                                "temperature": self.temperature, "notes": self.notes}
-        for prefix, part in (("electrolyte", self.electrolyte), ("electrodes", self.electrodes),
-                             ("microstructure", self.microstructure), ("simulation", self.simulation)):
+        flat: dict[str, Any] = {
+            "cell_id": self.cell_id,
+            "configuration": self.configuration,
+            "microstructure_source": self.microstructure_source,
+            "stack_pressure": self.stack_pressure,
+            "pressed_area": self.pressed_area,
+            "temperature": self.temperature,
+            "notes": self.notes,
+        }
+        for prefix, part in (
+            ("electrolyte", self.electrolyte),
+            ("electrodes", self.electrodes),
+            ("microstructure", self.microstructure),
+            ("simulation", self.simulation),
+        ):
             for key, value in asdict(part).items():
                 flat[f"{prefix}.{key}"] = math.nan if value is None else value
         return flat
 
 
 ATTR_UNITS = {
-    "stack_pressure": "Pa", "pressed_area": "m^2", "temperature": "K",
-    "electrolyte.relative_density": "1", "electrolyte.thickness": "m", "electrolyte.diameter": "m",
-    "electrolyte.conductivity": "S/m", "electrolyte.fracture_toughness": "Pa m^0.5",
-    "electrodes.working_area": "m^2", "electrodes.counter_area": "m^2", "electrodes.reference_area": "m^2",
-    "electrodes.working_diameter": "m", "electrodes.counter_diameter": "m",
+    "stack_pressure": "Pa",
+    "pressed_area": "m^2",
+    "temperature": "K",
+    "electrolyte.relative_density": "1",
+    "electrolyte.thickness": "m",
+    "electrolyte.diameter": "m",
+    "electrolyte.conductivity": "S/m",
+    "electrolyte.fracture_toughness": "Pa m^0.5",
+    "electrodes.working_area": "m^2",
+    "electrodes.counter_area": "m^2",
+    "electrodes.reference_area": "m^2",
+    "electrodes.working_diameter": "m",
+    "electrodes.counter_diameter": "m",
     "electrodes.reference_diameter": "m",
-    "microstructure.pore_radius": "m", "microstructure.pore_separation": "m",
-    "microstructure.crack_length": "m", "microstructure.crack_width": "m",
-    "simulation.variability": "1", "simulation.interface_asr": "ohm m^2", "simulation.sei_asr": "ohm m^2",
-    "simulation.short_resistance": "ohm", "simulation.noise_voltage": "V",
-    "simulation.start_shorted": "1", "simulation.start_damage": "1",
+    "microstructure.pore_radius": "m",
+    "microstructure.pore_separation": "m",
+    "microstructure.crack_length": "m",
+    "microstructure.crack_width": "m",
+    "simulation.variability": "1",
+    "simulation.interface_asr": "ohm m^2",
+    "simulation.sei_asr": "ohm m^2",
+    "simulation.short_resistance": "ohm",
+    "simulation.noise_voltage": "V",
+    "simulation.start_shorted": "1",
+    "simulation.start_damage": "1",
 }
 
 
@@ -104,13 +127,15 @@ def _disc_area(sec: ConfigTable, name: str, required: bool) -> tuple[float | Non
     diameter = sec.quantity(f"{name}_diameter", u.LENGTH, required=False)
     area = sec.quantity(f"{name}_area", u.AREA, required=False)
     if diameter is not None and area is not None:
-        raise ConfigError(sec.at(f"{name}_area"), sec.data[f"{name}_area"],
-                          f"give either {name}_diameter or {name}_area, not both")
+        raise ConfigError(
+            sec.at(f"{name}_area"), sec.data[f"{name}_area"], f"give either {name}_diameter or {name}_area, not both"
+        )
     if diameter is not None:
         return math.pi * diameter**2 / 4, diameter
     if area is None and required:
-        raise ConfigError(sec.at(f"{name}_area"), None,
-                          f"electrode area missing; give {name}_diameter (e.g. \"1 mm\") or {name}_area")
+        raise ConfigError(
+            sec.at(f"{name}_area"), None, f'electrode area missing; give {name}_diameter (e.g. "1 mm") or {name}_area'
+        )
     return area, None
 
 

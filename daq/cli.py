@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("daq: interrupted; the cell was switched off", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - never a traceback for the operator
+    except Exception as exc:
         if os.environ.get("DAQ_DEBUG"):
             raise
         print(f"daq: internal error: {type(exc).__name__}: {exc} (set DAQ_DEBUG=1 to see where)", file=sys.stderr)

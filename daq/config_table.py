@@ -36,12 +36,13 @@ class ConfigTable:
             return ConfigTable({}, self.at(key))
         return ConfigTable(self.data[key], self.at(key))
 
-    def quantity(self, key: str, kind: u.Kind, default: float | None = None, *, required: bool = False,
-                 positive: bool = True) -> float | None:
+    def quantity(
+        self, key: str, kind: u.Kind, default: float | None = None, *, required: bool = False, positive: bool = True
+    ) -> float | None:
         self.used.add(key)
         if key not in self.data:
             if required:
-                raise ConfigError(self.at(key), None, f"missing; give a {kind.name}, e.g. \"{kind.example}\"")
+                raise ConfigError(self.at(key), None, f'missing; give a {kind.name}, e.g. "{kind.example}"')
             return default
         value = u.parse(self.data[key], kind, self.at(key))
         if positive and not value > 0:
@@ -95,5 +96,6 @@ class ConfigTable:
         """Refuse keys nobody asked for."""
         extra = sorted(set(self.data) - self.used)
         if extra:
-            raise ConfigError(self.at(extra[0]), self.data[extra[0]],
-                              f"unknown field; expected one of {', '.join(sorted(self.used))}")
+            raise ConfigError(
+                self.at(extra[0]), self.data[extra[0]], f"unknown field; expected one of {', '.join(sorted(self.used))}"
+            )

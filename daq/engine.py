@@ -111,12 +111,24 @@ def step_parameters(step: S.Step) -> dict[str, Any]:
 class Engine:
     """Executes a Protocol on a potentiostat (and optional transducer), writing a RunWriter."""
 
-    def __init__(self, protocol: S.Protocol, cell: Cell, potentiostat: Potentiostat, clock: Clock,
-                 writer: RunWriter, transducer: PressureTransducer | None = None,
-                 control: RunControl | None = None, listeners: Iterable[Listener] = (),
-                 block_interval: float | None = None, block_samples: int = 256, reaction_time: float = 1.0,
-                 after_stop: float = 10.0, interlocks: Iterable[Interlock] = (), resume: ResumePoint | None = None,
-                 rewound_block_samples: int = 8192):
+    def __init__(
+        self,
+        protocol: S.Protocol,
+        cell: Cell,
+        potentiostat: Potentiostat,
+        clock: Clock,
+        writer: RunWriter,
+        transducer: PressureTransducer | None = None,
+        control: RunControl | None = None,
+        listeners: Iterable[Listener] = (),
+        block_interval: float | None = None,
+        block_samples: int = 256,
+        reaction_time: float = 1.0,
+        after_stop: float = 10.0,
+        interlocks: Iterable[Interlock] = (),
+        resume: ResumePoint | None = None,
+        rewound_block_samples: int = 8192,
+    ):
         self.protocol, self.cell, self.pstat, self.clock = protocol, cell, potentiostat, clock
         self.writer, self.transducer = writer, transducer
         self.control = control or RunControl()
@@ -132,8 +144,13 @@ class Engine:
         # is sampled once per block (interlocks, the transducer), current and rest steps read blocks of
         # rewound_block_samples; per-block Python work then costs little next to numpy and storage.
         self.rewound_block_samples = rewound_block_samples
-        self._rewound_blocks = (block_interval is None and clock.virtual and potentiostat.capabilities.speculative
-                                and transducer is None and not self.interlocks)
+        self._rewound_blocks = (
+            block_interval is None
+            and clock.virtual
+            and potentiostat.capabilities.speculative
+            and transducer is None
+            and not self.interlocks
+        )
         self.area = cell.electrodes.working_area
         self.use_reference = cell.configuration == "three_electrode" and potentiostat.capabilities.reference_electrode
         self.t0 = 0.0
@@ -153,7 +170,7 @@ class Engine:
         for listener in list(self.listeners):
             try:
                 listener(kind, payload)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a broken live view must not stop the run
                 self.listeners.remove(listener)
                 if kind != "event":
                     self.event("listener_error", f"a live view stopped receiving data: {type(exc).__name__}: {exc}")
@@ -178,8 +195,15 @@ class Engine:
         try:
             self.pstat.open_circuit(None)
         except Exception as exc:  # noqa: BLE001 - the run is already ending; report, keep going
-            self.events.append({"t": self._now(), "kind": "fault", "step": self.step_index,
-                                "message": f"could not switch the cell off: {exc}", "data": {}})
+            self.events.append(
+                {
+                    "t": self._now(),
+                    "kind": "fault",
+                    "step": self.step_index,
+                    "message": f"could not switch the cell off: {exc}",
+                    "data": {},
+                }
+            )
 
     def _columns(self, block: SampleBlock, q_prev: float, t_prev: float) -> dict[str, np.ndarray]:
         n = len(block)
@@ -189,8 +213,16 @@ class Engine:
             dt[0] = t[0] - t_prev
             np.subtract(t[1:], t[:-1], out=dt[1:])
         q = q_prev + np.cumsum(block.I * dt)
-        cols = {"t": t, "step": np.full(n, self.step_index, np.int32), "cycle": np.full(n, self.cycle, np.int32),
-                "E_we": block.E_we, "E_cell": block.E_cell, "I": block.I, "Q": q, "flags": block.flags}
+        cols = {
+            "t": t,
+            "step": np.full(n, self.step_index, np.int32),
+            "cycle": np.full(n, self.cycle, np.int32),
+            "E_we": block.E_we,
+            "E_cell": block.E_cell,
+            "I": block.I,
+            "Q": q,
+            "flags": block.flags,
+        }
         cols.update(block.aux)
         if self.transducer is not None and n:
             try:
@@ -241,7 +273,7 @@ class Engine:
                     # A small-signal spectrum of the shorted cell: the impedance drop and the filament's
                     # resistance (for its diameter); 5 mV around open circuit is harmless.
                     self._eis(S.Eis("impedance after short", POST_SHORT_EIS))
-        except (DaqError, Exception) as exc:
+        except (DaqError, Exception) as exc:  # noqa: BLE001 - any failure mid-run must still end with the cell off
             self._safe()
             outcome, status = S.FAULT, "failed"
             message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, DaqError) else str(exc)
@@ -252,12 +284,31 @@ class Engine:
         finally:
             self._safe()
         duration = self._now()
-        self.writer.close(status, outcome, {"outcome": outcome, "message": message,
-                                            "plated_capacity": self.plated, "plated_capacity_unit": "C/m^2",
-                                            "duration": duration, "duration_unit": "s",
-                                            "short": self.short or {}})
-        result = RunResult(str(self.writer.path), status, outcome, message, duration, self.samples, self.plated,
-                           self.cycle, self.short, self.events)
+        self.writer.close(
+            status,
+            outcome,
+            {
+                "outcome": outcome,
+                "message": message,
+                "plated_capacity": self.plated,
+                "plated_capacity_unit": "C/m^2",
+                "duration": duration,
+                "duration_unit": "s",
+                "short": self.short or {},
+            },
+        )
+        result = RunResult(
+            str(self.writer.path),
+            status,
+            outcome,
+            message,
+            duration,
+            self.samples,
+            self.plated,
+            self.cycle,
+            self.short,
+            self.events,
+        )
         self._emit("run_end", dataclasses.asdict(result))
         return result
 
@@ -274,8 +325,12 @@ class Engine:
                         raise
                     self.event("loop_end", f"{step.label} ended in cycle {self.cycle}: {stop.message}")
                 continue
-            runner = {S.Rest: self._rest, S.Galvanostatic: self._galvanostatic,
-                      S.Potentiostatic: self._potentiostatic, S.Eis: self._eis}[type(step)]
+            runner = {
+                S.Rest: self._rest,
+                S.Galvanostatic: self._galvanostatic,
+                S.Potentiostatic: self._potentiostatic,
+                S.Eis: self._eis,
+            }[type(step)]
             runner(step)
 
     def _skip(self) -> bool:
@@ -292,11 +347,21 @@ class Engine:
         elapsed, charge = 0.0, 0.0
         if self.resume is not None and self.step_index == self.resume.steps_done:
             elapsed, charge = self.resume.elapsed, self.resume.charge
-            self.event("resumed_run", f"run resumed in step {self.step_index} ({step.label}) after "
-                                      f"{elapsed:.0f} s of it", elapsed=elapsed, charge=charge)
+            self.event(
+                "resumed_run",
+                f"run resumed in step {self.step_index} ({step.label}) after {elapsed:.0f} s of it",
+                elapsed=elapsed,
+                charge=charge,
+            )
             self.resume = None
-        row = {"index": self.step_index, "kind": step.kind, "label": step.label, "cycle": self.cycle,
-               "t_start": self._now() - elapsed, "parameters": step_parameters(step)}
+        row = {
+            "index": self.step_index,
+            "kind": step.kind,
+            "label": step.label,
+            "cycle": self.cycle,
+            "t_start": self._now() - elapsed,
+            "parameters": step_parameters(step),
+        }
         self._emit("step_start", row)
         return row["t_start"], row, elapsed, charge
 
@@ -305,8 +370,13 @@ class Engine:
         self.writer.add_step(row)
         self._emit("step_end", row)
 
-    def _check_control(self, between_steps: bool = False, cols: dict[str, np.ndarray] | None = None,
-                       period: float = 1.0, q: float = 0.0) -> str | None:
+    def _check_control(
+        self,
+        between_steps: bool = False,
+        cols: dict[str, np.ndarray] | None = None,
+        period: float = 1.0,
+        q: float = 0.0,
+    ) -> str | None:
         """Handle abort, pause and interlocks after a block; returns 'paused' if the cell was made safe
         and the step must re-apply its current."""
         c = self.control
@@ -340,8 +410,11 @@ class Engine:
         while True:
             if self.control.abort_requested:
                 raise _Stop(S.ABORTED, self.control.reason or "aborted by the operator")
-            self.clock.sleep(self._interval(period) if not self.clock.virtual else
-                             min(self._interval(period), max(interlock.clear_wait, period)))
+            self.clock.sleep(
+                self._interval(period)
+                if not self.clock.virtual
+                else min(self._interval(period), max(interlock.clear_wait, period))
+            )
             cols = self._columns(self.pstat.read(), q, t_prev)
             self._store(cols)
             if len(cols["t"]):
@@ -352,12 +425,18 @@ class Engine:
             elif clear_since is None:
                 clear_since = now
             if clear_since is not None and now - clear_since >= interlock.clear_wait:
-                self.event("interlock_cleared", f"{interlock.name} clear for {now - clear_since:.0f} s; resuming",
-                           interlock=interlock.name)
+                self.event(
+                    "interlock_cleared",
+                    f"{interlock.name} clear for {now - clear_since:.0f} s; resuming",
+                    interlock=interlock.name,
+                )
                 return
             if now - t_trip > interlock.timeout:
-                raise _Stop(S.INTERLOCK, f"{interlock.name} did not clear within {interlock.timeout:.0f} s: "
-                                         f"{message}; run stopped with the cell at open circuit")
+                raise _Stop(
+                    S.INTERLOCK,
+                    f"{interlock.name} did not clear within {interlock.timeout:.0f} s: "
+                    f"{message}; run stopped with the cell at open circuit",
+                )
 
     # --- steps --------------------------------------------------------------------------------
     def _rest(self, step: S.Rest) -> None:
@@ -431,8 +510,9 @@ class Engine:
         if reason in step.stop_on:
             raise _Stop(reason, self.events[-1]["message"])
 
-    def _galvanostatic_stop(self, step: S.Galvanostatic, cols: dict[str, np.ndarray],
-                            detector: ShortCircuitDetector) -> tuple[str | None, int]:
+    def _galvanostatic_stop(
+        self, step: S.Galvanostatic, cols: dict[str, np.ndarray], detector: ShortCircuitDetector
+    ) -> tuple[str | None, int]:
         """The first stop condition in the block and the sample where it happened."""
         e = cols["E_we"] if self.use_reference else cols["E_cell"]
         found: list[tuple[int, str]] = []
@@ -455,11 +535,16 @@ class Engine:
             t = float(cols["t"][k])
             cap = abs(float(cols["Q"][k])) / self.area
             self.short = {"t": t, "capacity": cap, "sample": self.samples - len(cols["t"]) + k}
-            self.event(S.SHORT_CIRCUIT,
-                       f"short circuit at {t:.0f} s after {cap / 36000:.3f} mAh/cm^2: polarisation collapsed from "
-                       f"{1e3 * float(np.max(np.abs(cols['E_we'][max(0, k - 10):k + 1]))):.1f} mV to "
-                       f"{1e3 * abs(float(cols['E_we'][k])):.1f} mV; current switched off",
-                       t_trip=t, capacity=cap, E_at_trip=float(cols["E_we"][k]), sample=self.short["sample"])
+            self.event(
+                S.SHORT_CIRCUIT,
+                f"short circuit at {t:.0f} s after {cap / 36000:.3f} mAh/cm^2: polarisation collapsed from "
+                f"{1e3 * float(np.max(np.abs(cols['E_we'][max(0, k - 10) : k + 1]))):.1f} mV to "
+                f"{1e3 * abs(float(cols['E_we'][k])):.1f} mV; current switched off",
+                t_trip=t,
+                capacity=cap,
+                E_at_trip=float(cols["E_we"][k]),
+                sample=self.short["sample"],
+            )
         elif reason == S.VOLTAGE_LIMIT:
             e = float(cols["E_we"][k]) if k >= 0 else math.nan
             lo, hi = getattr(step, "v_min", math.nan), getattr(step, "v_max", math.nan)
@@ -467,8 +552,11 @@ class Engine:
         elif reason == S.CURRENT_LIMIT:
             self.event(S.CURRENT_LIMIT, f"current limit reached: I = {float(cols['I'][k]):.3e} A")
         else:
-            self.event("step_end", f"{step.label}: {reason.replace('_', ' ')} "
-                                   f"({abs(q) / self.area / 36000:.3f} mAh/cm^2)", reason=reason)
+            self.event(
+                "step_end",
+                f"{step.label}: {reason.replace('_', ' ')} ({abs(q) / self.area / 36000:.3f} mAh/cm^2)",
+                reason=reason,
+            )
 
     def _potentiostatic(self, step: S.Potentiostatic) -> None:
         if self._skip():
@@ -496,8 +584,7 @@ class Engine:
                 self._record_stop(step, reason, cols, k if k is not None else -1, q)
                 break
             if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
-                self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period,
-                                           deadline - self._now())
+                self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, deadline - self._now())
                 t_prev = self._now()
         self.pstat.open_circuit(None)
         self._end(row, reason, q)
@@ -515,8 +602,9 @@ class Engine:
             self.pstat.apply_current(dc, -5.0, 5.0, 1.0)
         elif spec.mode == "potentiostatic" and spec.dc is not None:
             dc = spec.dc
-            self.pstat.apply_potential(dc, -self.pstat.capabilities.max_current,
-                                       self.pstat.capabilities.max_current, 1.0)
+            self.pstat.apply_potential(
+                dc, -self.pstat.capabilities.max_current, self.pstat.capabilities.max_current, 1.0
+            )
         else:
             dc = 0.0
             self.pstat.open_circuit(1.0)
@@ -537,8 +625,16 @@ class Engine:
             if self.control.abort_requested:
                 break
         arr = np.array(points, dtype=L.POINTS)
-        meta = {"t_start": t_begin, "t_end": self._now(), "step": self.step_index, "cycle": self.cycle, "Q": q,
-                "mode": spec.mode, "dc": dc if dc is not None else math.nan, "amplitude": amplitude}
+        meta = {
+            "t_start": t_begin,
+            "t_end": self._now(),
+            "step": self.step_index,
+            "cycle": self.cycle,
+            "Q": q,
+            "mode": spec.mode,
+            "dc": dc if dc is not None else math.nan,
+            "amplitude": amplitude,
+        }
         index = self.writer.add_spectrum(meta, arr)
         self._emit("spectrum", {"index": index, "meta": meta, "points": arr})
         block = self.pstat.read()

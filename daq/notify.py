@@ -41,8 +41,14 @@ from daq.errors import ConfigError
 # What can be notified. "instrument": an instrument fault that was ridden out (off by default: noisy).
 CATEGORIES = ("stop", "short_circuit", "interlock", "fault", "refused", "instrument")
 DEFAULT_ON = ("stop", "short_circuit", "interlock", "fault", "refused")
-_EVENT_CATEGORY = {"short_circuit": "short_circuit", "interlock": "interlock", "fault": "fault",
-                   "instrument_lost": "fault", "transducer_fault": "instrument", "instrument_reconnected": "instrument"}
+_EVENT_CATEGORY = {
+    "short_circuit": "short_circuit",
+    "interlock": "interlock",
+    "fault": "fault",
+    "instrument_lost": "fault",
+    "transducer_fault": "instrument",
+    "instrument_reconnected": "instrument",
+}
 _NEVER_THROTTLED = ("stop", "short_circuit", "refused", "fault")
 
 Reporter = Callable[[str, str, dict[str, Any]], None]
@@ -87,8 +93,9 @@ class Notice:
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> str:
-        return json.dumps({"category": self.category, "subject": self.subject, "message": self.message,
-                           **self.details}, default=str)
+        return json.dumps(
+            {"category": self.category, "subject": self.subject, "message": self.message, **self.details}, default=str
+        )
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -132,13 +139,14 @@ class _T:
         value = self.data.get(key)
         if value is None:
             if required:
-                raise ConfigError(self.at(key), None, "missing; give a list of text, e.g. [\"a\", \"b\"]")
+                raise ConfigError(self.at(key), None, 'missing; give a list of text, e.g. ["a", "b"]')
             return None
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-            raise ConfigError(self.at(key), value if not isinstance(value, dict) else None,
-                              "must be a non-empty list of text")
+            raise ConfigError(
+                self.at(key), value if not isinstance(value, dict) else None, "must be a non-empty list of text"
+            )
         return tuple(value)
 
 
@@ -165,8 +173,22 @@ def notify_from_dict(doc: Any, source: str = "<notify>") -> NotifyConfig:
         email = None
         if "email" in t.data:
             et = _T(t.data["email"], "notify.email")
-            et.unknown({"host", "port", "from", "to", "starttls", "ssl", "username", "password_env", "password",
-                        "ca_file", "timeout", "subject_prefix"})
+            et.unknown(
+                {
+                    "host",
+                    "port",
+                    "from",
+                    "to",
+                    "starttls",
+                    "ssl",
+                    "username",
+                    "password_env",
+                    "password",
+                    "ca_file",
+                    "timeout",
+                    "subject_prefix",
+                }
+            )
             port = et.data.get("port", 465 if et.data.get("ssl") is True else 25)
             if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
                 raise ConfigError("notify.email.port", port, "must be a port number 1-65535")
@@ -177,13 +199,20 @@ def notify_from_dict(doc: Any, source: str = "<notify>") -> NotifyConfig:
             username = et.text("username")
             if (password_env or et.data.get("password")) and not username:
                 raise ConfigError("notify.email.username", None, "missing; a password needs a user name")
-            email = EmailSettings(host=et.text("host", required=True) or "",
-                                  sender=et.text("from", required=True) or "",
-                                  to=et.strings("to", required=True) or (), port=port, starttls=starttls,
-                                  ssl=use_ssl, username=username, password_env=password_env,
-                                  password=et.text("password"), ca_file=et.text("ca_file"),
-                                  timeout=et.seconds("timeout", 10.0),
-                                  subject_prefix=str(et.data.get("subject_prefix", "[daq]")))
+            email = EmailSettings(
+                host=et.text("host", required=True) or "",
+                sender=et.text("from", required=True) or "",
+                to=et.strings("to", required=True) or (),
+                port=port,
+                starttls=starttls,
+                ssl=use_ssl,
+                username=username,
+                password_env=password_env,
+                password=et.text("password"),
+                ca_file=et.text("ca_file"),
+                timeout=et.seconds("timeout", 10.0),
+                subject_prefix=str(et.data.get("subject_prefix", "[daq]")),
+            )
         if command is None and email is None:
             raise ConfigError("notify", None, "give a [notify.command] and/or a [notify.email] table")
         return NotifyConfig(tuple(on), command, email, t.seconds("repeat_after", 300.0), source)
@@ -209,14 +238,30 @@ def run_command(hook: CommandHook, notice: Notice) -> None:
     """Run the hook; raises RuntimeError (with the reason) unless it exits 0 within its timeout."""
     env = dict(os.environ)
     d = notice.details
-    env.update({"DAQ_NOTIFY_CATEGORY": notice.category, "DAQ_NOTIFY_SUBJECT": notice.subject,
-                "DAQ_NOTIFY_MESSAGE": notice.message, "DAQ_RUN_FILE": str(d.get("run_file", "")),
-                "DAQ_CELL_ID": str(d.get("cell_id", "")), "DAQ_PROTOCOL": str(d.get("protocol", "")),
-                "DAQ_HOST": str(d.get("host", "")), "DAQ_EVENT_KIND": str(d.get("event_kind", "")),
-                "DAQ_EVENT_TIME": str(d.get("t", "")), "DAQ_RUN_OUTCOME": str(d.get("outcome", ""))})
+    env.update(
+        {
+            "DAQ_NOTIFY_CATEGORY": notice.category,
+            "DAQ_NOTIFY_SUBJECT": notice.subject,
+            "DAQ_NOTIFY_MESSAGE": notice.message,
+            "DAQ_RUN_FILE": str(d.get("run_file", "")),
+            "DAQ_CELL_ID": str(d.get("cell_id", "")),
+            "DAQ_PROTOCOL": str(d.get("protocol", "")),
+            "DAQ_HOST": str(d.get("host", "")),
+            "DAQ_EVENT_KIND": str(d.get("event_kind", "")),
+            "DAQ_EVENT_TIME": str(d.get("t", "")),
+            "DAQ_RUN_OUTCOME": str(d.get("outcome", "")),
+        }
+    )
     try:
-        proc = subprocess.run(list(hook.argv), input=notice.as_json(), text=True, env=env, capture_output=True,
-                              timeout=hook.timeout, check=False)
+        proc = subprocess.run(
+            list(hook.argv),
+            input=notice.as_json(),
+            text=True,
+            env=env,
+            capture_output=True,
+            timeout=hook.timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"command {hook.argv[0]!r} did not finish within {hook.timeout:g} s (killed)") from None
     except OSError as exc:
@@ -263,8 +308,7 @@ def _fmt_t(t: Any) -> str:
 class Notifier:
     """Engine listener that notifies the operator; see the module docstring."""
 
-    def __init__(self, config: NotifyConfig, context: dict[str, Any] | None = None,
-                 reporter: Reporter | None = None):
+    def __init__(self, config: NotifyConfig, context: dict[str, Any] | None = None, reporter: Reporter | None = None):
         self.config = config
         self.context = {"host": socket.gethostname(), **(context or {})}
         self.reporter = reporter
@@ -282,8 +326,9 @@ class Notifier:
     # --- engine side ----------------------------------------------------------------------------
     def bind_run(self, engine: Any) -> None:
         """Take the run's identity and record delivery results as its events."""
-        self.context.update({"run_file": str(engine.writer.path), "cell_id": engine.cell.cell_id,
-                             "protocol": engine.protocol.name})
+        self.context.update(
+            {"run_file": str(engine.writer.path), "cell_id": engine.cell.cell_id, "protocol": engine.protocol.name}
+        )
         self.reporter = lambda kind, message, data: engine.event(kind, message, **data)
         self.synchronous = bool(getattr(engine.clock, "virtual", False))
 
@@ -321,18 +366,35 @@ class Notifier:
                 category = "instrument"
             if category is None or category not in self.config.on:
                 return None
-            title = {"short_circuit": "SHORT CIRCUIT", "interlock": "interlock holds the cell",
-                     "fault": "FAULT", "instrument": "instrument fault"}[category]
-            return Notice(category, f"{who}: {title} at {_fmt_t(payload.get('t'))}", str(payload.get("message", "")),
-                          {**ctx, "event_kind": ev_kind, "t": payload.get("t"), "step": payload.get("step"),
-                           "event_data": data})
+            title = {
+                "short_circuit": "SHORT CIRCUIT",
+                "interlock": "interlock holds the cell",
+                "fault": "FAULT",
+                "instrument": "instrument fault",
+            }[category]
+            return Notice(
+                category,
+                f"{who}: {title} at {_fmt_t(payload.get('t'))}",
+                str(payload.get("message", "")),
+                {**ctx, "event_kind": ev_kind, "t": payload.get("t"), "step": payload.get("step"), "event_data": data},
+            )
         if kind == "run_end" and "stop" in self.config.on:
             outcome = str(payload.get("outcome", ""))
             status = str(payload.get("status", ""))
             title = "run completed" if outcome == "completed" else f"run stopped: {outcome.replace('_', ' ')}"
-            return Notice("stop", f"{who}: {title}", str(payload.get("message", "")),
-                          {**ctx, "run_file": payload.get("path", ctx.get("run_file", "")), "outcome": outcome,
-                           "status": status, "t": payload.get("duration"), "event_kind": "run_end"})
+            return Notice(
+                "stop",
+                f"{who}: {title}",
+                str(payload.get("message", "")),
+                {
+                    **ctx,
+                    "run_file": payload.get("path", ctx.get("run_file", "")),
+                    "outcome": outcome,
+                    "status": status,
+                    "t": payload.get("duration"),
+                    "event_kind": "run_end",
+                },
+            )
         return None
 
     def _admit(self, notice: Notice) -> bool:
@@ -378,13 +440,13 @@ class Notifier:
             try:
                 run_command(self.config.command, notice)
                 out.append(("command", None))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a failed notice is reported, never raised into the run
                 out.append(("command", str(exc)))
         if self.config.email is not None:
             try:
                 send_email(self.config.email, notice)
                 out.append(("email", None))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a failed notice is reported, never raised into the run
                 out.append(("email", f"{type(exc).__name__}: {exc}"))
         return out
 
@@ -397,12 +459,14 @@ class Notifier:
                 return
             if error is None:
                 self.sent.append((category, channel))
-                self._record("notified", f"operator notified by {channel} ({category})",
-                             {"category": category, "channel": channel})
+                self._record(
+                    "notified",
+                    f"operator notified by {channel} ({category})",
+                    {"category": category, "channel": channel},
+                )
             else:
                 text = f"notification by {channel} failed ({category}): {error}; the run goes on"
-                if not self._record("notify_failed", text, {"category": category, "channel": channel,
-                                                             "error": error}):
+                if not self._record("notify_failed", text, {"category": category, "channel": channel, "error": error}):
                     self.failures.append(text)  # not in the run's record: close() hands it to the caller
 
     def _record(self, kind: str, message: str, data: dict[str, Any]) -> bool:

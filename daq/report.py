@@ -12,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from daq import units as u  # noqa: E402
-from daq.storage.reader import RunFile, open_run  # noqa: E402
+from daq import units as u
+from daq.storage.reader import RunFile, open_run
 
 Q_UNIT = 36000.0
 
@@ -37,11 +37,13 @@ def summary_lines(run: RunFile) -> list[str]:
     attrs, cell = run.attrs, run.cell
     area = cell["electrodes.working_area"]
     steps, events = run.steps(), run.events()
-    lines = [f"{run.path}: {attrs.get('protocol', '?')} on {cell['cell_id']} "
-             f"({cell['electrolyte.material']}, {100 * cell['electrolyte.relative_density']:.0f} % dense)",
-             f"  status:   {run.status}   outcome: {attrs.get('outcome', '') or '-'}",
-             f"  started:  {attrs.get('start_time', '')}   ended: {attrs.get('end_time', '') or '-'}",
-             f"  samples:  {len(run)}   steps: {len(steps)}   spectra: {len(run.spectra())}"]
+    lines = [
+        f"{run.path}: {attrs.get('protocol', '?')} on {cell['cell_id']} "
+        f"({cell['electrolyte.material']}, {100 * cell['electrolyte.relative_density']:.0f} % dense)",
+        f"  status:   {run.status}   outcome: {attrs.get('outcome', '') or '-'}",
+        f"  started:  {attrs.get('start_time', '')}   ended: {attrs.get('end_time', '') or '-'}",
+        f"  samples:  {len(run)}   steps: {len(steps)}   spectra: {len(run.spectra())}",
+    ]
     if len(steps):
         plated = np.abs(steps.Q[steps.parameters.str.contains('"direction": "plate"')]) / area / Q_UNIT
         if len(plated):
@@ -59,10 +61,13 @@ def summary_lines(run: RunFile) -> list[str]:
             text += f"; shorted cell {s['resistance']:.0f} ohm, filament diameter {diameter}"
         lines.append(text)
         if "bulk_resistance_slope" in s:
-            lines.append(f"  bulk resistance before the short: {s['bulk_resistance_first']:.0f} -> "
-                         f"{s['bulk_resistance_last']:.0f} ohm ({s['bulk_resistance_slope']:.0f} ohm per mAh/cm^2)")
-    important = events[events.kind.isin(["short_circuit", "voltage_limit", "current_limit", "fault", "interlock",
-                                         "paused", "aborted"])]
+            lines.append(
+                f"  bulk resistance before the short: {s['bulk_resistance_first']:.0f} -> "
+                f"{s['bulk_resistance_last']:.0f} ohm ({s['bulk_resistance_slope']:.0f} ohm per mAh/cm^2)"
+            )
+    important = events[
+        events.kind.isin(["short_circuit", "voltage_limit", "current_limit", "fault", "interlock", "paused", "aborted"])
+    ]
     for _, e in important.iterrows():
         lines.append(f"  event at {u.fmt(e.t, 'h', 4)}: {e.kind}: {e.message}")
     return lines
@@ -108,8 +113,15 @@ def plot(run: RunFile, out_dir: Path) -> list[Path]:
         cmap = plt.get_cmap("viridis")
         for i in range(len(spectra)):
             s = run.spectrum(i)
-            ax.plot(s.z_real, -s.z_imag, ".-", ms=3, lw=0.6, color=cmap(i / max(len(spectra) - 1, 1)),
-                    label=f"#{i} {abs(spectra.Q[i]) / area / Q_UNIT:.2f} mAh/cm$^2$" if len(spectra) <= 12 else None)
+            ax.plot(
+                s.z_real,
+                -s.z_imag,
+                ".-",
+                ms=3,
+                lw=0.6,
+                color=cmap(i / max(len(spectra) - 1, 1)),
+                label=f"#{i} {abs(spectra.Q[i]) / area / Q_UNIT:.2f} mAh/cm$^2$" if len(spectra) <= 12 else None,
+            )
         ax.set_xlabel("Z' / ohm")
         ax.set_ylabel("-Z'' / ohm")
         ax.set_aspect("equal", adjustable="datalim")

@@ -58,8 +58,20 @@ _TRANSDUCER_KEYS = {
     "modbus": {"baudrate", "timeout", "parity", "stopbits", "registers", "ram_area", "capacity"},
     "sim": {"noise"},
 }
-_REGISTER_KEYS = {"value", "value_type", "word_order", "decimals", "unit", "unit_codes", "fixed_unit",
-                  "fixed_decimals", "scale", "function", "device_id", "overflow"}
+_REGISTER_KEYS = {
+    "value",
+    "value_type",
+    "word_order",
+    "decimals",
+    "unit",
+    "unit_codes",
+    "fixed_unit",
+    "fixed_decimals",
+    "scale",
+    "function",
+    "device_id",
+    "overflow",
+}
 
 
 @dataclass(frozen=True)
@@ -110,8 +122,9 @@ class Rig:
         matching = [c for c in self.channels.values() if cell_id is not None and c.cell.cell_id == cell_id]
         if len(matching) == 1:
             return matching[0]
-        raise ConfigError("channel", None, f"the rig has channels {', '.join(self.channels)}; name one "
-                                           "(RIG.toml#CHANNEL)")
+        raise ConfigError(
+            "channel", None, f"the rig has channels {', '.join(self.channels)}; name one (RIG.toml#CHANNEL)"
+        )
 
     def channels_of(self, instrument: str) -> list[ChannelSpec]:
         return [c for c in self.channels.values() if c.instrument == instrument]
@@ -130,8 +143,9 @@ class _Table:
     def unknown(self, allowed: set[str]) -> None:
         for key in self.data:
             if key not in allowed:
-                raise ConfigError(self.path(key), self.data[key],
-                                  f"unknown field; expected one of {', '.join(sorted(allowed))}")
+                raise ConfigError(
+                    self.path(key), self.data[key], f"unknown field; expected one of {', '.join(sorted(allowed))}"
+                )
 
     def text(self, key: str, default: str | None = None) -> str:
         value = self.data.get(key, default)
@@ -174,8 +188,11 @@ class _Table:
                 raise ConfigError(self.path(key), value, f"must be a positive {kind.name}")
             return parsed
         if len(kinds) > 1:
-            raise ConfigError(self.path(key), value, f"expected a {' or '.join(k.name for k in kinds)} with its unit, "
-                                                     f"e.g. \"{kinds[0].example}\"")
+            raise ConfigError(
+                self.path(key),
+                value,
+                f'expected a {" or ".join(k.name for k in kinds)} with its unit, e.g. "{kinds[0].example}"',
+            )
         raise error  # type: ignore[misc]
 
 
@@ -200,28 +217,36 @@ def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | 
     meta = _Table(doc.get("rig", {}), "rig")
     meta.unknown({"name", "description", "operator", "location"})
     name = meta.text("name", path.stem if path else "rig")
-    instruments = {key: _instrument(key, value) for key, value in
-                   _Table(doc.get("instruments", {}), "instruments").data.items()}
-    transducers = {key: _transducer(key, value) for key, value in
-                   _Table(doc.get("transducers", {}), "transducers").data.items()}
+    instruments = {
+        key: _instrument(key, value) for key, value in _Table(doc.get("instruments", {}), "instruments").data.items()
+    }
+    transducers = {
+        key: _transducer(key, value) for key, value in _Table(doc.get("transducers", {}), "transducers").data.items()
+    }
     channels_table = _Table(doc.get("channels", {}), "channels")
     if not channels_table.data:
         raise ConfigError("channels", None, "the rig has no channels; add [channels.NAME] with instrument and cell")
-    channels = {key: _channel(key, value, instruments, transducers, base_dir) for key, value in
-                channels_table.data.items()}
+    channels = {
+        key: _channel(key, value, instruments, transducers, base_dir) for key, value in channels_table.data.items()
+    }
     seen: dict[tuple[str, int], str] = {}
     used: dict[str, str] = {}
     for ch in channels.values():
         slot = (ch.instrument, ch.channel)
         if slot in seen:
-            raise ConfigError(f"channels.{ch.name}.channel", ch.channel,
-                              f"instrument '{ch.instrument}' channel {ch.channel} already serves "
-                              f"channel '{seen[slot]}'")
+            raise ConfigError(
+                f"channels.{ch.name}.channel",
+                ch.channel,
+                f"instrument '{ch.instrument}' channel {ch.channel} already serves channel '{seen[slot]}'",
+            )
         seen[slot] = ch.name
         if ch.transducer is not None:
             if ch.transducer in used:
-                raise ConfigError(f"channels.{ch.name}.transducer", ch.transducer,
-                                  f"already reads the press of channel '{used[ch.transducer]}'")
+                raise ConfigError(
+                    f"channels.{ch.name}.transducer",
+                    ch.transducer,
+                    f"already reads the press of channel '{used[ch.transducer]}'",
+                )
             used[ch.transducer] = ch.name
     return Rig(name, path, instruments, transducers, channels)
 
@@ -230,8 +255,9 @@ def _instrument(name: str, data: object) -> InstrumentSpec:
     t = _Table(data, f"instruments.{name}")
     kind = t.text("kind")
     if kind not in POTENTIOSTAT_KINDS:
-        raise ConfigError(t.path("kind"), kind, f"unknown instrument kind; expected one of "
-                                                f"{', '.join(POTENTIOSTAT_KINDS)}")
+        raise ConfigError(
+            t.path("kind"), kind, f"unknown instrument kind; expected one of {', '.join(POTENTIOSTAT_KINDS)}"
+        )
     allowed = {"kind", "resource", "timeout", "description"}
     if kind == "keithley2450":
         allowed |= {"buffer_size"}
@@ -245,8 +271,9 @@ def _instrument(name: str, data: object) -> InstrumentSpec:
         raise ConfigError(t.path("resource"), resource, "must be text")
     if kind == "keithley2450":
         if "::" not in resource:
-            raise ConfigError(t.path("resource"), resource,
-                              "expected a VISA resource, e.g. \"TCPIP::192.168.1.50::5025::SOCKET\"")
+            raise ConfigError(
+                t.path("resource"), resource, 'expected a VISA resource, e.g. "TCPIP::192.168.1.50::5025::SOCKET"'
+            )
         if "buffer_size" in t.data:
             options["buffer_size"] = t.integer("buffer_size", minimum=10)
     timeout = t.quantity("timeout", u.TIME)
@@ -259,8 +286,9 @@ def _transducer(name: str, data: object) -> TransducerSpec:
     t = _Table(data, f"transducers.{name}")
     kind = t.text("kind")
     if kind not in TRANSDUCER_KINDS:
-        raise ConfigError(t.path("kind"), kind,
-                          f"unknown transducer kind; expected one of {', '.join(TRANSDUCER_KINDS)}")
+        raise ConfigError(
+            t.path("kind"), kind, f"unknown transducer kind; expected one of {', '.join(TRANSDUCER_KINDS)}"
+        )
     t.unknown({"kind", "port", "pressed_area", "calibration", "description"} | _TRANSDUCER_KEYS[kind])
     port = f"sim://{name}" if kind == "sim" else t.text("port")
     pressed_area = t.quantity("pressed_area", u.AREA)
@@ -273,7 +301,7 @@ def _transducer(name: str, data: object) -> TransducerSpec:
         if key in t.data:
             value = t.text(key)
             if value not in ("N", "E", "O"):
-                raise ConfigError(t.path(key), value, "must be \"N\", \"E\" or \"O\"")
+                raise ConfigError(t.path(key), value, 'must be "N", "E" or "O"')
             options[key] = value
     if "stopbits" in t.data:
         options["stopbits"] = t.integer("stopbits", minimum=1)
@@ -361,7 +389,7 @@ def _registers(t: _Table) -> Any:
             if not str(code).isdigit():
                 raise ConfigError(codes.path(str(code)), unit, "unit codes are register values (0, 1, 2 ...)")
             if not isinstance(unit, str):
-                raise ConfigError(codes.path(str(code)), unit, "must be a unit, e.g. \"bar\"")
+                raise ConfigError(codes.path(str(code)), unit, 'must be a unit, e.g. "bar"')
             parsed[int(code)] = unit
         kw["unit_codes"] = parsed
     if "overflow" in t.data:
@@ -370,7 +398,7 @@ def _registers(t: _Table) -> Any:
             raise ConfigError(t.path("overflow"), values, "must be a list of whole numbers, e.g. [32767, -32768]")
         kw["overflow"] = tuple(values)
     if "unit" in kw and not kw.get("unit_codes"):
-        raise ConfigError(t.path("unit_codes"), None, "a unit register needs unit_codes, e.g. { 0 = \"bar\" }")
+        raise ConfigError(t.path("unit_codes"), None, 'a unit register needs unit_codes, e.g. { 0 = "bar" }')
     try:
         return RegisterMap(**kw)
     except ConfigError as exc:
@@ -378,8 +406,13 @@ def _registers(t: _Table) -> Any:
         raise ConfigError(t.path(field_name), exc.value, exc.problem) from None
 
 
-def _channel(name: str, data: object, instruments: dict[str, InstrumentSpec],
-             transducers: dict[str, TransducerSpec], base_dir: Path) -> ChannelSpec:
+def _channel(
+    name: str,
+    data: object,
+    instruments: dict[str, InstrumentSpec],
+    transducers: dict[str, TransducerSpec],
+    base_dir: Path,
+) -> ChannelSpec:
     t = _Table(data, f"channels.{name}")
     t.unknown({"instrument", "channel", "cell", "transducer", "description"})
     instrument = t.text("instrument")
@@ -432,8 +465,11 @@ def build_potentiostat(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: A
         from simulators.cell import SimulatedCell
         from simulators.potentiostat import SimulatedPotentiostat
 
-        return SimulatedPotentiostat(sim_cell if sim_cell is not None else SimulatedCell(channel.cell), clock,
-                                     name=f"{spec.name}:{channel.channel}")
+        return SimulatedPotentiostat(
+            sim_cell if sim_cell is not None else SimulatedCell(channel.cell),
+            clock,
+            name=f"{spec.name}:{channel.channel}",
+        )
     cls = driver_class(spec.kind)
     if spec.kind == "keithley2450":
         return cls(spec.resource, clock, name=spec.name, **spec.options)
@@ -491,8 +527,9 @@ def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: Any
         from simulators.cell import SimulatedCell
         from simulators.rig import SimulatedTransducer
 
-        sim = SimulatedTransducer(sim_cell if sim_cell is not None else SimulatedCell(channel.cell), clock,
-                                  **spec.options)
+        sim = SimulatedTransducer(
+            sim_cell if sim_cell is not None else SimulatedCell(channel.cell), clock, **spec.options
+        )
         sim.pressed_area = area
         return sim
     from drivers import transducers as tr
@@ -522,9 +559,14 @@ def build_channel(rig: Rig, channel: ChannelSpec, clock: Clock, cell: Cell | Non
         channel = dataclasses.replace(channel, cell=cell)
     sim_cell = None
     if rig.instruments[channel.instrument].kind == "sim" or (
-            channel.transducer and rig.transducers[channel.transducer].kind == "sim"):
+        channel.transducer and rig.transducers[channel.transducer].kind == "sim"
+    ):
         from simulators.cell import SimulatedCell
 
         sim_cell = SimulatedCell(cell)
-    return ChannelHardware(channel, build_potentiostat(rig, channel, clock, sim_cell),
-                           build_transducer(rig, channel, clock, sim_cell), sim_cell)
+    return ChannelHardware(
+        channel,
+        build_potentiostat(rig, channel, clock, sim_cell),
+        build_transducer(rig, channel, clock, sim_cell),
+        sim_cell,
+    )

@@ -37,17 +37,33 @@ def predictions(cell: Cell) -> dict[str, dict[str, Any]]:
     pred = ccd.predict(cell.microstructure)
     limit = voids.void_free_limit(cell.stack_pressure, cell.simulation.interface_asr)
     return {
-        "ccd": {"value": pred.value / 10, "unit": "mA/cm^2", "low": pred.low / 10, "high": pred.high / 10,
-                "model": ccd.MODEL_NAME, "model_version": ccd.MODEL_VERSION,
-                "inputs": {**dataclasses.asdict(cell.microstructure), **pred.inputs()},
-                "input_units": {"pore_radius": "m", "pore_separation": "m", "crack_length": "m",
-                                "crack_width": "m", "creep_prefactor": "MPa^-m s^-1", "activation_energy": "J/mol",
-                                "fracture_toughness": "Pa m^0.5", "temperature": "K"}},
-        "void_free_limit": {"value": limit / 10, "unit": "mA/cm^2", "model": voids.MODEL_NAME,
-                            "model_version": voids.MODEL_VERSION,
-                            "inputs": {"stack_pressure": cell.stack_pressure,
-                                       "interface_asr": cell.simulation.interface_asr},
-                            "input_units": {"stack_pressure": "Pa", "interface_asr": "ohm m^2"}},
+        "ccd": {
+            "value": pred.value / 10,
+            "unit": "mA/cm^2",
+            "low": pred.low / 10,
+            "high": pred.high / 10,
+            "model": ccd.MODEL_NAME,
+            "model_version": ccd.MODEL_VERSION,
+            "inputs": {**dataclasses.asdict(cell.microstructure), **pred.inputs()},
+            "input_units": {
+                "pore_radius": "m",
+                "pore_separation": "m",
+                "crack_length": "m",
+                "crack_width": "m",
+                "creep_prefactor": "MPa^-m s^-1",
+                "activation_energy": "J/mol",
+                "fracture_toughness": "Pa m^0.5",
+                "temperature": "K",
+            },
+        },
+        "void_free_limit": {
+            "value": limit / 10,
+            "unit": "mA/cm^2",
+            "model": voids.MODEL_NAME,
+            "model_version": voids.MODEL_VERSION,
+            "inputs": {"stack_pressure": cell.stack_pressure, "interface_asr": cell.simulation.interface_asr},
+            "input_units": {"stack_pressure": "Pa", "interface_asr": "ohm m^2"},
+        },
     }
 
 
@@ -55,17 +71,32 @@ def resolved(protocol: Protocol) -> dict[str, Any]:
     def tree(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
         return [dict(step_parameters(s), **({"steps": tree(s.steps)} if isinstance(s, Loop) else {})) for s in steps]
 
-    return {"name": protocol.name, "short_circuit": dataclasses.asdict(protocol.short_circuit),
-            "steps": tree(protocol.steps)}
+    return {
+        "name": protocol.name,
+        "short_circuit": dataclasses.asdict(protocol.short_circuit),
+        "steps": tree(protocol.steps),
+    }
 
 
-def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clock: Clock, out: str | Path,
-                 transducer: PressureTransducer | None = None, control: RunControl | None = None,
-                 listeners: Iterable[Listener] = (), block_samples: int = 256,
-                 block_interval: float | None = None, run_attrs: dict[str, Any] | None = None,
-                 overwrite: bool = False, flush_interval: float = 0.5,
-                 cell_source: str = "", cell_overrides: dict[str, Any] | None = None,
-                 transcript: bool = True, resilience: RetryPolicy | None = None) -> RunResult:
+def run_protocol(
+    protocol: Protocol,
+    cell: Cell,
+    potentiostat: Potentiostat,
+    clock: Clock,
+    out: str | Path,
+    transducer: PressureTransducer | None = None,
+    control: RunControl | None = None,
+    listeners: Iterable[Listener] = (),
+    block_samples: int = 256,
+    block_interval: float | None = None,
+    run_attrs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    flush_interval: float = 0.5,
+    cell_source: str = "",
+    cell_overrides: dict[str, Any] | None = None,
+    transcript: bool = True,
+    resilience: RetryPolicy | None = None,
+) -> RunResult:
     """Run ``protocol`` on ``cell`` into a new run file ``out``. ``cell_source``/``cell_overrides``
     (the cell file's text and --set values) are stored so the run can be resumed exactly; ``transcript``
     keeps every instrument command and data block in /transcript, so the run can be replayed.
@@ -76,16 +107,32 @@ def run_protocol(protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clo
     if resilience is not None:
         potentiostat, transducer = resilient.wrap(potentiostat, transducer, clock, resilience)
     aux = ["pressure", "force"] if transducer is not None else []
-    writer = RunWriter(out, cell_attrs=cell.attrs(), cell_units=cellmod.ATTR_UNITS,
-                       protocol_source=protocol.source_text, protocol_path=protocol.source_path,
-                       protocol_resolved=resolved(protocol), predictions=predictions(cell),
-                       run_attrs={"protocol": protocol.name, "cell_id": cell.cell_id, **(run_attrs or {})},
-                       aux_columns=aux, overwrite=overwrite, flush_interval=flush_interval,
-                       cell_source=cell_source, protocol_overrides=dict(protocol.overrides),
-                       cell_overrides=cell_overrides, transcript=transcript)
-    return _start(writer, protocol, cell, potentiostat, clock, transducer,
-                  dict(control=control, listeners=listeners, block_interval=block_interval,
-                       block_samples=block_samples))
+    writer = RunWriter(
+        out,
+        cell_attrs=cell.attrs(),
+        cell_units=cellmod.ATTR_UNITS,
+        protocol_source=protocol.source_text,
+        protocol_path=protocol.source_path,
+        protocol_resolved=resolved(protocol),
+        predictions=predictions(cell),
+        run_attrs={"protocol": protocol.name, "cell_id": cell.cell_id, **(run_attrs or {})},
+        aux_columns=aux,
+        overwrite=overwrite,
+        flush_interval=flush_interval,
+        cell_source=cell_source,
+        protocol_overrides=dict(protocol.overrides),
+        cell_overrides=cell_overrides,
+        transcript=transcript,
+    )
+    return _start(
+        writer,
+        protocol,
+        cell,
+        potentiostat,
+        clock,
+        transducer,
+        dict(control=control, listeners=listeners, block_interval=block_interval, block_samples=block_samples),
+    )
 
 
 def rebuild(path: str | Path) -> tuple[Protocol, Cell, ResumePoint, str]:
@@ -101,8 +148,13 @@ def rebuild(path: str | Path) -> tuple[Protocol, Cell, ResumePoint, str]:
         return protocol, cell, run.resume_point(), run.attrs.get("rig", "")
 
 
-def resume_protocol(path: str | Path, potentiostat: Potentiostat, clock: Clock,
-                    transducer: PressureTransducer | None = None, **engine_options: Any) -> RunResult:
+def resume_protocol(
+    path: str | Path,
+    potentiostat: Potentiostat,
+    clock: Clock,
+    transducer: PressureTransducer | None = None,
+    **engine_options: Any,
+) -> RunResult:
     """Continue an interrupted run in the same file, from where it stopped."""
     protocol, cell, point, _ = rebuild(path)
     binding.check(protocol, cell, potentiostat.capabilities)
@@ -111,8 +163,15 @@ def resume_protocol(path: str | Path, potentiostat: Potentiostat, clock: Clock,
     return _start(writer, protocol, cell, potentiostat, clock, transducer, dict(engine_options, resume=point))
 
 
-def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Potentiostat, clock: Clock,
-           transducer: PressureTransducer | None, engine_options: dict[str, Any]) -> RunResult:
+def _start(
+    writer: RunWriter,
+    protocol: Protocol,
+    cell: Cell,
+    potentiostat: Potentiostat,
+    clock: Clock,
+    transducer: PressureTransducer | None,
+    engine_options: dict[str, Any],
+) -> RunResult:
     if writer.transcript:  # log every command and block to /transcript, on the run clock
         resume = engine_options.get("resume")
         origin = clock.now() - (resume.t_last if resume else 0.0)
@@ -122,10 +181,15 @@ def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Pote
         binding.check(protocol, cell, potentiostat.capabilities)  # drivers may refine ranges on connect
         writer.add_instrument("potentiostat", dataclasses.asdict(info))
         if transducer is not None:
-            writer.add_instrument("transducer", {**dataclasses.asdict(transducer.connect()),
-                                                 "pressed_area": transducer.pressed_area, "pressed_area_unit": "m^2",
-                                                 **{f"calibration.{k}": v for k, v in
-                                                    dataclasses.asdict(transducer.calibration).items()}})
+            writer.add_instrument(
+                "transducer",
+                {
+                    **dataclasses.asdict(transducer.connect()),
+                    "pressed_area": transducer.pressed_area,
+                    "pressed_area_unit": "m^2",
+                    **{f"calibration.{k}": v for k, v in dataclasses.asdict(transducer.calibration).items()},
+                },
+            )
     except BaseException as exc:
         try:
             potentiostat.close()
@@ -133,13 +197,24 @@ def _start(writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Pote
             if isinstance(exc, ConfigError) and not engine_options.get("resume"):
                 writer.discard()  # refused before anything ran: no half-made file
             else:  # a resumed run that could not start stays resumable
-                writer.close("interrupted" if engine_options.get("resume") else "failed", "fault",
-                             {"message": f"could not start the run: {exc}"})
+                writer.close(
+                    "interrupted" if engine_options.get("resume") else "failed",
+                    "fault",
+                    {"message": f"could not start the run: {exc}"},
+                )
         if isinstance(exc, DaqError) or not isinstance(exc, Exception):
             raise
         raise InstrumentError(f"could not start the run: {exc}") from exc
-    engine = Engine(protocol, cell, potentiostat, clock, writer, transducer,
-                    interlocks=interlocks.build(protocol.interlocks), **engine_options)
+    engine = Engine(
+        protocol,
+        cell,
+        potentiostat,
+        clock,
+        writer,
+        transducer,
+        interlocks=interlocks.build(protocol.interlocks),
+        **engine_options,
+    )
     if isinstance(potentiostat, TranscriptPotentiostat):
         potentiostat.now = lambda: clock.now() - engine.t0  # the engine's run time from its start on
     for part in (potentiostat, transducer, *engine.listeners):  # fault-tolerant instruments and notifiers
@@ -166,6 +241,6 @@ def _close_all(potentiostat: Potentiostat, transducer: PressureTransducer | None
             continue
         try:
             part.close()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - closing goes on for every part; failures are reported together
             problems.append(f"closing the {name} failed: {exc}")
     return "; ".join(problems)

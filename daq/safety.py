@@ -42,7 +42,7 @@ class ShortCircuitDetector:
             return None
         # ref[k] = max(joined[k-w : k]) (preceding window, excluding sample k itself)
         rolling = maximum_filter1d(joined, size=w, origin=(w - 1) // 2, mode="constant", cval=0.0)  # trailing
-        ref = np.concatenate([[0.0], rolling[:-1]])[len(tail):]
+        ref = np.concatenate([[0.0], rolling[:-1]])[len(tail) :]
         trip = flowing & (mag < c.collapse_fraction * ref) & (ref - mag > c.min_drop)
         hits = np.flatnonzero(trip)
         return int(hits[0]) if hits.size else None

@@ -83,16 +83,27 @@ class SoundnessReport:
         if not self.ok:
             return self.problem
         ref = self.reference
-        return (f"cell sound: open-circuit voltage {1e3 * self.ocv:.1f} mV (drift {1e3 * self.ocv_drift:.1f} mV), "
-                f"|Z| {self.resistance:.4g} ohm = {self.ratio:.2f} x {ref.description if ref else 'reference'}")
+        return (
+            f"cell sound: open-circuit voltage {1e3 * self.ocv:.1f} mV (drift {1e3 * self.ocv_drift:.1f} mV), "
+            f"|Z| {self.resistance:.4g} ohm = {self.ratio:.2f} x {ref.description if ref else 'reference'}"
+        )
 
     def data(self) -> dict[str, Any]:
         """JSON-able record (SI) for the run file's events."""
         ref = self.reference
-        return {"ok": self.ok, "ocv": self.ocv, "ocv_drift": self.ocv_drift, "method": self.method,
-                "resistance": self.resistance, "ratio": self.ratio,
-                "reference": ref.kind if ref else "", "reference_resistance": ref.resistance if ref else math.nan,
-                "frequencies": self.frequencies, "z_real": self.z_real, "z_imag": self.z_imag}
+        return {
+            "ok": self.ok,
+            "ocv": self.ocv,
+            "ocv_drift": self.ocv_drift,
+            "method": self.method,
+            "resistance": self.resistance,
+            "ratio": self.ratio,
+            "reference": ref.kind if ref else "",
+            "reference_resistance": ref.resistance if ref else math.nan,
+            "frequencies": self.frequencies,
+            "z_real": self.z_real,
+            "z_imag": self.z_imag,
+        }
 
 
 def expected_bulk_resistance(cell: Cell) -> float:
@@ -123,8 +134,9 @@ def reference_from_run(run: Any, cell: Cell) -> Reference:
                 order = np.argsort(f)
                 f, z = f[order], z[order]
                 t = float(spectra["t_end"].iloc[-1])
-                return Reference("spectrum", f"the last spectrum in the file (no. {index}, t = {t:.0f} s)",
-                                 float(abs(z[0])), f, z)
+                return Reference(
+                    "spectrum", f"the last spectrum in the file (no. {index}, t = {t:.0f} s)", float(abs(z[0])), f, z
+                )
     except Exception:  # noqa: BLE001 - a damaged spectrum table: fall back on the cell file
         pass
     r = expected_bulk_resistance(cell)
@@ -139,16 +151,34 @@ def _ocv(pstat: Potentiostat, clock: Clock, cell: Cell, limits: SoundnessLimits)
     e = np.asarray(block.E_we if use_we else block.E_cell, dtype=float)
     e = e[np.isfinite(e)]
     if e.size == 0:
-        return math.nan, math.nan, (f"no open-circuit voltage could be read in {limits.ocv_duration:g} s; "
-                                    "check the instrument and the cell's leads")
+        return (
+            math.nan,
+            math.nan,
+            (
+                f"no open-circuit voltage could be read in {limits.ocv_duration:g} s; "
+                "check the instrument and the cell's leads"
+            ),
+        )
     ocv, drift = float(np.median(e)), float(np.ptp(e))
     if abs(ocv) > limits.ocv_max:
-        return ocv, drift, (f"open-circuit voltage {1e3 * ocv:.1f} mV is outside +/-{1e3 * limits.ocv_max:.0f} mV "
-                            f"(median of {e.size} samples over {limits.ocv_duration:g} s): interface damaged, "
-                            "reference or lead open")
+        return (
+            ocv,
+            drift,
+            (
+                f"open-circuit voltage {1e3 * ocv:.1f} mV is outside +/-{1e3 * limits.ocv_max:.0f} mV "
+                f"(median of {e.size} samples over {limits.ocv_duration:g} s): interface damaged, "
+                "reference or lead open"
+            ),
+        )
     if drift > limits.ocv_drift_max:
-        return ocv, drift, (f"open-circuit voltage drifted {1e3 * drift:.1f} mV in {limits.ocv_duration:g} s, more "
-                            f"than {1e3 * limits.ocv_drift_max:.0f} mV: the cell is not at rest or a lead is loose")
+        return (
+            ocv,
+            drift,
+            (
+                f"open-circuit voltage drifted {1e3 * drift:.1f} mV in {limits.ocv_duration:g} s, more "
+                f"than {1e3 * limits.ocv_drift_max:.0f} mV: the cell is not at rest or a lead is loose"
+            ),
+        )
     return ocv, drift, ""
 
 
@@ -156,8 +186,7 @@ def _sweep(pstat: Potentiostat, limits: SoundnessLimits) -> tuple[np.ndarray, np
     caps = pstat.capabilities
     hi, lo = min(limits.f_high, caps.eis_max_frequency), max(limits.f_low, caps.eis_min_frequency)
     n = max(int(round(math.log10(hi / lo) * limits.points_per_decade)) + 1, 2) if hi > lo else 1
-    request = EisRequest("potentiostatic", list(np.logspace(math.log10(hi), math.log10(lo), n)),
-                         limits.amplitude, None)
+    request = EisRequest("potentiostatic", list(np.logspace(math.log10(hi), math.log10(lo), n)), limits.amplitude, None)
     f, z = [], []
     for p in pstat.impedance(request):
         if p.ok and math.isfinite(p.z_real) and math.isfinite(p.z_imag) and p.frequency > 0:
@@ -180,12 +209,13 @@ def _dc_step(pstat: Potentiostat, clock: Clock, ocv: float, ref: Reference, limi
     current = current[np.isfinite(current)]
     if current.size == 0:
         return math.nan
-    i = float(np.mean(current[current.size // 2:]))
+    i = float(np.mean(current[current.size // 2 :]))
     return math.inf if i == 0 else abs(limits.amplitude / i)
 
 
-def check_cell(pstat: Potentiostat, clock: Clock, cell: Cell, reference: Reference,
-               limits: SoundnessLimits = SoundnessLimits()) -> SoundnessReport:
+def check_cell(
+    pstat: Potentiostat, clock: Clock, cell: Cell, reference: Reference, limits: SoundnessLimits = SoundnessLimits()
+) -> SoundnessReport:
     """Measure the connected instrument's cell at open circuit and judge it against ``reference``.
 
     Leaves the cell switched off. Instrument errors propagate (InstrumentError): no verdict, no current.
@@ -221,11 +251,15 @@ def check_cell(pstat: Potentiostat, clock: Clock, cell: Cell, reference: Referen
     report.ratio = float(ratio)
     hi = limits.z_max_ratio if reference.kind == "spectrum" else limits.bulk_max_ratio
     if not math.isfinite(ratio) or ratio > hi:
-        report.problem = (f"impedance too high: {where} is {ratio:.3g} x {reference.description}, above the limit "
-                          f"{hi:g} x: interfacial contact lost or a lead is open")
+        report.problem = (
+            f"impedance too high: {where} is {ratio:.3g} x {reference.description}, above the limit "
+            f"{hi:g} x: interfacial contact lost or a lead is open"
+        )
     elif ratio < limits.z_min_ratio:
-        report.problem = (f"impedance collapsed: {where} is {ratio:.3g} x {reference.description}, below the limit "
-                          f"{limits.z_min_ratio:g} x: the cell is probably shorted")
+        report.problem = (
+            f"impedance collapsed: {where} is {ratio:.3g} x {reference.description}, below the limit "
+            f"{limits.z_min_ratio:g} x: the cell is probably shorted"
+        )
     report.ok = not report.problem
     return report
 

@@ -29,12 +29,15 @@ def summary(result: RunResult, protocol: Protocol, cell: Cell, simulated: bool) 
     if result.outcome not in ("completed",):
         lines.append(f"  reason:            {result.message}")
     if plating:
-        densities = sorted({u.fmt(s.current_density, 'mA/cm^2', 3) for s in plating})
-        lines.append(f"  capacity reached:  {u.fmt(result.plated_capacity, 'mAh/cm^2', 3)} plated at "
-                     f"{', '.join(densities)}")
+        densities = sorted({u.fmt(s.current_density, "mA/cm^2", 3) for s in plating})
+        lines.append(
+            f"  capacity reached:  {u.fmt(result.plated_capacity, 'mAh/cm^2', 3)} plated at {', '.join(densities)}"
+        )
     if result.short:
-        lines.append(f"  short circuit at:  {u.fmt(result.short['t'], 'h', 3)} cell time, "
-                     f"{u.fmt(result.short['capacity'], 'mAh/cm^2', 3)}")
+        lines.append(
+            f"  short circuit at:  {u.fmt(result.short['t'], 'h', 3)} cell time, "
+            f"{u.fmt(result.short['capacity'], 'mAh/cm^2', 3)}"
+        )
     if result.cycles:
         lines.append(f"  cycles:            {result.cycles}")
     lines += [

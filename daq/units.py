@@ -51,8 +51,19 @@ _BASE: dict[str, tuple[float, Dim]] = {
     "W": (1.0, _d(m=2, kg=1, s=-3)),
     "L": (1e-3, _d(m=3)),
 }
-_PREFIX = {"T": 1e12, "G": 1e9, "M": 1e6, "k": 1e3, "c": 1e-2, "m": 1e-3, "u": 1e-6, "µ": 1e-6,
-           "μ": 1e-6, "n": 1e-9, "p": 1e-12}
+_PREFIX = {
+    "T": 1e12,
+    "G": 1e9,
+    "M": 1e6,
+    "k": 1e3,
+    "c": 1e-2,
+    "m": 1e-3,
+    "u": 1e-6,
+    "µ": 1e-6,
+    "μ": 1e-6,
+    "n": 1e-9,
+    "p": 1e-12,
+}
 
 
 @dataclass(frozen=True)
@@ -76,12 +87,10 @@ AREA = Kind("area", _d(m=2), "0.785 mm^2", "cm^2")
 PRESSURE = Kind("pressure", _d(m=-1, kg=1, s=-2), "7 MPa", "MPa")
 FREQUENCY = Kind("frequency", _d(s=-1), "1 MHz", "Hz")
 RESISTANCE = Kind("resistance", _d(m=2, kg=1, s=-3, A=-2), "300 ohm", "ohm")
-AREA_SPECIFIC_RESISTANCE = Kind("area-specific resistance", _d(m=4, kg=1, s=-3, A=-2), "10 ohm cm^2",
-                                "ohm cm^2")
+AREA_SPECIFIC_RESISTANCE = Kind("area-specific resistance", _d(m=4, kg=1, s=-3, A=-2), "10 ohm cm^2", "ohm cm^2")
 CONDUCTIVITY = Kind("conductivity", _d(m=-3, kg=-1, s=3, A=2), "2.5 mS/cm", "mS/cm")
 TEMPERATURE = Kind("temperature", _d(K=1), "25 degC", "K")
-FRACTURE_TOUGHNESS = Kind("fracture toughness", _d(m=-0.5, kg=1, s=-2), "0.23 MPa m^0.5",
-                          "MPa m^0.5")
+FRACTURE_TOUGHNESS = Kind("fracture toughness", _d(m=-0.5, kg=1, s=-2), "0.23 MPa m^0.5", "MPa m^0.5")
 FRACTION = Kind("fraction", _NONE, "99 %", "%")
 FORCE = Kind("force", _d(m=1, kg=1, s=-2), "100 N", "N")
 VELOCITY = Kind("velocity", _d(m=1, s=-1), "1 um/s", "um/s")
@@ -140,14 +149,14 @@ def parse(text: object, kind: Kind, field: str) -> float:
     the unit is not a ``kind``.
     """
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise ConfigError(field, text, f"expected a {kind.name} with its unit, e.g. \"{kind.example}\"")
+        raise ConfigError(field, text, f'expected a {kind.name} with its unit, e.g. "{kind.example}"')
     if isinstance(text, (int, float)):
         if kind.dim == _NONE:
             return float(text)
-        raise ConfigError(field, text, f"a {kind.name} needs its unit, e.g. \"{kind.example}\"")
+        raise ConfigError(field, text, f'a {kind.name} needs its unit, e.g. "{kind.example}"')
     m = _QUANTITY_RE.match(text)
     if not m:
-        raise ConfigError(field, text, f"not a number with a unit; expected e.g. \"{kind.example}\"")
+        raise ConfigError(field, text, f'not a number with a unit; expected e.g. "{kind.example}"')
     value = float(m["num"])
     unit = m["unit"]
     if kind is TEMPERATURE and unit in ("degC", "°C", "C"):
@@ -155,13 +164,13 @@ def parse(text: object, kind: Kind, field: str) -> float:
     try:
         factor, dim = _unit_factor(unit)
     except ValueError as exc:
-        raise ConfigError(field, text, f"unknown unit '{exc.args[0]}'; expected a {kind.name} such as "
-                                       f"\"{kind.example}\"") from None
+        raise ConfigError(
+            field, text, f"unknown unit '{exc.args[0]}'; expected a {kind.name} such as \"{kind.example}\""
+        ) from None
     if not unit and kind.dim != _NONE:
-        raise ConfigError(field, text, f"a {kind.name} needs its unit, e.g. \"{kind.example}\"")
+        raise ConfigError(field, text, f'a {kind.name} needs its unit, e.g. "{kind.example}"')
     if not _same_dim(dim, kind.dim):
-        raise ConfigError(field, text, f"'{unit}' is not a unit of {kind.name}; expected e.g. "
-                                       f"\"{kind.example}\"")
+        raise ConfigError(field, text, f"'{unit}' is not a unit of {kind.name}; expected e.g. \"{kind.example}\"")
     if not math.isfinite(value):
         raise ConfigError(field, text, "not a finite number")
     return value * factor

@@ -40,34 +40,92 @@ RECORD_DE_OFF = 10.0  # V, Record_every_dE large enough never to trigger: record
 # --- BLStructs.h (pack 4) --------------------------------------------------------------------------------
 class DeviceInfos(C.Structure):
     _pack_ = 4
-    _fields_ = [(n, C.c_int32) for n in (
-        "DeviceCode", "RAMSize", "CPU", "NumberOfChannels", "NumberOfSlots", "FirmwareVersion",
-        "FirmwareDate_yyyy", "FirmwareDate_mm", "FirmwareDate_dd", "HTdisplayOn", "NbOfConnectedPC")]
+    _fields_ = [
+        (n, C.c_int32)
+        for n in (
+            "DeviceCode",
+            "RAMSize",
+            "CPU",
+            "NumberOfChannels",
+            "NumberOfSlots",
+            "FirmwareVersion",
+            "FirmwareDate_yyyy",
+            "FirmwareDate_mm",
+            "FirmwareDate_dd",
+            "HTdisplayOn",
+            "NbOfConnectedPC",
+        )
+    ]
 
 
 class ChannelInfos(C.Structure):
     _pack_ = 4
-    _fields_ = [(n, C.c_int32) for n in (
-        "Channel", "BoardVersion", "BoardSerialNumber", "FirmwareCode", "FirmwareVersion", "XilinxVersion",
-        "AmpCode", "NbAmps", "Lcboard", "Zboard", "RESERVED", "RESERVED2", "MemSize", "MemFilled", "State",
-        "MaxIRange", "MinIRange", "MaxBandwidth", "NbOfTechniques", "FloatFormat", "CPUCIE")]
+    _fields_ = [
+        (n, C.c_int32)
+        for n in (
+            "Channel",
+            "BoardVersion",
+            "BoardSerialNumber",
+            "FirmwareCode",
+            "FirmwareVersion",
+            "XilinxVersion",
+            "AmpCode",
+            "NbAmps",
+            "Lcboard",
+            "Zboard",
+            "RESERVED",
+            "RESERVED2",
+            "MemSize",
+            "MemFilled",
+            "State",
+            "MaxIRange",
+            "MinIRange",
+            "MaxBandwidth",
+            "NbOfTechniques",
+            "FloatFormat",
+            "CPUCIE",
+        )
+    ]
 
 
 class CurrentValues(C.Structure):
     _pack_ = 4
-    _fields_ = [("State", C.c_int32), ("MemFilled", C.c_int32), ("TimeBase", C.c_float), ("Ewe", C.c_float),
-                ("EweRangeMin", C.c_float), ("EweRangeMax", C.c_float), ("Ece", C.c_float),
-                ("EceRangeMin", C.c_float), ("EceRangeMax", C.c_float), ("Eoverflow", C.c_int32),
-                ("I", C.c_float), ("IRange", C.c_int32), ("Ioverflow", C.c_int32), ("ElapsedTime", C.c_float),
-                ("Freq", C.c_float), ("Rcomp", C.c_float), ("Saturation", C.c_int32), ("OptErr", C.c_int32),
-                ("OptPos", C.c_int32)]
+    _fields_ = [
+        ("State", C.c_int32),
+        ("MemFilled", C.c_int32),
+        ("TimeBase", C.c_float),
+        ("Ewe", C.c_float),
+        ("EweRangeMin", C.c_float),
+        ("EweRangeMax", C.c_float),
+        ("Ece", C.c_float),
+        ("EceRangeMin", C.c_float),
+        ("EceRangeMax", C.c_float),
+        ("Eoverflow", C.c_int32),
+        ("I", C.c_float),
+        ("IRange", C.c_int32),
+        ("Ioverflow", C.c_int32),
+        ("ElapsedTime", C.c_float),
+        ("Freq", C.c_float),
+        ("Rcomp", C.c_float),
+        ("Saturation", C.c_int32),
+        ("OptErr", C.c_int32),
+        ("OptPos", C.c_int32),
+    ]
 
 
 class DataInfos(C.Structure):
     _pack_ = 4
-    _fields_ = [("IRQskipped", C.c_int32), ("NbRows", C.c_int32), ("NbCols", C.c_int32),
-                ("TechniqueIndex", C.c_int32), ("TechniqueID", C.c_int32), ("ProcessIndex", C.c_int32),
-                ("loop", C.c_int32), ("StartTime", C.c_double), ("MuxPad", C.c_int32)]
+    _fields_ = [
+        ("IRQskipped", C.c_int32),
+        ("NbRows", C.c_int32),
+        ("NbCols", C.c_int32),
+        ("TechniqueIndex", C.c_int32),
+        ("TechniqueID", C.c_int32),
+        ("ProcessIndex", C.c_int32),
+        ("loop", C.c_int32),
+        ("StartTime", C.c_double),
+        ("MuxPad", C.c_int32),
+    ]
 
 
 class DataBuffer(C.Structure):
@@ -77,8 +135,12 @@ class DataBuffer(C.Structure):
 
 class EccParam(C.Structure):
     _pack_ = 4
-    _fields_ = [("ParamStr", C.c_char * 64), ("ParamType", C.c_int32), ("ParamVal", C.c_int32),
-                ("ParamIndex", C.c_int32)]
+    _fields_ = [
+        ("ParamStr", C.c_char * 64),
+        ("ParamType", C.c_int32),
+        ("ParamVal", C.c_int32),
+        ("ParamIndex", C.c_int32),
+    ]
 
 
 class EccParams(C.Structure):
@@ -97,13 +159,14 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "BL_GetChannelInfos": (C.c_int32, [C.c_int32, C.c_uint8, _P(ChannelInfos)]),
     "BL_GetChannelBoardType": (C.c_int32, [C.c_int32, C.c_uint8, _P(C.c_uint32)]),
     "BL_GetChannelFloatFormat": (C.c_int32, [C.c_int32, C.c_uint8, _P(C.c_int32)]),
-    "BL_LoadFirmware": (C.c_int32, [C.c_int32, _P(C.c_uint8), _P(C.c_int32), C.c_uint8, C.c_bool, C.c_bool,
-                                    C.c_char_p, C.c_char_p]),
+    "BL_LoadFirmware": (
+        C.c_int32,
+        [C.c_int32, _P(C.c_uint8), _P(C.c_int32), C.c_uint8, C.c_bool, C.c_bool, C.c_char_p, C.c_char_p],
+    ),
     "BL_DefineBoolParameter": (C.c_int32, [C.c_char_p, C.c_bool, C.c_int32, _P(EccParam)]),
     "BL_DefineSglParameter": (C.c_int32, [C.c_char_p, C.c_float, C.c_int32, _P(EccParam)]),
     "BL_DefineIntParameter": (C.c_int32, [C.c_char_p, C.c_int32, C.c_int32, _P(EccParam)]),
-    "BL_LoadTechnique": (C.c_int32, [C.c_int32, C.c_uint8, C.c_char_p, EccParams, C.c_bool, C.c_bool,
-                                     C.c_bool]),
+    "BL_LoadTechnique": (C.c_int32, [C.c_int32, C.c_uint8, C.c_char_p, EccParams, C.c_bool, C.c_bool, C.c_bool]),
     "BL_StartChannel": (C.c_int32, [C.c_int32, C.c_uint8]),
     "BL_StopChannel": (C.c_int32, [C.c_int32, C.c_uint8]),
     "BL_GetCurrentValues": (C.c_int32, [C.c_int32, C.c_uint8, _P(CurrentValues)]),
@@ -111,15 +174,21 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "BL_ConvertChannelNumericIntoSingle": (C.c_int32, [C.c_uint32, _P(C.c_float), C.c_uint32]),
     "BL_UpdateParameters": (C.c_int32, [C.c_int32, C.c_uint8, C.c_int32, EccParams, C.c_char_p]),
 }
-_OPTIONAL = {"BL_GetChannelFloatFormat", "BL_ConvertChannelNumericIntoSingle", "BL_TestConnection",
-             "BL_UpdateParameters"}
+_OPTIONAL = {
+    "BL_GetChannelFloatFormat",
+    "BL_ConvertChannelNumericIntoSingle",
+    "BL_TestConnection",
+    "BL_UpdateParameters",
+}
 
 
 def load_eclib(path: str | None = None) -> Any:
     """The EClib DLL via ctypes, or an InstrumentError saying what is missing (never an ImportError)."""
     if sys.platform != "win32":
-        raise InstrumentError(f"BioLogic EClib needs Windows and the EC-Lab Development Package; this is "
-                              f"{sys.platform}. Use the simulator or run on the instrument PC.")
+        raise InstrumentError(
+            f"BioLogic EClib needs Windows and the EC-Lab Development Package; this is "
+            f"{sys.platform}. Use the simulator or run on the instrument PC."
+        )
     name = "EClib64.dll" if sys.maxsize > 2**32 else "EClib.dll"
     full = path if path and path.lower().endswith(".dll") else os.path.join(path or DEFAULT_DLL_DIR, name)
     win_dll = getattr(C, "WinDLL", None)
@@ -128,8 +197,9 @@ def load_eclib(path: str | None = None) -> Any:
     try:
         return win_dll(full)
     except OSError as exc:
-        raise InstrumentError(f"cannot load {full}: install the EC-Lab Development Package or give the path "
-                              f"to its lib folder ({exc})") from None
+        raise InstrumentError(
+            f"cannot load {full}: install the EC-Lab Development Package or give the path to its lib folder ({exc})"
+        ) from None
 
 
 class _CallTimeout(Exception):
@@ -139,9 +209,17 @@ class _CallTimeout(Exception):
 class BiologicConnection:
     """One BL_Connect to an instrument, shared by its channel drivers (reference counted)."""
 
-    def __init__(self, address: str, *, dll: Any = None, dll_path: str | None = None,
-                 firmware_dir: str | None = None, call_timeout: float = 10.0, connect_timeout: int = 5,
-                 label_version: str | None = None):
+    def __init__(
+        self,
+        address: str,
+        *,
+        dll: Any = None,
+        dll_path: str | None = None,
+        firmware_dir: str | None = None,
+        call_timeout: float = 10.0,
+        connect_timeout: int = 5,
+        label_version: str | None = None,
+    ):
         self.address, self.firmware_dir = address, firmware_dir
         self.call_timeout, self.connect_timeout = call_timeout, connect_timeout
         self._dll, self._dll_path, self._label_version = dll, dll_path, label_version
@@ -187,13 +265,20 @@ class BiologicConnection:
             self.lib_version = buf.value.decode(errors="replace")
             table = T.LABEL_TABLES.get(self._label_version or "") or T.label_table_for(self.lib_version)
             if table is None:
-                raise InstrumentError(f"EClib version {self.lib_version!r} has no technique label table here; "
-                                      f"known tables: {', '.join(T.LABEL_TABLES)} (pass label_version= to force)")
+                raise InstrumentError(
+                    f"EClib version {self.lib_version!r} has no technique label table here; "
+                    f"known tables: {', '.join(T.LABEL_TABLES)} (pass label_version= to force)"
+                )
             self.labels = table
             conn = C.c_int32(-1)
-            code = self.call("BL_Connect", self.address.encode(), C.c_uint8(self.connect_timeout),
-                             C.byref(conn), C.byref(self.device),
-                             timeout=self.call_timeout + self.connect_timeout)
+            code = self.call(
+                "BL_Connect",
+                self.address.encode(),
+                C.c_uint8(self.connect_timeout),
+                C.byref(conn),
+                C.byref(self.device),
+                timeout=self.call_timeout + self.connect_timeout,
+            )
             self.check(code, f"connecting to {self.address}")
             self.conn_id = conn.value
         except BaseException:
@@ -223,8 +308,9 @@ class BiologicConnection:
         try:
             return future.result(timeout=self.call_timeout if timeout is None else timeout)
         except FutureTimeout:
-            raise _CallTimeout(f"{name} did not return within "
-                               f"{self.call_timeout if timeout is None else timeout:g} s") from None
+            raise _CallTimeout(
+                f"{name} did not return within {self.call_timeout if timeout is None else timeout:g} s"
+            ) from None
 
     @staticmethod
     def check(code: int, what: str) -> None:
@@ -234,8 +320,7 @@ class BiologicConnection:
     def define(self, label: str, kind: str, value: Any, index: int = 0) -> EccParam:
         """One TEccParam through the library's own BL_Define*Parameter (it knows the encoding)."""
         param = EccParam()
-        fn = {"single": "BL_DefineSglParameter", "bool": "BL_DefineBoolParameter",
-              "int": "BL_DefineIntParameter"}[kind]
+        fn = {"single": "BL_DefineSglParameter", "bool": "BL_DefineBoolParameter", "int": "BL_DefineIntParameter"}[kind]
         cast = {"single": float, "bool": bool, "int": int}[kind]
         self.check(self.call(fn, label.encode(), cast(value), index, C.byref(param)), f"defining {label}")
         return param
@@ -278,10 +363,20 @@ class _Run:
 class BiologicPotentiostat(Potentiostat):
     """One channel (0-based ``channel``) of a BioLogic instrument."""
 
-    def __init__(self, connection: BiologicConnection | str, channel: int, *, clock: Clock | None = None,
-                 dll: Any = None, poll_period: float = 0.2, safe_timeout: float = 10.0, name: str | None = None):
-        self.conn = connection if isinstance(connection, BiologicConnection) else BiologicConnection(
-            connection, dll=dll)
+    def __init__(
+        self,
+        connection: BiologicConnection | str,
+        channel: int,
+        *,
+        clock: Clock | None = None,
+        dll: Any = None,
+        poll_period: float = 0.2,
+        safe_timeout: float = 10.0,
+        name: str | None = None,
+    ):
+        self.conn = (
+            connection if isinstance(connection, BiologicConnection) else BiologicConnection(connection, dll=dll)
+        )
         self.channel, self.clock = channel, clock or RealClock()
         self.poll_period, self.safe_timeout = poll_period, safe_timeout
         self.name = name or f"biologic:{self.conn.address}:ch{channel + 1}"
@@ -289,9 +384,17 @@ class BiologicPotentiostat(Potentiostat):
         # protocol before connecting).
         r = T.DEFAULT_RATINGS
         self.capabilities = Capabilities(
-            max_current=r.max_current, current_resolution=1e-12, max_voltage=r.max_voltage, min_sample_period=2e-4,
-            potentiostatic=False, eis_galvanostatic=True, eis_potentiostatic=True,
-            eis_min_frequency=r.eis_min_frequency, eis_max_frequency=r.eis_max_frequency, hardware_voltage_limit=True)
+            max_current=r.max_current,
+            current_resolution=1e-12,
+            max_voltage=r.max_voltage,
+            min_sample_period=2e-4,
+            potentiostatic=False,
+            eis_galvanostatic=True,
+            eis_potentiostatic=True,
+            eis_min_frequency=r.eis_min_frequency,
+            eis_max_frequency=r.eis_max_frequency,
+            hardware_voltage_limit=True,
+        )
         self.board = 0
         self.warnings: list[str] = []
         self._connected = False
@@ -312,12 +415,14 @@ class BiologicPotentiostat(Potentiostat):
         self._connected = True
         return info
 
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         self._check_connected()
         if abs(current) > self.capabilities.max_current:
-            raise InstrumentError(f"{self.name}: {current:g} A beyond the channel's "
-                                  f"{self.capabilities.max_current:g} A")
+            raise InstrumentError(
+                f"{self.name}: {current:g} A beyond the channel's {self.capabilities.max_current:g} A"
+            )
         if not sample_period >= self.capabilities.min_sample_period:
             raise InstrumentError(f"{self.name}: sample period {sample_period:g} s too short")
         if not v_min < v_max:
@@ -330,8 +435,9 @@ class BiologicPotentiostat(Potentiostat):
             tech = self._cplimit(run, now)
             self._start([tech], run, [tech.tech_id])
 
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         raise InstrumentError(f"{self.name}: potentiostatic steps are not implemented for BioLogic channels")
 
     def open_circuit(self, sample_period: float | None = None) -> None:
@@ -343,8 +449,15 @@ class BiologicPotentiostat(Potentiostat):
                 return
             now = self.clock.now()
             run = _Run("ocv", now, period=sample_period)
-            ocv = _Technique(T.TECH_OCV, {"Rest_time_T": MAX_SEGMENT, "Record_every_dE": RECORD_DE_OFF,
-                                          "Record_every_dT": sample_period, "E_Range": T.E_RANGE_AUTO})
+            ocv = _Technique(
+                T.TECH_OCV,
+                {
+                    "Rest_time_T": MAX_SEGMENT,
+                    "Record_every_dE": RECORD_DE_OFF,
+                    "Record_every_dT": sample_period,
+                    "E_Range": T.E_RANGE_AUTO,
+                },
+            )
             run.segment_end = now + MAX_SEGMENT
             self._start([ocv], run, [T.TECH_OCV])
 
@@ -384,16 +497,19 @@ class BiologicPotentiostat(Potentiostat):
             raise InstrumentError(f"{self.name}: unknown board type {self.board}")
         family = T.DEVICE_FAMILY.get(device_code)
         if family is not None and family != self.board:
-            self.warnings.append(f"board type reads {T.BOARD_NAMES[self.board]} but a "
-                                 f"{T.DEVICE_CODES.get(device_code)} is {T.BOARD_NAMES[family]}")
+            self.warnings.append(
+                f"board type reads {T.BOARD_NAMES[self.board]} but a "
+                f"{T.DEVICE_CODES.get(device_code)} is {T.BOARD_NAMES[family]}"
+            )
         try:
             self._load_firmware()
         except InstrumentError as exc:
             if family is None or family == self.board:
                 raise
             # A board type that reads back wrong loads the wrong kernel: use the model's family instead.
-            self.warnings.append(f"{exc}; retrying with the {T.BOARD_NAMES[family]} files of a "
-                                 f"{T.DEVICE_CODES.get(device_code)}")
+            self.warnings.append(
+                f"{exc}; retrying with the {T.BOARD_NAMES[family]} files of a {T.DEVICE_CODES.get(device_code)}"
+            )
             self.board = family
             self._load_firmware(force=True)
         infos = self._channel_infos()
@@ -407,21 +523,35 @@ class BiologicPotentiostat(Potentiostat):
             c.check(c.call("BL_StopChannel", c.conn_id, ch), f"{self.name}: stopping a running channel")
         ratings = T.DEVICE_RATINGS.get(device_code, T.DEFAULT_RATINGS)
         self.capabilities = Capabilities(
-            max_current=ratings.max_current, current_resolution=1e-12, max_voltage=ratings.max_voltage,
-            min_sample_period=2e-4, galvanostatic=True, potentiostatic=False,
-            eis_galvanostatic=bool(infos.Zboard), eis_potentiostatic=bool(infos.Zboard),
-            eis_min_frequency=ratings.eis_min_frequency, eis_max_frequency=ratings.eis_max_frequency,
-            reference_electrode=True, hardware_voltage_limit=True)
+            max_current=ratings.max_current,
+            current_resolution=1e-12,
+            max_voltage=ratings.max_voltage,
+            min_sample_period=2e-4,
+            galvanostatic=True,
+            potentiostatic=False,
+            eis_galvanostatic=bool(infos.Zboard),
+            eis_potentiostatic=bool(infos.Zboard),
+            eis_min_frequency=ratings.eis_min_frequency,
+            eis_max_frequency=ratings.eis_max_frequency,
+            reference_electrode=True,
+            hardware_voltage_limit=True,
+        )
         model = T.DEVICE_CODES.get(device_code, f"device {device_code}")
-        return InstrumentInfo("BioLogic", model, str(infos.BoardSerialNumber),
-                              f"channel {infos.FirmwareVersion}, comm {c.device.FirmwareVersion}, "
-                              f"EClib {c.lib_version}", "drivers.biologic",
-                              f"eclib://{c.address}/ch{self.channel + 1}")
+        return InstrumentInfo(
+            "BioLogic",
+            model,
+            str(infos.BoardSerialNumber),
+            f"channel {infos.FirmwareVersion}, comm {c.device.FirmwareVersion}, EClib {c.lib_version}",
+            "drivers.biologic",
+            f"eclib://{c.address}/ch{self.channel + 1}",
+        )
 
     def _channel_infos(self) -> ChannelInfos:
         infos = ChannelInfos()
-        self.conn.check(self.conn.call("BL_GetChannelInfos", self.conn.conn_id, C.c_uint8(self.channel),
-                                       C.byref(infos)), f"{self.name}: reading channel information")
+        self.conn.check(
+            self.conn.call("BL_GetChannelInfos", self.conn.conn_id, C.c_uint8(self.channel), C.byref(infos)),
+            f"{self.name}: reading channel information",
+        )
         return infos
 
     def _load_firmware(self, force: bool = False) -> None:
@@ -437,17 +567,29 @@ class BiologicPotentiostat(Potentiostat):
             results = (C.c_int32 * 16)()
             mask[self.channel] = 1
             kernel, fpga = c.firmware_files(self.board)
-            code = c.call("BL_LoadFirmware", c.conn_id, mask, results, C.c_uint8(16), False, force, kernel, fpga,
-                          timeout=max(c.call_timeout, 60.0))
+            code = c.call(
+                "BL_LoadFirmware",
+                c.conn_id,
+                mask,
+                results,
+                C.c_uint8(16),
+                False,
+                force,
+                kernel,
+                fpga,
+                timeout=max(c.call_timeout, 60.0),
+            )
             c.check(code, f"{self.name}: loading firmware")
-            c.check(results[self.channel], f"{self.name}: loading firmware {kernel.decode()} on channel "
-                                           f"{self.channel + 1}")
+            c.check(
+                results[self.channel], f"{self.name}: loading firmware {kernel.decode()} on channel {self.channel + 1}"
+            )
             code = self._channel_infos().FirmwareCode
             if code == T.FIRM_KERNEL:
                 return
             force = True  # the library kept someone else's firmware: insist once
-        raise InstrumentError(f"{self.name}: channel still runs {T.FIRMWARE_NAMES.get(code, code)} firmware "
-                              f"after a forced reload")
+        raise InstrumentError(
+            f"{self.name}: channel still runs {T.FIRMWARE_NAMES.get(code, code)} firmware after a forced reload"
+        )
 
     # --- techniques -----------------------------------------------------------------------------------------
     def _cplimit(self, run: _Run, now: float) -> _Technique:
@@ -457,17 +599,32 @@ class BiologicPotentiostat(Potentiostat):
         run.segment_end, run.segment_duration = now + seg, seg
         v_min, v_max = run.limits
         values: dict[str, Any] = {
-            "Current_step": run.current, "vs_initial": False, "Duration_step": seg, "Step_number": 0,
-            "Record_every_dT": run.period, "Record_every_dE": RECORD_DE_OFF, "N_Cycles": 0,
-            "I_Range": T.i_range_for(run.current), "E_Range": T.e_range_for(v_min, v_max),
-            "Bandwidth": T.BANDWIDTH_DEFAULT}
+            "Current_step": run.current,
+            "vs_initial": False,
+            "Duration_step": seg,
+            "Step_number": 0,
+            "Record_every_dT": run.period,
+            "Record_every_dE": RECORD_DE_OFF,
+            "N_Cycles": 0,
+            "I_Range": T.i_range_for(run.current),
+            "E_Range": T.e_range_for(v_min, v_max),
+            "Bandwidth": T.BANDWIDTH_DEFAULT,
+        }
         if math.isinf(v_min) and math.isinf(v_max):
             return _Technique(T.TECH_CP, values)
         tests = [(T.TEST_EWE_BELOW, v_min), (T.TEST_EWE_ABOVE, v_max)]
         tests = [(config, value) if math.isfinite(value) else (T.TEST_OFF, 0.0) for config, value in tests]
-        values.update({"Test1_Config": tests[0][0], "Test1_Value": tests[0][1], "Test2_Config": tests[1][0],
-                       "Test2_Value": tests[1][1], "Test3_Config": T.TEST_OFF, "Test3_Value": 0.0,
-                       "Exit_Cond": T.EXIT_STOP})
+        values.update(
+            {
+                "Test1_Config": tests[0][0],
+                "Test1_Value": tests[0][1],
+                "Test2_Config": tests[1][0],
+                "Test2_Value": tests[1][1],
+                "Test3_Config": T.TEST_OFF,
+                "Test3_Value": 0.0,
+                "Exit_Cond": T.EXIT_STOP,
+            }
+        )
         return _Technique(T.TECH_CPLIMIT, values)
 
     def _eis_techniques(self, request: EisRequest, freqs: list[float], i_dc: float) -> list[_Technique]:
@@ -484,20 +641,43 @@ class BiologicPotentiostat(Potentiostat):
             groups = [(x, x, 1, False) for x in freqs]
         out = []
         for fi, ff, n, linear in groups:
-            common = {"vs_final": False, "Duration_step": 0.0, "Step_number": 0, "Record_every_dT": 1.0,
-                      "Final_frequency": ff, "Initial_frequency": fi, "sweep": linear, "Frequency_number": n,
-                      "Average_N_times": 1, "Correction": False, "Wait_for_steady": 1.0,
-                      "E_Range": T.e_range_for(request.v_min, request.v_max), "Bandwidth": T.BANDWIDTH_DEFAULT}
+            common = {
+                "vs_final": False,
+                "Duration_step": 0.0,
+                "Step_number": 0,
+                "Record_every_dT": 1.0,
+                "Final_frequency": ff,
+                "Initial_frequency": fi,
+                "sweep": linear,
+                "Frequency_number": n,
+                "Average_N_times": 1,
+                "Correction": False,
+                "Wait_for_steady": 1.0,
+                "E_Range": T.e_range_for(request.v_min, request.v_max),
+                "Bandwidth": T.BANDWIDTH_DEFAULT,
+            }
             if request.mode == "galvanostatic":
-                vals = {**common, "vs_initial": False, "Initial_Current_step": i_dc, "Final_Current_step": i_dc,
-                        "Record_every_dE": RECORD_DE_OFF, "Amplitude_Current": abs(request.amplitude),
-                        "I_Range": T.i_range_for(abs(i_dc) + abs(request.amplitude), headroom=2.0)}
+                vals = {
+                    **common,
+                    "vs_initial": False,
+                    "Initial_Current_step": i_dc,
+                    "Final_Current_step": i_dc,
+                    "Record_every_dE": RECORD_DE_OFF,
+                    "Amplitude_Current": abs(request.amplitude),
+                    "I_Range": T.i_range_for(abs(i_dc) + abs(request.amplitude), headroom=2.0),
+                }
                 out.append(_Technique(T.TECH_GEIS, vals))
             else:
                 at_ocv = request.dc is None
-                vals = {**common, "vs_initial": at_ocv, "Initial_Voltage_step": 0.0 if at_ocv else request.dc,
-                        "Final_Voltage_step": 0.0 if at_ocv else request.dc, "Record_every_dI": 1.0,
-                        "Amplitude_Voltage": abs(request.amplitude), "I_Range": T.I_RANGE_AUTO}
+                vals = {
+                    **common,
+                    "vs_initial": at_ocv,
+                    "Initial_Voltage_step": 0.0 if at_ocv else request.dc,
+                    "Final_Voltage_step": 0.0 if at_ocv else request.dc,
+                    "Record_every_dI": 1.0,
+                    "Amplitude_Voltage": abs(request.amplitude),
+                    "I_Range": T.I_RANGE_AUTO,
+                }
                 out.append(_Technique(T.TECH_PEIS, vals))
         return out
 
@@ -509,8 +689,10 @@ class BiologicPotentiostat(Potentiostat):
         params: list[EccParam] = []
         for label, value in tech.values.items():
             if label not in labels:
-                raise InstrumentError(f"{self.name}: {label} is not a {T.TECHNIQUE_NAMES[tech.tech_id]} parameter "
-                                      f"in EClib {table.version}")
+                raise InstrumentError(
+                    f"{self.name}: {label} is not a {T.TECHNIQUE_NAMES[tech.tech_id]} parameter "
+                    f"in EClib {table.version}"
+                )
             values = value if isinstance(value, list) else [value]
             for index, v in enumerate(values):
                 params.append(self.conn.define(label, labels[label], v, index))
@@ -527,13 +709,18 @@ class BiologicPotentiostat(Potentiostat):
             if code in (-401, -6) and attempt == 0:
                 family = T.DEVICE_FAMILY.get(self.conn.device.DeviceCode)
                 if family is not None and family != self.board:
-                    self.warnings.append(f"{T.error_text(code)} with {T.BOARD_NAMES[self.board]} files; "
-                                         f"retrying as {T.BOARD_NAMES[family]}")
+                    self.warnings.append(
+                        f"{T.error_text(code)} with {T.BOARD_NAMES[self.board]} files; "
+                        f"retrying as {T.BOARD_NAMES[family]}"
+                    )
                     self.board = family
                     self._load_firmware(force=True)
                     continue
-            self.conn.check(code, f"{self.name}: loading {'+'.join(T.TECHNIQUE_NAMES[t.tech_id] for t in techniques)}"
-                                  f" ({T.BOARD_NAMES.get(self.board, self.board)} files)")
+            self.conn.check(
+                code,
+                f"{self.name}: loading {'+'.join(T.TECHNIQUE_NAMES[t.tech_id] for t in techniques)}"
+                f" ({T.BOARD_NAMES.get(self.board, self.board)} files)",
+            )
             break
         c = self.conn
         c.check(c.call("BL_StartChannel", c.conn_id, C.c_uint8(self.channel)), f"{self.name}: starting the channel")
@@ -545,8 +732,16 @@ class BiologicPotentiostat(Potentiostat):
         c = self.conn
         for i, tech in enumerate(techniques):
             params = self._params(tech)
-            code = c.call("BL_LoadTechnique", c.conn_id, C.c_uint8(self.channel), c.ecc_path(tech.tech_id, self.board),
-                          params, i == 0, i == len(techniques) - 1, False)
+            code = c.call(
+                "BL_LoadTechnique",
+                c.conn_id,
+                C.c_uint8(self.channel),
+                c.ecc_path(tech.tech_id, self.board),
+                params,
+                i == 0,
+                i == len(techniques) - 1,
+                False,
+            )
             if code < 0:
                 return code
         return 0
@@ -555,28 +750,43 @@ class BiologicPotentiostat(Potentiostat):
     def _get_data(self) -> tuple[DataInfos, CurrentValues, np.ndarray]:
         c = self.conn
         buf, infos, cv = DataBuffer(), DataInfos(), CurrentValues()
-        c.check(c.call("BL_GetData", c.conn_id, C.c_uint8(self.channel), C.byref(buf), C.byref(infos),
-                       C.byref(cv)), f"{self.name}: reading data")
+        c.check(
+            c.call("BL_GetData", c.conn_id, C.c_uint8(self.channel), C.byref(buf), C.byref(infos), C.byref(cv)),
+            f"{self.name}: reading data",
+        )
         n_words = infos.NbRows * infos.NbCols
         if infos.NbRows < 0 or infos.NbCols < 0 or n_words > T.DATA_BUFFER_WORDS:
-            raise InstrumentError(f"{self.name}: corrupt data from the instrument: {infos.NbRows} rows x "
-                                  f"{infos.NbCols} columns do not fit the {T.DATA_BUFFER_WORDS}-word buffer")
-        words = np.frombuffer(buf.data, dtype=np.uint32, count=n_words).reshape(infos.NbRows, infos.NbCols).copy() \
-            if n_words else np.zeros((0, max(infos.NbCols, 0)), dtype=np.uint32)
+            raise InstrumentError(
+                f"{self.name}: corrupt data from the instrument: {infos.NbRows} rows x "
+                f"{infos.NbCols} columns do not fit the {T.DATA_BUFFER_WORDS}-word buffer"
+            )
+        words = (
+            np.frombuffer(buf.data, dtype=np.uint32, count=n_words).reshape(infos.NbRows, infos.NbCols).copy()
+            if n_words
+            else np.zeros((0, max(infos.NbCols, 0)), dtype=np.uint32)
+        )
         return infos, cv, words
 
     def _decode(self, infos: DataInfos, words: np.ndarray, time_base: float) -> dict[str, np.ndarray]:
         run = self._run
         names = T.data_columns(infos.TechniqueID, infos.ProcessIndex, self.board)
-        if run is None or names is None or infos.TechniqueIndex >= len(run.chain) \
-                or run.chain[infos.TechniqueIndex] != infos.TechniqueID:
-            raise InstrumentError(f"{self.name}: corrupt data from the instrument: technique "
-                                  f"{infos.TechniqueID} index {infos.TechniqueIndex} process {infos.ProcessIndex} "
-                                  f"was not loaded")
+        if (
+            run is None
+            or names is None
+            or infos.TechniqueIndex >= len(run.chain)
+            or run.chain[infos.TechniqueIndex] != infos.TechniqueID
+        ):
+            raise InstrumentError(
+                f"{self.name}: corrupt data from the instrument: technique "
+                f"{infos.TechniqueID} index {infos.TechniqueIndex} process {infos.ProcessIndex} "
+                f"was not loaded"
+            )
         if len(names) != infos.NbCols:
-            raise InstrumentError(f"{self.name}: corrupt data from the instrument: "
-                                  f"{T.TECHNIQUE_NAMES.get(infos.TechniqueID)} process {infos.ProcessIndex} rows have "
-                                  f"{infos.NbCols} columns, expected {len(names)}")
+            raise InstrumentError(
+                f"{self.name}: corrupt data from the instrument: "
+                f"{T.TECHNIQUE_NAMES.get(infos.TechniqueID)} process {infos.ProcessIndex} rows have "
+                f"{infos.NbCols} columns, expected {len(names)}"
+            )
         out: dict[str, np.ndarray] = {}
         for j, name in enumerate(names):
             col = words[:, j]
@@ -599,8 +809,12 @@ class BiologicPotentiostat(Potentiostat):
         # Older boards encode floats in TI format: let the library convert them.
         value, out = C.c_float(), np.empty(len(col))
         for i, w in enumerate(col):
-            self.conn.check(self.conn.call("BL_ConvertChannelNumericIntoSingle", C.c_uint32(int(w)), C.byref(value),
-                                           C.c_uint32(self.board)), f"{self.name}: converting data")
+            self.conn.check(
+                self.conn.call(
+                    "BL_ConvertChannelNumericIntoSingle", C.c_uint32(int(w)), C.byref(value), C.c_uint32(self.board)
+                ),
+                f"{self.name}: converting data",
+            )
             out[i] = value.value
         return out
 
@@ -680,8 +894,15 @@ class BiologicPotentiostat(Potentiostat):
                 techniques = self._eis_techniques(request, freqs, i_dc)
                 chain = [t.tech_id for t in techniques]
                 if resume is not None and resume.end - now > resume.period:
-                    run = _Run("current", now, current=resume.current, limits=resume.limits, period=resume.period,
-                               end=resume.end, cp_index=len(techniques))
+                    run = _Run(
+                        "current",
+                        now,
+                        current=resume.current,
+                        limits=resume.limits,
+                        period=resume.period,
+                        end=resume.end,
+                        cp_index=len(techniques),
+                    )
                     techniques.append(self._cplimit(run, now))
                     chain.append(techniques[-1].tech_id)
                 else:
@@ -695,12 +916,28 @@ class BiologicPotentiostat(Potentiostat):
                 z = data["abs_Ewe"] / np.where(data["abs_I"] > 0, data["abs_I"], np.nan) * np.exp(1j * phase)
                 for k in range(len(z)):
                     ok = bool(np.isfinite(z[k]))
-                    points.append(EisPoint(float(data["freq"][k]), float(z[k].real), float(z[k].imag),
-                                           float(data["time"][k]), float(data["Ewe"][k]), float(data["I"][k]), ok))
+                    points.append(
+                        EisPoint(
+                            float(data["freq"][k]),
+                            float(z[k].real),
+                            float(z[k].imag),
+                            float(data["time"][k]),
+                            float(data["Ewe"][k]),
+                            float(data["I"][k]),
+                            ok,
+                        )
+                    )
                 # The DC level of each point is data too: the charge bookkeeping sees the current that flowed.
                 n = len(z)
-                self._pending.append(SampleBlock(data["time"].copy(), data["Ewe"].copy(), np.full(n, np.nan),
-                                                 data["I"].copy(), np.zeros(n, dtype=np.uint8)))
+                self._pending.append(
+                    SampleBlock(
+                        data["time"].copy(),
+                        data["Ewe"].copy(),
+                        np.full(n, np.nan),
+                        data["I"].copy(),
+                        np.zeros(n, dtype=np.uint8),
+                    )
+                )
 
             for index in range(len(freqs)):
                 f = freqs[index]
@@ -713,12 +950,14 @@ class BiologicPotentiostat(Potentiostat):
                         break
                     if state == T.STATE_STOP:
                         with self._safety("measuring impedance"):
-                            raise InstrumentError(f"{self.name}: the channel stopped after {len(points)} of "
-                                                  f"{len(freqs)} impedance points")
+                            raise InstrumentError(
+                                f"{self.name}: the channel stopped after {len(points)} of {len(freqs)} impedance points"
+                            )
                     if self.clock.now() > deadline:
                         with self._safety("measuring impedance"):
-                            raise InstrumentError(f"{self.name}: no impedance point at {f:g} Hz within "
-                                                  f"{3 * wait + 10:g} s")
+                            raise InstrumentError(
+                                f"{self.name}: no impedance point at {f:g} Hz within {3 * wait + 10:g} s"
+                            )
                     self.clock.sleep(min(self.poll_period, wait / 4))
                 if index == len(freqs) - 1:  # finish before handing out the last point
                     with self._safety("finishing the impedance sweep"):
@@ -743,8 +982,17 @@ class BiologicPotentiostat(Potentiostat):
         tech = self._cplimit(run, t_end)
         run.segment_end = math.inf  # known once the CP data tells when it started
         c = self.conn
-        c.check(c.call("BL_UpdateParameters", c.conn_id, C.c_uint8(self.channel), run.cp_index, self._params(tech),
-                       c.ecc_path(tech.tech_id, self.board)), f"{self.name}: updating the step duration")
+        c.check(
+            c.call(
+                "BL_UpdateParameters",
+                c.conn_id,
+                C.c_uint8(self.channel),
+                run.cp_index,
+                self._params(tech),
+                c.ecc_path(tech.tech_id, self.board),
+            ),
+            f"{self.name}: updating the step duration",
+        )
 
     # --- safety ------------------------------------------------------------------------------------------------
     def _stop_and_drain(self) -> None:
@@ -766,8 +1014,10 @@ class BiologicPotentiostat(Potentiostat):
         try:
             code = c.call("BL_StopChannel", c.conn_id, C.c_uint8(self.channel), timeout=self.safe_timeout)
         except _CallTimeout:
-            return (f"the library did not answer within {self.safe_timeout:g} s, so the channel could not be "
-                    f"stopped from the PC; the technique's own duration and limits remain in force")
+            return (
+                f"the library did not answer within {self.safe_timeout:g} s, so the channel could not be "
+                f"stopped from the PC; the technique's own duration and limits remain in force"
+            )
         except InstrumentError as exc:
             return str(exc)
         if code < 0:
@@ -808,11 +1058,18 @@ class _Safety:
         raise error from exc
 
 
-def channel_drivers(address: str, channels: Sequence[int], *, dll: Any = None, clock: Clock | None = None,
-                    **options: Any) -> list[BiologicPotentiostat]:
+def channel_drivers(
+    address: str, channels: Sequence[int], *, dll: Any = None, clock: Clock | None = None, **options: Any
+) -> list[BiologicPotentiostat]:
     """Drivers for several channels of one instrument, sharing one connection."""
-    conn = BiologicConnection(address, dll=dll, **{k: v for k, v in options.items()
-                                                    if k in ("dll_path", "firmware_dir", "call_timeout",
-                                                             "connect_timeout", "label_version")})
+    conn = BiologicConnection(
+        address,
+        dll=dll,
+        **{
+            k: v
+            for k, v in options.items()
+            if k in ("dll_path", "firmware_dir", "call_timeout", "connect_timeout", "label_version")
+        },
+    )
     rest = {k: v for k, v in options.items() if k in ("poll_period", "safe_timeout")}
     return [BiologicPotentiostat(conn, ch, clock=clock, **rest) for ch in channels]

@@ -20,12 +20,16 @@ ERROR_CODES: dict[int, tuple[str, str]] = {
     -3: ("ERR_GEN_CHANNELNOTPLUGGED", "selected channel(s) unplugged"),
     -4: ("ERR_GEN_INVALIDPARAMETERS", "invalid function parameters"),
     -5: ("ERR_GEN_FILENOTEXISTS", "selected file does not exist"),
-    -6: ("ERR_GEN_FUNCTIONFAILED", "function failed (often a technique file that does not match the board "
-                                   "type or the loaded firmware)"),
+    -6: (
+        "ERR_GEN_FUNCTIONFAILED",
+        "function failed (often a technique file that does not match the board type or the loaded firmware)",
+    ),
     -7: ("ERR_GEN_NOCHANNELSELECTED", "no channel selected"),
     -8: ("ERR_GEN_INVALIDCONF", "invalid instrument configuration"),
-    -9: ("ERR_GEN_ECLAB_LOADED", "EC-Lab firmware loaded on the instrument (close EC-Lab or reload the "
-                                 "library firmware)"),
+    -9: (
+        "ERR_GEN_ECLAB_LOADED",
+        "EC-Lab firmware loaded on the instrument (close EC-Lab or reload the library firmware)",
+    ),
     -10: ("ERR_GEN_LIBNOTCORRECTLYLOADED", "library not correctly loaded in memory"),
     -11: ("ERR_GEN_USBLIBRARYERROR", "USB library not correctly loaded in memory"),
     -12: ("ERR_GEN_FUNCTIONINPROGRESS", "function of the library already in progress"),
@@ -40,9 +44,12 @@ ERROR_CODES: dict[int, tuple[str, str]] = {
     -105: ("ERR_INSTR_MSGSIZEERROR", "invalid message size"),
     # communication
     -200: ("ERR_COMM_COMMFAILED", "communication failed with the instrument"),
-    -201: ("ERR_COMM_CONNECTIONFAILED", "cannot establish connection with the instrument (check cable, "
-                                        "address, and that no other program holds it; USB is less reliable "
-                                        "than Ethernet)"),
+    -201: (
+        "ERR_COMM_CONNECTIONFAILED",
+        "cannot establish connection with the instrument (check cable, "
+        "address, and that no other program holds it; USB is less reliable "
+        "than Ethernet)",
+    ),
     -202: ("ERR_COMM_WAITINGACK", "waiting for the instrument response (no answer in time)"),
     -203: ("ERR_COMM_INVALIDIPADDRESS", "invalid IP address"),
     -204: ("ERR_COMM_ALLOCMEMFAILED", "cannot allocate memory in the instrument"),
@@ -62,8 +69,10 @@ ERROR_CODES: dict[int, tuple[str, str]] = {
     -309: ("ERR_FIRM_FIRMWAREINCOMPATIBLE", "loaded firmware not compatible with the library"),
     # technique
     -400: ("ERR_TECH_ECCFILENOTEXISTS", "cannot find the selected technique (.ecc) file"),
-    -401: ("ERR_TECH_INCOMPATIBLEECC", "technique (.ecc) file not compatible with the channel firmware "
-                                       "(wrong board family or EC-Lab firmware loaded)"),
+    -401: (
+        "ERR_TECH_INCOMPATIBLEECC",
+        "technique (.ecc) file not compatible with the channel firmware (wrong board family or EC-Lab firmware loaded)",
+    ),
     -402: ("ERR_TECH_ECCFILECORRUPTED", "technique (.ecc) file corrupted"),
     -403: ("ERR_TECH_LOADTECHNIQUEFAILED", "cannot load the technique file"),
     -404: ("ERR_TECH_DATACORRUPTED", "data returned by the instrument are corrupted"),
@@ -81,17 +90,48 @@ def error_text(code: int) -> str:
 
 # --- devices, boards, firmware --------------------------------------------------------------------------
 DEVICE_CODES: dict[int, str] = {
-    0: "VMP", 1: "VMP2", 2: "MPG", 3: "BISTAT", 4: "MCS-200", 5: "VMP3", 6: "VSP", 7: "HCP-803", 8: "EPP-400",
-    9: "EPP-4000", 10: "BISTAT2", 11: "FCT-150S", 12: "VMP-300", 13: "SP-50", 14: "SP-150", 15: "FCT-50S",
-    16: "SP-300", 17: "CLB-500", 18: "HCP-1005", 19: "CLB-2000", 20: "VSP-300", 21: "SP-200", 22: "MPG2",
-    23: "SP-100", 24: "MOSLED", 26: "NIKITA", 27: "SP-240", 28: "MPG-205", 29: "MPG-210", 30: "MPG-220",
-    31: "MPG-240", 32: "BP-300", 33: "VMP-3e", 34: "VSP-3e", 35: "SP-50e", 36: "SP-150e", 255: "unknown",
+    0: "VMP",
+    1: "VMP2",
+    2: "MPG",
+    3: "BISTAT",
+    4: "MCS-200",
+    5: "VMP3",
+    6: "VSP",
+    7: "HCP-803",
+    8: "EPP-400",
+    9: "EPP-4000",
+    10: "BISTAT2",
+    11: "FCT-150S",
+    12: "VMP-300",
+    13: "SP-50",
+    14: "SP-150",
+    15: "FCT-50S",
+    16: "SP-300",
+    17: "CLB-500",
+    18: "HCP-1005",
+    19: "CLB-2000",
+    20: "VSP-300",
+    21: "SP-200",
+    22: "MPG2",
+    23: "SP-100",
+    24: "MOSLED",
+    26: "NIKITA",
+    27: "SP-240",
+    28: "MPG-205",
+    29: "MPG-210",
+    30: "MPG-220",
+    31: "MPG-240",
+    32: "BP-300",
+    33: "VMP-3e",
+    34: "VSP-3e",
+    35: "SP-50e",
+    36: "SP-150e",
+    255: "unknown",
 }
 
 # Board families returned by BL_GetChannelBoardType (TChannelType_e).
 ESSENTIAL, PREMIUM, DIGICORE = 1, 2, 3
-BOARD_NAMES = {ESSENTIAL: "ESSENTIAL (VMP3 technology)", PREMIUM: "PREMIUM (VMP-300 technology)",
-               DIGICORE: "DIGICORE"}
+BOARD_NAMES = {ESSENTIAL: "ESSENTIAL (VMP3 technology)", PREMIUM: "PREMIUM (VMP-300 technology)", DIGICORE: "DIGICORE"}
 
 
 @dataclass(frozen=True)
@@ -116,8 +156,14 @@ DEVICE_FAMILY: dict[int, int] = {
 
 # TFirmwareCode_e
 FIRM_NONE, FIRM_INTERPR, FIRM_UNKNOWN, FIRM_KERNEL, FIRM_INVALID, FIRM_ECAL = 0, 1, 4, 5, 8, 10
-FIRMWARE_NAMES = {FIRM_NONE: "none", FIRM_INTERPR: "EC-Lab interpreter", FIRM_UNKNOWN: "unknown",
-                  FIRM_KERNEL: "library kernel", FIRM_INVALID: "invalid", FIRM_ECAL: "calibration"}
+FIRMWARE_NAMES = {
+    FIRM_NONE: "none",
+    FIRM_INTERPR: "EC-Lab interpreter",
+    FIRM_UNKNOWN: "unknown",
+    FIRM_KERNEL: "library kernel",
+    FIRM_INVALID: "invalid",
+    FIRM_ECAL: "calibration",
+}
 
 # TChannelState_e
 STATE_STOP, STATE_RUN, STATE_PAUSE = 0, 1, 2
@@ -128,8 +174,19 @@ FLOAT_TI, FLOAT_IEEE = 0, 1
 
 # --- ranges --------------------------------------------------------------------------------------------
 # TIntensityRange_e: code -> full scale (A). AUTO (12) is not allowed for current-controlled techniques.
-I_RANGES: dict[int, float] = {0: 100e-12, 1: 1e-9, 2: 10e-9, 3: 100e-9, 4: 1e-6, 5: 10e-6, 6: 100e-6, 7: 1e-3,
-                              8: 10e-3, 9: 100e-3, 10: 1.0}
+I_RANGES: dict[int, float] = {
+    0: 100e-12,
+    1: 1e-9,
+    2: 10e-9,
+    3: 100e-9,
+    4: 1e-6,
+    5: 10e-6,
+    6: 100e-6,
+    7: 1e-3,
+    8: 10e-3,
+    9: 100e-3,
+    10: 1.0,
+}
 I_RANGE_AUTO = 12
 # TVoltageRange_e: code -> +/- full scale (V)
 E_RANGES: dict[int, float] = {0: 2.5, 1: 5.0, 2: 10.0}
@@ -138,10 +195,25 @@ BANDWIDTH_DEFAULT = 5
 
 # --- techniques ----------------------------------------------------------------------------------------
 TECH_OCV, TECH_CA, TECH_CP, TECH_PEIS, TECH_GEIS, TECH_CPLIMIT, TECH_CALIMIT = 100, 101, 102, 104, 107, 155, 157
-TECHNIQUE_NAMES = {0: "NONE", TECH_OCV: "OCV", TECH_CA: "CA", TECH_CP: "CP", TECH_PEIS: "PEIS",
-                   TECH_GEIS: "GEIS", TECH_CPLIMIT: "CPLIMIT", TECH_CALIMIT: "CALIMIT"}
-TECHNIQUE_FILES = {TECH_OCV: "ocv", TECH_CA: "ca", TECH_CP: "cp", TECH_PEIS: "peis", TECH_GEIS: "geis",
-                   TECH_CPLIMIT: "cplimit", TECH_CALIMIT: "calimit"}
+TECHNIQUE_NAMES = {
+    0: "NONE",
+    TECH_OCV: "OCV",
+    TECH_CA: "CA",
+    TECH_CP: "CP",
+    TECH_PEIS: "PEIS",
+    TECH_GEIS: "GEIS",
+    TECH_CPLIMIT: "CPLIMIT",
+    TECH_CALIMIT: "CALIMIT",
+}
+TECHNIQUE_FILES = {
+    TECH_OCV: "ocv",
+    TECH_CA: "ca",
+    TECH_CP: "cp",
+    TECH_PEIS: "peis",
+    TECH_GEIS: "geis",
+    TECH_CPLIMIT: "cplimit",
+    TECH_CALIMIT: "calimit",
+}
 
 
 def technique_file(technique: int, board: int) -> str:
@@ -160,8 +232,23 @@ EXIT_NEXT_STEP, EXIT_NEXT_TECHNIQUE, EXIT_STOP = 0, 1, 2
 # Data layouts of BL_GetData rows: (technique, process, board family or None for all) -> column names.
 # "t_high"/"t_low" are the two words of the time counter; "cycle"/"blank*" are integer words; the rest
 # are 32-bit floats.
-_EIS_FREQ_ROW = ("freq", "abs_Ewe", "abs_I", "Phase_Zwe", "Ewe", "I", "blank0", "abs_Ece", "abs_Ice",
-                 "Phase_Zce", "Ece", "blank1", "blank2", "t", "Irange")
+_EIS_FREQ_ROW = (
+    "freq",
+    "abs_Ewe",
+    "abs_I",
+    "Phase_Zwe",
+    "Ewe",
+    "I",
+    "blank0",
+    "abs_Ece",
+    "abs_Ice",
+    "Phase_Zce",
+    "Ece",
+    "blank1",
+    "blank2",
+    "t",
+    "Irange",
+)
 DATA_COLUMNS: dict[tuple[int, int], tuple[str, ...]] = {
     (TECH_CP, 0): ("t_high", "t_low", "Ewe", "I", "cycle"),
     (TECH_CPLIMIT, 0): ("t_high", "t_low", "Ewe", "I", "cycle"),
@@ -173,8 +260,11 @@ DATA_COLUMNS: dict[tuple[int, int], tuple[str, ...]] = {
     (TECH_PEIS, 1): _EIS_FREQ_ROW,
 }
 # OCV reports Ece as well on VMP3-technology boards only.
-OCV_COLUMNS = {ESSENTIAL: ("t_high", "t_low", "Ewe", "Ece"), PREMIUM: ("t_high", "t_low", "Ewe"),
-               DIGICORE: ("t_high", "t_low", "Ewe")}
+OCV_COLUMNS = {
+    ESSENTIAL: ("t_high", "t_low", "Ewe", "Ece"),
+    PREMIUM: ("t_high", "t_low", "Ewe"),
+    DIGICORE: ("t_high", "t_low", "Ewe"),
+}
 INTEGER_COLUMNS = frozenset({"t_high", "t_low", "cycle", "blank0", "blank1", "blank2"})
 PHASE_UNIT = "deg"  # Phase_Zwe in process-1 EIS rows
 
@@ -188,23 +278,70 @@ def data_columns(technique: int, process: int, board: int) -> tuple[str, ...] | 
 # --- parameter labels, per package version --------------------------------------------------------------
 # label -> type ("int" | "bool" | "single"). A technique's table lists every label the driver sends.
 _OCV = {"Rest_time_T": "single", "Record_every_dE": "single", "Record_every_dT": "single", "E_Range": "int"}
-_CP = {"Current_step": "single", "vs_initial": "bool", "Duration_step": "single", "Step_number": "int",
-       "Record_every_dT": "single", "Record_every_dE": "single", "N_Cycles": "int", "I_Range": "int",
-       "E_Range": "int", "Bandwidth": "int"}
-_CPLIMIT = {**_CP, "Test1_Config": "int", "Test1_Value": "single", "Test2_Config": "int",
-            "Test2_Value": "single", "Test3_Config": "int", "Test3_Value": "single", "Exit_Cond": "int"}
-_GEIS = {"vs_initial": "bool", "vs_final": "bool", "Initial_Current_step": "single",
-         "Final_Current_step": "single", "Duration_step": "single", "Step_number": "int",
-         "Record_every_dT": "single", "Record_every_dE": "single", "Final_frequency": "single",
-         "Initial_frequency": "single", "sweep": "bool", "Amplitude_Current": "single",
-         "Frequency_number": "int", "Average_N_times": "int", "Correction": "bool", "Wait_for_steady": "single",
-         "I_Range": "int", "E_Range": "int", "Bandwidth": "int"}
-_PEIS = {"vs_initial": "bool", "vs_final": "bool", "Initial_Voltage_step": "single",
-         "Final_Voltage_step": "single", "Duration_step": "single", "Step_number": "int",
-         "Record_every_dT": "single", "Record_every_dI": "single", "Final_frequency": "single",
-         "Initial_frequency": "single", "sweep": "bool", "Amplitude_Voltage": "single",
-         "Frequency_number": "int", "Average_N_times": "int", "Correction": "bool", "Wait_for_steady": "single",
-         "I_Range": "int", "E_Range": "int", "Bandwidth": "int"}
+_CP = {
+    "Current_step": "single",
+    "vs_initial": "bool",
+    "Duration_step": "single",
+    "Step_number": "int",
+    "Record_every_dT": "single",
+    "Record_every_dE": "single",
+    "N_Cycles": "int",
+    "I_Range": "int",
+    "E_Range": "int",
+    "Bandwidth": "int",
+}
+_CPLIMIT = {
+    **_CP,
+    "Test1_Config": "int",
+    "Test1_Value": "single",
+    "Test2_Config": "int",
+    "Test2_Value": "single",
+    "Test3_Config": "int",
+    "Test3_Value": "single",
+    "Exit_Cond": "int",
+}
+_GEIS = {
+    "vs_initial": "bool",
+    "vs_final": "bool",
+    "Initial_Current_step": "single",
+    "Final_Current_step": "single",
+    "Duration_step": "single",
+    "Step_number": "int",
+    "Record_every_dT": "single",
+    "Record_every_dE": "single",
+    "Final_frequency": "single",
+    "Initial_frequency": "single",
+    "sweep": "bool",
+    "Amplitude_Current": "single",
+    "Frequency_number": "int",
+    "Average_N_times": "int",
+    "Correction": "bool",
+    "Wait_for_steady": "single",
+    "I_Range": "int",
+    "E_Range": "int",
+    "Bandwidth": "int",
+}
+_PEIS = {
+    "vs_initial": "bool",
+    "vs_final": "bool",
+    "Initial_Voltage_step": "single",
+    "Final_Voltage_step": "single",
+    "Duration_step": "single",
+    "Step_number": "int",
+    "Record_every_dT": "single",
+    "Record_every_dI": "single",
+    "Final_frequency": "single",
+    "Initial_frequency": "single",
+    "sweep": "bool",
+    "Amplitude_Voltage": "single",
+    "Frequency_number": "int",
+    "Average_N_times": "int",
+    "Correction": "bool",
+    "Wait_for_steady": "single",
+    "I_Range": "int",
+    "E_Range": "int",
+    "Bandwidth": "int",
+}
 
 
 @dataclass(frozen=True)
@@ -219,12 +356,15 @@ class LabelTable:
 
 LABEL_TABLES: dict[str, LabelTable] = {
     # EC-Lab Development Package 6.0x (C/Delphi/LabVIEW era).
-    "6.0": LabelTable("6.0", {TECH_OCV: _OCV, TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS,
-                              TECH_PEIS: _PEIS}, {}),
+    "6.0": LabelTable(
+        "6.0", {TECH_OCV: _OCV, TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS, TECH_PEIS: _PEIS}, {}
+    ),
     # 6.04 and later (Python "kbio" examples): same core labels; EIS techniques accept an extra-controls word.
-    "6.04": LabelTable("6.04", {TECH_OCV: _OCV, TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS,
-                                TECH_PEIS: _PEIS},
-                       {TECH_GEIS: {"xctr": "int"}, TECH_PEIS: {"xctr": "int"}}),
+    "6.04": LabelTable(
+        "6.04",
+        {TECH_OCV: _OCV, TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS, TECH_PEIS: _PEIS},
+        {TECH_GEIS: {"xctr": "int"}, TECH_PEIS: {"xctr": "int"}},
+    ),
 }
 
 

@@ -35,9 +35,11 @@ from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Poten
 from drivers.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, EisPoint, SampleBlock
 
 TYPELIB = ["{BD962F0D-A990-4823-9CF5-284D1CDD9C6D}", 1, 0]
-TYPELIB_PATHS = (r"C:\Program Files (x86)\Gamry Instruments\Framework\GamryCom.exe",
-                 r"C:\Program Files (x86)\Gamry Instruments\Framework 6\GamryCom.exe",
-                 r"C:\Windows\System32\GamryCOM.exe")
+TYPELIB_PATHS = (
+    r"C:\Program Files (x86)\Gamry Instruments\Framework\GamryCom.exe",
+    r"C:\Program Files (x86)\Gamry Instruments\Framework 6\GamryCom.exe",
+    r"C:\Windows\System32\GamryCOM.exe",
+)
 MAX_CURVE_POINTS = 262143
 CIIV_COLUMNS = ("Time", "Vf", "Vu", "Im", "Vsig", "Ach", "IERange", "Overload", "StopTest")
 OCV_COLUMNS = ("Time", "Vf", "Vm", "Vsig", "Ach", "Overload", "StopTest")  # then undocumented columns
@@ -96,8 +98,10 @@ HRESULTS: dict[int, tuple[str, str]] = {
     0x80070057: ("E_INVALIDARG", "invalid argument"),
     0x80040154: ("REGDB_E_CLASSNOTREG", "class not registered: GamryCOM is not installed"),
     0x800401F3: ("CO_E_CLASSSTRING", "invalid class string: GamryCOM is not installed"),
-    0x80080005: ("CO_E_SERVER_EXEC_FAILURE", "GamryCOM server failed to start (also reported for a "
-                                             "Reference-family version mismatch)"),
+    0x80080005: (
+        "CO_E_SERVER_EXEC_FAILURE",
+        "GamryCOM server failed to start (also reported for a Reference-family version mismatch)",
+    ),
     0x80010001: ("RPC_E_CALL_REJECTED", "call rejected by GamryCOM"),
     0x8001010A: ("RPC_E_SERVERCALL_RETRYLATER", "GamryCOM busy, retry later"),
     0x8001010E: ("RPC_E_WRONG_THREAD", "COM object used from the wrong thread"),
@@ -127,8 +131,8 @@ class _ComtypesBridge:
     """The real GamryCOM through comtypes (Windows)."""
 
     def __init__(self) -> None:
-        import comtypes  # noqa: PLC0415 - optional, Windows only
-        import comtypes.client  # noqa: PLC0415
+        import comtypes
+        import comtypes.client
 
         self._comtypes, self._client = comtypes, comtypes.client
         self.COMError = comtypes.COMError
@@ -136,14 +140,16 @@ class _ComtypesBridge:
     def GetModule(self, spec: Any) -> Any:
         try:
             return self._client.GetModule(spec)
-        except Exception as first:
+        except Exception as first:  # noqa: BLE001 - comtypes raises COM and OS errors alike; try the known paths
             for path in TYPELIB_PATHS:
                 try:
                     return self._client.GetModule(path)
-                except Exception:
+                except Exception:  # noqa: BLE001 - try the next path
                     continue
-            raise InstrumentError("GamryCOM type library not found: install the Gamry software (Framework/"
-                                  f"Echem Toolkit) on this PC ({first})") from None
+            raise InstrumentError(
+                "GamryCOM type library not found: install the Gamry software (Framework/"
+                f"Echem Toolkit) on this PC ({first})"
+            ) from None
 
     def CreateObject(self, progid: str) -> Any:
         return self._client.CreateObject(progid)
@@ -164,14 +170,18 @@ class _ComtypesBridge:
 def load_gamrycom() -> Any:
     """comtypes bridge to GamryCOM, or an InstrumentError saying what is missing (never an ImportError)."""
     if sys.platform != "win32":
-        raise InstrumentError(f"Gamry instruments need Windows with the Gamry software (GamryCOM) and the "
-                              f"comtypes package; this is {sys.platform}. Use the simulator or run on the "
-                              f"instrument PC.")
+        raise InstrumentError(
+            f"Gamry instruments need Windows with the Gamry software (GamryCOM) and the "
+            f"comtypes package; this is {sys.platform}. Use the simulator or run on the "
+            f"instrument PC."
+        )
     try:
         return _ComtypesBridge()
     except ImportError:
-        raise InstrumentError("the comtypes package is missing: install it with `pip install comtypes` "
-                              "(or the project's 'vendor' extra) to drive Gamry instruments") from None
+        raise InstrumentError(
+            "the comtypes package is missing: install it with `pip install comtypes` "
+            "(or the project's 'vendor' extra) to drive Gamry instruments"
+        ) from None
 
 
 class _CallTimeout(Exception):
@@ -181,11 +191,19 @@ class _CallTimeout(Exception):
 def _nominal_capabilities(reference: bool, f_lo: float = 1e-5, f_hi: float | None = None) -> Capabilities:
     """Interface 1010 class (1 A, 12 V, EIS to 2 MHz) or Reference 600+ class (0.6 A, 11 V, 5 MHz)."""
     return Capabilities(
-        max_current=0.6 if reference else 1.0, current_resolution=1e-12, max_voltage=11.0 if reference else 12.0,
-        min_sample_period=1e-3, galvanostatic=True, potentiostatic=False, eis_galvanostatic=True,
-        eis_potentiostatic=True, eis_min_frequency=f_lo,
-        eis_max_frequency=f_hi if f_hi is not None else (5e6 if reference else 2e6), reference_electrode=True,
-        hardware_voltage_limit=True)
+        max_current=0.6 if reference else 1.0,
+        current_resolution=1e-12,
+        max_voltage=11.0 if reference else 12.0,
+        min_sample_period=1e-3,
+        galvanostatic=True,
+        potentiostatic=False,
+        eis_galvanostatic=True,
+        eis_potentiostatic=True,
+        eis_min_frequency=f_lo,
+        eis_max_frequency=f_hi if f_hi is not None else (5e6 if reference else 2e6),
+        reference_electrode=True,
+        hardware_voltage_limit=True,
+    )
 
 
 class _DtaqSink:
@@ -235,10 +253,21 @@ class _Step:
 class GamryPotentiostat(Potentiostat):
     """One Gamry potentiostat (a GamryCOM "section" such as IFC1010-21185 or REF600-12345)."""
 
-    def __init__(self, section: str | None = None, *, com: Any = None, clock: Clock | None = None,
-                 call_timeout: float = 10.0, safe_timeout: float = 10.0, readz_retries: int = 3,
-                 cook_chunk: int = 4096, cell_voltage_from_ach: bool = True, z_guess: float = 100.0,
-                 watchdog_period: float = 0.2, name: str | None = None):
+    def __init__(
+        self,
+        section: str | None = None,
+        *,
+        com: Any = None,
+        clock: Clock | None = None,
+        call_timeout: float = 10.0,
+        safe_timeout: float = 10.0,
+        readz_retries: int = 3,
+        cook_chunk: int = 4096,
+        cell_voltage_from_ach: bool = True,
+        z_guess: float = 100.0,
+        watchdog_period: float = 0.2,
+        name: str | None = None,
+    ):
         self.section, self._com_given, self.clock = section, com, clock or RealClock()
         self.call_timeout, self.safe_timeout, self.readz_retries = call_timeout, safe_timeout, readz_retries
         self.cook_chunk, self.cell_voltage_from_ach, self.z_guess = cook_chunk, cell_voltage_from_ach, z_guess
@@ -265,8 +294,7 @@ class GamryPotentiostat(Potentiostat):
             raise InstrumentError(f"{self.name}: already connected")
         self._com = self._com_given if self._com_given is not None else load_gamrycom()
         init = getattr(self._com, "thread_init", None)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gamrycom",
-                                            initializer=init)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gamrycom", initializer=init)
         try:
             info = self._do(self._connect_w, "connecting")
         except BaseException:
@@ -285,12 +313,14 @@ class GamryPotentiostat(Potentiostat):
             self._watchdog.start()
         return info
 
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         self._check_connected()
         if abs(current) > self.capabilities.max_current:
-            raise InstrumentError(f"{self.name}: {current:g} A beyond the instrument's "
-                                  f"{self.capabilities.max_current:g} A")
+            raise InstrumentError(
+                f"{self.name}: {current:g} A beyond the instrument's {self.capabilities.max_current:g} A"
+            )
         if not sample_period >= self.capabilities.min_sample_period:
             raise InstrumentError(f"{self.name}: sample period {sample_period:g} s too short")
         if not v_min < v_max:
@@ -299,14 +329,16 @@ class GamryPotentiostat(Potentiostat):
         def work() -> None:
             self._end_step_w(cell_off=False)
             now = self.clock.now()
-            step = _Step("current", current, (v_min, v_max), sample_period,
-                         now + duration if duration is not None else math.inf)
+            step = _Step(
+                "current", current, (v_min, v_max), sample_period, now + duration if duration is not None else math.inf
+            )
             self._start_galvanostatic_w(step)
 
         self._do(work, "starting the galvanostatic step", safe=True)
 
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         raise InstrumentError(f"{self.name}: potentiostatic steps are not implemented for Gamry instruments")
 
     def open_circuit(self, sample_period: float | None = None) -> None:
@@ -384,7 +416,8 @@ class GamryPotentiostat(Potentiostat):
     def _is_com_error(self, exc: BaseException) -> bool:
         cls = getattr(self._com, "COMError", None)
         return (cls is not None and isinstance(exc, cls)) or (
-            len(exc.args) >= 1 and isinstance(exc.args[0], int) and type(exc).__name__ == "COMError")
+            len(exc.args) >= 1 and isinstance(exc.args[0], int) and type(exc).__name__ == "COMError"
+        )
 
     def _shutdown_worker(self) -> None:
         if self._executor is not None:
@@ -411,15 +444,15 @@ class GamryPotentiostat(Potentiostat):
             gc = com.GetModule(TYPELIB)
         except InstrumentError:
             raise
-        except Exception as exc:
-            raise InstrumentError(f"GamryCOM type library not available: install the Gamry software ({exc})") \
-                from None
+        except Exception as exc:  # noqa: BLE001 - any loading failure means the same thing to the operator
+            raise InstrumentError(f"GamryCOM type library not available: install the Gamry software ({exc})") from None
         self._gc = gc
         devices = com.CreateObject("GamryCOM.GamryDeviceList")
         sections = list(devices.EnumSections())
         if not sections:
-            raise InstrumentError("no Gamry instrument found: check USB cable and power, and that the Gamry "
-                                  "Framework sees it")
+            raise InstrumentError(
+                "no Gamry instrument found: check USB cable and power, and that the Gamry Framework sees it"
+            )
         section = self.section or sections[0]
         if section not in sections:
             raise InstrumentError(f"no instrument {section!r}; GamryCOM lists {', '.join(sections)}")
@@ -434,8 +467,14 @@ class GamryPotentiostat(Potentiostat):
         model, serial = str(pstat.ModelNo()), str(pstat.SerialNo())
         f_hi, f_lo = float(pstat.FreqLimitUpper()), float(pstat.FreqLimitLower())
         self.capabilities = _nominal_capabilities(self._progid.endswith("PC5Pstat"), f_lo, f_hi)
-        return InstrumentInfo("Gamry", model, serial, f"DC cal {pstat.CalDate(0)}, AC cal {pstat.CalDate(1)}",
-                              "drivers.gamry", f"gamrycom://{section}")
+        return InstrumentInfo(
+            "Gamry",
+            model,
+            serial,
+            f"DC cal {pstat.CalDate(0)}, AC cal {pstat.CalDate(1)}",
+            "drivers.gamry",
+            f"gamrycom://{section}",
+        )
 
     def _configure_galvanostat_w(self, current: float) -> int:
         gc, p = self._gc, self._pstat
@@ -496,11 +535,16 @@ class GamryPotentiostat(Potentiostat):
             count, columns = step.dtaq.Cook(self.cook_chunk)
             if count <= 0:
                 break
-            if len(columns) < len(expected) or (step.kind == "current" and len(columns) != len(expected)) \
-                    or any(len(c) != count for c in columns[: len(expected)]):
-                raise InstrumentError(f"malformed data from Cook: {len(columns)} columns of "
-                                      f"{sorted({len(c) for c in columns})} points, expected {len(expected)} "
-                                      f"columns of {count}")
+            if (
+                len(columns) < len(expected)
+                or (step.kind == "current" and len(columns) != len(expected))
+                or any(len(c) != count for c in columns[: len(expected)])
+            ):
+                raise InstrumentError(
+                    f"malformed data from Cook: {len(columns)} columns of "
+                    f"{sorted({len(c) for c in columns})} points, expected {len(expected)} "
+                    f"columns of {count}"
+                )
             try:
                 data = np.asarray(columns[: len(expected)], dtype=float)
             except (TypeError, ValueError) as exc:
@@ -590,8 +634,15 @@ class GamryPotentiostat(Potentiostat):
                 raise InstrumentError(f"ReadZ error at {f:g} Hz: {readz.StatusMessage() or 'no message'}")
             if status == gc.ReadZStatusOk:
                 break
-        point = EisPoint(float(readz.Zfreq()), float(readz.Zreal()), float(readz.Zimag()), self.clock.now(),
-                         float(readz.Vdc()), float(readz.Idc()), status == gc.ReadZStatusOk)
+        point = EisPoint(
+            float(readz.Zfreq()),
+            float(readz.Zreal()),
+            float(readz.Zimag()),
+            self.clock.now(),
+            float(readz.Vdc()),
+            float(readz.Idc()),
+            status == gc.ReadZStatusOk,
+        )
         return point, status == gc.ReadZStatusOk
 
     # --- impedance ----------------------------------------------------------------------------------------
@@ -646,12 +697,18 @@ class GamryPotentiostat(Potentiostat):
             self._do(setup, "starting the impedance sweep", safe=True)
             for index, f in enumerate(freqs):
                 budget = (self.readz_retries + 1) * (12.0 / f + 5.0) + self.call_timeout
-                point, _ = self._do(lambda f=f: self._measure_point_w(holder["readz"], holder["sink"], f,
-                                                                      request.amplitude),
-                                    f"measuring impedance at {f:g} Hz", safe=True, timeout=budget)
+                point, _ = self._do(
+                    lambda f=f: self._measure_point_w(holder["readz"], holder["sink"], f, request.amplitude),
+                    f"measuring impedance at {f:g} Hz",
+                    safe=True,
+                    timeout=budget,
+                )
                 with self._pending_lock:  # the DC level measured during the point is data too
-                    self._pending.append(SampleBlock(np.array([point.t]), np.array([point.E_dc]),
-                                                     np.array([np.nan]), np.array([point.I_dc])))
+                    self._pending.append(
+                        SampleBlock(
+                            np.array([point.t]), np.array([point.E_dc]), np.array([np.nan]), np.array([point.I_dc])
+                        )
+                    )
                 if index == len(freqs) - 1:
                     self._do(finish, "finishing the impedance sweep", safe=True)
                     done = True
@@ -683,18 +740,27 @@ class GamryPotentiostat(Potentiostat):
         try:
             future.result(timeout=self.safe_timeout)
         except FutureTimeout:
-            return (f"GamryCOM did not answer within {self.safe_timeout:g} s, so the cell could not be switched "
-                    f"off from the PC")
-        except Exception as exc:
-            detail = describe_hresult(exc.args[0], exc.args[1] if len(exc.args) > 1 else None) \
-                if self._is_com_error(exc) else str(exc)
+            return (
+                f"GamryCOM did not answer within {self.safe_timeout:g} s, so the cell could not be switched "
+                f"off from the PC"
+            )
+        except Exception as exc:  # noqa: BLE001 - COM errors of every kind are reported, never raised, while making safe
+            detail = (
+                describe_hresult(exc.args[0], exc.args[1] if len(exc.args) > 1 else None)
+                if self._is_com_error(exc)
+                else str(exc)
+            )
             return f"switching the cell off failed: {detail}"
         return None
 
     def _check_connected(self) -> None:
         if not self._connected:
             raise InstrumentError(f"{self.name}: not connected")
-        if self._watchdog is not None and not self._watchdog.is_alive() and not self._stop_watchdog.is_set() \
-                and self._failure is None:
+        if (
+            self._watchdog is not None
+            and not self._watchdog.is_alive()
+            and not self._stop_watchdog.is_set()
+            and self._failure is None
+        ):
             self._watchdog = threading.Thread(target=self._watch, name="gamry-watchdog", daemon=True)
             self._watchdog.start()  # restart after a reported failure

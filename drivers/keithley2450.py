@@ -65,9 +65,17 @@ class Keithley2450(Potentiostat):
 
     BUFFER = "daqbuf"
 
-    def __init__(self, resource: str, clock: Clock | None = None, *, timeout: float = 2.0,
-                 buffer_size: int = 100_000, chunk: int = 2000, name: str = "keithley2450",
-                 visa_library: str = "@py"):
+    def __init__(
+        self,
+        resource: str,
+        clock: Clock | None = None,
+        *,
+        timeout: float = 2.0,
+        buffer_size: int = 100_000,
+        chunk: int = 2000,
+        name: str = "keithley2450",
+        visa_library: str = "@py",
+    ):
         self.resource, self.clock, self.name = resource, clock or RealClock(), name
         self.timeout = float(timeout)  # s, every VISA operation
         self.buffer_size = int(buffer_size)  # readings in the instrument buffer (one trigger loop)
@@ -127,28 +135,35 @@ class Keithley2450(Potentiostat):
             raise
         except _BadReply as exc:
             raise InstrumentError(f"{self.name}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001
-            what = (f"no reply to {self._last_query!r} within {self.timeout:g} s" if _is_timeout(exc)
-                    else f"cannot reach {self.resource} ({_one_line(exc)})")
+        except Exception as exc:  # noqa: BLE001 - VISA and socket errors of every kind become one InstrumentError
+            what = (
+                f"no reply to {self._last_query!r} within {self.timeout:g} s"
+                if _is_timeout(exc)
+                else f"cannot reach {self.resource} ({_one_line(exc)})"
+            )
             raise InstrumentError(f"{self.name}: {what}") from None
         finally:
             self._drop_session()
 
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         if not abs(current) <= self.capabilities.max_current:
-            raise InstrumentError(f"{self.name}: current {current:g} A beyond the 2450's "
-                                  f"{self.capabilities.max_current:g} A")
+            raise InstrumentError(
+                f"{self.name}: current {current:g} A beyond the 2450's {self.capabilities.max_current:g} A"
+            )
         if not v_min < v_max:
             raise InstrumentError(f"{self.name}: voltage window [{v_min:g}, {v_max:g}] V is empty")
         vlim = max(abs(v_min), abs(v_max))
         if not 0.02 <= vlim <= self.capabilities.max_voltage:
-            raise InstrumentError(f"{self.name}: voltage limit {vlim:g} V outside 0.02-"
-                                  f"{self.capabilities.max_voltage:g} V")
+            raise InstrumentError(
+                f"{self.name}: voltage limit {vlim:g} V outside 0.02-{self.capabilities.max_voltage:g} V"
+            )
         self._start("current", current, vlim, sample_period, duration, (v_min, v_max))
 
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         """Hold the two-terminal cell voltage (no reference electrode) with a current limit."""
         if not abs(potential) <= self.capabilities.max_voltage:
             raise InstrumentError(f"{self.name}: potential {potential:g} V beyond the 2450's range")
@@ -189,12 +204,20 @@ class Keithley2450(Potentiostat):
         self._drop_session()
 
     # --- steps --------------------------------------------------------------------------------
-    def _start(self, mode: str, level: float, limit: float, period: float, duration: float | None,
-               window: tuple[float, float] | None) -> None:
+    def _start(
+        self,
+        mode: str,
+        level: float,
+        limit: float,
+        period: float,
+        duration: float | None,
+        window: tuple[float, float] | None,
+    ) -> None:
         self._check_connected()
         if not period >= self.capabilities.min_sample_period:
-            raise InstrumentError(f"{self.name}: sample period {period:g} s below "
-                                  f"{self.capabilities.min_sample_period:g} s")
+            raise InstrumentError(
+                f"{self.name}: sample period {period:g} s below {self.capabilities.min_sample_period:g} s"
+            )
         if duration is not None and not duration > 0:
             raise InstrumentError(f"{self.name}: step duration {duration:g} s must be positive")
         total = None if duration is None else max(1, math.floor(duration / period + 1e-9))
@@ -243,8 +266,10 @@ class Keithley2450(Potentiostat):
     def _read(self) -> SampleBlock:
         n = self._int(self._query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
         if not self._fetched <= n <= self._count:
-            raise _BadReply(f":TRAC:ACT? says {n} readings; {self._fetched} were already read from this "
-                            f"{self._count}-reading loop (buffer cleared or loop restarted from elsewhere?)")
+            raise _BadReply(
+                f":TRAC:ACT? says {n} readings; {self._fetched} were already read from this "
+                f"{self._count}-reading loop (buffer cleared or loop restarted from elsewhere?)"
+            )
         parts = []
         while self._fetched < n:
             last = min(n, self._fetched + self.chunk)
@@ -267,8 +292,12 @@ class Keithley2450(Potentiostat):
                 flags[-1] |= FLAG_OVERLOAD
         if stop_at is not None:
             flags[stop_at] |= FLAG_HW_LIMIT
-            t, voltage, current, flags = t[: stop_at + 1], voltage[: stop_at + 1], current[: stop_at + 1], \
-                flags[: stop_at + 1]
+            t, voltage, current, flags = (
+                t[: stop_at + 1],
+                voltage[: stop_at + 1],
+                current[: stop_at + 1],
+                flags[: stop_at + 1],
+            )
             self._output_off()
         elif self._fetched >= self._count:
             self._next_loop()
@@ -314,8 +343,12 @@ class Keithley2450(Potentiostat):
         try:
             self._rm = pyvisa.ResourceManager(self.visa_library)
             self._inst = self._rm.open_resource(
-                self.resource, open_timeout=int(self.timeout * 1000), timeout=int(self.timeout * 1000),
-                read_termination="\n", write_termination="\n")
+                self.resource,
+                open_timeout=int(self.timeout * 1000),
+                timeout=int(self.timeout * 1000),
+                read_termination="\n",
+                write_termination="\n",
+            )
         except Exception as exc:  # noqa: BLE001 - pyvisa raises many types for a bad address
             self._drop_session()
             raise InstrumentError(f"{self.name}: cannot open {self.resource}: {_one_line(exc)}") from None
@@ -327,7 +360,7 @@ class Keithley2450(Potentiostat):
             if obj is not None:
                 try:
                     obj.close()
-                except Exception:  # noqa: BLE001, S110 - releasing a broken link
+                except Exception:  # noqa: BLE001 - releasing a broken link
                     pass
 
     def _write(self, cmd: str) -> None:
@@ -354,16 +387,19 @@ class Keithley2450(Potentiostat):
     def _check_language(self) -> None:
         try:
             lang = self._query("*LANG?").upper()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _is_timeout(exc):
-                raise InstrumentError(f"{self.name}: no answer to *LANG? within {self.timeout:g} s; check that "
-                                      "the 2450 uses the SCPI command set and newline termination") from None
+                raise InstrumentError(
+                    f"{self.name}: no answer to *LANG? within {self.timeout:g} s; check that "
+                    "the 2450 uses the SCPI command set and newline termination"
+                ) from None
             raise
         self._lang = lang
         if lang != "SCPI":
             raise InstrumentError(
                 f"{self.name}: the 2450 uses the {lang} command set; this driver speaks SCPI. Select SCPI "
-                "(MENU > System > Settings > Command Set, or send *LANG SCPI) and power-cycle the instrument")
+                "(MENU > System > Settings > Command Set, or send *LANG SCPI) and power-cycle the instrument"
+            )
 
     def _check_errors(self, stage: str, ignore: tuple[str, ...] = ()) -> None:
         """Drain :SYST:ERR?; any entry (other than ``ignore``d ones) is an InstrumentError."""
@@ -387,8 +423,10 @@ class Keithley2450(Potentiostat):
             raise _BadReply(f"unreadable reply {idn!r} to '*IDN?'; is this a Keithley 2450?")
         model = fields[1].upper().replace("MODEL", "").strip()
         if model != "2450":
-            raise InstrumentError(f"{self.name}: {self.resource} is a Keithley {model}, not a 2450; this driver "
-                                  "only knows the 2450's ranges")
+            raise InstrumentError(
+                f"{self.name}: {self.resource} is a Keithley {model}, not a 2450; this driver "
+                "only knows the 2450's ranges"
+            )
         return InstrumentInfo("Keithley", model, fields[2], fields[3], "drivers.keithley2450", self.resource)
 
     def _int(self, reply: str, cmd: str) -> int:

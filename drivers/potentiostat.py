@@ -82,14 +82,16 @@ class Potentiostat(ABC):
         """Open the instrument and identify it. Never switches the cell on."""
 
     @abstractmethod
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         """Source ``current`` (A) until ``duration`` (s) or a further command; the instrument stops
         the output by itself when E_we leaves [v_min, v_max] where it can (FLAG_HW_LIMIT)."""
 
     @abstractmethod
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         """Hold E_we at ``potential`` (V vs reference) with current limits (A)."""
 
     @abstractmethod

@@ -81,8 +81,14 @@ class _Resilient:
 
     role = "instrument"
 
-    def __init__(self, inner: Any, clock: Any = None, policy: RetryPolicy | None = None,
-                 reporter: Reporter | None = None, name: str | None = None):
+    def __init__(
+        self,
+        inner: Any,
+        clock: Any = None,
+        policy: RetryPolicy | None = None,
+        reporter: Reporter | None = None,
+        name: str | None = None,
+    ):
         self.inner = inner
         self.clock = clock
         self.policy = policy or RetryPolicy()
@@ -146,29 +152,48 @@ class _Resilient:
                 delay = self.policy.delay(attempt)
                 reconnect = _looks_like_link_loss(exc) or attempt >= 2
                 self.counts["retries"] += 1
-                self._report("instrument_fault", f"{self.name}: {call} failed ({_describe(exc)}); retry {attempt} of "
-                             f"{attempts - 1} in {delay:g} s{' after reconnecting' if reconnect else ''}",
-                             call=call, error=_describe(exc), attempt=attempt, delay=delay)
+                self._report(
+                    "instrument_fault",
+                    f"{self.name}: {call} failed ({_describe(exc)}); retry {attempt} of "
+                    f"{attempts - 1} in {delay:g} s{' after reconnecting' if reconnect else ''}",
+                    call=call,
+                    error=_describe(exc),
+                    attempt=attempt,
+                    delay=delay,
+                )
                 self._sleep(delay)
                 continue
             if attempt > 1 or self.lost:
                 self.counts["recoveries"] += 1
                 was_lost, self.lost = self.lost, False
-                self._report("instrument_recovered", f"{self.name}: {call} succeeded after "
-                             f"{'being lost' if was_lost else f'{attempt - 1} failed attempt(s)'} "
-                             f"({self._now() - t_first:.1f} s)", call=call, attempts=attempt,
-                             downtime=self._now() - t_first)
+                self._report(
+                    "instrument_recovered",
+                    f"{self.name}: {call} succeeded after "
+                    f"{'being lost' if was_lost else f'{attempt - 1} failed attempt(s)'} "
+                    f"({self._now() - t_first:.1f} s)",
+                    call=call,
+                    attempts=attempt,
+                    downtime=self._now() - t_first,
+                )
             return result
 
     def _give_up(self, call: str, exc: BaseException, attempt: int, t_first: float) -> Any:
         already = self.lost
         self.lost = True
-        message = (f"{self.name} ({self.role}) lost: {call} failed {attempt} time(s) over "
-                   f"{self._now() - t_first:.1f} s; last error: {_describe(exc)}")
+        message = (
+            f"{self.name} ({self.role}) lost: {call} failed {attempt} time(s) over "
+            f"{self._now() - t_first:.1f} s; last error: {_describe(exc)}"
+        )
         if already:
             message = f"{self.name} ({self.role}) still lost: {call} failed ({_describe(exc)})"
-        self._report("instrument_fault", f"{self.name}: {call} failed ({_describe(exc)}); giving up",
-                     call=call, error=_describe(exc), attempt=attempt, delay=0.0)
+        self._report(
+            "instrument_fault",
+            f"{self.name}: {call} failed ({_describe(exc)}); giving up",
+            call=call,
+            error=_describe(exc),
+            attempt=attempt,
+            delay=0.0,
+        )
         if not already:
             self._report("instrument_lost", message, call=call, error=_describe(exc))
         raise InstrumentError(message) from exc
@@ -182,8 +207,11 @@ class _Resilient:
         self.inner.connect()
         self._after_reconnect()
         self.counts["reconnects"] += 1
-        self._report("instrument_reconnected", f"{self.name}: reconnected while retrying {call}; "
-                     f"{self._safe_state_text()}", call=call)
+        self._report(
+            "instrument_reconnected",
+            f"{self.name}: reconnected while retrying {call}; {self._safe_state_text()}",
+            call=call,
+        )
 
     def _after_reconnect(self) -> None:
         pass
@@ -203,9 +231,15 @@ class _Resilient:
         """One attempt, no retries: the run is ending and the driver's close switches the cell off."""
         try:
             self.inner.close()
-        except Exception as exc:  # noqa: BLE001
-            self._report("instrument_fault", f"{self.name}: close failed ({_describe(exc)})", call="close",
-                         error=_describe(exc), attempt=1, delay=0.0)
+        except Exception as exc:  # noqa: BLE001 - the run is ending; the failure is reported, not raised
+            self._report(
+                "instrument_fault",
+                f"{self.name}: close failed ({_describe(exc)})",
+                call="close",
+                error=_describe(exc),
+                attempt=1,
+                delay=0.0,
+            )
         self._info = None
 
     def __getattr__(self, name: str) -> Any:  # driver-specific extras (name, resource, ...)
@@ -219,8 +253,13 @@ class RecoveryHold:
     cut a current step: the engine holds the cell at open circuit for one poll, records it, and re-applies
     the remaining step with its own command."""
 
-    def __init__(self, device: ResilientPotentiostat, name: str = "instrument_recovery",
-                 clear_wait: float = 0.0, timeout: float = 3600.0):
+    def __init__(
+        self,
+        device: ResilientPotentiostat,
+        name: str = "instrument_recovery",
+        clear_wait: float = 0.0,
+        timeout: float = 3600.0,
+    ):
         self.device, self.name, self.clear_wait, self.timeout = device, name, clear_wait, timeout
 
     def violation(self, cols: dict[str, np.ndarray]) -> str | None:
@@ -232,8 +271,14 @@ class ResilientPotentiostat(_Resilient, Potentiostat):
 
     role = "potentiostat"
 
-    def __init__(self, inner: Potentiostat, clock: Any = None, policy: RetryPolicy | None = None,
-                 reporter: Reporter | None = None, name: str | None = None):
+    def __init__(
+        self,
+        inner: Potentiostat,
+        clock: Any = None,
+        policy: RetryPolicy | None = None,
+        reporter: Reporter | None = None,
+        name: str | None = None,
+    ):
         super().__init__(inner, clock, policy, reporter, name)
         self._mode = "off"  # off | ocv | current | potential: the engine's last explicit order
         self._period: float | None = None
@@ -250,8 +295,10 @@ class ResilientPotentiostat(_Resilient, Potentiostat):
     def _after_reconnect(self) -> None:
         self.inner.open_circuit(self._period)
         if self._mode in ("current", "potential"):
-            self._hold = (f"{self.name} reconnected after a fault; its output was left off (open circuit) "
-                          "until the step is applied again")
+            self._hold = (
+                f"{self.name} reconnected after a fault; its output was left off (open circuit) "
+                "until the step is applied again"
+            )
 
     def _safe_state_text(self) -> str:
         if self._mode in ("current", "potential"):
@@ -273,19 +320,33 @@ class ResilientPotentiostat(_Resilient, Potentiostat):
         self._call(call, fn)
         self._mode, self._period, self._hold = mode, period, None  # the engine's own order supersedes a hold
 
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
-        self._command("apply_current", "current", sample_period,
-                      lambda: self.inner.apply_current(current, v_min, v_max, sample_period, duration))
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
+        self._command(
+            "apply_current",
+            "current",
+            sample_period,
+            lambda: self.inner.apply_current(current, v_min, v_max, sample_period, duration),
+        )
 
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
-        self._command("apply_potential", "potential", sample_period,
-                      lambda: self.inner.apply_potential(potential, i_min, i_max, sample_period, duration))
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
+        self._command(
+            "apply_potential",
+            "potential",
+            sample_period,
+            lambda: self.inner.apply_potential(potential, i_min, i_max, sample_period, duration),
+        )
 
     def open_circuit(self, sample_period: float | None = None) -> None:
-        self._command("open_circuit", "ocv" if sample_period is not None else "off", sample_period,
-                      lambda: self.inner.open_circuit(sample_period))
+        self._command(
+            "open_circuit",
+            "ocv" if sample_period is not None else "off",
+            sample_period,
+            lambda: self.inner.open_circuit(sample_period),
+        )
 
     # --- data -----------------------------------------------------------------------------------
     def read(self) -> SampleBlock:
@@ -320,8 +381,15 @@ class ResilientPotentiostat(_Resilient, Potentiostat):
                 ok &= t > earlier
         except (TypeError, ValueError) as exc:
             self.counts["faults"] += 1
-            self._report("instrument_fault", f"{self.name}: read returned malformed samples ({exc}); dropped",
-                         call="read", error=str(exc), attempt=1, delay=0.0, dropped=n)
+            self._report(
+                "instrument_fault",
+                f"{self.name}: read returned malformed samples ({exc}); dropped",
+                call="read",
+                error=str(exc),
+                attempt=1,
+                delay=0.0,
+                dropped=n,
+            )
             return self._garbage(n)
         kept = int(ok.sum())
         if kept == n:
@@ -330,22 +398,34 @@ class ResilientPotentiostat(_Resilient, Potentiostat):
             return block
         self.counts["faults"] += 1
         self.counts["dropped_samples"] += n - kept
-        self._report("instrument_fault", f"{self.name}: read returned {n - kept} of {n} samples that are not valid "
-                     "numbers, out of range or out of time order; those samples were dropped",
-                     call="read", error="invalid samples", attempt=1, delay=0.0, dropped=n - kept)
+        self._report(
+            "instrument_fault",
+            f"{self.name}: read returned {n - kept} of {n} samples that are not valid "
+            "numbers, out of range or out of time order; those samples were dropped",
+            call="read",
+            error="invalid samples",
+            attempt=1,
+            delay=0.0,
+            dropped=n - kept,
+        )
         if kept == 0:
             return self._garbage(n)
         self._garbage_reads = 0
         self._t_last = float(t[ok][-1])
-        return SampleBlock(t[ok], cols[0][ok], cols[1][ok], cols[2][ok], np.asarray(block.flags)[ok],
-                           {k: np.asarray(v)[ok] for k, v in block.aux.items() if len(v) == n})
+        return SampleBlock(
+            t[ok],
+            cols[0][ok],
+            cols[1][ok],
+            cols[2][ok],
+            np.asarray(block.flags)[ok],
+            {k: np.asarray(v)[ok] for k, v in block.aux.items() if len(v) == n},
+        )
 
     def _garbage(self, n: int) -> SampleBlock:
         self._garbage_reads += 1
         if self._garbage_reads >= self.policy.max_garbage_reads:
             self.lost = True
-            message = (f"{self.name} (potentiostat) lost: {self._garbage_reads} reads in a row returned no valid "
-                       "sample")
+            message = f"{self.name} (potentiostat) lost: {self._garbage_reads} reads in a row returned no valid sample"
             self._report("instrument_lost", message, call="read", error="invalid samples")
             raise InstrumentError(message)
         return SampleBlock.empty()
@@ -355,8 +435,14 @@ class ResilientPotentiostat(_Resilient, Potentiostat):
         self.inner.rewind(t)
         b = self._last_block
         keep = int(np.searchsorted(b.t, t + 1e-9))
-        self._last_block = SampleBlock(b.t[:keep], b.E_we[:keep], b.E_cell[:keep], b.I[:keep], b.flags[:keep],
-                                       {k: v[:keep] for k, v in b.aux.items()})
+        self._last_block = SampleBlock(
+            b.t[:keep],
+            b.E_we[:keep],
+            b.E_cell[:keep],
+            b.I[:keep],
+            b.flags[:keep],
+            {k: v[:keep] for k, v in b.aux.items()},
+        )
         self._t_last = float(b.t[keep - 1]) if keep else self._t_last
         return self._last_block
 
@@ -378,25 +464,43 @@ class ResilientPotentiostat(_Resilient, Potentiostat):
                 if yielded == 0 and attempt < self.policy.attempts and not self.lost:
                     delay = self.policy.delay(attempt)
                     self.counts["retries"] += 1
-                    self._report("instrument_fault", f"{self.name}: impedance failed ({_describe(exc)}); retry "
-                                 f"{attempt} of {self.policy.attempts - 1} in {delay:g} s",
-                                 call="impedance", error=_describe(exc), attempt=attempt, delay=delay)
+                    self._report(
+                        "instrument_fault",
+                        f"{self.name}: impedance failed ({_describe(exc)}); retry "
+                        f"{attempt} of {self.policy.attempts - 1} in {delay:g} s",
+                        call="impedance",
+                        error=_describe(exc),
+                        attempt=attempt,
+                        delay=delay,
+                    )
                     self._sleep(delay)
                     self._call("reconnect", lambda: self._reconnect("impedance"))
                     points = iter(self.inner.impedance(request))
                     continue
                 if yielded == 0:
                     self._give_up("impedance", exc, attempt, t_first)
-                self._report("instrument_fault", f"{self.name}: impedance sweep cut short after {yielded} of "
-                             f"{len(request.frequencies)} points ({_describe(exc)})", call="impedance",
-                             error=_describe(exc), attempt=attempt, delay=0.0)
+                self._report(
+                    "instrument_fault",
+                    f"{self.name}: impedance sweep cut short after {yielded} of "
+                    f"{len(request.frequencies)} points ({_describe(exc)})",
+                    call="impedance",
+                    error=_describe(exc),
+                    attempt=attempt,
+                    delay=0.0,
+                )
                 self._call("reconnect", lambda: self._reconnect("impedance"))
                 return
             values = (p.frequency, p.z_real, p.z_imag, p.t)
             if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
                 self.counts["faults"] += 1
-                self._report("instrument_fault", f"{self.name}: impedance point at {p.frequency!r} Hz is not a "
-                             "number; dropped", call="impedance", error="invalid point", attempt=1, delay=0.0)
+                self._report(
+                    "instrument_fault",
+                    f"{self.name}: impedance point at {p.frequency!r} Hz is not a number; dropped",
+                    call="impedance",
+                    error="invalid point",
+                    attempt=1,
+                    delay=0.0,
+                )
                 continue
             yielded += 1
             yield p
@@ -422,8 +526,14 @@ class ResilientTransducer(_Resilient, PressureTransducer):
     role = "transducer"
     PRESSURE_RANGE = 1e10  # Pa: anything beyond is not a reading
 
-    def __init__(self, inner: PressureTransducer, clock: Any = None, policy: RetryPolicy | None = None,
-                 reporter: Reporter | None = None, name: str | None = None):
+    def __init__(
+        self,
+        inner: PressureTransducer,
+        clock: Any = None,
+        policy: RetryPolicy | None = None,
+        reporter: Reporter | None = None,
+        name: str | None = None,
+    ):
         super().__init__(inner, clock, policy, reporter, name)
         self._next_probe = -math.inf
 
@@ -467,8 +577,12 @@ class ResilientTransducer(_Resilient, PressureTransducer):
             raise
 
 
-def wrap(potentiostat: Potentiostat, transducer: PressureTransducer | None, clock: Any = None,
-         policy: RetryPolicy | None = None) -> tuple[Potentiostat, PressureTransducer | None]:
+def wrap(
+    potentiostat: Potentiostat,
+    transducer: PressureTransducer | None,
+    clock: Any = None,
+    policy: RetryPolicy | None = None,
+) -> tuple[Potentiostat, PressureTransducer | None]:
     """The instruments wrapped for resilience (instruments already wrapped are left as they are)."""
     if not isinstance(potentiostat, ResilientPotentiostat):
         potentiostat = ResilientPotentiostat(potentiostat, clock, policy)

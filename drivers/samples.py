@@ -23,7 +23,7 @@ class SampleBlock:
     t: np.ndarray
     E_we: np.ndarray
     E_cell: np.ndarray
-    I: np.ndarray  # noqa: E741 - the physical symbol
+    I: np.ndarray
     flags: np.ndarray = field(default=None)  # type: ignore[assignment]
     aux: dict[str, np.ndarray] = field(default_factory=dict)
 

@@ -27,8 +27,15 @@ SAMPLES, IMPEDANCE = "samples", "impedance"
 class TranscriptSink(Protocol):
     """Where transcript rows go (daq.storage.writer.RunWriter, or MemoryTranscript)."""
 
-    def add_command(self, t: float, method: str, arguments: dict[str, Any], outcome: str = "ok", error: str = "",
-                    latency: float = 0.0) -> None: ...
+    def add_command(
+        self,
+        t: float,
+        method: str,
+        arguments: dict[str, Any],
+        outcome: str = "ok",
+        error: str = "",
+        latency: float = 0.0,
+    ) -> None: ...
 
     def add_read(self, t: float, kind: str, first: int, n: int, latency: float = 0.0) -> None: ...
 
@@ -44,10 +51,18 @@ class MemoryTranscript:
         self._rows = [0, 0]
         self._seq = 0
 
-    def add_command(self, t: float, method: str, arguments: dict[str, Any], outcome: str = "ok", error: str = "",
-                    latency: float = 0.0) -> None:
-        self.commands.append(dict(seq=self._seq, t=t, method=method, arguments=arguments, outcome=outcome,
-                                  error=error, latency=latency))
+    def add_command(
+        self,
+        t: float,
+        method: str,
+        arguments: dict[str, Any],
+        outcome: str = "ok",
+        error: str = "",
+        latency: float = 0.0,
+    ) -> None:
+        self.commands.append(
+            dict(seq=self._seq, t=t, method=method, arguments=arguments, outcome=outcome, error=error, latency=latency)
+        )
         self._seq += 1
 
     def add_read(self, t: float, kind: str, first: int, n: int, latency: float = 0.0) -> None:
@@ -101,8 +116,9 @@ class TranscriptPotentiostat(Potentiostat):
         try:
             result = fn()
         except BaseException as exc:
-            self.sink.add_command(t, method, arguments, "error", f"{type(exc).__name__}: {exc}",
-                                  time.perf_counter() - start)
+            self.sink.add_command(
+                t, method, arguments, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start
+            )
             raise
         self.sink.add_command(t, method, arguments, "ok", "", time.perf_counter() - start)
         return result
@@ -112,19 +128,35 @@ class TranscriptPotentiostat(Potentiostat):
         info = self._call("connect", {}, self.inner.connect)
         return info
 
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
-        args = {"current": current, "v_min": _number(v_min), "v_max": _number(v_max),
-                "sample_period": sample_period, "duration": _number(duration)}
-        self._call("apply_current", args,
-                   lambda: self.inner.apply_current(current, v_min, v_max, sample_period, duration))
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
+        args = {
+            "current": current,
+            "v_min": _number(v_min),
+            "v_max": _number(v_max),
+            "sample_period": sample_period,
+            "duration": _number(duration),
+        }
+        self._call(
+            "apply_current", args, lambda: self.inner.apply_current(current, v_min, v_max, sample_period, duration)
+        )
 
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
-        args = {"potential": potential, "i_min": _number(i_min), "i_max": _number(i_max),
-                "sample_period": sample_period, "duration": _number(duration)}
-        self._call("apply_potential", args,
-                   lambda: self.inner.apply_potential(potential, i_min, i_max, sample_period, duration))
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
+        args = {
+            "potential": potential,
+            "i_min": _number(i_min),
+            "i_max": _number(i_max),
+            "sample_period": sample_period,
+            "duration": _number(duration),
+        }
+        self._call(
+            "apply_potential",
+            args,
+            lambda: self.inner.apply_potential(potential, i_min, i_max, sample_period, duration),
+        )
 
     def open_circuit(self, sample_period: float | None = None) -> None:
         self._call("open_circuit", {"sample_period": sample_period}, lambda: self.inner.open_circuit(sample_period))
@@ -148,8 +180,10 @@ class TranscriptPotentiostat(Potentiostat):
         self._flush_read()
         t, start = self.now(), time.perf_counter()
         first = self.sink.next_row(IMPEDANCE)
-        args = {k: (list(map(float, v)) if k == "frequencies" else _number(v)) if not isinstance(v, str) else v
-                for k, v in asdict(request).items()}
+        args = {
+            k: (list(map(float, v)) if k == "frequencies" else _number(v)) if not isinstance(v, str) else v
+            for k, v in asdict(request).items()
+        }
         count, outcome, error = 0, "ok", ""
         try:
             for point in self.inner.impedance(request):

@@ -29,10 +29,18 @@ from drivers.transducer import Calibration, PressureReading, PressureTransducer
 
 # Units instruments print that daq.units does not know (case-insensitive), in SI.
 _EXTRA_UNITS = {
-    "lbf": (4.4482216152605, "force"), "klbf": (4448.2216152605, "force"), "kgf": (9.80665, "force"),
-    "gf": (9.80665e-3, "force"), "ozf": (0.27801385095378, "force"), "tf": (9806.65, "force"),
-    "psi": (6894.757293168, "pressure"), "ksi": (6894757.293168, "pressure"), "atm": (101325.0, "pressure"),
-    "kgf/cm^2": (98066.5, "pressure"), "kgf/cm2": (98066.5, "pressure"), "mmhg": (133.322387415, "pressure"),
+    "lbf": (4.4482216152605, "force"),
+    "klbf": (4448.2216152605, "force"),
+    "kgf": (9.80665, "force"),
+    "gf": (9.80665e-3, "force"),
+    "ozf": (0.27801385095378, "force"),
+    "tf": (9806.65, "force"),
+    "psi": (6894.757293168, "pressure"),
+    "ksi": (6894757.293168, "pressure"),
+    "atm": (101325.0, "pressure"),
+    "kgf/cm^2": (98066.5, "pressure"),
+    "kgf/cm2": (98066.5, "pressure"),
+    "mmhg": (133.322387415, "pressure"),
 }
 
 
@@ -55,8 +63,15 @@ class _Base(PressureTransducer):
     vendor = ""
     model = ""
 
-    def __init__(self, pressed_area: float, calibration: Calibration | None = None, clock: Clock | None = None,
-                 name: str = "transducer", ram_area: float | None = None, capacity: float | None = None):
+    def __init__(
+        self,
+        pressed_area: float,
+        calibration: Calibration | None = None,
+        clock: Clock | None = None,
+        name: str = "transducer",
+        ram_area: float | None = None,
+        capacity: float | None = None,
+    ):
         if not pressed_area > 0:
             raise ConfigError("pressed_area", pressed_area, "must be a positive area")
         self.pressed_area = float(pressed_area)
@@ -78,8 +93,10 @@ class _Base(PressureTransducer):
         factor, kind = unit_factor(unit)
         si = self.calibration.gain * (value * factor) + self.calibration.offset
         if self.capacity is not None and abs(value * factor) > 1.1 * self.capacity:
-            raise InstrumentError(f"{self.name}: overload, reading {raw!r} beyond the {self.capacity:g} "
-                                  f"{'N' if kind == 'force' else 'Pa'} capacity")
+            raise InstrumentError(
+                f"{self.name}: overload, reading {raw!r} beyond the {self.capacity:g} "
+                f"{'N' if kind == 'force' else 'Pa'} capacity"
+            )
         if kind == "force":
             return PressureReading(self.clock.now(), si / self.pressed_area, si)
         if self.ram_area is not None:
@@ -94,10 +111,23 @@ class SerialTransducer(_Base):
     terminator = b"\n"  # last byte of a reply
     command_end = b"\r"
 
-    def __init__(self, port: str, pressed_area: float, calibration: Calibration | None = None,
-                 clock: Clock | None = None, *, baudrate: int = 9600, timeout: float = 1.0,
-                 name: str | None = None, unit: str | None = None, capacity: float | None = None,
-                 ram_area: float | None = None, bytesize: int = 8, parity: str = "N", stopbits: float = 1):
+    def __init__(
+        self,
+        port: str,
+        pressed_area: float,
+        calibration: Calibration | None = None,
+        clock: Clock | None = None,
+        *,
+        baudrate: int = 9600,
+        timeout: float = 1.0,
+        name: str | None = None,
+        unit: str | None = None,
+        capacity: float | None = None,
+        ram_area: float | None = None,
+        bytesize: int = 8,
+        parity: str = "N",
+        stopbits: float = 1,
+    ):
         super().__init__(pressed_area, calibration, clock, name or type(self).__name__, ram_area, capacity)
         self.port, self.baudrate, self.timeout = port, int(baudrate), float(timeout)
         self.serial_settings = {"bytesize": bytesize, "parity": parity, "stopbits": stopbits}
@@ -111,8 +141,9 @@ class SerialTransducer(_Base):
 
         self.close()
         try:
-            self._ser = serial.Serial(self.port, self.baudrate, timeout=self.timeout, write_timeout=self.timeout,
-                                      **self.serial_settings)
+            self._ser = serial.Serial(
+                self.port, self.baudrate, timeout=self.timeout, write_timeout=self.timeout, **self.serial_settings
+            )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise InstrumentError(f"{self.name}: cannot open {self.port}: {exc}") from None
         try:
@@ -128,7 +159,7 @@ class SerialTransducer(_Base):
         if ser is not None:
             try:
                 ser.close()
-            except Exception:  # noqa: BLE001, S110 - releasing a broken port
+            except Exception:  # noqa: BLE001 - releasing a broken port
                 pass
 
     def _identify(self) -> InstrumentInfo:
@@ -150,8 +181,7 @@ class SerialTransducer(_Base):
             raise InstrumentError(f"{self.name}: link to {self.port} lost ({exc})") from None
         if not raw.endswith(term):
             if raw:
-                raise InstrumentError(f"{self.name}: incomplete reply {raw!r} to {command!r} within "
-                                      f"{self.timeout:g} s")
+                raise InstrumentError(f"{self.name}: incomplete reply {raw!r} to {command!r} within {self.timeout:g} s")
             raise InstrumentError(f"{self.name}: no reply to {command!r} within {self.timeout:g} s")
         try:
             return raw.decode("ascii").strip()
@@ -176,8 +206,12 @@ class Mark10Gauge(SerialTransducer):
     def read(self) -> PressureReading:
         reply = self._ask("?")
         if reply.startswith("*"):
-            meaning = {"*10": "illegal command", "*11": "not applicable", "*12": "invalid specifier",
-                       "*22": "value too large"}.get(reply, "error code")
+            meaning = {
+                "*10": "illegal command",
+                "*11": "not applicable",
+                "*12": "invalid specifier",
+                "*22": "value too large",
+            }.get(reply, "error code")
             raise InstrumentError(f"{self.name}: gauge answered {reply!r} ({meaning}) to '?'")
         m = re.fullmatch(rf"({_NUMBER})\s*([A-Za-z]+)?", reply)
         if not m:
@@ -200,8 +234,17 @@ class OmegaDP41(SerialTransducer):
     terminator = b"\r"
     command_end = b"\r"
 
-    def __init__(self, port: str, pressed_area: float, calibration: Calibration | None = None,
-                 clock: Clock | None = None, *, recognition: str = "*", unit: str = "N", **kwargs):
+    def __init__(
+        self,
+        port: str,
+        pressed_area: float,
+        calibration: Calibration | None = None,
+        clock: Clock | None = None,
+        *,
+        recognition: str = "*",
+        unit: str = "N",
+        **kwargs,
+    ):
         super().__init__(port, pressed_area, calibration, clock, unit=unit, **kwargs)
         self.recognition = recognition
 
@@ -231,8 +274,17 @@ class HbmAed(SerialTransducer):
     command_end = b""
     MAX_DIGITS = 399_999
 
-    def __init__(self, port: str, pressed_area: float, calibration: Calibration | None = None,
-                 clock: Clock | None = None, *, scale: float = 1.0, unit: str = "N", **kwargs):
+    def __init__(
+        self,
+        port: str,
+        pressed_area: float,
+        calibration: Calibration | None = None,
+        clock: Clock | None = None,
+        *,
+        scale: float = 1.0,
+        unit: str = "N",
+        **kwargs,
+    ):
         super().__init__(port, pressed_area, calibration, clock, unit=unit, **kwargs)
         self.scale = float(scale)
 
@@ -284,8 +336,9 @@ class RegisterMap:
 
     def __post_init__(self) -> None:
         if self.value_type not in ("int16", "uint16", "int32", "uint32", "float32"):
-            raise ConfigError("registers.value_type", self.value_type,
-                              "must be int16, uint16, int32, uint32 or float32")
+            raise ConfigError(
+                "registers.value_type", self.value_type, "must be int16, uint16, int32, uint32 or float32"
+            )
         if self.word_order not in ("big", "little"):
             raise ConfigError("registers.word_order", self.word_order, "must be 'big' or 'little'")
         if self.function not in ("holding", "input"):
@@ -305,10 +358,22 @@ class ModbusTransmitter(_Base):
 
     vendor, model = "Modbus RTU", "pressure transmitter"
 
-    def __init__(self, port: str, pressed_area: float, calibration: Calibration | None = None,
-                 clock: Clock | None = None, *, registers: RegisterMap | None = None, baudrate: int = 19200,
-                 timeout: float = 1.0, name: str = "modbus", parity: str = "N", stopbits: int = 1,
-                 ram_area: float | None = None, capacity: float | None = None):
+    def __init__(
+        self,
+        port: str,
+        pressed_area: float,
+        calibration: Calibration | None = None,
+        clock: Clock | None = None,
+        *,
+        registers: RegisterMap | None = None,
+        baudrate: int = 19200,
+        timeout: float = 1.0,
+        name: str = "modbus",
+        parity: str = "N",
+        stopbits: int = 1,
+        ram_area: float | None = None,
+        capacity: float | None = None,
+    ):
         super().__init__(pressed_area, calibration, clock, name, ram_area, capacity)
         self.port, self.baudrate, self.timeout = port, int(baudrate), float(timeout)
         self.parity, self.stopbits = parity, stopbits
@@ -320,9 +385,15 @@ class ModbusTransmitter(_Base):
         from pymodbus.framer import FramerType
 
         self.close()
-        self._client = ModbusSerialClient(self.port, framer=FramerType.RTU, baudrate=self.baudrate,
-                                          timeout=self.timeout, retries=0, parity=self.parity,
-                                          stopbits=self.stopbits)
+        self._client = ModbusSerialClient(
+            self.port,
+            framer=FramerType.RTU,
+            baudrate=self.baudrate,
+            timeout=self.timeout,
+            retries=0,
+            parity=self.parity,
+            stopbits=self.stopbits,
+        )
         with _captured_log("pymodbus") as messages:
             try:
                 ok = self._client.connect()
@@ -338,15 +409,16 @@ class ModbusTransmitter(_Base):
         except InstrumentError:
             self.close()
             raise
-        return InstrumentInfo(self.vendor, self.model, "", "", "drivers.transducers",
-                              f"{self.port} (device {self.registers.device_id})")
+        return InstrumentInfo(
+            self.vendor, self.model, "", "", "drivers.transducers", f"{self.port} (device {self.registers.device_id})"
+        )
 
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001, S110
+            except Exception:  # noqa: BLE001 - releasing a broken link
                 pass
 
     def _registers(self, address: int, count: int) -> list[int]:
@@ -356,14 +428,15 @@ class ModbusTransmitter(_Base):
             raise InstrumentError(f"{self.name}: not connected")
         reg = self.registers
         what = f"{reg.function} register {address}" + (f"..{address + count - 1}" if count > 1 else "")
-        call = (self._client.read_holding_registers if reg.function == "holding"
-                else self._client.read_input_registers)
+        call = self._client.read_holding_registers if reg.function == "holding" else self._client.read_input_registers
         try:
             with _captured_log("pymodbus"):
                 response = call(address, count=count, device_id=reg.device_id)
         except ModbusException as exc:
-            raise InstrumentError(f"{self.name}: no valid reply reading {what} of device {reg.device_id} "
-                                  f"within {self.timeout:g} s ({_first_line(exc)})") from None
+            raise InstrumentError(
+                f"{self.name}: no valid reply reading {what} of device {reg.device_id} "
+                f"within {self.timeout:g} s ({_first_line(exc)})"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - a port that vanished raises serial/OS errors
             self.close()
             raise InstrumentError(f"{self.name}: link to {self.port} lost ({_first_line(exc)})") from None
@@ -392,8 +465,9 @@ class ModbusTransmitter(_Base):
         if reg.unit is not None:
             code = self._registers(reg.unit, 1)[0]
             if code not in reg.unit_codes:
-                raise InstrumentError(f"{self.name}: unit code {code} not in the register map's unit_codes "
-                                      f"{sorted(reg.unit_codes)}")
+                raise InstrumentError(
+                    f"{self.name}: unit code {code} not in the register map's unit_codes {sorted(reg.unit_codes)}"
+                )
             unit = reg.unit_codes[code]
         return self._reading(raw / 10**decimals * reg.scale, unit, shown)
 

@@ -57,8 +57,7 @@ def _campaign(doc: dict, path: Path, text: str) -> Campaign:
         cell = t.text("cell")
         values = t.raw("current_densities")
         if not isinstance(values, list) or not values:
-            raise ConfigError(t.at("current_densities"), values,
-                              "give a list such as [\"1 mA/cm^2\", \"2 mA/cm^2\"]")
+            raise ConfigError(t.at("current_densities"), values, 'give a list such as ["1 mA/cm^2", "2 mA/cm^2"]')
         densities = []
         for j, v in enumerate(values, 1):
             cd = u.parse(v, u.CURRENT_DENSITY, t.at(f"current_densities.{j}"))

@@ -44,9 +44,12 @@ def _eis_spec(t: ConfigTable, mode: str | None = None) -> EisSpec:
     f_start = t.quantity("f_start", u.FREQUENCY, required=True)
     f_end = t.quantity("f_end", u.FREQUENCY, required=True)
     if not f_start > f_end:
-        raise ConfigError(t.at("f_end"), t.data.get("f_end"),
-                          f"frequency range reversed: sweeps run from high to low, f_start ({t.data.get('f_start')})"
-                          " must be above f_end")
+        raise ConfigError(
+            t.at("f_end"),
+            t.data.get("f_end"),
+            f"frequency range reversed: sweeps run from high to low, f_start ({t.data.get('f_start')})"
+            " must be above f_end",
+        )
     ppd = t.integer("points_per_decade", 10)
     if mode == "galvanostatic":
         amplitude = t.quantity("amplitude", u.CURRENT_DENSITY, required=True)
@@ -82,12 +85,13 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
         cd_raw = t.data.get("current_density")
         cd = t.quantity("current_density", u.CURRENT_DENSITY, required=True, positive=False)
         if not cd > 0:
-            raise ConfigError(t.at("current_density"), cd_raw,
-                              "must be positive; the sign comes from direction = \"plate\" or \"strip\"")
+            raise ConfigError(
+                t.at("current_density"), cd_raw, 'must be positive; the sign comes from direction = "plate" or "strip"'
+            )
         capacity = t.quantity("capacity", u.AREAL_CAPACITY)
         duration = t.quantity("duration", u.TIME)
         if capacity is None and duration is None:
-            raise ConfigError(t.at("capacity"), None, "give a capacity (e.g. \"8 mAh/cm^2\") or a duration")
+            raise ConfigError(t.at("capacity"), None, 'give a capacity (e.g. "8 mAh/cm^2") or a duration')
         v_min = t.quantity("v_min", u.VOLTAGE, -2.0, positive=False)
         v_max = t.quantity("v_max", u.VOLTAGE, 2.0, positive=False)
         if not v_min < v_max:  # type: ignore[operator]
@@ -96,20 +100,38 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
         operando = None
         if t.has("operando_eis") or every is not None:
             if every is None or not t.has("operando_eis"):
-                raise ConfigError(t.at("eis_every"), t.data.get("eis_every"),
-                                  "operando EIS needs both eis_every and an [operando_eis] table")
+                raise ConfigError(
+                    t.at("eis_every"),
+                    t.data.get("eis_every"),
+                    "operando EIS needs both eis_every and an [operando_eis] table",
+                )
             t.used.add("operando_eis")
             ot = ConfigTable(t.data["operando_eis"], t.at("operando_eis"))
             operando = _eis_spec(ot, "galvanostatic")
             ot.used.add("mode")
             ot.finish()
-        step = Galvanostatic(label, direction, cd, capacity, duration, v_min, v_max, period,  # type: ignore[arg-type]
-                             _stop_on(t, (SHORT_CIRCUIT, VOLTAGE_LIMIT)), operando, every)
+        step = Galvanostatic(
+            label,
+            direction,
+            cd,
+            capacity,
+            duration,
+            v_min,
+            v_max,
+            period,  # type: ignore[arg-type]
+            _stop_on(t, (SHORT_CIRCUIT, VOLTAGE_LIMIT)),
+            operando,
+            every,
+        )
     elif kind == "potentiostatic":
-        step = Potentiostatic(label, t.quantity("potential", u.VOLTAGE, required=True, positive=False),
-                              t.quantity("duration", u.TIME, required=True),
-                              t.quantity("i_limit", u.CURRENT_DENSITY, 100.0), period,
-                              _stop_on(t, (SHORT_CIRCUIT, CURRENT_LIMIT)))
+        step = Potentiostatic(
+            label,
+            t.quantity("potential", u.VOLTAGE, required=True, positive=False),
+            t.quantity("duration", u.TIME, required=True),
+            t.quantity("i_limit", u.CURRENT_DENSITY, 100.0),
+            period,
+            _stop_on(t, (SHORT_CIRCUIT, CURRENT_LIMIT)),
+        )
     elif kind == "eis":
         step = Eis(label, _eis_spec(t))
     else:
@@ -120,8 +142,12 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
         until = t.raw("until") or []
         if not isinstance(until, list) or any(c not in STOP_CONDITIONS for c in until):
             raise ConfigError(t.at("until"), until, f"must be a list drawn from {', '.join(STOP_CONDITIONS)}")
-        step = Loop(label, tuple(_step(c, f"{path}.steps.{i}", defaults) for i, c in enumerate(children, 1)),
-                    cycles, tuple(until))
+        step = Loop(
+            label,
+            tuple(_step(c, f"{path}.steps.{i}", defaults) for i, c in enumerate(children, 1)),
+            cycles,
+            tuple(until),
+        )
     t.finish()
     return step
 
@@ -147,8 +173,13 @@ def _interlocks(t: ConfigTable) -> tuple[InterlockSpec, ...]:
                 raise ConfigError(it.at("min"), it.data.get("min"), "must be below max")
             if low == -np.inf and high == np.inf:
                 raise ConfigError(it.at("min"), None, "give min and/or max")
-        spec = InterlockSpec(kind, low, high, it.quantity("clear_wait", u.TIME, 60.0, positive=False),
-                             it.quantity("timeout", u.TIME, 3600.0))
+        spec = InterlockSpec(
+            kind,
+            low,
+            high,
+            it.quantity("clear_wait", u.TIME, 60.0, positive=False),
+            it.quantity("timeout", u.TIME, 3600.0),
+        )
         it.finish()
         specs.append(spec)
     t.finish()
@@ -172,12 +203,12 @@ def apply_overrides(doc: dict[str, Any], overrides: dict[str, str]) -> dict[str,
         for i, part in enumerate(parts[:-1]):
             if isinstance(node, list):
                 if not part.isdigit() or not 1 <= int(part) <= len(node):
-                    raise ConfigError(f"--set {key}", value, f"'{'.'.join(parts[:i + 1])}' is not a step number")
+                    raise ConfigError(f"--set {key}", value, f"'{'.'.join(parts[: i + 1])}' is not a step number")
                 node = node[int(part) - 1]
             elif isinstance(node, dict) and part in node:
                 node = node[part]
             else:
-                raise ConfigError(f"--set {key}", value, f"'{'.'.join(parts[:i + 1])}' is not in the protocol")
+                raise ConfigError(f"--set {key}", value, f"'{'.'.join(parts[: i + 1])}' is not in the protocol")
         if not isinstance(node, dict):
             raise ConfigError(f"--set {key}", value, "does not name a field")
         node[parts[-1]] = value
@@ -227,8 +258,9 @@ def protocol_from_text(text: str, source: str = "<protocol>", overrides: dict[st
         root.finish()
     except ConfigError as exc:
         raise exc.located(source) from None
-    return Protocol(name, steps, description, text, source, cell, criteria, tuple((overrides or {}).items()),
-                    interlocks)
+    return Protocol(
+        name, steps, description, text, source, cell, criteria, tuple((overrides or {}).items()), interlocks
+    )
 
 
 def load_protocol(path: str | Path, overrides: dict[str, str] | None = None) -> Protocol:

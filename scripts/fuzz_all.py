@@ -30,9 +30,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-QUOTAS = {"protocol file": 2500, "cell file": 1500, "rig file": 1000, "notify settings": 1000,
-          "run file (HDF5)": 1500, "vendor recording": 1500, "command line": 1200,
-          "instrument reply": 600, "sample block": 400}
+QUOTAS = {
+    "protocol file": 2500,
+    "cell file": 1500,
+    "rig file": 1000,
+    "notify settings": 1000,
+    "run file (HDF5)": 1500,
+    "vendor recording": 1500,
+    "command line": 1200,
+    "instrument reply": 600,
+    "sample block": 400,
+}
 
 
 def main() -> int:
@@ -61,16 +69,23 @@ def main() -> int:
         "protocol file": (ff.doc_or_text(ff.PROTOCOL_TEXTS), ff.check_protocol),
         "cell file": (ff.doc_or_text(ff.CELL_TEXTS), ff.check_cell),
         "rig file": (ff.doc_or_text(ff.RIG_TEXTS), ff.check_rig),
-        "notify settings": (st.one_of(ff.mutated_doc(ff.NOTIFY_DOC),
-                                      ff.mutated_text(ff.toml_dumps(ff.NOTIFY_DOC)).map(_toml_or_text)),
-                            ff.check_notify),
-        "run file (HDF5)": (st.sampled_from(run_files).flatmap(ff.damaged_bytes),
-                            lambda data: box_files.check("run", data)),
-        "vendor recording": (st.sampled_from(vendor).flatmap(lambda f: ff.damaged_bytes(f[0]).map(
-            lambda b: (b, f[1]))), lambda item: box_files.check("vendor", item[0], item[1])),
+        "notify settings": (
+            st.one_of(ff.mutated_doc(ff.NOTIFY_DOC), ff.mutated_text(ff.toml_dumps(ff.NOTIFY_DOC)).map(_toml_or_text)),
+            ff.check_notify,
+        ),
+        "run file (HDF5)": (
+            st.sampled_from(run_files).flatmap(ff.damaged_bytes),
+            lambda data: box_files.check("run", data),
+        ),
+        "vendor recording": (
+            st.sampled_from(vendor).flatmap(lambda f: ff.damaged_bytes(f[0]).map(lambda b: (b, f[1]))),
+            lambda item: box_files.check("vendor", item[0], item[1]),
+        ),
         "command line": (fc.command_lines(spec, pool), lambda argv: box_cli.check("cli", argv, str(root))),
-        "instrument reply": (st.tuples(st.sampled_from([fi.Mark10Gauge, fi.OmegaDP41, fi.HbmAed]), fi.REPLIES),
-                             lambda item: fi.check_transducer_reply(*item)),
+        "instrument reply": (
+            st.tuples(st.sampled_from([fi.Mark10Gauge, fi.OmegaDP41, fi.HbmAed]), fi.REPLIES),
+            lambda item: fi.check_transducer_reply(*item),
+        ),
         "sample block": (st.lists(fi.blocks(), min_size=1, max_size=6), fi.check_sample_blocks),
     }
     results: dict[str, Counter] = {}
@@ -89,24 +104,38 @@ def main() -> int:
                 break  # the strategy has nothing new to give
         counts["seconds"] = round(time.monotonic() - t0, 1)
         results[name] = counts
-        print(f"{name:18s} {sum(v for k, v in counts.items() if k != 'seconds'):6d} inputs: "
-              f"{counts['accepted']:5d} accepted, {counts['refused']:5d} refused, {counts['hang']:3d} hangs, "
-              f"{counts['known']:3d} known, {counts['failure']:3d} failures  ({counts['seconds']:.0f} s)", flush=True)
+        print(
+            f"{name:18s} {sum(v for k, v in counts.items() if k != 'seconds'):6d} inputs: "
+            f"{counts['accepted']:5d} accepted, {counts['refused']:5d} refused, {counts['hang']:3d} hangs, "
+            f"{counts['known']:3d} known, {counts['failure']:3d} failures  ({counts['seconds']:.0f} s)",
+            flush=True,
+        )
     box_files.close()
     box_cli.close()
     total = Counter()
     for counts in results.values():
         total.update({k: v for k, v in counts.items() if k != "seconds"})
     n = sum(total.values())
-    print(f"{'total':18s} {n:6d} inputs: {total['accepted']:5d} accepted, {total['refused']:5d} refused, "
-          f"{total['hang']:3d} hangs, {total['known']:3d} known, {total['failure']:3d} failures  "
-          f"({time.monotonic() - t_all:.0f} s)")
+    print(
+        f"{'total':18s} {n:6d} inputs: {total['accepted']:5d} accepted, {total['refused']:5d} refused, "
+        f"{total['hang']:3d} hangs, {total['known']:3d} known, {total['failure']:3d} failures  "
+        f"({time.monotonic() - t_all:.0f} s)"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     hangs = [{"target": k, "input": repr(a)[:200]} for k, a in box_files.hangs + box_cli.hangs]
-    (out / "fuzz_counts.json").write_text(json.dumps(
-        {"targets": {k: dict(v) for k, v in results.items()}, "total": dict(total), "inputs": n,
-         "failures": failures, "hangs": hangs[:20]}, indent=1))
+    (out / "fuzz_counts.json").write_text(
+        json.dumps(
+            {
+                "targets": {k: dict(v) for k, v in results.items()},
+                "total": dict(total),
+                "inputs": n,
+                "failures": failures,
+                "hangs": hangs[:20],
+            },
+            indent=1,
+        )
+    )
     _plot(results, out / "fuzz_counts.png")
     for f in failures[:10]:
         print(f"FAILURE in {f['target']}: {f['error'].splitlines()[-1] if f['error'] else ''}\n  input: {f['input']}")
@@ -130,8 +159,9 @@ def _round(strategy, check, counts: Counter, quota: int, name: str, failures: li
         except Exception as exc:  # noqa: BLE001 - a failure is what we are counting
             counts["failure"] += 1
             if len(failures) < 50:
-                failures.append({"target": name, "input": repr(value)[:300],
-                                 "error": f"{type(exc).__name__}: {exc}"[:2000]})
+                failures.append(
+                    {"target": name, "input": repr(value)[:300], "error": f"{type(exc).__name__}: {exc}"[:2000]}
+                )
 
     one()
 
@@ -153,8 +183,13 @@ def _plot(results: dict[str, Counter], path: Path) -> None:
     names = list(results)
     fig, ax = plt.subplots(figsize=(8, 3.6))
     left = [0] * len(names)
-    for outcome, colour in (("refused", "tab:blue"), ("accepted", "tab:green"), ("hang", "tab:orange"),
-                            ("known", "tab:purple"), ("failure", "tab:red")):
+    for outcome, colour in (
+        ("refused", "tab:blue"),
+        ("accepted", "tab:green"),
+        ("hang", "tab:orange"),
+        ("known", "tab:purple"),
+        ("failure", "tab:red"),
+    ):
         values = [results[n][outcome] for n in names]
         ax.barh(names, values, left=left, color=colour, label=outcome)
         left = [a + b for a, b in zip(left, values)]

@@ -92,15 +92,23 @@ os.write(fd, f"{{time.monotonic():.6f}} end\\n".encode())
 """
 
 
-def child(out: Path, speed: float, kill_after: float | None
-          ) -> tuple[list[tuple[float, int, float]], float | None, bool]:
+def child(
+    out: Path, speed: float, kill_after: float | None
+) -> tuple[list[tuple[float, int, float]], float | None, bool]:
     """Run the protocol in a child process; SIGKILL it ``kill_after`` s after its first block.
 
     Returns (reports (wall s, samples handed over, run time s of the last), kill wall time, finished)."""
     r, w = os.pipe()
-    code = CHILD.format(root=str(ROOT), fd=w, protocol=PROTOCOL, cell=str(ROOT / "protocols" / "examples" / "cells"
-                                                                          / "li6ps5cl_99.toml"),
-                        out=str(out), speed=speed, pace=1.0 / speed, flush=FLUSH_INTERVAL)
+    code = CHILD.format(
+        root=str(ROOT),
+        fd=w,
+        protocol=PROTOCOL,
+        cell=str(ROOT / "protocols" / "examples" / "cells" / "li6ps5cl_99.toml"),
+        out=str(out),
+        speed=speed,
+        pace=1.0 / speed,
+        flush=FLUSH_INTERVAL,
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(w,))
     os.close(w)
     reports: list[tuple[float, int, float]] = []
@@ -109,8 +117,11 @@ def child(out: Path, speed: float, kill_after: float | None
     t_kill: float | None = None
     finished = False
     while True:
-        timeout = None if t_first is None or kill_after is None or t_kill else max(0.0, t_first + kill_after
-                                                                                  - time.monotonic())
+        timeout = (
+            None
+            if t_first is None or kill_after is None or t_kill
+            else max(0.0, t_first + kill_after - time.monotonic())
+        )
         ready, _, _ = select.select([r], [], [], timeout)
         if not ready and kill_after is not None and t_kill is None:
             t_kill = time.monotonic()
@@ -178,9 +189,16 @@ def trial(args: tuple[int, float, float, str]) -> dict[str, Any]:
     first_lost = next((w for w, n, _ in reports if n > stored), None)
     age = (t_kill - first_lost) if (lost and first_lost is not None) else 0.0
     block_wall = float(np.median(np.diff([w for w, _, _ in reports]))) if len(reports) > 2 else 0.0
-    result.update(status=status, produced=produced, stored=stored, lost=lost, loss_age=age,
-                  run_time_lost=max(0.0, reports[-1][2] - t_stored) if reports else 0.0,
-                  block_wall=block_wall, continuous=monotonic_t)
+    result.update(
+        status=status,
+        produced=produced,
+        stored=stored,
+        lost=lost,
+        loss_age=age,
+        run_time_lost=max(0.0, reports[-1][2] - t_stored) if reports else 0.0,
+        block_wall=block_wall,
+        continuous=monotonic_t,
+    )
     if status != "interrupted" or not monotonic_t:
         result["problem"] = f"status {status}, time base continuous: {monotonic_t}"
         return result
@@ -200,14 +218,25 @@ def trial(args: tuple[int, float, float, str]) -> dict[str, Any]:
         capacities = galv.Q.abs() / area / 36000
         resumed = capacities[galv["index"] >= point.steps_done]  # the interrupted step and all after it
         before = capacities[galv["index"] < point.steps_done]  # finished on the wall clock before the kill
-        result.update(resumed_outcome=res.outcome, final_status=run.status, steps=len(steps),
-                      interrupted_step=point.steps_done, total_capacity=float(capacities.sum()),
-                      capacity_error=float((resumed - STEP_CAPACITY).abs().max()) if len(resumed) else 0.0,
-                      capacity_error_before=float((before - STEP_CAPACITY).abs().max()) if len(before) else 0.0,
-                      continuous_after=bool(np.all(np.diff(ts.t) > 0)), cycles=res.cycles)
-    good = (res.outcome == "completed" and result["final_status"] == "completed" and len(galv) == 2 * CYCLES
-            and result["capacity_error"] < 1e-6 * STEP_CAPACITY and result["continuous_after"]
-            and age <= FLUSH_INTERVAL + max(block_wall, 0.05))
+        result.update(
+            resumed_outcome=res.outcome,
+            final_status=run.status,
+            steps=len(steps),
+            interrupted_step=point.steps_done,
+            total_capacity=float(capacities.sum()),
+            capacity_error=float((resumed - STEP_CAPACITY).abs().max()) if len(resumed) else 0.0,
+            capacity_error_before=float((before - STEP_CAPACITY).abs().max()) if len(before) else 0.0,
+            continuous_after=bool(np.all(np.diff(ts.t) > 0)),
+            cycles=res.cycles,
+        )
+    good = (
+        res.outcome == "completed"
+        and result["final_status"] == "completed"
+        and len(galv) == 2 * CYCLES
+        and result["capacity_error"] < 1e-6 * STEP_CAPACITY
+        and result["continuous_after"]
+        and age <= FLUSH_INTERVAL + max(block_wall, 0.05)
+    )
     result["ok"] = bool(good)
     if not good:
         result["problem"] = "resumed run incomplete, capacity wrong or loss beyond the flush interval"
@@ -219,15 +248,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--speed", type=float, default=500.0,
-                    help="blocks (1 s of cell time each) per wall second (default 500: one every 2 ms)")
+    ap.add_argument(
+        "--speed",
+        type=float,
+        default=500.0,
+        help="blocks (1 s of cell time each) per wall second (default 500: one every 2 ms)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "images"))
     args = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="daq-kill-")
     reports, _, finished = child(Path(workdir) / "calibration.h5", args.speed, None)
     duration = reports[-1][0] - reports[0][0]
-    print(f"uninterrupted child run: {len(reports)} blocks, {reports[-1][1]} samples in {duration:.2f} s "
-          f"(first block to last); finished: {finished}", flush=True)
+    print(
+        f"uninterrupted child run: {len(reports)} blocks, {reports[-1][1]} samples in {duration:.2f} s "
+        f"(first block to last); finished: {finished}",
+        flush=True,
+    )
     t0 = time.monotonic()
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(trial, [(i, duration, args.speed, workdir) for i in range(args.trials)]))
@@ -237,19 +273,28 @@ def main() -> int:
     ages = [r["loss_age"] for r in results if "loss_age" in r]
     lost = [r["lost"] for r in results if "lost" in r]
     summary = {
-        "trials": len(results), "passed": len(ok), "failed": len(bad), "seconds": round(elapsed, 1),
-        "flush_interval": FLUSH_INTERVAL, "speed": args.speed,
+        "trials": len(results),
+        "passed": len(ok),
+        "failed": len(bad),
+        "seconds": round(elapsed, 1),
+        "flush_interval": FLUSH_INTERVAL,
+        "speed": args.speed,
         "readable": sum(1 for r in results if "stored" in r),
         "resumed_to_completion": sum(1 for r in results if r.get("final_status") == "completed"),
         "capacity_exact": sum(1 for r in results if r.get("capacity_error", 1) < 1e-6 * STEP_CAPACITY),
         "capacity_error_max": max((r.get("capacity_error", 1.0) for r in results), default=None),
         "capacity_error_before_kill_max": max((r.get("capacity_error_before", 0.0) for r in results), default=None),
-        "total_capacity_range": [min((r.get("total_capacity", 0.0) for r in results), default=None),
-                                 max((r.get("total_capacity", 0.0) for r in results), default=None)],
-        "loss_age_max": max(ages) if ages else None, "loss_age_median": sorted(ages)[len(ages) // 2] if ages else None,
-        "lost_samples_max": max(lost) if lost else None, "files_with_loss": sum(1 for n in lost if n),
+        "total_capacity_range": [
+            min((r.get("total_capacity", 0.0) for r in results), default=None),
+            max((r.get("total_capacity", 0.0) for r in results), default=None),
+        ],
+        "loss_age_max": max(ages) if ages else None,
+        "loss_age_median": sorted(ages)[len(ages) // 2] if ages else None,
+        "lost_samples_max": max(lost) if lost else None,
+        "files_with_loss": sum(1 for n in lost if n),
         "block_wall_median": sorted(r["block_wall"] for r in results if "block_wall" in r)[len(ages) // 2]
-        if ages else None,
+        if ages
+        else None,
         "total_capacity_expected": 2 * CYCLES * STEP_CAPACITY,
     }
     out = Path(args.out)
@@ -281,8 +326,9 @@ def _plot(results: list[dict[str, Any]], path: Path) -> None:
     b.set_xlabel("kill moment after the first block (s)")
     b.set_ylabel("samples lost")
     passed = sum(r["ok"] for r in results)
-    fig.suptitle(f"Kill test: {len(results)} SIGKILLed runs, {passed} readable and resumed to the exact capacity",
-                 fontsize=10)
+    fig.suptitle(
+        f"Kill test: {len(results)} SIGKILLed runs, {passed} readable and resumed to the exact capacity", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

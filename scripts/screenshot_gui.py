@@ -34,8 +34,11 @@ def start_xvfb() -> subprocess.Popen | None:
     if shutil.which("Xvfb") is None:
         sys.exit("no X display and no Xvfb (apt-get install xvfb)")
     display = ":97"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{SIZE[0]}x{SIZE[1]}x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", f"{SIZE[0]}x{SIZE[1]}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.environ["DISPLAY"] = display
     time.sleep(1.0)
     return proc

@@ -107,11 +107,13 @@ def soak(seed: int, workdir: Path, block_interval: float) -> dict[str, Any]:
     cell = load_cell(ROOT / "protocols" / "examples" / "cells" / "li6ps5cl_99.toml")
     clock = VirtualClock()
     _, pstat, transducer = simulated_rig(cell, clock)
-    fp, ft, log = faulty_rig(pstat, transducer, clock,
-                             FaultPlan(rate=0.02, kinds=POTENTIOSTAT_KINDS, schedule=tuple(schedules["pstat"]),
-                                       seed=seed),
-                             FaultPlan(rate=0.02, kinds=TRANSDUCER_KINDS, schedule=tuple(schedules["press"]),
-                                       seed=seed + 1000))
+    fp, ft, log = faulty_rig(
+        pstat,
+        transducer,
+        clock,
+        FaultPlan(rate=0.02, kinds=POTENTIOSTAT_KINDS, schedule=tuple(schedules["pstat"]), seed=seed),
+        FaultPlan(rate=0.02, kinds=TRANSDUCER_KINDS, schedule=tuple(schedules["press"]), seed=seed + 1000),
+    )
     rp, rt = ResilientPotentiostat(fp, clock), ResilientTransducer(ft, clock)
     out = workdir / f"soak-{seed}.h5"
     t0 = time.monotonic()
@@ -122,8 +124,12 @@ def soak(seed: int, workdir: Path, block_interval: float) -> dict[str, Any]:
         escaped = f"{type(exc).__name__}: {exc}"
         result = None
     wall = time.monotonic() - t0
-    summary: dict[str, Any] = {"seed": seed, "wall_seconds": round(wall, 1), "uncaught_exceptions": int(bool(escaped)),
-                               "exception": escaped}
+    summary: dict[str, Any] = {
+        "seed": seed,
+        "wall_seconds": round(wall, 1),
+        "uncaught_exceptions": int(bool(escaped)),
+        "exception": escaped,
+    }
     if result is None:
         return summary
     with open_run(out) as run:
@@ -140,12 +146,21 @@ def soak(seed: int, workdir: Path, block_interval: float) -> dict[str, Any]:
     capacities = (galv.Q.abs() / area / 36000).to_numpy()
     finite = bool(np.all(np.isfinite(ts[["t", "E_we", "E_cell", "I", "Q"]].to_numpy())))
     summary.update(
-        outcome=result.outcome, status=result.status, message=result.message, cell_hours=result.duration / 3600,
-        samples=len(ts), spectra=spectra, steps=len(steps), cycles=result.cycles,
-        injected_total=len(log.entries), injected_by_device=dict(injected),
+        outcome=result.outcome,
+        status=result.status,
+        message=result.message,
+        cell_hours=result.duration / 3600,
+        samples=len(ts),
+        spectra=spectra,
+        steps=len(steps),
+        cycles=result.cycles,
+        injected_total=len(log.entries),
+        injected_by_device=dict(injected),
         injected_by_kind=dict(Counter(f"{d}:{k}" for _, d, _, k in log.entries)),
-        recorded_fault_events=dict(recorded), every_fault_recorded=recorded == injected,
-        minutes=run_minutes, minutes_with_a_fault=sum(1 for m in range(run_minutes) if m in fired_minutes),
+        recorded_fault_events=dict(recorded),
+        every_fault_recorded=recorded == injected,
+        minutes=run_minutes,
+        minutes_with_a_fault=sum(1 for m in range(run_minutes) if m in fired_minutes),
         max_gap_between_faults_s=float(np.max(np.diff(sorted(t for t, *_ in log.entries)))) if log.entries else None,
         faults_per_minute=len(log.entries) / max(run_minutes, 1),
         reconnects=rp.counts["reconnects"] + rt.counts["reconnects"],
@@ -154,16 +169,25 @@ def soak(seed: int, workdir: Path, block_interval: float) -> dict[str, Any]:
         event_kinds=dict(Counter(events.kind)),
         capacity_error_max=float(np.max(np.abs(capacities[:-1] - 0.25))) if len(capacities) > 1 else None,
         steps_ended_short=int((galv.end_reason == "time_reached").sum()),
-        stored_values_finite=finite, time_base_continuous=bool(np.all(np.diff(ts.t) > 0)),
+        stored_values_finite=finite,
+        time_base_continuous=bool(np.all(np.diff(ts.t) > 0)),
         cell_off_at_end=pstat._mode == "off",
-        series={"t_fault": [t for t, *_ in log.entries], "device": [d for _, d, _, _ in log.entries],
-                "t_event": [float(t) for t in events[events.kind == "instrument_fault"].t]},
+        series={
+            "t_fault": [t for t, *_ in log.entries],
+            "device": [d for _, d, _, _ in log.entries],
+            "t_event": [float(t) for t in events[events.kind == "instrument_fault"].t],
+        },
     )
     safe = result.outcome == "completed" or (summary["cell_off_at_end"] and result.outcome in ("fault", "interlock"))
-    summary["ok"] = bool(safe and not escaped and summary["every_fault_recorded"] and finite
-                         and summary["time_base_continuous"]
-                         and (summary["capacity_error_max"] or 0.0) <= 3 * ONE_SAMPLE * (1 + 1e-6)
-                         and summary["minutes_with_a_fault"] == run_minutes)
+    summary["ok"] = bool(
+        safe
+        and not escaped
+        and summary["every_fault_recorded"]
+        and finite
+        and summary["time_base_continuous"]
+        and (summary["capacity_error_max"] or 0.0) <= 3 * ONE_SAMPLE * (1 + 1e-6)
+        and summary["minutes_with_a_fault"] == run_minutes
+    )
     return summary
 
 
@@ -198,8 +222,13 @@ def _plot(r: dict[str, Any], path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.4))
     for device, colour in (("sim0", "tab:blue"), ("press", "tab:green")):
         t = sorted(t for t, d in zip(series["t_fault"], series["device"]) if d == device)
-        a.step(np.asarray(t) / 3600, np.arange(1, len(t) + 1), where="post", color=colour,
-               label=f"injected, {'potentiostat' if device == 'sim0' else 'transducer'}")
+        a.step(
+            np.asarray(t) / 3600,
+            np.arange(1, len(t) + 1),
+            where="post",
+            color=colour,
+            label=f"injected, {'potentiostat' if device == 'sim0' else 'transducer'}",
+        )
     te = np.sort(series["t_event"]) / 3600
     a.step(te, np.arange(1, len(te) + 1), where="post", color="k", ls="--", label="fault events recorded (both)")
     a.set_xlabel("cell time (h)")
@@ -210,8 +239,11 @@ def _plot(r: dict[str, Any], path: Path) -> None:
     b.hist(per_minute, bins=np.arange(per_minute.max() + 2) - 0.5, color="tab:orange")
     b.set_xlabel("faults in one simulated minute")
     b.set_ylabel("minutes")
-    fig.suptitle(f"Soak: {r['cell_hours']:.1f} h, {r['injected_total']} faults, outcome {r['outcome']}, "
-                 f"{sum(r['recorded_fault_events'].values())} fault events", fontsize=10)
+    fig.suptitle(
+        f"Soak: {r['cell_hours']:.1f} h, {r['injected_total']} faults, outcome {r['outcome']}, "
+        f"{sum(r['recorded_fault_events'].values())} fault events",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

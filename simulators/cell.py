@@ -158,8 +158,9 @@ class SimulatedCell:
         i_ion = current * ionic_share
         e_we = i_ion * (r_b + r_sei) + self._eta(i_ion / self.area, contact)
         e_ce = i_ion * self.r_bulk_ce + self._eta(i_ion / self.spec.electrodes.counter_area, 1.0)
-        e_cell = np.where(shorted, current * (self.short_resistance * r_ionic) / (self.short_resistance + r_ionic),
-                          e_we + e_ce)
+        e_cell = np.where(
+            shorted, current * (self.short_resistance * r_ionic) / (self.short_resistance + r_ionic), e_we + e_ce
+        )
         noise = self.spec.simulation.noise_voltage
         if noise > 0:
             e_we = e_we + self.rng.normal(0.0, noise, n)

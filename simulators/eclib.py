@@ -40,35 +40,89 @@ from simulators.cell import SimulatedCell
 
 class TDeviceInfos(C.Structure):
     _pack_ = 4
-    _fields_ = [("DeviceCode", C.c_int32), ("RAMSize", C.c_int32), ("CPU", C.c_int32),
-                ("NumberOfChannels", C.c_int32), ("NumberOfSlots", C.c_int32), ("FirmwareVersion", C.c_int32),
-                ("FirmwareDate_yyyy", C.c_int32), ("FirmwareDate_mm", C.c_int32), ("FirmwareDate_dd", C.c_int32),
-                ("HTdisplayOn", C.c_int32), ("NbOfConnectedPC", C.c_int32)]
+    _fields_ = [
+        ("DeviceCode", C.c_int32),
+        ("RAMSize", C.c_int32),
+        ("CPU", C.c_int32),
+        ("NumberOfChannels", C.c_int32),
+        ("NumberOfSlots", C.c_int32),
+        ("FirmwareVersion", C.c_int32),
+        ("FirmwareDate_yyyy", C.c_int32),
+        ("FirmwareDate_mm", C.c_int32),
+        ("FirmwareDate_dd", C.c_int32),
+        ("HTdisplayOn", C.c_int32),
+        ("NbOfConnectedPC", C.c_int32),
+    ]
 
 
 class TChannelInfos(C.Structure):
     _pack_ = 4
-    _fields_ = [(name, C.c_int32) for name in (
-        "Channel", "BoardVersion", "BoardSerialNumber", "FirmwareCode", "FirmwareVersion", "XilinxVersion",
-        "AmpCode", "NbAmps", "Lcboard", "Zboard", "RESERVED", "RESERVED2", "MemSize", "MemFilled", "State",
-        "MaxIRange", "MinIRange", "MaxBandwidth", "NbOfTechniques", "FloatFormat", "CPUCIE")]
+    _fields_ = [
+        (name, C.c_int32)
+        for name in (
+            "Channel",
+            "BoardVersion",
+            "BoardSerialNumber",
+            "FirmwareCode",
+            "FirmwareVersion",
+            "XilinxVersion",
+            "AmpCode",
+            "NbAmps",
+            "Lcboard",
+            "Zboard",
+            "RESERVED",
+            "RESERVED2",
+            "MemSize",
+            "MemFilled",
+            "State",
+            "MaxIRange",
+            "MinIRange",
+            "MaxBandwidth",
+            "NbOfTechniques",
+            "FloatFormat",
+            "CPUCIE",
+        )
+    ]
 
 
 class TCurrentValues(C.Structure):
     _pack_ = 4
-    _fields_ = [("State", C.c_int32), ("MemFilled", C.c_int32), ("TimeBase", C.c_float), ("Ewe", C.c_float),
-                ("EweRangeMin", C.c_float), ("EweRangeMax", C.c_float), ("Ece", C.c_float),
-                ("EceRangeMin", C.c_float), ("EceRangeMax", C.c_float), ("Eoverflow", C.c_int32),
-                ("I", C.c_float), ("IRange", C.c_int32), ("Ioverflow", C.c_int32), ("ElapsedTime", C.c_float),
-                ("Freq", C.c_float), ("Rcomp", C.c_float), ("Saturation", C.c_int32), ("OptErr", C.c_int32),
-                ("OptPos", C.c_int32)]
+    _fields_ = [
+        ("State", C.c_int32),
+        ("MemFilled", C.c_int32),
+        ("TimeBase", C.c_float),
+        ("Ewe", C.c_float),
+        ("EweRangeMin", C.c_float),
+        ("EweRangeMax", C.c_float),
+        ("Ece", C.c_float),
+        ("EceRangeMin", C.c_float),
+        ("EceRangeMax", C.c_float),
+        ("Eoverflow", C.c_int32),
+        ("I", C.c_float),
+        ("IRange", C.c_int32),
+        ("Ioverflow", C.c_int32),
+        ("ElapsedTime", C.c_float),
+        ("Freq", C.c_float),
+        ("Rcomp", C.c_float),
+        ("Saturation", C.c_int32),
+        ("OptErr", C.c_int32),
+        ("OptPos", C.c_int32),
+    ]
 
 
 class TDataInfos(C.Structure):
     _pack_ = 4
-    _fields_ = [("IRQskipped", C.c_int32), ("NbRows", C.c_int32), ("NbCols", C.c_int32),
-                ("TechniqueIndex", C.c_int32), ("TechniqueID", C.c_int32), ("ProcessIndex", C.c_int32),
-                ("loop", C.c_int32), ("StartTime", C.c_double), ("MuxPad", C.c_int32)]
+    _fields_ = [
+        ("IRQskipped", C.c_int32),
+        ("NbRows", C.c_int32),
+        ("NbCols", C.c_int32),
+        ("TechniqueIndex", C.c_int32),
+        ("TechniqueID", C.c_int32),
+        ("ProcessIndex", C.c_int32),
+        ("loop", C.c_int32),
+        ("StartTime", C.c_double),
+        ("MuxPad", C.c_int32),
+    ]
 
 
 class TDataBuffer(C.Structure):
@@ -78,8 +132,12 @@ class TDataBuffer(C.Structure):
 
 class TEccParam(C.Structure):
     _pack_ = 4
-    _fields_ = [("ParamStr", C.c_char * 64), ("ParamType", C.c_int32), ("ParamVal", C.c_int32),
-                ("ParamIndex", C.c_int32)]
+    _fields_ = [
+        ("ParamStr", C.c_char * 64),
+        ("ParamType", C.c_int32),
+        ("ParamVal", C.c_int32),
+        ("ParamIndex", C.c_int32),
+    ]
 
 
 class TEccParams(C.Structure):
@@ -97,28 +155,51 @@ ERR_TECH_ECCFILENOTEXISTS, ERR_TECH_INCOMPATIBLEECC, ERR_TECH_DATACORRUPTED = -4
 
 # Every code the library can return, with its header comment: the driver's message map must cover these.
 ERROR_MESSAGES: dict[int, str] = {
-    0: "No Error", -1: "no instrument connected", -2: "connection in progress",
-    -3: "selected channel(s) unplugged", -4: "invalid function parameters", -5: "selected file does not exist",
-    -6: "function failed", -7: "no channel selected", -8: "invalid instrument configuration",
-    -9: "EC-Lab firmware loaded on the instrument", -10: "library not correctly loaded in memory",
-    -11: "USB library not correctly loaded in memory", -12: "function of the library already in progress",
-    -13: "selected channel(s) already used", -14: "device not allowed", -15: "Invalid update function parameters",
-    -101: "internal instrument communication failed", -102: "too many data to transfer from the instrument",
-    -103: "selected channel(s) unplugged (device error)", -104: "instrument response error",
-    -105: "invalid message size", -200: "communication failed with the instrument",
-    -201: "cannot establish connection with the instrument", -202: "waiting for the instrument response",
-    -203: "invalid IP address", -204: "cannot allocate memory in the instrument",
+    0: "No Error",
+    -1: "no instrument connected",
+    -2: "connection in progress",
+    -3: "selected channel(s) unplugged",
+    -4: "invalid function parameters",
+    -5: "selected file does not exist",
+    -6: "function failed",
+    -7: "no channel selected",
+    -8: "invalid instrument configuration",
+    -9: "EC-Lab firmware loaded on the instrument",
+    -10: "library not correctly loaded in memory",
+    -11: "USB library not correctly loaded in memory",
+    -12: "function of the library already in progress",
+    -13: "selected channel(s) already used",
+    -14: "device not allowed",
+    -15: "Invalid update function parameters",
+    -101: "internal instrument communication failed",
+    -102: "too many data to transfer from the instrument",
+    -103: "selected channel(s) unplugged (device error)",
+    -104: "instrument response error",
+    -105: "invalid message size",
+    -200: "communication failed with the instrument",
+    -201: "cannot establish connection with the instrument",
+    -202: "waiting for the instrument response",
+    -203: "invalid IP address",
+    -204: "cannot allocate memory in the instrument",
     -205: "cannot load firmware into selected channel(s)",
     -206: "communication firmware not compatible with the library",
-    -207: "maximum number of allowed connections reached", -300: "cannot find kernel.bin file",
-    -301: "cannot read kernel.bin file", -302: "invalid kernel.bin file",
-    -303: "cannot load kernel.bin on the selected channel(s)", -304: "cannot find x100_01.txt file",
-    -305: "cannot read x100_01.txt file", -306: "invalid x100_01.txt file",
+    -207: "maximum number of allowed connections reached",
+    -300: "cannot find kernel.bin file",
+    -301: "cannot read kernel.bin file",
+    -302: "invalid kernel.bin file",
+    -303: "cannot load kernel.bin on the selected channel(s)",
+    -304: "cannot find x100_01.txt file",
+    -305: "cannot read x100_01.txt file",
+    -306: "invalid x100_01.txt file",
     -307: "cannot load x100_01.txt file on the selected channel(s)",
-    -308: "no firmware loaded on the selected channel(s)", -309: "loaded firmware not compatible with the library",
-    -400: "cannot find the selected ECC file", -401: "ECC file not compatible with the channel firmware",
-    -402: "ECC file corrupted", -403: "cannot load the ECC file",
-    -404: "data returned by the instrument are corrupted", -405: "cannot load techniques: full memory",
+    -308: "no firmware loaded on the selected channel(s)",
+    -309: "loaded firmware not compatible with the library",
+    -400: "cannot find the selected ECC file",
+    -401: "ECC file not compatible with the channel firmware",
+    -402: "ECC file corrupted",
+    -403: "cannot load the ECC file",
+    -404: "data returned by the instrument are corrupted",
+    -405: "cannot load techniques: full memory",
 }
 
 ESSENTIAL, PREMIUM, DIGICORE = 1, 2, 3
@@ -130,34 +211,103 @@ STATE_STOP, STATE_RUN = 0, 1
 PARAM_INT32, PARAM_BOOLEAN, PARAM_SINGLE = 0, 1, 2
 TECH_OCV, TECH_CP, TECH_PEIS, TECH_GEIS, TECH_CPLIMIT = 100, 102, 104, 107, 155
 _TECH_BY_FILE = {"ocv": TECH_OCV, "cp": TECH_CP, "peis": TECH_PEIS, "geis": TECH_GEIS, "cplimit": TECH_CPLIMIT}
-_I_RANGES = {0: 100e-12, 1: 1e-9, 2: 10e-9, 3: 100e-9, 4: 1e-6, 5: 10e-6, 6: 100e-6, 7: 1e-3, 8: 10e-3,
-             9: 100e-3, 10: 1.0}
+_I_RANGES = {
+    0: 100e-12,
+    1: 1e-9,
+    2: 10e-9,
+    3: 100e-9,
+    4: 1e-6,
+    5: 10e-6,
+    6: 100e-6,
+    7: 1e-3,
+    8: 10e-3,
+    9: 100e-3,
+    10: 1.0,
+}
 
 # Labels each technique accepts (anything else makes BL_LoadTechnique fail with invalid parameters).
 _COMMON_HW = {"I_Range", "E_Range", "Bandwidth"}
 _ACCEPTED = {
     TECH_OCV: {"Rest_time_T", "Record_every_dE", "Record_every_dT", "E_Range"},
-    TECH_CP: {"Current_step", "vs_initial", "Duration_step", "Step_number", "Record_every_dT", "Record_every_dE",
-              "N_Cycles"} | _COMMON_HW,
-    TECH_GEIS: {"vs_initial", "vs_final", "Initial_Current_step", "Final_Current_step", "Duration_step",
-                "Step_number", "Record_every_dT", "Record_every_dE", "Final_frequency", "Initial_frequency",
-                "sweep", "Amplitude_Current", "Frequency_number", "Average_N_times", "Correction",
-                "Wait_for_steady"} | _COMMON_HW,
-    TECH_PEIS: {"vs_initial", "vs_final", "Initial_Voltage_step", "Final_Voltage_step", "Duration_step",
-                "Step_number", "Record_every_dT", "Record_every_dI", "Final_frequency", "Initial_frequency",
-                "sweep", "Amplitude_Voltage", "Frequency_number", "Average_N_times", "Correction",
-                "Wait_for_steady"} | _COMMON_HW,
+    TECH_CP: {
+        "Current_step",
+        "vs_initial",
+        "Duration_step",
+        "Step_number",
+        "Record_every_dT",
+        "Record_every_dE",
+        "N_Cycles",
+    }
+    | _COMMON_HW,
+    TECH_GEIS: {
+        "vs_initial",
+        "vs_final",
+        "Initial_Current_step",
+        "Final_Current_step",
+        "Duration_step",
+        "Step_number",
+        "Record_every_dT",
+        "Record_every_dE",
+        "Final_frequency",
+        "Initial_frequency",
+        "sweep",
+        "Amplitude_Current",
+        "Frequency_number",
+        "Average_N_times",
+        "Correction",
+        "Wait_for_steady",
+    }
+    | _COMMON_HW,
+    TECH_PEIS: {
+        "vs_initial",
+        "vs_final",
+        "Initial_Voltage_step",
+        "Final_Voltage_step",
+        "Duration_step",
+        "Step_number",
+        "Record_every_dT",
+        "Record_every_dI",
+        "Final_frequency",
+        "Initial_frequency",
+        "sweep",
+        "Amplitude_Voltage",
+        "Frequency_number",
+        "Average_N_times",
+        "Correction",
+        "Wait_for_steady",
+    }
+    | _COMMON_HW,
 }
-_ACCEPTED[TECH_CPLIMIT] = _ACCEPTED[TECH_CP] | {"Test1_Config", "Test1_Value", "Test2_Config", "Test2_Value",
-                                                "Test3_Config", "Test3_Value", "Exit_Cond"}
+_ACCEPTED[TECH_CPLIMIT] = _ACCEPTED[TECH_CP] | {
+    "Test1_Config",
+    "Test1_Value",
+    "Test2_Config",
+    "Test2_Value",
+    "Test3_Config",
+    "Test3_Value",
+    "Exit_Cond",
+}
 _REQUIRED = {
     TECH_OCV: {"Rest_time_T", "Record_every_dT"},
     TECH_CP: {"Current_step", "Duration_step", "Step_number", "Record_every_dT", "I_Range"},
     TECH_CPLIMIT: {"Current_step", "Duration_step", "Step_number", "Record_every_dT", "I_Range", "Exit_Cond"},
-    TECH_GEIS: {"Initial_Current_step", "Duration_step", "Initial_frequency", "Final_frequency",
-                "Amplitude_Current", "Frequency_number", "I_Range"},
-    TECH_PEIS: {"Initial_Voltage_step", "Duration_step", "Initial_frequency", "Final_frequency",
-                "Amplitude_Voltage", "Frequency_number"},
+    TECH_GEIS: {
+        "Initial_Current_step",
+        "Duration_step",
+        "Initial_frequency",
+        "Final_frequency",
+        "Amplitude_Current",
+        "Frequency_number",
+        "I_Range",
+    },
+    TECH_PEIS: {
+        "Initial_Voltage_step",
+        "Duration_step",
+        "Initial_frequency",
+        "Final_frequency",
+        "Amplitude_Voltage",
+        "Frequency_number",
+    },
 }
 # Newer packages accept an extra-controls word on the impedance techniques.
 _NEWER_EXTRAS = {TECH_GEIS: {"xctr"}, TECH_PEIS: {"xctr"}}
@@ -222,14 +372,26 @@ class _Channel:
 class EClibEmulator:
     """One emulated instrument (address) with a few channels. ``dll`` is the function table."""
 
-    def __init__(self, clock: Clock, cells: dict[int, SimulatedCell | None], *, address: str = "USB0",
-                 device_code: int = 21, board: int = PREMIUM, lib_version: str = "6.06", time_base: float = 2e-5,
-                 n_slots: int = 16, firmware: int = FIRM_NONE):
+    def __init__(
+        self,
+        clock: Clock,
+        cells: dict[int, SimulatedCell | None],
+        *,
+        address: str = "USB0",
+        device_code: int = 21,
+        board: int = PREMIUM,
+        lib_version: str = "6.06",
+        time_base: float = 2e-5,
+        n_slots: int = 16,
+        firmware: int = FIRM_NONE,
+    ):
         self.clock, self.address, self.device_code, self.lib_version = clock, address, device_code, lib_version
         self.time_base = float(np.float32(time_base))
         self.n_slots = n_slots
-        self.channels = {ch: _Channel(ch, cell, board, firmware=firmware if cell is not None else FIRM_NONE)
-                         for ch, cell in cells.items()}
+        self.channels = {
+            ch: _Channel(ch, cell, board, firmware=firmware if cell is not None else FIRM_NONE)
+            for ch, cell in cells.items()
+        }
         self._lock = threading.RLock()
         self._ids: set[int] = set()
         self._next_id = 1
@@ -330,9 +492,16 @@ class EClibEmulator:
         return table
 
     def _guard(self, name: str, impl, returns_bool: bool):
-        no_comm = {"BL_GetLibVersion", "BL_GetErrorMsg", "BL_DefineBoolParameter", "BL_DefineSglParameter",
-                   "BL_DefineIntParameter", "BL_ConvertNumericIntoSingle", "BL_ConvertChannelNumericIntoSingle",
-                   "BL_ConvertTimeChannelNumericIntoSeconds"}
+        no_comm = {
+            "BL_GetLibVersion",
+            "BL_GetErrorMsg",
+            "BL_DefineBoolParameter",
+            "BL_DefineSglParameter",
+            "BL_DefineIntParameter",
+            "BL_ConvertNumericIntoSingle",
+            "BL_ConvertChannelNumericIntoSingle",
+            "BL_ConvertTimeChannelNumericIntoSeconds",
+        }
 
         def call(*args):
             self.calls.append(name)
@@ -350,9 +519,10 @@ class EClibEmulator:
                     return ERR_COMM_CONNECTIONFAILED if name == "BL_Connect" else ERR_COMM_COMMFAILED
                 with self._lock:
                     return impl(*args)
-            except BaseException as exc:  # never let an exception cross the C boundary
+            except BaseException as exc:  # noqa: BLE001 - never let an exception cross the C boundary
                 self.internal_errors.append(exc)
                 return False if returns_bool else ERR_GEN_FUNCTIONFAILED
+
         return call
 
     # --- implementations ------------------------------------------------------------------------------
@@ -505,7 +675,7 @@ class EClibEmulator:
         tech_id = _TECH_BY_FILE.get(base)
         if tech_id is None:
             return ERR_TECH_ECCFILENOTEXISTS
-        if channel.firmware != FIRM_KERNEL or stem[len(base):] != _ECC_SUFFIX[channel.board]:
+        if channel.firmware != FIRM_KERNEL or stem[len(base) :] != _ECC_SUFFIX[channel.board]:
             return ERR_TECH_INCOMPATIBLEECC
         values = self._parse_params(tech_id, params)
         if values is None or not _REQUIRED[tech_id] <= set(values):
@@ -724,8 +894,9 @@ class EClibEmulator:
         if channel.state != STATE_RUN:
             self._advance_output(channel, now)  # output is None: the cell rests
 
-    def _record_block(self, channel: _Channel, tau: np.ndarray, current: float,
-                      tests: list[tuple[int, float]] | None = None) -> tuple[int | None, np.ndarray, np.ndarray]:
+    def _record_block(
+        self, channel: _Channel, tau: np.ndarray, current: float, tests: list[tuple[int, float]] | None = None
+    ) -> tuple[int | None, np.ndarray, np.ndarray]:
         """Pass ``current`` with samples at experiment times ``tau``; returns (tripping index, E_we, E_cell),
         cut at the first sample where an active limit test fires."""
         t_clock = channel.clock0 + tau
@@ -768,14 +939,23 @@ class EClibEmulator:
             tau = ph["step_start"] + ks * dt
             tests = None
             if tech.tech_id == TECH_CPLIMIT:
-                tests = [(int(tech.get(f"Test{i}_Config", step, 0)), float(tech.get(f"Test{i}_Value", step, 0.0)))
-                         for i in (1, 2, 3)]
+                tests = [
+                    (int(tech.get(f"Test{i}_Config", step, 0)), float(tech.get(f"Test{i}_Value", step, 0.0)))
+                    for i in (1, 2, 3)
+                ]
             trip, e_we, _ = self._record_block(channel, tau, current, tests)
             if trip is not None:
                 tau, e_we = tau[: trip + 1], e_we[: trip + 1]
             hi, lo = self._ticks(channel, tau)
-            words = np.column_stack([hi, lo, _f32_bits(e_we), _f32_bits(np.full(len(tau), current)),
-                                     np.full(len(tau), ph["cycle"], dtype=np.uint32)])
+            words = np.column_stack(
+                [
+                    hi,
+                    lo,
+                    _f32_bits(e_we),
+                    _f32_bits(np.full(len(tau), current)),
+                    np.full(len(tau), ph["cycle"], dtype=np.uint32),
+                ]
+            )
             self._chunk(channel, 0).rows.extend(words)
             ph["k"] = int(ks[len(tau) - 1]) + 1
             if trip is not None:
@@ -857,8 +1037,23 @@ class EClibEmulator:
             e_ac = abs(float(tech.get("Amplitude_Voltage")))
             i_ac = e_ac / max(abs(z), 1e-12)
         i_range = int(tech.get("I_Range", 0, 12))
-        floats = [f, e_ac, i_ac, math.degrees(math.atan2(z.imag, z.real)), channel.last_ewe, dc, 0.0, 0.0, 0.0,
-                  0.0, channel.last_ece, 0.0, 0.0, point_end - channel.tech_start, float(i_range)]
+        floats = [
+            f,
+            e_ac,
+            i_ac,
+            math.degrees(math.atan2(z.imag, z.real)),
+            channel.last_ewe,
+            dc,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            channel.last_ece,
+            0.0,
+            0.0,
+            point_end - channel.tech_start,
+            float(i_range),
+        ]
         words = _f32_bits(np.array(floats))
         words[[6, 11, 12]] = 0
         self._chunk(channel, 1).rows.append(words)
@@ -878,8 +1073,7 @@ class EClibEmulator:
             tau = channel.tech_start + ks * dt
             channel.cell.rest(float(channel.clock0 + tau[-1] - channel.t_cell))
             channel.t_cell = float(channel.clock0 + tau[-1])
-            ewe = np.zeros(len(tau)) + channel.cell.rng.normal(0, channel.cell.spec.simulation.noise_voltage,
-                                                                len(tau))
+            ewe = np.zeros(len(tau)) + channel.cell.rng.normal(0, channel.cell.spec.simulation.noise_voltage, len(tau))
             hi, lo = self._ticks(channel, tau)
             cols = [hi, lo, _f32_bits(ewe)]
             if channel.board == ESSENTIAL:

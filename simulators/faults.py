@@ -118,8 +118,9 @@ class _Injector:
 class FaultyPotentiostat(Potentiostat):
     """A potentiostat (usually SimulatedPotentiostat) that fails as planned."""
 
-    def __init__(self, inner: Potentiostat, clock: Clock, plan: FaultPlan, name: str | None = None,
-                 log: FaultLog | None = None):
+    def __init__(
+        self, inner: Potentiostat, clock: Clock, plan: FaultPlan, name: str | None = None, log: FaultLog | None = None
+    ):
         self.inner = inner
         self.name = name or str(getattr(inner, "name", "potentiostat"))
         self.injector = _Injector(clock, plan, self.name, log, _VALUE_KINDS)
@@ -140,18 +141,23 @@ class FaultyPotentiostat(Potentiostat):
         if kind is not None:
             self.injector.fail("connect", kind)
         self.injector.link_down = False
-        info = self.inner.connect() if not self._open else InstrumentInfo(
-            "simulated", "SimPstat-1", self.name, "1.0", "simulators.faults", f"sim://{self.name}")
+        info = (
+            self.inner.connect()
+            if not self._open
+            else InstrumentInfo("simulated", "SimPstat-1", self.name, "1.0", "simulators.faults", f"sim://{self.name}")
+        )
         self._open = True
         return info
 
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         self._gate("apply_current")
         self.inner.apply_current(current, v_min, v_max, sample_period, duration)
 
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         self._gate("apply_potential")
         self.inner.apply_potential(potential, i_min, i_max, sample_period, duration)
 
@@ -203,8 +209,9 @@ class FaultyPotentiostat(Potentiostat):
 class FaultyTransducer(PressureTransducer):
     """A pressure transducer that fails as planned."""
 
-    def __init__(self, inner: PressureTransducer, clock: Clock, plan: FaultPlan, name: str = "press",
-                 log: FaultLog | None = None):
+    def __init__(
+        self, inner: PressureTransducer, clock: Clock, plan: FaultPlan, name: str = "press", log: FaultLog | None = None
+    ):
         self.inner, self.name = inner, name
         self.pressed_area = inner.pressed_area
         self.calibration = inner.calibration
@@ -233,9 +240,14 @@ class FaultyTransducer(PressureTransducer):
             self.inner.close()
 
 
-def faulty_rig(sim_pstat: Potentiostat, transducer: PressureTransducer | None, clock: Clock,
-               pstat_plan: FaultPlan, transducer_plan: FaultPlan | None = None,
-               log: FaultLog | None = None) -> tuple[FaultyPotentiostat, FaultyTransducer | None, FaultLog]:
+def faulty_rig(
+    sim_pstat: Potentiostat,
+    transducer: PressureTransducer | None,
+    clock: Clock,
+    pstat_plan: FaultPlan,
+    transducer_plan: FaultPlan | None = None,
+    log: FaultLog | None = None,
+) -> tuple[FaultyPotentiostat, FaultyTransducer | None, FaultLog]:
     """Wrap a simulated rig's instruments with fault injection sharing one log."""
     log = log if log is not None else FaultLog()
     pstat = FaultyPotentiostat(sim_pstat, clock, pstat_plan, log=log)
@@ -243,4 +255,3 @@ def faulty_rig(sim_pstat: Potentiostat, transducer: PressureTransducer | None, c
     if transducer is not None:
         trans = FaultyTransducer(transducer, clock, transducer_plan or FaultPlan(), log=log)
     return pstat, trans, log
-

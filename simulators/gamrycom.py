@@ -61,15 +61,30 @@ class COMError(Exception):
 def _constants() -> SimpleNamespace:
     """The enum constants of the GamryCOM type library used by drivers."""
     return SimpleNamespace(
-        GstatMode=0, PstatMode=1, ZRAMode=2, FRAMode=3,  # gcCTRLMODE
-        CellOff=0, CellOn=1,  # gcCELLSTATE
-        StabilityFast=0, StabilityNorm=1, StabilityMed=2, StabilitySlow=3,  # gcIESTABILITY
-        Cathodic=0, Anodic=1,  # gcICONVENTION
-        Float=0, Earth=1,  # gcGROUND
-        GND=0, ACH=1,  # gcACHSELECT
-        ChronoAmp=0, ChronoPot=1,  # gcCHRONOTYPE
-        ReadZSpeedFast=0, ReadZSpeedNorm=1, ReadZSpeedLow=2,  # gcREADZSPEED
-        ReadZStatusOk=0, ReadZStatusRetry=1, ReadZStatusError=2,  # gcREADZSTATUS
+        GstatMode=0,
+        PstatMode=1,
+        ZRAMode=2,
+        FRAMode=3,  # gcCTRLMODE
+        CellOff=0,
+        CellOn=1,  # gcCELLSTATE
+        StabilityFast=0,
+        StabilityNorm=1,
+        StabilityMed=2,
+        StabilitySlow=3,  # gcIESTABILITY
+        Cathodic=0,
+        Anodic=1,  # gcICONVENTION
+        Float=0,
+        Earth=1,  # gcGROUND
+        GND=0,
+        ACH=1,  # gcACHSELECT
+        ChronoAmp=0,
+        ChronoPot=1,  # gcCHRONOTYPE
+        ReadZSpeedFast=0,
+        ReadZSpeedNorm=1,
+        ReadZSpeedLow=2,  # gcREADZSPEED
+        ReadZStatusOk=0,
+        ReadZStatusRetry=1,
+        ReadZStatusError=2,  # gcREADZSTATUS
         IruptOff=0,
     )
 
@@ -162,8 +177,10 @@ class GamryComEmulator:
 
     def __init__(self, clock: Clock, cells: dict[str, SimulatedCell]):
         self.clock = clock
-        self.instruments = {section: _Instrument(section, cell, clock, serial=f"{21185 + i}")
-                            for i, (section, cell) in enumerate(cells.items())}
+        self.instruments = {
+            section: _Instrument(section, cell, clock, serial=f"{21185 + i}")
+            for i, (section, cell) in enumerate(cells.items())
+        }
         self.lock = threading.RLock()
         self.server = _Server()
         self.sinks: list[tuple[Any, Any]] = []  # (source object, sink)
@@ -189,9 +206,16 @@ class GamryComEmulator:
         if not self.server.alive:  # COM starts a fresh server for new objects
             self.server = _Server()
         name = progid.split(".", 1)[-1]
-        classes = {"GamryDeviceList": DeviceList, "GamryPC6Pstat": Pstat, "GamryPC5Pstat": Pstat,
-                   "GamrySignalConst": SignalConst, "GamryDtaqCiiv": DtaqCiiv, "GamryDtaqChrono": DtaqChrono,
-                   "GamryDtaqOcv": DtaqOcv, "GamryReadZ": ReadZ}
+        classes = {
+            "GamryDeviceList": DeviceList,
+            "GamryPC6Pstat": Pstat,
+            "GamryPC5Pstat": Pstat,
+            "GamrySignalConst": SignalConst,
+            "GamryDtaqCiiv": DtaqCiiv,
+            "GamryDtaqChrono": DtaqChrono,
+            "GamryDtaqOcv": DtaqOcv,
+            "GamryReadZ": ReadZ,
+        }
         if not progid.startswith("GamryCOM.") or name not in classes:
             raise COMError(CO_E_CLASSSTRING, f"Invalid class string {progid}")
         obj = classes[name](self)
@@ -301,10 +325,12 @@ class GamryComEmulator:
 
 def _com(method):
     """Wrap an emulated COM method: fault checks and the emulator lock."""
+
     def wrapper(self, *args):
         self._emu.check(self, method.__name__)
         with self._emu.lock:
             return method(self, *args)
+
     wrapper.__name__ = method.__name__
     return wrapper
 
@@ -487,8 +513,10 @@ class Pstat(_Object):
     def __getattr__(self, name: str) -> Any:
         """Hardware settings the emulator accepts and ignores (filters, ranges of other channels...)."""
         if name.startswith("Set") and name[3:4].isupper():
+
             def setter(*args: Any) -> None:
                 self._emu.check(self, name)
+
             return setter
         if name in ("FindVchRange", "FindIERange"):
             return lambda *args: self._emu.check(self, name)
@@ -510,8 +538,13 @@ class SignalConst(_Object):
     def Init(self, pstat: Pstat, value: float, total_time: float, sample_time: float, mode: int) -> None:
         if sample_time <= 0 or total_time <= 0 or total_time / sample_time + 1 > MAX_CURVE_POINTS:
             raise COMError(GAMRY_INVALID_SIGNAL, "Invalid Signal Generation Parameters")
-        self._pstat, self.value, self.total, self.sample, self.mode = pstat, float(value), float(total_time), \
-            float(sample_time), mode
+        self._pstat, self.value, self.total, self.sample, self.mode = (
+            pstat,
+            float(value),
+            float(total_time),
+            float(sample_time),
+            mode,
+        )
 
     @property
     def n_points(self) -> int:
@@ -674,9 +707,19 @@ class DtaqCiiv(_Dtaq):
             stop[-1] = 1
         over = self._overload(inst, t, current)
         for j in range(len(t)):
-            self.buffer.append((float(t[j] - self.t0), float(e_we[j]), float(e_we[j]), float(im[j]),
-                                float(im[j] * inst.rm()), float(e_cell[j]), inst.ie_range, int(over[j]),
-                                int(stop[j])))
+            self.buffer.append(
+                (
+                    float(t[j] - self.t0),
+                    float(e_we[j]),
+                    float(e_we[j]),
+                    float(im[j]),
+                    float(im[j] * inst.rm()),
+                    float(e_cell[j]),
+                    inst.ie_range,
+                    int(over[j]),
+                    int(stop[j]),
+                )
+            )
 
 
 class DtaqChrono(_Dtaq):
@@ -690,8 +733,20 @@ class DtaqChrono(_Dtaq):
         for j in range(len(t)):
             dt = float(t[j] - (t[j - 1] if j else t[j]))
             self.charge += float(im[j]) * dt
-            self.buffer.append((float(t[j] - self.t0), float(e_we[j]), float(e_we[j]), float(im[j]), self.charge,
-                                float(im[j] * inst.rm()), float(e_cell[j]), inst.ie_range, int(over[j]), 0))
+            self.buffer.append(
+                (
+                    float(t[j] - self.t0),
+                    float(e_we[j]),
+                    float(e_we[j]),
+                    float(im[j]),
+                    self.charge,
+                    float(im[j] * inst.rm()),
+                    float(e_cell[j]),
+                    inst.ie_range,
+                    int(over[j]),
+                    0,
+                )
+            )
 
 
 class DtaqOcv(_Dtaq):
@@ -701,8 +756,9 @@ class DtaqOcv(_Dtaq):
 
     def _emit(self, inst, t, e_we, e_cell, current, trip) -> None:
         for j in range(len(t)):
-            self.buffer.append((float(t[j] - self.t0), float(e_we[j]), float(e_we[j]), 0.0, float(e_cell[j]), 0,
-                                0, 0, 0, 0))
+            self.buffer.append(
+                (float(t[j] - self.t0), float(e_we[j]), float(e_we[j]), 0.0, float(e_cell[j]), 0, 0, 0, 0, 0)
+            )
 
 
 class ReadZ(_Object):
@@ -789,11 +845,23 @@ class ReadZ(_Object):
         galvano = inst.ctrl_mode == GC.GstatMode
         v_ac = abs(z) * amplitude if galvano else amplitude
         self.status = status
-        self.message = {GC.ReadZStatusOk: "", GC.ReadZStatusRetry: "Cycle Limit.",
-                        GC.ReadZStatusError: "Measurement error."}[status]
-        self.result = {"Zfreq": freq, "Zreal": z.real, "Zimag": z.imag, "Zsig": 1.0, "Zmod": abs(z),
-                       "Zphz": math.degrees(math.atan2(z.imag, z.real)), "Idc": i_dc * inst.sign(),
-                       "Vdc": inst.last_we if inst.cell_on else 0.0, "IERange": inst.ie_range, "Vac": v_ac}
+        self.message = {
+            GC.ReadZStatusOk: "",
+            GC.ReadZStatusRetry: "Cycle Limit.",
+            GC.ReadZStatusError: "Measurement error.",
+        }[status]
+        self.result = {
+            "Zfreq": freq,
+            "Zreal": z.real,
+            "Zimag": z.imag,
+            "Zsig": 1.0,
+            "Zmod": abs(z),
+            "Zphz": math.degrees(math.atan2(z.imag, z.real)),
+            "Idc": i_dc * inst.sign(),
+            "Vdc": inst.last_we if inst.cell_on else 0.0,
+            "IERange": inst.ie_range,
+            "Vac": v_ac,
+        }
         self._emu.post(self, f"{self.EVENTS}_OnDataDone", due, status)
 
     def _value(self, key: str) -> float:

@@ -20,16 +20,26 @@ from simulators.cell import SimulatedCell
 # Modelled on a Gamry Interface 1010 class instrument: 1 A ... 10 pA ranges, 1 MHz EIS; the
 # simulator reaches 7 MHz so the lab's GEIS protocol runs unchanged.
 SIM_CAPABILITIES = Capabilities(
-    max_current=0.6, current_resolution=1e-11, max_voltage=12.0, min_sample_period=1e-3,
-    galvanostatic=True, potentiostatic=True, eis_galvanostatic=True, eis_potentiostatic=True,
-    eis_min_frequency=1e-5, eis_max_frequency=1e7, reference_electrode=True, hardware_voltage_limit=True,
+    max_current=0.6,
+    current_resolution=1e-11,
+    max_voltage=12.0,
+    min_sample_period=1e-3,
+    galvanostatic=True,
+    potentiostatic=True,
+    eis_galvanostatic=True,
+    eis_potentiostatic=True,
+    eis_min_frequency=1e-5,
+    eis_max_frequency=1e7,
+    reference_electrode=True,
+    hardware_voltage_limit=True,
     speculative=True,
 )
 
 
 class SimulatedPotentiostat(Potentiostat):
-    def __init__(self, cell: SimulatedCell, clock: Clock, capabilities: Capabilities = SIM_CAPABILITIES,
-                 name: str = "sim0"):
+    def __init__(
+        self, cell: SimulatedCell, clock: Clock, capabilities: Capabilities = SIM_CAPABILITIES, name: str = "sim0"
+    ):
         self.cell, self.clock, self.capabilities, self.name = cell, clock, capabilities, name
         self._connected = False
         self._mode = "off"  # off | ocv | current | potential
@@ -49,18 +59,21 @@ class SimulatedPotentiostat(Potentiostat):
     def connect(self) -> InstrumentInfo:
         self._connected = True
         self._t_cell = self.clock.now()
-        return InstrumentInfo("simulated", "SimPstat-1", self.name, "1.0", "simulators.potentiostat",
-                              f"sim://{self.name}")
+        return InstrumentInfo(
+            "simulated", "SimPstat-1", self.name, "1.0", "simulators.potentiostat", f"sim://{self.name}"
+        )
 
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         self._check_connected()
         if abs(current) > self.capabilities.max_current:
             raise InstrumentError(f"{self.name}: current {current:g} A beyond the instrument's range")
         self._set_mode("current", current, (v_min, v_max), sample_period, duration)
 
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         self._check_connected()
         self._set_mode("potential", potential, (i_min, i_max), sample_period, duration)
 
@@ -99,8 +112,14 @@ class SimulatedPotentiostat(Potentiostat):
         self._pending = []
         keep = int(np.searchsorted(self._last_block.t, t + 1e-9))
         b = self._last_block
-        self._last_block = SampleBlock(b.t[:keep], b.E_we[:keep], b.E_cell[:keep], b.I[:keep], b.flags[:keep],
-                                       {k: v[:keep] for k, v in b.aux.items()})
+        self._last_block = SampleBlock(
+            b.t[:keep],
+            b.E_we[:keep],
+            b.E_cell[:keep],
+            b.I[:keep],
+            b.flags[:keep],
+            {k: v[:keep] for k, v in b.aux.items()},
+        )
         self._save_mark()
         return self._last_block
 
@@ -133,11 +152,13 @@ class SimulatedPotentiostat(Potentiostat):
         if not self._connected:
             raise InstrumentError(f"{self.name}: not connected")
 
-    def _set_mode(self, mode: str, setpoint: float, limits: tuple[float, float], period: float,
-                  duration: float | None) -> None:
+    def _set_mode(
+        self, mode: str, setpoint: float, limits: tuple[float, float], period: float, duration: float | None
+    ) -> None:
         if not period >= self.capabilities.min_sample_period:
-            raise InstrumentError(f"{self.name}: sample period {period:g} s below "
-                                  f"{self.capabilities.min_sample_period:g} s")
+            raise InstrumentError(
+                f"{self.name}: sample period {period:g} s below {self.capabilities.min_sample_period:g} s"
+            )
         self._advance()
         now = self.clock.now()
         self._mode, self._setpoint, self._limits, self._period = mode, setpoint, limits, period

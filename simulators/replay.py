@@ -117,14 +117,18 @@ class RecordedSpectrum:
             return f"mode {request.mode}, recorded {self.mode}"
         f = np.asarray(request.frequencies, dtype=float)
         if len(f) != len(self.frequency) or not np.all(np.abs(f / self.frequency - 1) <= FREQUENCY_REL):
-            return (f"frequencies {len(f)} from {f[0]:.4g} to {f[-1]:.4g} Hz, recorded {len(self.frequency)} "
-                    f"from {self.frequency[0]:.4g} to {self.frequency[-1]:.4g} Hz")
+            return (
+                f"frequencies {len(f)} from {f[0]:.4g} to {f[-1]:.4g} Hz, recorded {len(self.frequency)} "
+                f"from {self.frequency[0]:.4g} to {self.frequency[-1]:.4g} Hz"
+            )
         a = self.amplitude
         if math.isfinite(a) and abs(request.amplitude - a) > AMPLITUDE_REL * abs(a):
             return f"amplitude {request.amplitude:.4g}, recorded {self.amplitude:.4g}"
         if (request.dc is None) != (self.dc is None) or (
-                request.dc is not None and self.dc is not None
-                and abs(request.dc - self.dc) > SETPOINT_REL * abs(self.dc) + 1e-12):
+            request.dc is not None
+            and self.dc is not None
+            and abs(request.dc - self.dc) > SETPOINT_REL * abs(self.dc) + 1e-12
+        ):
             return f"dc {request.dc}, recorded {self.dc}"
         return ""
 
@@ -166,10 +170,12 @@ class ReplaySource:
             self.protocol_source = run.protocol_source
             self.protocol_overrides = run.protocol_overrides
             self.predictions = {name: run.prediction(name) for name in f["predictions"]}
-            self.instrument, self.transducer = ({k: (v.decode() if isinstance(v, bytes) else v)
-                                                 for k, v in f[f"instruments/{role}"].attrs.items()}
-                                                if f"instruments/{role}" in f else {}
-                                                for role in ("potentiostat", "transducer"))
+            self.instrument, self.transducer = (
+                {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f[f"instruments/{role}"].attrs.items()}
+                if f"instruments/{role}" in f
+                else {}
+                for role in ("potentiostat", "transducer")
+            )
             commands = reads = None
             if "transcript" in f and len(f["transcript/reads"]):
                 commands, reads = f["transcript/commands"][()], f["transcript/reads"][()]
@@ -184,7 +190,7 @@ class ReplaySource:
         self.t = ts["t"].astype(float) - self.origin
         self.E_we = ts.get("E_we", np.full(n, np.nan)).astype(float)
         self.E_cell = ts.get("E_cell", np.full(n, np.nan)).astype(float)
-        self.I = ts.get("I", np.full(n, np.nan)).astype(float)  # noqa: E741 - the physical symbol
+        self.I = ts.get("I", np.full(n, np.nan)).astype(float)
         self.flags = ts.get("flags", np.zeros(n, np.uint8)).astype(np.uint8)
         self.aux = {k: ts[k].astype(float) for k in AUX if k in ts}
         self.area = float(self.cell_attrs.get("electrodes.working_area", math.nan))
@@ -214,12 +220,31 @@ class ReplaySource:
         return str(self.attrs.get("start_time", ""))
 
     # --- segmentation -------------------------------------------------------------------------
-    def _spectrum(self, row: Any, points: np.ndarray, segment: int, mode: str, dc: float | None,
-                  amplitude: float, first: int, count: int) -> RecordedSpectrum:
-        p = points[first:first + count]
-        return RecordedSpectrum(mode, dc, amplitude, p["frequency"].astype(float), p["z_real"].astype(float),
-                                p["z_imag"].astype(float), p["t"].astype(float) - self.origin,
-                                p["E_dc"].astype(float), p["I_dc"].astype(float), p["ok"].astype(bool), segment)
+    def _spectrum(
+        self,
+        row: Any,
+        points: np.ndarray,
+        segment: int,
+        mode: str,
+        dc: float | None,
+        amplitude: float,
+        first: int,
+        count: int,
+    ) -> RecordedSpectrum:
+        p = points[first : first + count]
+        return RecordedSpectrum(
+            mode,
+            dc,
+            amplitude,
+            p["frequency"].astype(float),
+            p["z_real"].astype(float),
+            p["z_imag"].astype(float),
+            p["t"].astype(float) - self.origin,
+            p["E_dc"].astype(float),
+            p["I_dc"].astype(float),
+            p["ok"].astype(bool),
+            segment,
+        )
 
     def _from_transcript(self, commands: np.ndarray, reads: np.ndarray, spectra: Any, points: np.ndarray) -> None:
         def text(v: Any) -> str:
@@ -240,24 +265,47 @@ class ReplaySource:
                     continue
                 if method == "apply_current":
                     value = float(args["current"])
-                    self.segments.append(Segment(State("current", value, True), t, SETPOINT_REL * abs(value) + 1e-15,
-                                                 (_float(args["v_min"]), _float(args["v_max"])),  # type: ignore[arg-type]
-                                                 _float(args["sample_period"])))
+                    self.segments.append(
+                        Segment(
+                            State("current", value, True),
+                            t,
+                            SETPOINT_REL * abs(value) + 1e-15,
+                            (_float(args["v_min"]), _float(args["v_max"])),  # type: ignore[arg-type]
+                            _float(args["sample_period"]),
+                        )
+                    )
                 elif method == "apply_potential":
-                    self.segments.append(Segment(State("potential", float(args["potential"]), True), t,
-                                                 POTENTIAL_ABS, None, _float(args["sample_period"])))
+                    self.segments.append(
+                        Segment(
+                            State("potential", float(args["potential"]), True),
+                            t,
+                            POTENTIAL_ABS,
+                            None,
+                            _float(args["sample_period"]),
+                        )
+                    )
                 elif method == "open_circuit":
                     period = _float(args.get("sample_period"))
                     self.segments.append(Segment(State("off", sampling=period is not None), t, 0.0, None, period))
                 continue
             first, count = int(row["first"]), int(row["n"])
             if text(row["kind"]) == "samples":
-                self.row_segment[first:first + count] = len(self.segments) - 1
-                self.arrival[first:first + count] = t
+                self.row_segment[first : first + count] = len(self.segments) - 1
+                self.arrival[first : first + count] = t
             elif sweep is not None:
                 dc = _float(sweep.get("dc"))
-                self.spectra.append(self._spectrum(row, points, len(self.segments) - 1, str(sweep["mode"]), dc,
-                                                   float(sweep["amplitude"]), first, count))
+                self.spectra.append(
+                    self._spectrum(
+                        row,
+                        points,
+                        len(self.segments) - 1,
+                        str(sweep["mode"]),
+                        dc,
+                        float(sweep["amplitude"]),
+                        first,
+                        count,
+                    )
+                )
                 sweep = None
 
     def _measured(self, rows: np.ndarray, column: np.ndarray, t_start: float, kind: str) -> Segment:
@@ -285,13 +333,24 @@ class ReplaySource:
                     density = float(params["current_density"])
                     current = (-density if params.get("direction") == "plate" else density) * self.area
                 limits = (params["v_min"], params["v_max"]) if "v_min" in params and "v_max" in params else None
-                seg = (Segment(State("current", float(current), True), t_start, SETPOINT_REL * abs(current) + 1e-15,
-                               limits, params.get("sample_period"))
-                       if current is not None else self._measured(rows, self.I, t_start, "current"))
+                seg = (
+                    Segment(
+                        State("current", float(current), True),
+                        t_start,
+                        SETPOINT_REL * abs(current) + 1e-15,
+                        limits,
+                        params.get("sample_period"),
+                    )
+                    if current is not None
+                    else self._measured(rows, self.I, t_start, "current")
+                )
             elif kind == "potentiostatic":
                 potential = params.get("potential")
-                seg = (Segment(State("potential", float(potential), True), t_start, POTENTIAL_ABS)
-                       if potential is not None else self._measured(rows, self.E_we, t_start, "potential"))
+                seg = (
+                    Segment(State("potential", float(potential), True), t_start, POTENTIAL_ABS)
+                    if potential is not None
+                    else self._measured(rows, self.E_we, t_start, "potential")
+                )
             elif kind == "eis":
                 spec = params.get("spec") or {}
                 if "I_dc" in params:
@@ -318,18 +377,38 @@ class ReplaySource:
             mode = str(row["mode"])
             dc = float(row["dc"])
             dc_value = None if (mode == "potentiostatic" and not math.isfinite(dc)) else dc
-            self.spectra.append(self._spectrum(row, points, by_step.get(int(row["step"]), 0), mode, dc_value,
-                                               float(row["amplitude"]), int(row["first_point"]), int(row["n_points"])))
+            self.spectra.append(
+                self._spectrum(
+                    row,
+                    points,
+                    by_step.get(int(row["step"]), 0),
+                    mode,
+                    dc_value,
+                    float(row["amplitude"]),
+                    int(row["first_point"]),
+                    int(row["n_points"]),
+                )
+            )
 
     # --- what the recording can do ------------------------------------------------------------
     def capabilities(self) -> Capabilities:
         """Anything the recording could answer; what it cannot is found when the protocol asks."""
         modes = {s.mode for s in self.spectra}
-        return Capabilities(max_current=math.inf, current_resolution=0.0, max_voltage=math.inf,
-                            min_sample_period=0.0, galvanostatic=True, potentiostatic=True,
-                            eis_galvanostatic="galvanostatic" in modes, eis_potentiostatic="potentiostatic" in modes,
-                            eis_min_frequency=0.0, eis_max_frequency=math.inf, reference_electrode=True,
-                            hardware_voltage_limit=True, speculative=True)
+        return Capabilities(
+            max_current=math.inf,
+            current_resolution=0.0,
+            max_voltage=math.inf,
+            min_sample_period=0.0,
+            galvanostatic=True,
+            potentiostatic=True,
+            eis_galvanostatic="galvanostatic" in modes,
+            eis_potentiostatic="potentiostatic" in modes,
+            eis_min_frequency=0.0,
+            eis_max_frequency=math.inf,
+            reference_electrode=True,
+            hardware_voltage_limit=True,
+            speculative=True,
+        )
 
     def segment_end(self, index: int) -> float:
         """Replay time of the last sample recorded in segment ``index`` (or its start if it has none)."""
@@ -432,19 +511,34 @@ class ReplayPotentiostat(Potentiostat):
         t_div = max(self._since, seg.t_start)
         until = src.segment_end(seg_index)
         if self._since >= seg.t_start:
-            message = (f"the protocol switched to {state.describe()} at {t_div:.6g} s while the recording kept "
-                       f"{seg.state.describe()} until {until:.6g} s: no recorded data describe the cell from here")
+            message = (
+                f"the protocol switched to {state.describe()} at {t_div:.6g} s while the recording kept "
+                f"{seg.state.describe()} until {until:.6g} s: no recorded data describe the cell from here"
+            )
         else:
-            message = (f"the recording switched to {seg.state.describe()} at {t_div:.6g} s while the protocol "
-                       f"keeps {state.describe()}: no recorded data describe the cell from here")
-        message += ("; the replay ends here" if state.on else "; the replay returns no further samples")
-        return Divergence(t_div, k, message, {"t_divergence": t_div, "source_row": k,
-                                              "recorded_state": seg.state.kind, "recorded_value": seg.state.value,
-                                              "protocol_state": state.kind, "protocol_value": state.value,
-                                              "recorded_until": until})
+            message = (
+                f"the recording switched to {seg.state.describe()} at {t_div:.6g} s while the protocol "
+                f"keeps {state.describe()}: no recorded data describe the cell from here"
+            )
+        message += "; the replay ends here" if state.on else "; the replay returns no further samples"
+        return Divergence(
+            t_div,
+            k,
+            message,
+            {
+                "t_divergence": t_div,
+                "source_row": k,
+                "recorded_state": seg.state.kind,
+                "recorded_value": seg.state.value,
+                "protocol_state": state.kind,
+                "protocol_value": state.value,
+                "recorded_until": until,
+            },
+        )
 
-    def _command(self, state: State, limits: tuple[float, float] | None = None,
-                 sample_period: float | None = None) -> None:
+    def _command(
+        self, state: State, limits: tuple[float, float] | None = None, sample_period: float | None = None
+    ) -> None:
         self._commit()
         now = self._now()
         self._settle(now, inclusive=False)
@@ -457,17 +551,26 @@ class ReplayPotentiostat(Potentiostat):
         if nxt is None or not nxt.admits(state):
             return
         diffs = {}
-        if limits is not None and nxt.limits is not None and any(
+        if (
+            limits is not None
+            and nxt.limits is not None
+            and any(
                 a is not None and b is not None and not (math.isinf(a) and math.isinf(b)) and abs(a - b) > 1e-9
-                for a, b in zip(limits, nxt.limits)):
+                for a, b in zip(limits, nxt.limits)
+            )
+        ):
             diffs["limits"] = (list(limits), list(nxt.limits))
         if period is not None and nxt.sample_period is not None and abs(period - nxt.sample_period) > 1e-9:
             diffs["sample_period"] = (period, nxt.sample_period)
         if diffs:
             text = "; ".join(f"{k}: protocol {a}, recording {b}" for k, (a, b) in diffs.items())
-            self._event(now, "replay_note", f"settings the samples cannot reflect: {text}; the samples (and any "
-                                            f"hardware-limit flags in them) are those of the recording's settings",
-                        {k: {"protocol": a, "recording": b} for k, (a, b) in diffs.items()})
+            self._event(
+                now,
+                "replay_note",
+                f"settings the samples cannot reflect: {text}; the samples (and any "
+                f"hardware-limit flags in them) are those of the recording's settings",
+                {k: {"protocol": a, "recording": b} for k, (a, b) in diffs.items()},
+            )
 
     def _next_segment(self, now: float) -> Segment | None:
         src = self.source
@@ -479,25 +582,38 @@ class ReplayPotentiostat(Potentiostat):
     def _block(self, ranges: list[tuple[int, int]]) -> SampleBlock:
         src = self.source
         idx = np.concatenate([np.arange(a, b) for a, b in ranges]) if ranges else np.zeros(0, dtype=np.int64)
-        return SampleBlock(src.t[idx] + self._origin, src.E_we[idx], src.E_cell[idx], src.I[idx], src.flags[idx],
-                           {k: v[idx] for k, v in src.aux.items()})
+        return SampleBlock(
+            src.t[idx] + self._origin,
+            src.E_we[idx],
+            src.E_cell[idx],
+            src.I[idx],
+            src.flags[idx],
+            {k: v[idx] for k, v in src.aux.items()},
+        )
 
     # --- the interface ------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
         self._origin = self.clock.now()
         self._connected = True
         info = self.source.instrument
-        return InstrumentInfo("replay", f"replay of {info.get('vendor', '')} {info.get('model', '')}".strip(),
-                              str(info.get("serial", "")), str(info.get("firmware", "")), "simulators.replay",
-                              f"replay://{self.source.path}")
+        return InstrumentInfo(
+            "replay",
+            f"replay of {info.get('vendor', '')} {info.get('model', '')}".strip(),
+            str(info.get("serial", "")),
+            str(info.get("firmware", "")),
+            "simulators.replay",
+            f"replay://{self.source.path}",
+        )
 
-    def apply_current(self, current: float, v_min: float, v_max: float, sample_period: float,
-                      duration: float | None = None) -> None:
+    def apply_current(
+        self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         self._check()
         self._command(State("current", current, True), (v_min, v_max), sample_period)
 
-    def apply_potential(self, potential: float, i_min: float, i_max: float, sample_period: float,
-                        duration: float | None = None) -> None:
+    def apply_potential(
+        self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
+    ) -> None:
         self._check()
         self._command(State("potential", potential, True), None, sample_period)
 
@@ -518,12 +634,16 @@ class ReplayPotentiostat(Potentiostat):
             if self.divergence is not None:
                 if self.divergence.t >= self._since - EPS:
                     raise self._end(self.divergence.message)
-                raise self._end(f"after the divergence at {self.divergence.t:.6g} s the protocol applies "
-                                f"{self._state.describe()} from {self._since:.6g} s; the recording has no data for it")
+                raise self._end(
+                    f"after the divergence at {self.divergence.t:.6g} s the protocol applies "
+                    f"{self._state.describe()} from {self._since:.6g} s; the recording has no data for it"
+                )
             if self._cursor >= self.source.n and self._overdue(now):
                 t_last = float(self.source.t[-1]) if self.source.n else 0.0
-                message = (f"the recording ends at {t_last:.6g} s while the protocol keeps "
-                           f"{self._state.describe()}: no recorded data from here")
+                message = (
+                    f"the recording ends at {t_last:.6g} s while the protocol keeps "
+                    f"{self._state.describe()}: no recorded data from here"
+                )
                 self._event(t_last, "replay_end", message, {"t_end": t_last})
                 raise self._end(message)
         self._last = rows
@@ -544,31 +664,41 @@ class ReplayPotentiostat(Potentiostat):
         now = self._now()
         self._settle(now, inclusive=True)
         if self.divergence is not None:
-            raise self._end(f"no recorded spectrum describes the cell after the divergence at "
-                            f"{self.divergence.t:.6g} s")
+            raise self._end(
+                f"no recorded spectrum describes the cell after the divergence at {self.divergence.t:.6g} s"
+            )
         spectra = self.source.spectra
         while self._spectrum < len(spectra) and spectra[self._spectrum].t_first < now - EPS:
             self._spectrum += 1  # sweeps the protocol did not ask for
         if self._spectrum >= len(spectra):
-            raise self._end(f"the protocol asks for an impedance sweep at {now:.6g} s; the recording has none "
-                            "from then on")
+            raise self._end(
+                f"the protocol asks for an impedance sweep at {now:.6g} s; the recording has none from then on"
+            )
         spec = spectra[self._spectrum]
         why = spec.mismatch(request)
         seg = self.source.segments[spec.segment]
         if not why and not seg.admits(self._state):
             why = f"it was taken at {seg.state.describe()}, the protocol holds {self._state.describe()}"
         if why:
-            raise self._end(f"the protocol's impedance sweep at {now:.6g} s is not the recorded one (spectrum at "
-                            f"{spec.t_first:.6g} s): {why}")
+            raise self._end(
+                f"the protocol's impedance sweep at {now:.6g} s is not the recorded one (spectrum at "
+                f"{spec.t_first:.6g} s): {why}"
+            )
         self._spectrum += 1
         return self._points(spec)
 
     def _points(self, spec: RecordedSpectrum) -> Iterator[EisPoint]:
         for k in range(len(spec.frequency)):
             self.clock.sleep(float(spec.t[k]) + self._origin - self.clock.now())
-            yield EisPoint(float(spec.frequency[k]), float(spec.z_real[k]), float(spec.z_imag[k]),
-                           float(spec.t[k]) + self._origin, float(spec.E_dc[k]), float(spec.I_dc[k]),
-                           bool(spec.ok[k]))
+            yield EisPoint(
+                float(spec.frequency[k]),
+                float(spec.z_real[k]),
+                float(spec.z_imag[k]),
+                float(spec.t[k]) + self._origin,
+                float(spec.E_dc[k]),
+                float(spec.I_dc[k]),
+                bool(spec.ok[k]),
+            )
 
     def rewind(self, t: float) -> SampleBlock:
         """Take back the samples of the last read after clock time ``t`` (the engine reacting to a stop
@@ -577,7 +707,7 @@ class ReplayPotentiostat(Potentiostat):
         cut = t - self._origin
         src = self.source
         lo = min([a for a, _ in self._last + self._out] + [self._cursor])
-        back = lo + int(np.searchsorted(src.t[lo:self._cursor], cut + EPS, side="right"))
+        back = lo + int(np.searchsorted(src.t[lo : self._cursor], cut + EPS, side="right"))
         self._cursor = min(self._cursor, back)  # the rows after the cut are recorded, not yet handed over
 
         def trim(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -608,9 +738,14 @@ class ReplayTransducer(PressureTransducer):
 
     def connect(self) -> InstrumentInfo:
         info = self.pstat.source.transducer
-        return InstrumentInfo("replay", f"replay of {info.get('vendor', '')} {info.get('model', '')}".strip(),
-                              str(info.get("serial", "")), str(info.get("firmware", "")), "simulators.replay",
-                              f"replay://{self.pstat.source.path}")
+        return InstrumentInfo(
+            "replay",
+            f"replay of {info.get('vendor', '')} {info.get('model', '')}".strip(),
+            str(info.get("serial", "")),
+            str(info.get("firmware", "")),
+            "simulators.replay",
+            f"replay://{self.pstat.source.path}",
+        )
 
     def read(self) -> PressureReading:
         src, ranges = self.pstat.source, self.pstat._last

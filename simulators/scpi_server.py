@@ -36,10 +36,45 @@ IDN = "KEITHLEY INSTRUMENTS INC.,MODEL 2450,04412345,1.7.12b"
 
 # Long forms of the mnemonics used; a header element may be written long or short (the capitals).
 _MNEMONICS = [
-    "SOURce", "SENSe", "CURRent", "VOLTage", "FUNCtion", "VLIMit", "ILIMit", "TRIPped", "LEVel",
-    "RANGe", "AUTO", "READ", "BACK", "OUTPut", "STATe", "SMODe", "TRACe", "MAKE", "DATA", "ACTual",
-    "POINts", "CLEar", "DELete", "TRIGger", "LOAD", "INITiate", "IMMediate", "ABORt", "SYSTem", "ERRor",
-    "NEXT", "COUNt", "RELative", "FORMat", "ASCii", "PRECision", "NPLCycles", "MODE", "AMPLitude",
+    "SOURce",
+    "SENSe",
+    "CURRent",
+    "VOLTage",
+    "FUNCtion",
+    "VLIMit",
+    "ILIMit",
+    "TRIPped",
+    "LEVel",
+    "RANGe",
+    "AUTO",
+    "READ",
+    "BACK",
+    "OUTPut",
+    "STATe",
+    "SMODe",
+    "TRACe",
+    "MAKE",
+    "DATA",
+    "ACTual",
+    "POINts",
+    "CLEar",
+    "DELete",
+    "TRIGger",
+    "LOAD",
+    "INITiate",
+    "IMMediate",
+    "ABORt",
+    "SYSTem",
+    "ERRor",
+    "NEXT",
+    "COUNt",
+    "RELative",
+    "FORMat",
+    "ASCii",
+    "PRECision",
+    "NPLCycles",
+    "MODE",
+    "AMPLitude",
 ]
 _SHORT = {}
 for _long in _MNEMONICS:
@@ -304,7 +339,7 @@ class Keithley2450Emulator:
             raise _Error(-285, f"Buffer {name} not found")
         return key
 
-    def _execute(self, key: str, args: list[str]) -> str | None:  # noqa: C901 - one table of commands
+    def _execute(self, key: str, args: list[str]) -> str | None:
         def need(n: int) -> None:
             if len(args) < n:
                 raise _Error(-109, "Missing parameter")
@@ -464,7 +499,7 @@ class Keithley2450Emulator:
             column = {"READ": 0, "SOUR": 1, "REL": 2}
             if any(e not in column for e in elements):
                 raise _Error(-224, "Illegal buffer element")
-            out = [self._fmt(row[column[e]]) for row in store[start - 1:end] for e in elements]
+            out = [self._fmt(row[column[e]]) for row in store[start - 1 : end] for e in elements]
             return ",".join(out)
         if key == "TRIG:LOAD":
             need(1)

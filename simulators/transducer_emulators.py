@@ -59,8 +59,7 @@ class PtyInstrument:
 
     separators = (b"\r", b"\n")  # a command ends at any of these
 
-    def __init__(self, press: object, pressed_area: float, *, gain_error: float = 1.0,
-                 offset_error: float = 0.0):
+    def __init__(self, press: object, pressed_area: float, *, gain_error: float = 1.0, offset_error: float = 0.0):
         self.pressure = _pressure_source(press)
         self.pressed_area = pressed_area
         self.gain_error, self.offset_error = gain_error, offset_error
@@ -136,7 +135,7 @@ class PtyInstrument:
                 cut = min((pending.find(s) for s in self.separators if s in pending), default=-1)
                 if cut < 0:
                     break
-                line, pending = pending[:cut], pending[cut + 1:]
+                line, pending = pending[:cut], pending[cut + 1 :]
                 command = line.decode("ascii", "replace").strip()
                 if command:
                     self._respond(fd, command)
@@ -169,8 +168,16 @@ class Mark10Emulator(PtyInstrument):
     Overflow: a gauge past its capacity shows the overloaded value (the driver's capacity check acts).
     """
 
-    def __init__(self, press: object, pressed_area: float, *, unit: str = "N", decimals: int = 3,
-                 capacity: float = 2500.0, **kwargs):
+    def __init__(
+        self,
+        press: object,
+        pressed_area: float,
+        *,
+        unit: str = "N",
+        decimals: int = 3,
+        capacity: float = 2500.0,
+        **kwargs,
+    ):
         super().__init__(press, pressed_area, **kwargs)
         self.unit, self.decimals, self.capacity = unit, decimals, capacity
 
@@ -192,8 +199,17 @@ class DP41Emulator(PtyInstrument):
     separators = (b"\r",)
     garbage_end = b"\r"
 
-    def __init__(self, press: object, pressed_area: float, *, unit: str = "N", decimals: int = 1,
-                 echo: bool = False, recognition: str = "*", **kwargs):
+    def __init__(
+        self,
+        press: object,
+        pressed_area: float,
+        *,
+        unit: str = "N",
+        decimals: int = 1,
+        echo: bool = False,
+        recognition: str = "*",
+        **kwargs,
+    ):
         super().__init__(press, pressed_area, **kwargs)
         self.unit, self.decimals, self.echo, self.recognition = unit, decimals, echo, recognition
 
@@ -201,7 +217,7 @@ class DP41Emulator(PtyInstrument):
         command = command.lstrip("\n")
         if not command.startswith(self.recognition):
             return None  # not addressed to this meter: it stays silent
-        body = command[len(self.recognition):]
+        body = command[len(self.recognition) :]
         if body != "X01":
             return b"?43\r"  # command error
         value = self.force() / unit_factor(self.unit)[0]
@@ -224,8 +240,9 @@ class AedEmulator(PtyInstrument):
 
     separators = (b";",)
 
-    def __init__(self, press: object, pressed_area: float, *, scale: float = 0.01,
-                 idn: str = "HBM,AD104C,0123456,P77", **kwargs):
+    def __init__(
+        self, press: object, pressed_area: float, *, scale: float = 0.01, idn: str = "HBM,AD104C,0123456,P77", **kwargs
+    ):
         super().__init__(press, pressed_area, **kwargs)
         self.scale, self.idn, self.cof = scale, idn, 0
 
@@ -258,11 +275,21 @@ class ModbusTransmitterEmulator:
     register) with ``decimals`` decimal places, in the registers ``registers`` names.
     """
 
-    def __init__(self, press: object, registers: RegisterMap | None = None, *, unit: str = "MPa",
-                 decimals: int = 2, gain_error: float = 1.0, offset_error: float = 0.0, baudrate: int = 19200):
+    def __init__(
+        self,
+        press: object,
+        registers: RegisterMap | None = None,
+        *,
+        unit: str = "MPa",
+        decimals: int = 2,
+        gain_error: float = 1.0,
+        offset_error: float = 0.0,
+        baudrate: int = 19200,
+    ):
         self.pressure = _pressure_source(press)
-        self.registers = registers or RegisterMap(value=0, decimals=1, unit=2,
-                                                  unit_codes={0: "bar", 1: "MPa", 2: "kPa", 3: "psi"})
+        self.registers = registers or RegisterMap(
+            value=0, decimals=1, unit=2, unit_codes={0: "bar", 1: "MPa", 2: "kPa", 3: "psi"}
+        )
         self.unit, self.decimals = unit, decimals
         self.gain_error, self.offset_error = gain_error, offset_error
         self.baudrate = baudrate
@@ -275,8 +302,10 @@ class ModbusTransmitterEmulator:
         self._server = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._threads = [threading.Thread(target=self._serve, daemon=True, name="modbus-server"),
-                         threading.Thread(target=self._bridge, daemon=True, name="modbus-cable")]
+        self._threads = [
+            threading.Thread(target=self._serve, daemon=True, name="modbus-server"),
+            threading.Thread(target=self._bridge, daemon=True, name="modbus-cable"),
+        ]
 
     @property
     def port(self) -> str:
@@ -295,7 +324,7 @@ class ModbusTransmitterEmulator:
         if self._loop is not None and self._server is not None:
             try:
                 asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop).result(2.0)
-            except Exception:  # noqa: BLE001, S110 - already stopping
+            except Exception:  # noqa: BLE001 - already stopping
                 pass
         for t in self._threads:
             t.join(timeout=2.0)
@@ -362,11 +391,11 @@ class ModbusTransmitterEmulator:
                 registers[addr - start_address] = value & 0xFFFF
             return None
 
-        device = SimDevice(reg.device_id, simdata=[SimData(0, count=top + 1, values=0, datatype=DataType.REGISTERS)],
-                           action=action)
+        device = SimDevice(
+            reg.device_id, simdata=[SimData(0, count=top + 1, values=0, datatype=DataType.REGISTERS)], action=action
+        )
         self._loop = asyncio.get_running_loop()
-        self._server = ModbusSerialServer(device, port=self._server_side.port, baudrate=self.baudrate,
-                                          timeout=0.5)
+        self._server = ModbusSerialServer(device, port=self._server_side.port, baudrate=self.baudrate, timeout=0.5)
         await self._server.serve_forever(background=True)
         self._ready.set()
         while not self._stop.is_set():
@@ -411,7 +440,7 @@ def _encode(value: float, value_type: str, word_order: str) -> list[int]:
         lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if value_type.startswith("int") else (0, 2**bits - 1)
         value = min(max(value, lo), hi)
     data = struct.pack(fmt, value)
-    words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
     if len(words) == 2 and word_order == "little":
         words.reverse()
     return words

@@ -28,8 +28,14 @@ def cell_file(density: int) -> Path:
     return CELLS / f"li6ps5cl_{density}.toml"
 
 
-def run_sim(protocol_path: Path | str, out: Path, density: int | None = None, overrides: dict | None = None,
-            cell_overrides: dict | None = None, **kwargs):
+def run_sim(
+    protocol_path: Path | str,
+    out: Path,
+    density: int | None = None,
+    overrides: dict | None = None,
+    cell_overrides: dict | None = None,
+    **kwargs,
+):
     """Run a protocol file on the simulated rig in virtual time; returns the RunResult."""
     from daq.cell import load_cell
     from daq.clock import VirtualClock
@@ -63,8 +69,9 @@ _KILL_AFTER_BLOCKS = textwrap.dedent("""
 
 def kill_run(out: Path, protocol: str, blocks: int, overrides: dict | None = None) -> Path:
     """Run an example protocol on the 99 % cell in a subprocess and SIGKILL it after ``blocks`` blocks."""
-    code = _KILL_AFTER_BLOCKS.format(root=str(ROOT), out=str(out), blocks=blocks, protocol=protocol,
-                                     overrides=overrides or {})
+    code = _KILL_AFTER_BLOCKS.format(
+        root=str(ROOT), out=str(out), blocks=blocks, protocol=protocol, overrides=overrides or {}
+    )
     proc = subprocess.run([sys.executable, "-c", code], timeout=120)
     assert proc.returncode == -signal.SIGKILL
     return out

@@ -25,7 +25,7 @@ def test_impedance_matches_hand_formulas():
     jw = 1j * W
     z_cpe = 1 / (2e-10 * jw**0.9)
     z_w = 120.0 * (1 - 1j) / np.sqrt(W)
-    expected = (5.0 + 1 / (1 / 2500.0 + 1 / z_cpe) + 1 / (1 / (800.0 + z_w) + 1e-6 * jw) + 1e-7 * jw)
+    expected = 5.0 + 1 / (1 / 2500.0 + 1 / z_cpe) + 1 / (1 / (800.0 + z_w) + 1e-6 * jw) + 1e-7 * jw
     np.testing.assert_allclose(c.impedance(F, p), expected, rtol=1e-12)
 
 
@@ -49,17 +49,20 @@ def test_jacobian_matches_finite_differences():
         assert np.max(np.abs(fd - jac[:, i])) < 1e-5 * np.max(np.abs(jac[:, i])), c.names[i]
 
 
-@pytest.mark.parametrize("text, where", [
-    ("", "empty"),
-    ("R0-", "missing element"),
-    ("R0-p(R1)", "two branches"),
-    ("R0-p(R1,C1", "missing ')'"),
-    ("R0-X1", "unknown element 'X1'"),
-    ("R1-R1", "appears twice"),
-    ("R0-p(R1,C1))", "unexpected ')'"),
-    ("R0--R1", "unexpected '-'"),
-    ("Wo1", "unknown element"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("", "empty"),
+        ("R0-", "missing element"),
+        ("R0-p(R1)", "two branches"),
+        ("R0-p(R1,C1", "missing ')'"),
+        ("R0-X1", "unknown element 'X1'"),
+        ("R1-R1", "appears twice"),
+        ("R0-p(R1,C1))", "unexpected ')'"),
+        ("R0--R1", "unexpected '-'"),
+        ("Wo1", "unknown element"),
+    ],
+)
 def test_malformed_strings_are_refused_clearly(text, where):
     with pytest.raises(ConfigError) as err:
         Circuit(text)

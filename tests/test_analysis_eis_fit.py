@@ -91,13 +91,16 @@ def test_arcs_come_out_in_written_order_whatever_the_start():
     assert fit["R1"] == pytest.approx(2500.0, rel=0.01) and fit["R2"] == pytest.approx(1300.0, rel=0.02)
 
 
-@pytest.mark.parametrize("text, true", [
-    ("R0-p(R1,C1)", [10.0, 100.0, 1e-6]),
-    ("R0-p(R1-W1,C1)", [10.0, 100.0, 50.0, 1e-6]),
-    ("R0-p(R1,CPE1)-W1", [20.0, 1000.0, 1e-6, 0.85, 300.0]),
-    ("L0-R0-p(R1,CPE1)-p(R2,CPE2)", [1e-7, 5.0, 2500.0, 2e-10, 0.9, 1300.0, 1e-7, 0.85]),
-    ("R0-p(R1,CPE1)-p(R2,CPE2)-CPE3", [50.0, 2500.0, 2e-10, 0.9, 1300.0, 1e-7, 0.85, 1e-4, 0.7]),
-])
+@pytest.mark.parametrize(
+    "text, true",
+    [
+        ("R0-p(R1,C1)", [10.0, 100.0, 1e-6]),
+        ("R0-p(R1-W1,C1)", [10.0, 100.0, 50.0, 1e-6]),
+        ("R0-p(R1,CPE1)-W1", [20.0, 1000.0, 1e-6, 0.85, 300.0]),
+        ("L0-R0-p(R1,CPE1)-p(R2,CPE2)", [1e-7, 5.0, 2500.0, 2e-10, 0.9, 1300.0, 1e-7, 0.85]),
+        ("R0-p(R1,CPE1)-p(R2,CPE2)-CPE3", [50.0, 2500.0, 2e-10, 0.9, 1300.0, 1e-7, 0.85, 1e-4, 0.7]),
+    ],
+)
 def test_common_circuits_from_automatic_initial_guess(text, true):
     f = np.geomspace(7e6, 0.1, 60)
     z = noisy(Circuit(text).impedance(f, true), 0.003, seed=4)

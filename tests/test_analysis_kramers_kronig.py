@@ -42,8 +42,9 @@ def test_interface_growing_during_the_sweep_fails():
     """A void growing while the low-frequency points are measured (R2 +20 % over the sweep time)."""
     elapsed = np.cumsum(1 / F)
     elapsed /= elapsed[-1]
-    z = np.array([TWO_ARCS.impedance(F[i:i + 1], TRUE * [1, 1, 1, 1, 1 + 0.2 * elapsed[i], 1, 1])[0]
-                  for i in range(F.size)])
+    z = np.array(
+        [TWO_ARCS.impedance(F[i : i + 1], TRUE * [1, 1, 1, 1, 1 + 0.2 * elapsed[i], 1, 1])[0] for i in range(F.size)]
+    )
     result = lin_kk(F, noisy(z, 0.002, seed=0))
     assert not result.passed
     assert result.max_residual > 0.02

@@ -59,8 +59,9 @@ def test_83_percent_at_1_shorts_before_8(tmp_path):
 def test_predictions_rise_with_density(tmp_path):
     values = []
     for d in (83, 86, 95, 99):
-        res = run_sim(PROTOCOL, tmp_path / f"r{d}.h5", d, {"steps.2.capacity": "0.01 mAh/cm^2",
-                                                            "steps.1.duration": "1 s"})
+        res = run_sim(
+            PROTOCOL, tmp_path / f"r{d}.h5", d, {"steps.2.capacity": "0.01 mAh/cm^2", "steps.1.duration": "1 s"}
+        )
         with open_run(res.path) as run:
             pred = run.prediction("ccd")
             assert pred["unit"] == "mA/cm^2" and pred["low"] < pred["value"] < pred["high"]
@@ -71,8 +72,9 @@ def test_predictions_rise_with_density(tmp_path):
 def test_runs_are_reproducible_from_the_seed(tmp_path):
     a = run_sim(PROTOCOL, tmp_path / "a.h5", 99, {"current_density": "10 mA/cm^2"})
     b = run_sim(PROTOCOL, tmp_path / "b.h5", 99, {"current_density": "10 mA/cm^2"})
-    c = run_sim(PROTOCOL, tmp_path / "c.h5", 99, {"current_density": "10 mA/cm^2"},
-                cell_overrides={"simulation.seed": 5})
+    c = run_sim(
+        PROTOCOL, tmp_path / "c.h5", 99, {"current_density": "10 mA/cm^2"}, cell_overrides={"simulation.seed": 5}
+    )
     assert a.short == b.short
     assert a.short["t"] != c.short["t"]
 

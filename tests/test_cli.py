@@ -12,16 +12,19 @@ from tests.conftest import EXAMPLES
 PROTOCOL = str(EXAMPLES / "ccd_single_plating.toml")
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--set", "current_density=-9 mA/cm^2"], "must be positive"),
-    (["--set", "current_density=9 mA"], "not a unit of current density"),
-    (["--set", "current_density=9 parsecs"], "unknown unit 'parsecs'"),
-    (["--set", "capacity=0 mAh/cm^2"], "capacity = '0 mAh/cm^2': must be a positive"),
-    (["--set", "current_density=100 A/cm^2"], "beyond the instrument's range"),
-    (["--set", "current_density=0.000001 mA/cm^2"], "below what the instrument can control"),
-    (["--set", "nonsense"], "expected name=value"),
-    (["--cell", "/nonexistent/cell.toml"], "file not found"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--set", "current_density=-9 mA/cm^2"], "must be positive"),
+        (["--set", "current_density=9 mA"], "not a unit of current density"),
+        (["--set", "current_density=9 parsecs"], "unknown unit 'parsecs'"),
+        (["--set", "capacity=0 mAh/cm^2"], "capacity = '0 mAh/cm^2': must be a positive"),
+        (["--set", "current_density=100 A/cm^2"], "beyond the instrument's range"),
+        (["--set", "current_density=0.000001 mA/cm^2"], "below what the instrument can control"),
+        (["--set", "nonsense"], "expected name=value"),
+        (["--cell", "/nonexistent/cell.toml"], "file not found"),
+    ],
+)
 def test_bad_input_refused_before_anything_runs(tmp_path, capsys, args, needle):
     out = tmp_path / "run.h5"
     assert main(["run", PROTOCOL, "--sim", "--out", str(out), *args]) == 2
@@ -55,9 +58,22 @@ def test_console_script_bad_file_no_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[[steps]]\nkind = 'warp'\n")
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, "-m", "daq.cli", "run", str(bad), "--sim", "--cell",
-                           str(EXAMPLES / "cells" / "li6ps5cl_99.toml")], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "daq.cli",
+            "run",
+            str(bad),
+            "--sim",
+            "--cell",
+            str(EXAMPLES / "cells" / "li6ps5cl_99.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "steps.1.kind = 'warp': unknown step kind" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -77,8 +93,9 @@ def test_run_refused_after_connect_leaves_no_file(tmp_path):
     protocol = load_protocol(EXAMPLES / "operando_geis_plating.toml")
     cell = load_cell(EXAMPLES / "cells" / "li6ps5cl_99.toml")
     clock = VirtualClock()
-    pstat = SimulatedPotentiostat(SimulatedCell(cell), clock,
-                                  dataclasses.replace(SIM_CAPABILITIES, eis_max_frequency=1e6))
+    pstat = SimulatedPotentiostat(
+        SimulatedCell(cell), clock, dataclasses.replace(SIM_CAPABILITIES, eis_max_frequency=1e6)
+    )
     out = tmp_path / "r.h5"
     with pytest.raises(ConfigError, match="outside the instrument's"):
         run_protocol(protocol, cell, pstat, clock, out)

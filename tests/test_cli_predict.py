@@ -40,8 +40,18 @@ def test_ccd_from_cell_file(capsys):
 
 
 def test_ccd_from_explicit_microstructure_matches_cell(capsys):
-    code, out, _ = run(capsys, "ccd", "--pore-radius", "2.3 um", "--pore-separation", "10 um",
-                       "--crack-length", "2.5 um", "--crack-width", "158 nm")
+    code, out, _ = run(
+        capsys,
+        "ccd",
+        "--pore-radius",
+        "2.3 um",
+        "--pore-separation",
+        "10 um",
+        "--crack-length",
+        "2.5 um",
+        "--crack-width",
+        "158 nm",
+    )
     assert code == 0
     assert numbers(out.splitlines()[0])[0] == pytest.approx(0.95, rel=1e-2)
     # overriding one length of a cell file: wider cracks raise the CCD
@@ -74,19 +84,22 @@ def test_tip_current_and_filament(capsys):
     assert code == 0 and "0.5677 um" in out
 
 
-@pytest.mark.parametrize("argv, names", [
-    (["void-limit", "--pressure", "7 MPx"], "--pressure"),
-    (["void-limit", "--pressure=-7 MPa"], "--pressure"),
-    (["void-limit", "--pressure", "7 MPa", "--asr", "10 ohm"], "--asr"),
-    (["fracture", "--flaw", "1 um", "--toughness", "0.6 MPa"], "--toughness"),
-    (["tip-current", "--growth-rate", "1 um"], "--growth-rate"),
-    (["filament", "--resistance", "440", "--thickness", "1.2 mm"], "--resistance"),
-    (["filament", "--resistance", "440 ohm", "--thickness", "0 mm"], "--thickness"),
-    (["ccd", "--pore-radius", "0.5 um"], "--pore-separation"),
-    (["ccd", "--cell", "no/such/cell.toml"], "cell"),
-    (["filament", "--resistance", "440 ohm"], "--thickness"),  # argparse: required
-    (["nonsense"], "MODEL"),
-])
+@pytest.mark.parametrize(
+    "argv, names",
+    [
+        (["void-limit", "--pressure", "7 MPx"], "--pressure"),
+        (["void-limit", "--pressure=-7 MPa"], "--pressure"),
+        (["void-limit", "--pressure", "7 MPa", "--asr", "10 ohm"], "--asr"),
+        (["fracture", "--flaw", "1 um", "--toughness", "0.6 MPa"], "--toughness"),
+        (["tip-current", "--growth-rate", "1 um"], "--growth-rate"),
+        (["filament", "--resistance", "440", "--thickness", "1.2 mm"], "--resistance"),
+        (["filament", "--resistance", "440 ohm", "--thickness", "0 mm"], "--thickness"),
+        (["ccd", "--pore-radius", "0.5 um"], "--pore-separation"),
+        (["ccd", "--cell", "no/such/cell.toml"], "cell"),
+        (["filament", "--resistance", "440 ohm"], "--thickness"),  # argparse: required
+        (["nonsense"], "MODEL"),
+    ],
+)
 def test_bad_values_give_one_line_and_exit_2(capsys, argv, names):
     code, out, err = run(capsys, *argv)
     assert code == 2

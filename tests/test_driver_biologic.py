@@ -118,6 +118,7 @@ def test_hardware_voltage_limit_stops_current(rig, spec):
 
 def test_open_ended_step_is_rearmed_without_gap(rig, spec, monkeypatch):
     import drivers.biologic as B
+
     monkeypatch.setattr(B, "MAX_SEGMENT", 100.0)
     clock, cell, emu, driver = rig
     driver.connect()
@@ -202,9 +203,17 @@ def test_connect_failure_is_readable(spec):
         wrong.connect()
 
 
-@pytest.mark.parametrize("function, code", [
-    ("BL_LoadTechnique", -401), ("BL_LoadTechnique", -6), ("BL_StartChannel", -13), ("BL_GetData", -200),
-    ("BL_GetData", -404), ("BL_StopChannel", -101)])
+@pytest.mark.parametrize(
+    "function, code",
+    [
+        ("BL_LoadTechnique", -401),
+        ("BL_LoadTechnique", -6),
+        ("BL_StartChannel", -13),
+        ("BL_GetData", -200),
+        ("BL_GetData", -404),
+        ("BL_StopChannel", -101),
+    ],
+)
 def test_error_codes_end_safely(rig, spec, function, code):
     clock, cell, emu, driver = rig
     driver.connect()
@@ -350,6 +359,7 @@ def test_missing_vendor_software_gives_clear_message(monkeypatch, spec):
         with pytest.raises(InstrumentError, match="needs Windows and the EC-Lab Development Package"):
             driver.connect()
     import drivers.biologic as B
+
     monkeypatch.setattr(B.sys, "platform", "win32")
 
     def no_dll(path):
@@ -389,6 +399,7 @@ def test_label_tables_match_what_the_emulated_library_accepts():
 
 def test_structure_layouts_match_header():
     from drivers import biologic as B
+
     assert ctypes.sizeof(B.DataInfos) == ctypes.sizeof(E.TDataInfos) == 40
     assert B.DataInfos.StartTime.offset == 28  # packed to 4 bytes, not 8
     assert ctypes.sizeof(B.CurrentValues) == ctypes.sizeof(E.TCurrentValues) == 76

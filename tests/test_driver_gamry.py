@@ -225,8 +225,10 @@ def test_reference_family_uses_pc5_object(spec):
     driver.close()
 
 
-@pytest.mark.parametrize("method, hresult", [("DtaqCiiv.Run", GC.E_FAIL), ("Cook", GC.GAMRY_DEVICE_NOT_OPEN),
-                                             ("SignalConst.Init", GC.GAMRY_INVALID_SIGNAL)])
+@pytest.mark.parametrize(
+    "method, hresult",
+    [("DtaqCiiv.Run", GC.E_FAIL), ("Cook", GC.GAMRY_DEVICE_NOT_OPEN), ("SignalConst.Init", GC.GAMRY_INVALID_SIGNAL)],
+)
 def test_hresults_end_with_cell_off(rig, spec, method, hresult):
     clock, cell, emu, driver = rig
     driver.connect()
@@ -363,9 +365,18 @@ def test_hresult_decoding():
     assert "0x800706BA RPC_S_SERVER_UNAVAILABLE" in text and "GamryCOM.exe" in text
     assert "GAMRY_DEVICE_NOT_AUTHORIZED" in describe_hresult(0xE000002E)
     assert "not in the driver's table" in describe_hresult(0xE0001234)
-    for code in (GC.E_FAIL, GC.E_INVALIDARG, GC.RPC_S_SERVER_UNAVAILABLE, GC.RPC_E_TIMEOUT,
-                 GC.GAMRY_DEVICE_NOT_OPEN, GC.GAMRY_DEVICE_IN_USE, GC.GAMRY_INVALID_DEVICE_TYPE,
-                 GC.GAMRY_DEVICE_NOT_FOUND, GC.GAMRY_INVALID_SIGNAL, GC.CO_E_CLASSSTRING):
+    for code in (
+        GC.E_FAIL,
+        GC.E_INVALIDARG,
+        GC.RPC_S_SERVER_UNAVAILABLE,
+        GC.RPC_E_TIMEOUT,
+        GC.GAMRY_DEVICE_NOT_OPEN,
+        GC.GAMRY_DEVICE_IN_USE,
+        GC.GAMRY_INVALID_DEVICE_TYPE,
+        GC.GAMRY_DEVICE_NOT_FOUND,
+        GC.GAMRY_INVALID_SIGNAL,
+        GC.CO_E_CLASSSTRING,
+    ):
         assert code in G.HRESULTS
     err = GC.COMError(GC.GAMRY_DEVICE_IN_USE, "Device In Use")
     assert err.args[0] < 0 and (err.args[0] & 0xFFFFFFFF) == GC.GAMRY_DEVICE_IN_USE

@@ -32,9 +32,12 @@ def make_pool(root: Path) -> dict[str, list[str]]:
     """Files a command line may name: good ones, broken ones, the wrong kind, missing ones."""
     root.mkdir(parents=True, exist_ok=True)
     good_protocol = root / "good.toml"
-    good_protocol.write_text((EXAMPLES / "ccd_single_plating.toml").read_text().replace(
-        'cell = "cells/li6ps5cl_99.toml"', f'cell = "{CELLS / "li6ps5cl_99.toml"}"').replace(
-        'capacity = "8 mAh/cm^2"', 'capacity = "0.2 mAh/cm^2"'))
+    good_protocol.write_text(
+        (EXAMPLES / "ccd_single_plating.toml")
+        .read_text()
+        .replace('cell = "cells/li6ps5cl_99.toml"', f'cell = "{CELLS / "li6ps5cl_99.toml"}"')
+        .replace('capacity = "8 mAh/cm^2"', 'capacity = "0.2 mAh/cm^2"')
+    )
     (root / "broken.toml").write_text("[protocol\nname = 'x'\n")
     (root / "warp.toml").write_text("[[steps]]\nkind = 'warp'\n")
     (root / "empty.toml").write_text("")
@@ -42,11 +45,13 @@ def make_pool(root: Path) -> dict[str, list[str]]:
     (root / "latin1.toml").write_bytes("name = 'caf\xe9'\n".encode("latin-1"))
     shutil.copy(CELLS / "li6ps5cl_99.toml", root / "cell.toml")
     (root / "cell_bad.toml").write_text("[cell]\nid = 'x'\n[electrolyte]\nthickness = '-1 mm'\n")
-    (root / "rig_sim.toml").write_text(f'[rig]\nname = "bench"\n[instruments.sim]\nkind = "sim"\n'
-                                       f'[channels.A]\ninstrument = "sim"\ncell = "{CELLS / "li6ps5cl_99.toml"}"\n')
+    (root / "rig_sim.toml").write_text(
+        f'[rig]\nname = "bench"\n[instruments.sim]\nkind = "sim"\n'
+        f'[channels.A]\ninstrument = "sim"\ncell = "{CELLS / "li6ps5cl_99.toml"}"\n'
+    )
     (root / "rig_bad.toml").write_text('[instruments.x]\nkind = "warp"\n')
     (root / "notify.toml").write_text('[notify]\ncommand = ["true"]\n')
-    (root / "notify_bad.toml").write_text('[notify]\nemail = {host = 3}\n')
+    (root / "notify_bad.toml").write_text("[notify]\nemail = {host = 3}\n")
     done, snapshot = make_run_files(root)
     (root / "done.h5").write_bytes(done)
     (root / "interrupted.h5").write_bytes(snapshot)
@@ -85,10 +90,25 @@ def junk() -> st.SearchStrategy[str]:
 
 
 def settings_items() -> st.SearchStrategy[str]:
-    keys = ["current_density", "capacity", "steps.2.capacity", "steps.9.duration", "cell.simulation.seed",
-            "cell.simulation.start_shorted", "cell.electrolyte.thickness", "nonsense", "cell.", "", "steps.x.y"]
-    return st.builds(lambda k, sep, v: f"{k}{sep}{v}", st.sampled_from(keys), st.sampled_from(["=", "", "=="]),
-                     st.one_of(quantities(), st.sampled_from(["true", "-3", "1e9"]), st.text(max_size=6)))
+    keys = [
+        "current_density",
+        "capacity",
+        "steps.2.capacity",
+        "steps.9.duration",
+        "cell.simulation.seed",
+        "cell.simulation.start_shorted",
+        "cell.electrolyte.thickness",
+        "nonsense",
+        "cell.",
+        "",
+        "steps.x.y",
+    ]
+    return st.builds(
+        lambda k, sep, v: f"{k}{sep}{v}",
+        st.sampled_from(keys),
+        st.sampled_from(["=", "", "=="]),
+        st.one_of(quantities(), st.sampled_from(["true", "-3", "1e9"]), st.text(max_size=6)),
+    )
 
 
 @st.composite
@@ -102,8 +122,11 @@ def command_lines(draw: st.DrawFn, spec: dict[str, Any], pool: dict[str, list[st
             continue
         count = draw(st.integers(1, 3)) if action.nargs in ("+", "*", argparse.REMAINDER) else 1
         for _ in range(count):
-            argv.append(draw(st.one_of(files, files, junk(), st.sampled_from(["ccd", "void_free_limit",
-                                                                             "fracture", "filament"]))))
+            argv.append(
+                draw(
+                    st.one_of(files, files, junk(), st.sampled_from(["ccd", "void_free_limit", "fracture", "filament"]))
+                )
+            )
     for action in draw(st.lists(st.sampled_from(options), max_size=4, unique_by=id)) if options else []:
         flag = draw(st.sampled_from(action.option_strings))
         argv.append(flag)
@@ -164,18 +187,20 @@ def sandbox():
 
 def test_known_bad_command_lines(pool, sandbox):
     root, _ = pool
-    for argv in (["run", str(root / "good.toml"), "--sim", "--speed", "inf"],
-                 ["run", str(root / "binary.toml"), "--sim"],
-                 ["run", str(root / "latin1.toml"), "--sim"],
-                 ["validate", str(root / "dir")],
-                 ["resume", str(root / "truncated.h5"), "--sim"],
-                 ["resume", str(root / "flipped.h5"), "--sim"],
-                 ["report", str(root / "truncated.h5")],
-                 ["report", ""],
-                 ["import", str(root / "junk.mpr")],
-                 ["instruments", str(root / "rig_bad.toml")],
-                 ["predict"],
-                 ["warp"]):
+    for argv in (
+        ["run", str(root / "good.toml"), "--sim", "--speed", "inf"],
+        ["run", str(root / "binary.toml"), "--sim"],
+        ["run", str(root / "latin1.toml"), "--sim"],
+        ["validate", str(root / "dir")],
+        ["resume", str(root / "truncated.h5"), "--sim"],
+        ["resume", str(root / "flipped.h5"), "--sim"],
+        ["report", str(root / "truncated.h5")],
+        ["report", ""],
+        ["import", str(root / "junk.mpr")],
+        ["instruments", str(root / "rig_bad.toml")],
+        ["predict"],
+        ["warp"],
+    ):
         assert sandbox.check("cli", argv, str(root)) == "refused", argv
 
 
@@ -184,8 +209,7 @@ def test_fuzz_command_lines(pool, sandbox):
     spec = cli_spec()
     outcomes = []
 
-    @settings(max_examples=30, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=30, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(command_lines(spec, files))
     def fuzz(argv):
         outcomes.append(sandbox.check("cli", argv, str(root)))

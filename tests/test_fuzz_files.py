@@ -30,8 +30,9 @@ from simulators.cell import SimulatedCell
 from simulators.potentiostat import SIM_CAPABILITIES
 from tests.conftest import CELLS, EXAMPLES, ROOT, VENDOR_DATA
 
-FAST = settings(max_examples=25, deadline=None, database=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))
+FAST = settings(
+    max_examples=25, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 # --- inputs ---------------------------------------------------------------------------------------
 FULL_PROTOCOL = """
@@ -89,33 +90,133 @@ until = ["short_circuit"]
   current_density = "0.05 mA/cm^2"
   duration = "1 h"
 """
-PROTOCOL_TEXTS = [FULL_PROTOCOL, (EXAMPLES / "ccd_single_plating.toml").read_text(),
-                  (EXAMPLES / "asymmetric_cycling.toml").read_text()]
+PROTOCOL_TEXTS = [
+    FULL_PROTOCOL,
+    (EXAMPLES / "ccd_single_plating.toml").read_text(),
+    (EXAMPLES / "asymmetric_cycling.toml").read_text(),
+]
 CELL_TEXTS = [p.read_text() for p in sorted(CELLS.glob("*.toml"))]
 RIG_DIR = EXAMPLES / "rigs"
 RIG_TEXTS = [p.read_text() for p in sorted(RIG_DIR.glob("*.toml"))]
-NOTIFY_DOC = {"notify": {"on": ["stop", "fault"], "repeat_after": "5 min",
-                         "command": {"argv": ["logger", "-t", "daq"], "timeout": "10 s"},
-                         "email": {"host": "smtp.lab", "port": 587, "from": "rig@lab", "to": ["op@lab"],
-                                   "starttls": True, "username": "rig", "password_env": "PW", "timeout": "5 s"}}}
+NOTIFY_DOC = {
+    "notify": {
+        "on": ["stop", "fault"],
+        "repeat_after": "5 min",
+        "command": {"argv": ["logger", "-t", "daq"], "timeout": "10 s"},
+        "email": {
+            "host": "smtp.lab",
+            "port": 587,
+            "from": "rig@lab",
+            "to": ["op@lab"],
+            "starttls": True,
+            "username": "rig",
+            "password_env": "PW",
+            "timeout": "5 s",
+        },
+    }
+}
 
-UNITS = ["mA/cm^2", "A/m^2", "mAh/cm^2", "C/m^2", "V", "mV", "s", "min", "h", "Hz", "MHz", "mHz", "MPa", "Pa",
-         "bar", "N", "mm", "um", "nm", "%", "degC", "K", "ohm", "ohm cm^2", "mS/cm", "S/m", "MPa m^0.5",
-         "mm^2", "cm^2", "kg", "parsecs", "", "mA cm^-2", "mA/cm^2/s", "V^2", "µm", "Ω"]
-NUMBERS = ["0", "-0", "1", "-1", "9", "1e-400", "1e400", "nan", "inf", "-inf", "0.0000001", "1e30", "-1e30",
-           "1.5.2", "", " ", "+", "1e", "0x10", "1_000", "9,5", "½"]
-KEYWORDS = ["plate", "strip", "ocv", "OCV", "galvanostatic", "potentiostatic", "rest", "eis", "loop",
-            "short_circuit", "voltage_limit", "three_electrode", "symmetric", "sim", "keithley2450", "true"]
+UNITS = [
+    "mA/cm^2",
+    "A/m^2",
+    "mAh/cm^2",
+    "C/m^2",
+    "V",
+    "mV",
+    "s",
+    "min",
+    "h",
+    "Hz",
+    "MHz",
+    "mHz",
+    "MPa",
+    "Pa",
+    "bar",
+    "N",
+    "mm",
+    "um",
+    "nm",
+    "%",
+    "degC",
+    "K",
+    "ohm",
+    "ohm cm^2",
+    "mS/cm",
+    "S/m",
+    "MPa m^0.5",
+    "mm^2",
+    "cm^2",
+    "kg",
+    "parsecs",
+    "",
+    "mA cm^-2",
+    "mA/cm^2/s",
+    "V^2",
+    "µm",
+    "Ω",
+]
+NUMBERS = [
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "9",
+    "1e-400",
+    "1e400",
+    "nan",
+    "inf",
+    "-inf",
+    "0.0000001",
+    "1e30",
+    "-1e30",
+    "1.5.2",
+    "",
+    " ",
+    "+",
+    "1e",
+    "0x10",
+    "1_000",
+    "9,5",
+    "½",
+]
+KEYWORDS = [
+    "plate",
+    "strip",
+    "ocv",
+    "OCV",
+    "galvanostatic",
+    "potentiostatic",
+    "rest",
+    "eis",
+    "loop",
+    "short_circuit",
+    "voltage_limit",
+    "three_electrode",
+    "symmetric",
+    "sim",
+    "keithley2450",
+    "true",
+]
 
 
 def quantities() -> st.SearchStrategy[str]:
-    return st.builds(lambda n, sep, unit: f"{n}{sep}{unit}", st.sampled_from(NUMBERS), st.sampled_from(["", " "]),
-                     st.sampled_from(UNITS))
+    return st.builds(
+        lambda n, sep, unit: f"{n}{sep}{unit}",
+        st.sampled_from(NUMBERS),
+        st.sampled_from(["", " "]),
+        st.sampled_from(UNITS),
+    )
 
 
 def nasty_values() -> st.SearchStrategy[Any]:
-    scalar = st.one_of(quantities(), st.sampled_from(KEYWORDS), st.text(max_size=12),
-                       st.integers(-2**63, 2**63 - 1), st.floats(), st.booleans())
+    scalar = st.one_of(
+        quantities(),
+        st.sampled_from(KEYWORDS),
+        st.text(max_size=12),
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(),
+        st.booleans(),
+    )
     return st.one_of(scalar, st.lists(scalar, max_size=3), st.dictionaries(st.text(max_size=6), scalar, max_size=2))
 
 
@@ -132,8 +233,9 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {_toml_value(x)}"
-                               for k, x in v.items()) + "}"
+        return (
+            "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+        )
     if hasattr(v, "isoformat"):  # TOML dates
         return v.isoformat()
     raise TypeError(type(v).__name__)
@@ -172,8 +274,9 @@ def mutated_doc(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
         elif action == "delete":
             del container[key]
         elif action == "add" and isinstance(container, dict):
-            container[draw(st.sampled_from(["kind", "duration", "capacity", "unit", "bogus", "on", "steps"]))] = \
-                draw(nasty_values())
+            container[draw(st.sampled_from(["kind", "duration", "capacity", "unit", "bogus", "on", "steps"]))] = draw(
+                nasty_values()
+            )
         elif action == "duplicate" and isinstance(container, list):
             container.append(copy.deepcopy(container[key]))
     return doc
@@ -191,21 +294,27 @@ def mutated_text(draw: st.DrawFn, base: str) -> str:
         if action == "truncate":
             text = text[:i]
         elif action == "delete":
-            text = text[:i] + text[i + draw(st.integers(1, 40)):]
+            text = text[:i] + text[i + draw(st.integers(1, 40)) :]
         elif action == "insert":
-            text = text[:i] + draw(st.one_of(st.text(max_size=8), st.sampled_from(['"', "[", "]", "=", "\n",
-                                                                                    "[[steps]]\n", "\x00"]))) + text[i:]
+            text = (
+                text[:i]
+                + draw(
+                    st.one_of(st.text(max_size=8), st.sampled_from(['"', "[", "]", "=", "\n", "[[steps]]\n", "\x00"]))
+                )
+                + text[i:]
+            )
         else:
             lines = text.splitlines(keepends=True)
             k = draw(st.integers(0, len(lines) - 1))
-            text = "".join(lines[:k + 1] + [lines[k]] + lines[k + 1:])
+            text = "".join(lines[: k + 1] + [lines[k]] + lines[k + 1 :])
     return text
 
 
 def doc_or_text(bases: list[str]) -> st.SearchStrategy[str]:
     docs = [tomllib.loads(t) for t in bases]
-    return st.one_of(st.sampled_from(docs).flatmap(mutated_doc).map(toml_dumps),
-                     st.sampled_from(bases).flatmap(mutated_text))
+    return st.one_of(
+        st.sampled_from(docs).flatmap(mutated_doc).map(toml_dumps), st.sampled_from(bases).flatmap(mutated_text)
+    )
 
 
 # --- checks: each returns "accepted" or "refused", and fails on anything else ------------------------
@@ -262,8 +371,19 @@ def check_notify(doc: Any) -> str:
 
 def read_everything(path: Path) -> None:
     with open_run(path) as run:
-        _ = (run.status, run.attrs, run.cell, run.cell_units, run.protocol_source, run.protocol_overrides,
-             run.cell_source, run.cell_overrides, run.columns(), run.units(), len(run))
+        _ = (
+            run.status,
+            run.attrs,
+            run.cell,
+            run.cell_units,
+            run.protocol_source,
+            run.protocol_overrides,
+            run.cell_source,
+            run.cell_overrides,
+            run.columns(),
+            run.units(),
+            len(run),
+        )
         run.resume_point()
         run.timeseries()
         run.steps()
@@ -309,11 +429,11 @@ def damaged_bytes(draw: st.DrawFn, base: bytes, actions: tuple[str, ...] = DAMAG
     b = bytearray(base)
     action = draw(st.sampled_from(actions))
     if action == "truncate":
-        return bytes(b[:draw(st.integers(0, len(b) - 1))])
+        return bytes(b[: draw(st.integers(0, len(b) - 1))])
     if action == "zero":
         i = draw(st.integers(0, len(b) - 1))
         n = draw(st.integers(1, 4096))
-        b[i:i + n] = bytes(len(b[i:i + n]))
+        b[i : i + n] = bytes(len(b[i : i + n]))
         return bytes(b)
     limit = min(len(b), 4096) if action == "flip_head" else len(b)  # headers and metadata live at the start
     for _ in range(draw(st.integers(1, 16))):
@@ -338,8 +458,16 @@ def make_run_files(workdir: Path) -> list[bytes]:
 
     text = (CELLS / "li6ps5cl_99.toml").read_text()
     run_sim(EXAMPLES / "ccd_single_plating.toml", done, 99, {"capacity": "0.3 mAh/cm^2"}, cell_source=text)
-    run_sim(EXAMPLES / "ccd_single_plating.toml", live, 99, {"capacity": "0.3 mAh/cm^2"}, cell_source=text,
-            listeners=[copy_mid_run], flush_interval=0.0, block_samples=64)
+    run_sim(
+        EXAMPLES / "ccd_single_plating.toml",
+        live,
+        99,
+        {"capacity": "0.3 mAh/cm^2"},
+        cell_source=text,
+        listeners=[copy_mid_run],
+        flush_interval=0.0,
+        block_samples=64,
+    )
     return [done.read_bytes(), snapshot.read_bytes()]
 
 
@@ -483,8 +611,7 @@ def test_fuzz_run_files(run_files, workdir, sandbox):
     loop forever (counted there as a hang; ``daq resume`` probes a file in a child process for that)."""
     outcomes = []
 
-    @settings(max_examples=40, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(st.sampled_from(run_files).flatmap(lambda b: damaged_bytes(b, ("truncate", "flip", "flip_head"))))
     def damaged(data):
         outcomes.append(sandbox.check("run", data))
@@ -500,8 +627,7 @@ def test_fuzz_vendor_recordings(sandbox):
     if not files:
         pytest.skip("no vendor recordings")
 
-    @settings(max_examples=40, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(st.sampled_from(files).flatmap(lambda f: damaged_bytes(f[0]).map(lambda b: (b, f[1]))))
     def damaged(item):
         assert sandbox.check("vendor", item[0], item[1]) != "hang"

@@ -16,18 +16,49 @@ from drivers.samples import SampleBlock
 from drivers.transducers import HbmAed, Mark10Gauge, OmegaDP41
 from simulators.potentiostat import SIM_CAPABILITIES
 
-FAST = settings(max_examples=60, deadline=None, database=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))
+FAST = settings(
+    max_examples=60, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 ONCE = RetryPolicy(attempts=1, max_garbage_reads=3)
 
 REPLIES = st.one_of(
     st.text(max_size=20),
-    st.sampled_from(["", "*10", "*22", "?+999999", "?-999999", "?", "X01", "1e999", "-1e999", "nan", "NaN N",
-                     "4.285 N", "4.285 lbF", "4.285 parsecs", "12 kN", "0.3 MPa", "+399999", "-400000", "0",
-                     "X0100345.6", "00345.6", "1,5", "1.5.5", "--1", "\x00", "4.2 N\r\n5.1 N"]),
-    st.builds(lambda x, u: f"{x} {u}", st.floats(allow_nan=True, allow_infinity=True),
-              st.sampled_from(["N", "kN", "lbF", "kgF", "ozF", "gF", "MPa", "psi", "bar", ""])),
-    st.integers(-10**12, 10**12).map(str),
+    st.sampled_from(
+        [
+            "",
+            "*10",
+            "*22",
+            "?+999999",
+            "?-999999",
+            "?",
+            "X01",
+            "1e999",
+            "-1e999",
+            "nan",
+            "NaN N",
+            "4.285 N",
+            "4.285 lbF",
+            "4.285 parsecs",
+            "12 kN",
+            "0.3 MPa",
+            "+399999",
+            "-400000",
+            "0",
+            "X0100345.6",
+            "00345.6",
+            "1,5",
+            "1.5.5",
+            "--1",
+            "\x00",
+            "4.2 N\r\n5.1 N",
+        ]
+    ),
+    st.builds(
+        lambda x, u: f"{x} {u}",
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from(["N", "kN", "lbF", "kgF", "ozF", "gF", "MPa", "psi", "bar", ""]),
+    ),
+    st.integers(-(10**12), 10**12).map(str),
 )
 
 
@@ -52,7 +83,7 @@ def gauge(kind: type, reply) -> object:
 
 
 def check_transducer_reply(kind: type, reply) -> str:
-    """"accepted" (a finite reading reaches the engine) or "refused" (InstrumentError)."""
+    """ "accepted" (a finite reading reaches the engine) or "refused" (InstrumentError)."""
     driver = gauge(kind, reply)
     try:
         reading = driver.read()
@@ -110,7 +141,7 @@ class Feed:
 
 
 def check_sample_blocks(items: list[SampleBlock]) -> str:
-    """"accepted" (every block cleaned to valid samples) or "refused" (the instrument declared lost)."""
+    """ "accepted" (every block cleaned to valid samples) or "refused" (the instrument declared lost)."""
     w = ResilientPotentiostat(Feed(items), VirtualClock(200.0), ONCE)
     last = -math.inf
     for _ in items:

@@ -18,9 +18,16 @@ AREA = 7.853981633974482e-07  # m^2, 1 mm working electrode
 
 def block(t0: float, n: int, step: int = 0, current: float = -7e-5, q0: float = 0.0) -> dict[str, np.ndarray]:
     t = t0 + np.arange(n, dtype=float)
-    return {"t": t, "step": np.full(n, step, np.int32), "cycle": np.zeros(n, np.int32),
-            "E_we": -0.1 + 0.01 * np.sin(t / 50), "E_cell": -0.2 + 0.01 * np.sin(t / 50),
-            "I": np.full(n, current), "Q": q0 + current * (np.arange(n) + 1.0), "pressure": np.full(n, 7e6)}
+    return {
+        "t": t,
+        "step": np.full(n, step, np.int32),
+        "cycle": np.zeros(n, np.int32),
+        "E_we": -0.1 + 0.01 * np.sin(t / 50),
+        "E_cell": -0.2 + 0.01 * np.sin(t / 50),
+        "I": np.full(n, current),
+        "Q": q0 + current * (np.arange(n) + 1.0),
+        "pressure": np.full(n, 7e6),
+    }
 
 
 def test_appends_grow_preallocated_columns():
@@ -84,8 +91,9 @@ def test_plan_estimates_from_the_asymmetric_cycling_example():
 
 def test_step_estimates():
     assert step_estimate({"kind": "galvanostatic", "capacity": 18000.0, "current_density": 90.0}) == 200.0
-    assert step_estimate({"kind": "galvanostatic", "capacity": 18000.0, "current_density": 90.0,
-                          "duration": 60.0}) == 60.0
+    assert (
+        step_estimate({"kind": "galvanostatic", "capacity": 18000.0, "current_density": 90.0, "duration": 60.0}) == 60.0
+    )
     assert step_estimate({"kind": "rest", "duration": 600.0}) == 600.0
     spec = {"f_start": 1e6, "f_end": 1.0, "points_per_decade": 10}
     assert step_estimate({"kind": "eis", "spec": spec}) == pytest.approx(sweep_time(spec)) and sweep_time(spec) > 12

@@ -13,18 +13,18 @@ import pytest
 
 pytest.importorskip("pytestqt")
 pytest.importorskip("pyqtgraph")
-from daq.gui import qt_problem  # noqa: E402
+from daq.gui import qt_problem
 
 if qt_problem():
     pytest.skip(qt_problem(), allow_module_level=True)
 
-from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtGui import QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QMessageBox
 
-from daq.gui.window import RigWindow  # noqa: E402
-from daq.storage.reader import open_run  # noqa: E402
-from tests.conftest import CELLS, EXAMPLES, ROOT, run_sim  # noqa: E402
+from daq.gui.window import RigWindow
+from daq.storage.reader import open_run
+from tests.conftest import CELLS, EXAMPLES, ROOT, run_sim
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,12 +59,15 @@ RESTS = """
 [protocol]
 name = "GUI rests"
 cell = "{cell}"
-""" + "".join(f"""
+""" + "".join(
+    f"""
 [[steps]]
 kind = "rest"
 label = "rest {i}"
 duration = "60 s"
-""" for i in range(1, 41))
+"""
+    for i in range(1, 41)
+)
 
 
 @pytest.fixture
@@ -93,6 +96,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def accept_next_question(answer=QMessageBox.StandardButton.Yes) -> None:
     """Click ``answer`` in the next modal message box (as the operator would)."""
+
     def click() -> None:
         box = QApplication.activeModalWidget()
         if isinstance(box, QMessageBox):
@@ -153,8 +157,9 @@ def test_abort_needs_confirmation_and_pause_at_step_end(qtbot, window, tmp_path)
     w = window(channels=1)
     panel = w.panels[0]
     panel.start_run(write(tmp_path, "rests.toml", RESTS), speed=600, out=tmp_path / "rests.h5")
-    qtbot.waitUntil(lambda: panel.state == "running" and panel.buffer is not None and len(panel.buffer) > 0,
-                    timeout=20_000)
+    qtbot.waitUntil(
+        lambda: panel.state == "running" and panel.buffer is not None and len(panel.buffer) > 0, timeout=20_000
+    )
 
     accept_next_question(QMessageBox.StandardButton.No)  # the operator changes their mind
     assert panel.abort() is False and panel.is_running
@@ -183,8 +188,12 @@ def test_start_dialog_values(qtbot, tmp_path):
 
     dialog = StartDialog(protocol=EXAMPLES / "ccd_single_plating.toml", speed=500)
     qtbot.addWidget(dialog)
-    assert dialog.values() == {"protocol": str(EXAMPLES / "ccd_single_plating.toml"), "cell": None,
-                               "speed": 500.0, "out": None}
+    assert dialog.values() == {
+        "protocol": str(EXAMPLES / "ccd_single_plating.toml"),
+        "cell": None,
+        "speed": 500.0,
+        "out": None,
+    }
     dialog.cell.setText(str(CELLS / "li6ps5cl_83.toml"))
     dialog.out.setText(str(tmp_path / "x.h5"))
     assert dialog.values()["cell"].endswith("li6ps5cl_83.toml") and dialog.values()["out"].endswith("x.h5")
@@ -243,8 +252,12 @@ duration = "900 s"
 def test_follow_a_run_another_process_is_writing(qtbot, window, tmp_path):
     protocol = write(tmp_path, "followed.toml", FOLLOWED)
     path = tmp_path / "followed.h5"
-    writer = subprocess.Popen([sys.executable, "-m", "daq.cli", "run", str(protocol), "--sim", "--speed", "250",
-                               "--out", str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "daq.cli", "run", str(protocol), "--sim", "--speed", "250", "--out", str(path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while not path.exists() and time.monotonic() < deadline:

@@ -38,6 +38,7 @@ def _raw(path: Path) -> bytes:
 
 # ---------------------------------------------------------------- Gamry CHRONOP.DTA (values from the text)
 
+
 @needs_vendor
 def test_chronop_dta_matches_file_text() -> None:
     rec = read_recording(CHRONOP)
@@ -79,6 +80,7 @@ def test_chronop_dta_metadata() -> None:
 
 # ---------------------------------------------------------------- BioLogic CstC_nesd.mpr
 
+
 def _cstc_record(raw: bytes, k: int) -> dict:
     """Decode record k by hand: flags u1, time f8, control/mA f4, <Ewe> f4, I/mA f4, dq f8, dQ f8,
     (Q-Qo) f8 (mA.h), I Range u2, Ns u2, Q charge/discharge f8 (mA.h), half cycle u4."""
@@ -91,7 +93,7 @@ def _cstc_record(raw: bytes, k: int) -> dict:
 @needs_vendor
 def test_cstc_mpr_layout_and_counts() -> None:
     raw = _raw(CSTC)
-    assert raw[CSTC_DATA_MODULE:CSTC_DATA_MODULE + 16] == b"MODULEVMP data  "
+    assert raw[CSTC_DATA_MODULE : CSTC_DATA_MODULE + 16] == b"MODULEVMP data  "
     n_points, n_cols = struct.unpack_from("<IH", raw, CSTC_DATA_MODULE + 65)
     assert (n_points, n_cols) == (24, 17)
     assert CSTC_RECORDS + n_points * CSTC_RECORD_SIZE == CSTC_DATA_MODULE + 65 + 2471  # module length 2471
@@ -159,6 +161,7 @@ def test_cstc_mpr_settings_and_log() -> None:
 
 # ---------------------------------------------------------------- BioLogic GEIS_nesd.mpr
 
+
 @needs_vendor
 def test_geis_mpr_counts_and_hand_decoding() -> None:
     raw = _raw(GEIS)
@@ -213,6 +216,7 @@ def test_geis_mpr_spectra_physics() -> None:
 
 # ---------------------------------------------------------------- EC-Lab text exports (fixtures)
 
+
 def test_mpt_constant_current_export_matches_binary() -> None:
     rec = read_recording(DATA / "cstc_export.mpt")
     assert rec.file_format == "biologic-mpt" and rec.technique == "constant_current"
@@ -245,6 +249,7 @@ def test_mpt_eu_decimal_comma_geis() -> None:
 
 
 # ---------------------------------------------------------------- Gamry EIS, EU locale, extra tables
+
 
 def test_dta_eu_galvanostatic_eis() -> None:
     rec = read_recording(DATA / "galv_eis_eu.DTA")
@@ -298,6 +303,7 @@ def test_dispatch_is_by_content_not_extension(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- damaged files
 
+
 def _expect_error(path: Path) -> DataFileError:
     with pytest.raises(DataFileError) as info:
         read_recording(path)
@@ -325,7 +331,7 @@ def test_flipped_magic_is_refused(tmp_path: Path, src: Path) -> None:
 def test_truncated_mpr_is_refused(tmp_path: Path, src: Path, keep: int) -> None:
     raw = src.read_bytes()
     p = tmp_path / src.name
-    p.write_bytes(raw[:keep] if keep >= 0 else raw[:len(raw) + keep])
+    p.write_bytes(raw[:keep] if keep >= 0 else raw[: len(raw) + keep])
     _expect_error(p)
 
 
@@ -417,12 +423,11 @@ def _mutated(draw: st.DrawFn) -> tuple[str, bytes]:
         elif kind == "insert":
             data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
         else:
-            del data[pos:pos + draw(st.integers(1, 16))]
+            del data[pos : pos + draw(st.integers(1, 16))]
     return name, bytes(data)
 
 
-@settings(max_examples=300, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=_mutated())
 def test_fuzzed_files_raise_only_data_file_error(tmp_path: Path, case: tuple[str, bytes]) -> None:
     name, data = case

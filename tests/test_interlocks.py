@@ -40,8 +40,9 @@ def run_with_pressure_drop(tmp_path, timeout, restore_after):
             t = clock.now()
             sim.stack_pressure = 2e6 if 600 <= t < 600 + restore_after else 7e6
 
-    return run_protocol(protocol, cell, pstat, clock, tmp_path / "r.h5", transducer=transducer, listeners=[press],
-                        block_samples=16)
+    return run_protocol(
+        protocol, cell, pstat, clock, tmp_path / "r.h5", transducer=transducer, listeners=[press], block_samples=16
+    )
 
 
 def test_pressure_loss_pauses_safe_and_resumes(tmp_path):

@@ -22,9 +22,15 @@ def test_calibration_matches_published_ccds():
     assert 6.3 < p.creep_exponent < 7.0  # inside the literature spread around 6.6
 
 
-@pytest.mark.parametrize("field,factor,direction", [
-    ("pore_radius", 1.5, -1), ("pore_separation", 1.5, -1), ("crack_width", 1.2, +1), ("crack_length", 1.5, -1),
-])
+@pytest.mark.parametrize(
+    "field,factor,direction",
+    [
+        ("pore_radius", 1.5, -1),
+        ("pore_separation", 1.5, -1),
+        ("crack_width", 1.2, +1),
+        ("crack_length", 1.5, -1),
+    ],
+)
 def test_trends(field, factor, direction):
     base = ccd.critical_current_density(ccd.HIGH_DENSITY)
     scaled = replace(ccd.HIGH_DENSITY, **{field: getattr(ccd.HIGH_DENSITY, field) * factor})
@@ -34,9 +40,10 @@ def test_trends(field, factor, direction):
 
 def test_fracture_toughness_power_law():
     p = ccd.calibrated()
-    ratio = ccd.critical_current_density(ccd.HIGH_DENSITY, replace(p, fracture_toughness=2 * p.fracture_toughness)) \
-        / ccd.critical_current_density(ccd.HIGH_DENSITY, p)
-    assert ratio == pytest.approx(2 ** p.creep_exponent, rel=1e-9)
+    ratio = ccd.critical_current_density(
+        ccd.HIGH_DENSITY, replace(p, fracture_toughness=2 * p.fracture_toughness)
+    ) / ccd.critical_current_density(ccd.HIGH_DENSITY, p)
+    assert ratio == pytest.approx(2**p.creep_exponent, rel=1e-9)
 
 
 def test_prediction_band_brackets_value():

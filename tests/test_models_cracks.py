@@ -37,13 +37,16 @@ def test_tip_current_density():
     assert cracks.tip_current_density(0.0) == 0.0
 
 
-@pytest.mark.parametrize("call", [
-    lambda: cracks.filament_diameter(0.0, 1e-3),
-    lambda: cracks.filament_diameter(440.0, -1e-3),
-    lambda: cracks.fracture_stress(0.0),
-    lambda: cracks.fracture_stress(1e-6, toughness=float("nan")),
-    lambda: cracks.tip_current_density(-1e-6),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: cracks.filament_diameter(0.0, 1e-3),
+        lambda: cracks.filament_diameter(440.0, -1e-3),
+        lambda: cracks.fracture_stress(0.0),
+        lambda: cracks.fracture_stress(1e-6, toughness=float("nan")),
+        lambda: cracks.tip_current_density(-1e-6),
+    ],
+)
 def test_non_physical_inputs_are_refused(call):
     with pytest.raises(ValueError):
         call()

@@ -16,24 +16,38 @@ from tests.conftest import CELLS, EXAMPLES
 
 
 def channel(out, plan, results, name):
-    protocol = load_protocol(EXAMPLES / "asymmetric_cycling.toml",
-                             {"steps.1.duration": "10 min", "steps.2.cycles": 2,
-                              "steps.2.steps.2.current_density": "1 mA/cm^2"})
+    protocol = load_protocol(
+        EXAMPLES / "asymmetric_cycling.toml",
+        {"steps.1.duration": "10 min", "steps.2.cycles": 2, "steps.2.steps.2.current_density": "1 mA/cm^2"},
+    )
     cell = load_cell(CELLS / "li6ps5cl_99.toml")
     clock = VirtualClock()
     _, p, t = simulated_rig(cell, clock)
     fp, ft, log = faulty_rig(p, t, clock, plan)
     try:
-        results[name] = (run_protocol(protocol, cell, ResilientPotentiostat(fp, clock), clock, out,
-                                      transducer=ResilientTransducer(ft, clock), block_interval=30.0), log, p)
+        results[name] = (
+            run_protocol(
+                protocol,
+                cell,
+                ResilientPotentiostat(fp, clock),
+                clock,
+                out,
+                transducer=ResilientTransducer(ft, clock),
+                block_interval=30.0,
+            ),
+            log,
+            p,
+        )
     except BaseException as exc:  # noqa: BLE001 - the test reports it
         results[name] = exc
 
 
 def test_a_channel_lost_for_good_does_not_stop_the_other(tmp_path):
     results: dict = {}
-    plans = {"A": FaultPlan(dead_after=1500.0),  # instrument of channel A stops answering for good
-             "B": FaultPlan(rate=0.1, kinds=POTENTIOSTAT_KINDS, seed=5)}  # B rides out transient faults
+    plans = {
+        "A": FaultPlan(dead_after=1500.0),  # instrument of channel A stops answering for good
+        "B": FaultPlan(rate=0.1, kinds=POTENTIOSTAT_KINDS, seed=5),
+    }  # B rides out transient faults
     threads = [threading.Thread(target=channel, args=(tmp_path / f"{n}.h5", plans[n], results, n)) for n in "AB"]
     for th in threads:
         th.start()

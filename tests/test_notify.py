@@ -58,7 +58,10 @@ def toml_list(argv):
 
 # --- settings -------------------------------------------------------------------------------------
 def test_full_settings(tmp_path, hook):
-    cfg = load_notify(write_config(tmp_path, f"""
+    cfg = load_notify(
+        write_config(
+            tmp_path,
+            f"""
         [notify]
         on = ["stop", "short_circuit", "fault"]
         repeat_after = "10 min"
@@ -73,28 +76,37 @@ def test_full_settings(tmp_path, hook):
         password_env = "RIG_SMTP_PASSWORD"
         from = "rig@lab.example"
         to = ["operator@lab.example", "pi@lab.example"]
-        """))
+        """,
+        )
+    )
     assert cfg.on == ("stop", "short_circuit", "fault") and cfg.repeat_after == 600.0
     assert cfg.command.timeout == 5.0 and cfg.command.argv == tuple(hook[0])
     assert cfg.email.port == 587 and cfg.email.starttls and cfg.email.to == ("operator@lab.example", "pi@lab.example")
 
 
-@pytest.mark.parametrize("doc,needle", [
-    ({}, "notify: missing [notify] table"),
-    ({"notify": {}}, "give a [notify.command] and/or a [notify.email]"),
-    ({"notify": {"command": {"argv": []}}}, "notify.command.argv"),
-    ({"notify": {"command": {"argv": ["x"], "timeout": "-1 s"}}}, "notify.command.timeout"),
-    ({"notify": {"command": {"argv": ["x"], "timeout": "5 kg"}}}, "notify.command.timeout"),
-    ({"notify": {"command": ["x"], "on": ["everything"]}}, "notify.on = 'everything'"),
-    ({"notify": {"command": ["x"], "colour": "red"}}, "notify.colour: unknown field"),
-    ({"notify": {"email": {"host": "h", "from": "a@b", "to": ["c@d"], "port": 99999}}}, "notify.email.port"),
-    ({"notify": {"email": {"host": "h", "from": "a@b"}}}, "notify.email.to"),
-    ({"notify": {"email": {"host": "h", "from": "a@b", "to": "c@d", "ssl": True, "starttls": True}}},
-     "starttls or ssl"),
-    ({"notify": {"email": {"host": "h", "from": "a@b", "to": "c@d", "password_env": "X"}}},
-     "notify.email.username: missing"),
-    ({"notify": "yes"}, "notify = 'yes': must be a table"),
-])
+@pytest.mark.parametrize(
+    "doc,needle",
+    [
+        ({}, "notify: missing [notify] table"),
+        ({"notify": {}}, "give a [notify.command] and/or a [notify.email]"),
+        ({"notify": {"command": {"argv": []}}}, "notify.command.argv"),
+        ({"notify": {"command": {"argv": ["x"], "timeout": "-1 s"}}}, "notify.command.timeout"),
+        ({"notify": {"command": {"argv": ["x"], "timeout": "5 kg"}}}, "notify.command.timeout"),
+        ({"notify": {"command": ["x"], "on": ["everything"]}}, "notify.on = 'everything'"),
+        ({"notify": {"command": ["x"], "colour": "red"}}, "notify.colour: unknown field"),
+        ({"notify": {"email": {"host": "h", "from": "a@b", "to": ["c@d"], "port": 99999}}}, "notify.email.port"),
+        ({"notify": {"email": {"host": "h", "from": "a@b"}}}, "notify.email.to"),
+        (
+            {"notify": {"email": {"host": "h", "from": "a@b", "to": "c@d", "ssl": True, "starttls": True}}},
+            "starttls or ssl",
+        ),
+        (
+            {"notify": {"email": {"host": "h", "from": "a@b", "to": "c@d", "password_env": "X"}}},
+            "notify.email.username: missing",
+        ),
+        ({"notify": "yes"}, "notify = 'yes': must be a table"),
+    ],
+)
 def test_bad_settings_name_the_field(doc, needle):
     with pytest.raises(ConfigError) as err:
         notify_from_dict(doc, "n.toml")
@@ -135,20 +147,42 @@ def test_short_circuit_reaches_a_real_command_hook(tmp_path, hook):
 def test_daq_run_notify_end_to_end(tmp_path, hook):
     """The console command: the last notice (run stopped) is delivered before the process exits."""
     cfg = write_config(tmp_path, f"[notify]\ncommand = {toml_list(hook[0])}\n")
-    proc = subprocess.run([sys.executable, "-m", "daq.cli", "run", str(PROTOCOL), "--sim", "--out",
-                           str(tmp_path / "run.h5"), "--set", "capacity=0.5 mAh/cm^2", "--notify", str(cfg)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "daq.cli",
+            "run",
+            str(PROTOCOL),
+            "--sim",
+            "--out",
+            str(tmp_path / "run.h5"),
+            "--set",
+            "capacity=0.5 mAh/cm^2",
+            "--notify",
+            str(cfg),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     (notice,) = read_notices(hook[1])
     assert notice["env"]["DAQ_NOTIFY_SUBJECT"] == "LPSCl-99-01: run completed"
 
 
-@pytest.mark.parametrize("argv,needle", [
-    ([sys.executable, "-c", "import sys; print('pager offline', file=sys.stderr); sys.exit(3)"],
-     "exited with 3: pager offline"),
-    ([sys.executable, "-c", "import time; time.sleep(30)"], "did not finish within 0.5 s"),
-    (["/nonexistent/pager"], "could not be started"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (
+            [sys.executable, "-c", "import sys; print('pager offline', file=sys.stderr); sys.exit(3)"],
+            "exited with 3: pager offline",
+        ),
+        ([sys.executable, "-c", "import time; time.sleep(30)"], "did not finish within 0.5 s"),
+        (["/nonexistent/pager"], "could not be started"),
+    ],
+)
 def test_a_failing_hook_never_stops_the_run(tmp_path, argv, needle):
     config = notify_from_dict({"notify": {"command": {"argv": argv, "timeout": "0.5 s"}}})
     notifier = Notifier(config)
@@ -217,9 +251,20 @@ def smtp_server():
 
 
 def email_config(port, **extra):
-    return notify_from_dict({"notify": {"email": {"host": extra.pop("host", "127.0.0.1"), "port": port,
-                                                  "from": "rig@lab.example", "to": ["operator@lab.example"],
-                                                  "timeout": "5 s", **extra}}})
+    return notify_from_dict(
+        {
+            "notify": {
+                "email": {
+                    "host": extra.pop("host", "127.0.0.1"),
+                    "port": port,
+                    "from": "rig@lab.example",
+                    "to": ["operator@lab.example"],
+                    "timeout": "5 s",
+                    **extra,
+                }
+            }
+        }
+    )
 
 
 def test_email_through_a_local_smtp_server(tmp_path, smtp_server):
@@ -227,8 +272,9 @@ def test_email_through_a_local_smtp_server(tmp_path, smtp_server):
     notifier = Notifier(email_config(port, subject_prefix="[rig A]"))
     run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, listeners=[notifier])
     assert notifier.close() == []
-    subjects = [next(line for line in body.splitlines() if line.startswith("Subject:"))
-                for _, _, body in inbox.messages]
+    subjects = [
+        next(line for line in body.splitlines() if line.startswith("Subject:")) for _, _, body in inbox.messages
+    ]
     assert len(subjects) == 2 and "[rig A] LPSCl-99-01: SHORT CIRCUIT at" in subjects[0]
     assert subjects[1] == "Subject: [rig A] LPSCl-99-01: run stopped: short circuit"
     sender, to, raw = inbox.messages[0]
@@ -260,9 +306,29 @@ def test_email_with_login(smtp_server, monkeypatch):
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a test certificate")
 def test_email_with_starttls(tmp_path, smtp_server):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key),
-                    "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     inbox, port = smtp_server(tls_context=context, require_starttls=True)

@@ -29,16 +29,19 @@ def test_example_loads_in_si():
     assert p.cell_path.endswith("li6ps5cl_99.toml")
 
 
-@pytest.mark.parametrize("old,new,needle", [
-    ('"9 mA/cm^2"', '"-9 mA/cm^2"', r"steps\.1\.current_density = '-9 mA/cm\^2': must be positive"),
-    ('current_density = "9 mA/cm^2"', "", r"steps\.1\.current_density: missing"),
-    ('"9 mA/cm^2"', '"9 mA/cm^3"', r"steps\.1\.current_density.*not a unit of current density"),
-    ('"9 mA/cm^2"', '"9 bananas"', r"unknown unit 'bananas'"),
-    ('"8 mAh/cm^2"', '"0 mAh/cm^2"', r"steps\.1\.capacity = '0 mAh/cm\^2': must be a positive"),
-    ('kind = "galvanostatic"', 'kind = "galvanostatik"', r"steps\.1\.kind = 'galvanostatik': unknown step kind"),
-    ('direction = "plate"', 'direction = "up"', r"steps\.1\.direction = 'up': must be one of plate, strip"),
-    ('capacity = "8 mAh/cm^2"', 'capacity = "8 mAh/cm^2"\nspeed = 3', r"steps\.1\.speed = 3: unknown field"),
-])
+@pytest.mark.parametrize(
+    "old,new,needle",
+    [
+        ('"9 mA/cm^2"', '"-9 mA/cm^2"', r"steps\.1\.current_density = '-9 mA/cm\^2': must be positive"),
+        ('current_density = "9 mA/cm^2"', "", r"steps\.1\.current_density: missing"),
+        ('"9 mA/cm^2"', '"9 mA/cm^3"', r"steps\.1\.current_density.*not a unit of current density"),
+        ('"9 mA/cm^2"', '"9 bananas"', r"unknown unit 'bananas'"),
+        ('"8 mAh/cm^2"', '"0 mAh/cm^2"', r"steps\.1\.capacity = '0 mAh/cm\^2': must be a positive"),
+        ('kind = "galvanostatic"', 'kind = "galvanostatik"', r"steps\.1\.kind = 'galvanostatik': unknown step kind"),
+        ('direction = "plate"', 'direction = "up"', r"steps\.1\.direction = 'up': must be one of plate, strip"),
+        ('capacity = "8 mAh/cm^2"', 'capacity = "8 mAh/cm^2"\nspeed = 3', r"steps\.1\.speed = 3: unknown field"),
+    ],
+)
 def test_bad_values_are_named(old, new, needle):
     with pytest.raises(ConfigError, match=needle):
         protocol_from_text(BASE.replace(old, new), "bad.toml")
@@ -55,11 +58,14 @@ amplitude = "5 mV"
 """
 
 
-@pytest.mark.parametrize("old,new,needle", [
-    ('f_start = "1 MHz"\nf_end = "1 Hz"', 'f_start = "1 Hz"\nf_end = "1 MHz"', "frequency range reversed"),
-    ("points_per_decade = 10", "points_per_decade = 0", r"points_per_decade = 0: must be at least 1"),
-    ('amplitude = "5 mV"', 'amplitude = "0 mV"', r"amplitude = '0 mV': must be a positive voltage"),
-])
+@pytest.mark.parametrize(
+    "old,new,needle",
+    [
+        ('f_start = "1 MHz"\nf_end = "1 Hz"', 'f_start = "1 Hz"\nf_end = "1 MHz"', "frequency range reversed"),
+        ("points_per_decade = 10", "points_per_decade = 0", r"points_per_decade = 0: must be at least 1"),
+        ('amplitude = "5 mV"', 'amplitude = "0 mV"', r"amplitude = '0 mV': must be a positive voltage"),
+    ],
+)
 def test_bad_eis(old, new, needle):
     with pytest.raises(ConfigError, match=needle):
         protocol_from_text(EIS.replace(old, new), "eis.toml")

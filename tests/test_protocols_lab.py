@@ -85,20 +85,25 @@ f_end = "1 Hz"
 points_per_decade = 8
 amplitude = "5 mV"
 """
-STRIP_WITH_EIS = """
+STRIP_WITH_EIS = (
+    """
 [protocol]
 name = "strip with impedance"
 [[steps]]
 kind = "rest"
 duration = "10 h"
-""" + PEIS + """
+"""
+    + PEIS
+    + """
 [[steps]]
 kind = "galvanostatic"
 direction = "strip"
 current_density = "0.09 mA/cm^2"
 capacity = "5 mAh/cm^2"
 sample_period = "10 s"
-""" + PEIS
+"""
+    + PEIS
+)
 
 
 @pytest.mark.parametrize("pressure,voids", [("7 MPa", False), ("5 MPa", True)])
@@ -147,8 +152,9 @@ def test_campaign_brackets_both_ccds(tmp_path):
 
 def test_campaign_file_errors(tmp_path):
     bad = tmp_path / "c.toml"
-    bad.write_text('[campaign]\nprotocol = "x.toml"\nrepeats = 0\n[[series]]\ncell = "c.toml"\n'
-                   'current_densities = ["1 mA/cm^2"]\n')
+    bad.write_text(
+        '[campaign]\nprotocol = "x.toml"\nrepeats = 0\n[[series]]\ncell = "c.toml"\ncurrent_densities = ["1 mA/cm^2"]\n'
+    )
     with pytest.raises(ConfigError, match="campaign.repeats = 0"):
         load_campaign(bad)
     bad.write_text('[campaign]\nprotocol = "x.toml"\n[[series]]\ncell = "c.toml"\ncurrent_densities = ["1 mA"]\n')

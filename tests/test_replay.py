@@ -49,8 +49,9 @@ def test_round_trip_gives_identical_steps_events_and_samples(runs):
     assert s0.equals(s1)  # kinds, end reasons, times, charges, parameters
     assert e0.equals(e1)  # the short: its time, sample index, capacity
     assert t0.equals(t1[t0.columns])
-    assert sp0.drop(columns="dc").equals(sp1.drop(columns="dc")) and np.array_equal(_points(short.path),
-                                                                                     _points(res.path))
+    assert sp0.drop(columns="dc").equals(sp1.drop(columns="dc")) and np.array_equal(
+        _points(short.path), _points(res.path)
+    )
     assert (res.outcome, res.short) == (short.outcome, short.short)
     with h5py.File(short.path, "r") as a, h5py.File(res.path, "r") as b:
         fields = ["t", "kind", "first", "n"]  # the replay was read in the recorded blocks
@@ -208,9 +209,11 @@ sample_period = "5 s"
 def _geis(amplitude="100 mA/cm^2"):
     text = '[protocol]\nname = "GEIS at three DC currents"\n'
     for dc in (50, 100, 200):
-        text += (f'[[steps]]\nkind = "loop"\ncycles = 4\n  [[steps.steps]]\n  kind = "eis"\n  mode = "galvanostatic"\n'
-                 f'  f_start = "1 kHz"\n  f_end = "1 Hz"\n  points_per_decade = 6\n  amplitude = "{amplitude}"\n'
-                 f'  dc = "{dc} mA/cm^2"\n')
+        text += (
+            f'[[steps]]\nkind = "loop"\ncycles = 4\n  [[steps.steps]]\n  kind = "eis"\n  mode = "galvanostatic"\n'
+            f'  f_start = "1 kHz"\n  f_end = "1 Hz"\n  points_per_decade = 6\n  amplitude = "{amplitude}"\n'
+            f'  dc = "{dc} mA/cm^2"\n'
+        )
     return text
 
 

@@ -72,8 +72,14 @@ def test_transient_failures_are_retried_and_recorded():
     stub = Stub(fail=3)
     w = ResilientPotentiostat(stub, clock, RetryPolicy(attempts=5), rec, name="pstat")
     assert len(w.read()) == 0
-    assert rec.kinds() == ["instrument_fault", "instrument_fault", "instrument_reconnected", "instrument_fault",
-                           "instrument_reconnected", "instrument_recovered"]  # plain retry first, then reconnect
+    assert rec.kinds() == [
+        "instrument_fault",
+        "instrument_fault",
+        "instrument_reconnected",
+        "instrument_fault",
+        "instrument_reconnected",
+        "instrument_recovered",
+    ]  # plain retry first, then reconnect
     assert clock.now() == pytest.approx(0.5 + 1 + 2)  # waited on the run's clock, exponentially
     assert rec.kinds()[-1] == "instrument_recovered"
     assert stub.calls.count("connect") >= 1  # the second retry reconnects
@@ -93,8 +99,11 @@ def test_a_lost_link_reconnects_at_once():
 def test_unrecoverable_raises_a_clear_instrument_error():
     clock, rec = VirtualClock(), Recorder()
     w = ResilientPotentiostat(Stub(fail=100), clock, RetryPolicy(attempts=4), rec, name="pstat")
-    with pytest.raises(InstrumentError, match=r"pstat \(potentiostat\) lost: read failed 4 time\(s\) over 3.5 s; "
-                                              r"last error: no reply \(timeout\)"):
+    with pytest.raises(
+        InstrumentError,
+        match=r"pstat \(potentiostat\) lost: read failed 4 time\(s\) over 3.5 s; "
+        r"last error: no reply \(timeout\)",
+    ):
         w.read()
     assert rec.kinds().count("instrument_fault") == 4 and rec.kinds()[-1] == "instrument_lost"
     assert w.lost
@@ -121,25 +130,30 @@ def test_invalid_samples_are_dropped_and_reported():
     block = w.read()
     assert list(block.t) == [1, 2, 3, 5, 7, 9, 10]
     assert np.all(np.isfinite(block.E_we)) and np.all(np.abs(block.I) < 1)
-    (kind, message, data), = rec.events
+    ((kind, message, data),) = rec.events
     assert kind == "instrument_fault" and data["dropped"] == 3 and "3 of 10 samples" in message
 
 
 def test_reads_of_nothing_but_garbage_end_in_a_fault():
     nan = np.full(4, np.nan)
-    w = ResilientPotentiostat(Stub(block=SampleBlock(np.arange(1.0, 5.0), nan, nan, nan)), VirtualClock(10.0),
-                              RetryPolicy(max_garbage_reads=3))
+    w = ResilientPotentiostat(
+        Stub(block=SampleBlock(np.arange(1.0, 5.0), nan, nan, nan)),
+        VirtualClock(10.0),
+        RetryPolicy(max_garbage_reads=3),
+    )
     assert len(w.read()) == 0 and len(w.read()) == 0
     with pytest.raises(InstrumentError, match="3 reads in a row returned no valid sample"):
         w.read()
 
 
 # --- through the engine ---------------------------------------------------------------------------
-def plating_run(tmp_path, pstat_plan=None, transducer_plan=None, capacity="2 mAh/cm^2", interlocks=None,
-                name="run.h5", spy=None):
+def plating_run(
+    tmp_path, pstat_plan=None, transducer_plan=None, capacity="2 mAh/cm^2", interlocks=None, name="run.h5", spy=None
+):
     protocol = load_protocol(EXAMPLES / "ccd_single_plating.toml", {"capacity": capacity})
     if interlocks:
         import dataclasses
+
         protocol = dataclasses.replace(protocol, interlocks=interlocks)
     cell = load_cell(CELLS / "li6ps5cl_99.toml")
     clock = VirtualClock()
@@ -168,15 +182,19 @@ class CurrentSpy:
     def __getattr__(self, name):
         attr = getattr(self.inner, name)
         if name in ("apply_current", "apply_potential"):
+
             def applying(*a, **k):
                 assert self.engine_applying, "current applied without an explicit command from the engine"
                 self.log.append((name, self.inner.clock.now()))
                 return attr(*a, **k)
+
             return applying
         if name in ("connect", "close", "open_circuit"):
+
             def noted(*a, **k):
                 self.log.append((name, self.inner.clock.now()))
                 return attr(*a, **k)
+
             return noted
         return attr
 
@@ -219,8 +237,11 @@ def test_disconnect_during_plating_holds_then_engine_reapplies(tmp_path, monkeyp
 
 
 def test_every_injected_fault_is_recorded(tmp_path):
-    result, log, rp, rt, _ = plating_run(tmp_path, FaultPlan(rate=0.15, kinds=POTENTIOSTAT_KINDS, seed=3),
-                                         FaultPlan(rate=0.15, kinds=TRANSDUCER_KINDS, seed=4))
+    result, log, rp, rt, _ = plating_run(
+        tmp_path,
+        FaultPlan(rate=0.15, kinds=POTENTIOSTAT_KINDS, seed=3),
+        FaultPlan(rate=0.15, kinds=TRANSDUCER_KINDS, seed=4),
+    )
     assert result.outcome == "completed"
     capacity, events, ts = plated(result.path)
     assert capacity == pytest.approx(2.0, rel=1e-6)

@@ -1,6 +1,5 @@
 """An interrupted run continues in the same file from where it stopped, to the right total capacity."""
 
-
 import numpy as np
 import pytest
 
@@ -56,7 +55,12 @@ def test_resume_in_cycling_continues_the_cycle_count(tmp_path):
 
 
 def test_finished_runs_are_not_resumed(tmp_path):
-    res = run_sim(EXAMPLES / "ccd_single_plating.toml", tmp_path / "done.h5", 99, {"capacity": "0.1 mAh/cm^2"},
-                  cell_source=(EXAMPLES / "cells" / "li6ps5cl_99.toml").read_text())
+    res = run_sim(
+        EXAMPLES / "ccd_single_plating.toml",
+        tmp_path / "done.h5",
+        99,
+        {"capacity": "0.1 mAh/cm^2"},
+        cell_source=(EXAMPLES / "cells" / "li6ps5cl_99.toml").read_text(),
+    )
     with pytest.raises(DataFileError, match="only interrupted runs can be resumed"):
         rebuild(res.path)

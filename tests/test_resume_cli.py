@@ -88,16 +88,19 @@ def test_open_circuit_voltage_outside_the_limit_is_refused(run_file, capsys):
     assert "open-circuit voltage" in err and "outside +/-0 mV" in err
 
 
-@pytest.mark.parametrize("args,needle", [
-    ([], "choose where to continue"),
-    (["--sim", "--set", "current_density=1 mA/cm^2"], "a resumed run keeps its protocol"),
-    (["--sim", "--set", "cell.electrolyte.thickness=2 mm"], "only cell.simulation.* fields"),
-    (["--sim", "--ocv-max", "banana"], "--ocv-max"),
-    (["--sim", "--ocv-max", "-1 V"], "--ocv-max"),
-    (["--sim", "--speed", "0"], "--speed"),
-    (["--rig", "/nonexistent/rig.toml"], "file not found"),
-    (["--sim", "--notify", "/nonexistent/notify.toml"], "file not found"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        ([], "choose where to continue"),
+        (["--sim", "--set", "current_density=1 mA/cm^2"], "a resumed run keeps its protocol"),
+        (["--sim", "--set", "cell.electrolyte.thickness=2 mm"], "only cell.simulation.* fields"),
+        (["--sim", "--ocv-max", "banana"], "--ocv-max"),
+        (["--sim", "--ocv-max", "-1 V"], "--ocv-max"),
+        (["--sim", "--speed", "0"], "--speed"),
+        (["--rig", "/nonexistent/rig.toml"], "file not found"),
+        (["--sim", "--notify", "/nonexistent/notify.toml"], "file not found"),
+    ],
+)
 def test_bad_arguments_refused_before_anything_runs(run_file, capsys, args, needle):
     _, before, _ = snapshot(run_file)
     assert main(["resume", str(run_file), *args]) == 2
@@ -114,8 +117,20 @@ def test_files_that_cannot_be_resumed(tmp_path, capsys):
     assert main(["resume", str(junk), "--sim"]) == 2
     assert "junk.h5" in one_line_error(capsys)
     done = tmp_path / "done.h5"
-    assert main(["run", str(EXAMPLES / "ccd_single_plating.toml"), "--sim", "--out", str(done), "--set",
-                 "capacity=0.1 mAh/cm^2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(EXAMPLES / "ccd_single_plating.toml"),
+                "--sim",
+                "--out",
+                str(done),
+                "--set",
+                "capacity=0.1 mAh/cm^2",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["resume", str(done), "--sim"]) == 2
     assert "only interrupted runs can be resumed" in one_line_error(capsys)
@@ -123,9 +138,11 @@ def test_files_that_cannot_be_resumed(tmp_path, capsys):
 
 def test_resume_on_a_rig_channel_checks_the_cell(run_file, tmp_path, capsys):
     rig = tmp_path / "rig.toml"
-    rig.write_text(f'[rig]\nname = "bench"\n[instruments.sim]\nkind = "sim"\n'
-                   f'[channels.A]\ninstrument = "sim"\ncell = "{CELLS / "li6ps5cl_99.toml"}"\n'
-                   f'[channels.B]\ninstrument = "sim"\nchannel = 2\ncell = "{CELLS / "li6ps5cl_95.toml"}"\n')
+    rig.write_text(
+        f'[rig]\nname = "bench"\n[instruments.sim]\nkind = "sim"\n'
+        f'[channels.A]\ninstrument = "sim"\ncell = "{CELLS / "li6ps5cl_99.toml"}"\n'
+        f'[channels.B]\ninstrument = "sim"\nchannel = 2\ncell = "{CELLS / "li6ps5cl_95.toml"}"\n'
+    )
     assert main(["resume", str(run_file), "--rig", f"{rig}#B"]) == 2
     assert "channel B holds cell" in one_line_error(capsys)
     assert main(["resume", str(run_file), "--rig", str(rig)]) == 0  # the channel holding the run's cell
@@ -145,15 +162,19 @@ def sim_instrument(overrides=None, capabilities=SIM_CAPABILITIES):
 def healthy_spectrum():
     cell, _, pstat = sim_instrument()
     f = np.logspace(6, 0, 31)
-    return Reference("spectrum", "the healthy spectrum", float(abs(pstat.cell.impedance(f)[-1])), f,
-                     pstat.cell.impedance(f))
+    return Reference(
+        "spectrum", "the healthy spectrum", float(abs(pstat.cell.impedance(f)[-1])), f, pstat.cell.impedance(f)
+    )
 
 
-@pytest.mark.parametrize("overrides,ok,needle", [
-    ({}, True, ""),
-    ({"simulation.start_shorted": True}, False, "impedance collapsed"),
-    ({"simulation.start_damage": "97 %"}, False, "impedance too high"),
-])
+@pytest.mark.parametrize(
+    "overrides,ok,needle",
+    [
+        ({}, True, ""),
+        ({"simulation.start_shorted": True}, False, "impedance collapsed"),
+        ({"simulation.start_damage": "97 %"}, False, "impedance too high"),
+    ],
+)
 def test_check_against_an_earlier_spectrum(overrides, ok, needle):
     cell, clock, pstat = sim_instrument(overrides)
     report = check_cell(pstat, clock, cell, healthy_spectrum())
@@ -191,7 +212,7 @@ def test_a_file_the_hdf5_library_cannot_finish_reading_is_refused(tmp_path):
     probe_readable(tmp_path / "done.h5")  # a sound file passes
     data = bytearray((tmp_path / "done.h5").read_bytes())
     at = data.find(b"one point of a CCD")  # the protocol text, in a global heap of strings
-    data[at:at + 2000] = bytes(2000)  # a zeroed span there makes the HDF5 library loop forever
+    data[at : at + 2000] = bytes(2000)  # a zeroed span there makes the HDF5 library loop forever
     bad = tmp_path / "bad.h5"
     bad.write_bytes(bytes(data))
     with pytest.raises(DataFileError, match="did not finish within 3 s.*no current applied"):

@@ -39,8 +39,11 @@ def test_example_rig(doc):
     rig = load_rig(EXAMPLE)
     assert rig.name == "glovebox A"
     assert {k: (c.instrument, c.channel, c.transducer) for k, c in rig.channels.items()} == {
-        "A": ("smu", 1, "press_a"), "B": ("vmp", 1, "press_b"), "C": ("ifc", 1, "press_c"),
-        "D": ("sim", 1, "press_sim")}
+        "A": ("smu", 1, "press_a"),
+        "B": ("vmp", 1, "press_b"),
+        "C": ("ifc", 1, "press_c"),
+        "D": ("sim", 1, "press_sim"),
+    }
     assert rig.channels["A"].cell.cell_id == "LPSCl-99-01"
     assert rig.instruments["smu"].options == {"timeout": 2.0}
     cal = rig.transducers["press_a"].calibration
@@ -82,8 +85,11 @@ BAD = [
     ("channels.C.instrument", "smu", "channels.C.channel = 1: instrument 'smu' channel 1 already serves"),
     ("transducers.press_a.kind", "mark11", "transducers.press_a.kind = 'mark11': unknown transducer kind"),
     ("transducers.press_a.port", None, "transducers.press_a.port: missing"),
-    ("transducers.press_a.calibration.offset", "0.1 MPa", "transducers.press_a.calibration.offset = '0.1 MPa': "
-                                                          "'MPa' is not a unit of force"),
+    (
+        "transducers.press_a.calibration.offset",
+        "0.1 MPa",
+        "transducers.press_a.calibration.offset = '0.1 MPa': 'MPa' is not a unit of force",
+    ),
     ("transducers.press_a.calibration.gain", -1.0, "calibration.gain = -1.0: must be a positive number"),
     ("transducers.press_a.capacity", "2500", "transducers.press_a.capacity = '2500': expected a force or pressure"),
     ("transducers.press_a.registers", {}, "transducers.press_a.registers = {}: unknown field"),
@@ -131,6 +137,7 @@ def test_factory_builds_the_named_drivers():
     assert a.transducer.calibration.gain == 1.002 and a.transducer.capacity == 2500.0
     b = rig.channels["B"]
     from daq.rig import build_transducer
+
     modbus = build_transducer(rig, b, clock)
     assert isinstance(modbus, ModbusTransmitter) and modbus.registers.unit == 2
     vendor = copy.deepcopy(tomllib.loads(EXAMPLE.read_text()))
@@ -148,8 +155,10 @@ def test_factory_builds_the_named_drivers():
 
 
 def test_vendor_modules_are_imported_only_when_built():
-    code = ("import sys, daq.rig; daq.rig.load_rig(sys.argv[1]); "
-            "print(any(m in sys.modules for m in ('drivers.gamry', 'drivers.biologic', 'pyvisa', 'pymodbus')))")
+    code = (
+        "import sys, daq.rig; daq.rig.load_rig(sys.argv[1]); "
+        "print(any(m in sys.modules for m in ('drivers.gamry', 'drivers.biologic', 'pyvisa', 'pymodbus')))"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -157,9 +166,12 @@ def test_vendor_modules_are_imported_only_when_built():
 def test_daq_instruments_lists_what_answers(tmp_path, capsys):
     press = SimpleNamespace(stack_pressure=7e6)
     clock = VirtualClock()
-    with ScpiServer(SimulatedCell(load_rig(EXAMPLE).channels["A"].cell), clock) as smu, \
-            ScpiServer(SimulatedCell(load_rig(EXAMPLE).channels["A"].cell), clock) as busy_smu, \
-            Mark10Emulator(press, 19.635e-6) as gauge, ModbusTransmitterEmulator(press) as transmitter:
+    with (
+        ScpiServer(SimulatedCell(load_rig(EXAMPLE).channels["A"].cell), clock) as smu,
+        ScpiServer(SimulatedCell(load_rig(EXAMPLE).channels["A"].cell), clock) as busy_smu,
+        Mark10Emulator(press, 19.635e-6) as gauge,
+        ModbusTransmitterEmulator(press) as transmitter,
+    ):
         busy_smu.instrument.output = True  # another run is using this one
         dead = ScpiServer(SimulatedCell(load_rig(EXAMPLE).channels["A"].cell), clock)
         dead_port = dead.port
@@ -198,7 +210,7 @@ unit = 2
 unit_codes = {{ 0 = "bar", 1 = "MPa", 2 = "kPa", 3 = "psi" }}
 [transducers.unplugged]
 kind = "dp41"
-port = "{tmp_path / 'ttyNOPE'}"
+port = "{tmp_path / "ttyNOPE"}"
 [channels.A]
 instrument = "smu"
 cell = "{CELL}"
@@ -256,13 +268,16 @@ def test_ccd_protocol_through_keithley_and_gauge_matches_the_simulator(tmp_path)
     protocol = load_protocol(PROTOCOL)
     cell = load_rig(EXAMPLE).channels["A"].cell
     clock = VirtualClock()
-    with ScpiServer(SimulatedCell(cell), clock) as smu, \
-            Mark10Emulator(smu.instrument.cell, cell.pressed_area, gain_error=0.98) as gauge:
+    with (
+        ScpiServer(SimulatedCell(cell), clock) as smu,
+        Mark10Emulator(smu.instrument.cell, cell.pressed_area, gain_error=0.98) as gauge,
+    ):
         from drivers.transducer import Calibration
 
         pstat = Keithley2450(smu.resource, clock, timeout=1.0)
-        transducer = Mark10Gauge(gauge.port, cell.pressed_area, Calibration(gain=0.98, date="2025-06-01"),
-                                 clock, timeout=0.5)
+        transducer = Mark10Gauge(
+            gauge.port, cell.pressed_area, Calibration(gain=0.98, date="2025-06-01"), clock, timeout=0.5
+        )
         result = run_protocol(protocol, cell, pstat, clock, tmp_path / "keithley.h5", transducer=transducer)
         assert not smu.instrument.output
     clock_ref = VirtualClock()
@@ -299,7 +314,7 @@ transducer = "p"
 [channels.B]
 instrument = "sim"
 channel = 2
-cell = "{ROOT / 'protocols' / 'examples' / 'cells' / 'li6ps5cl_83.toml'}"
+cell = "{ROOT / "protocols" / "examples" / "cells" / "li6ps5cl_83.toml"}"
 """)
     out = tmp_path / "run.h5"
     assert main(["run", str(PROTOCOL), "--rig", f"{rig}#A", "--out", str(out)]) == 0
@@ -319,8 +334,10 @@ def test_daq_run_on_a_keithley_rig_in_real_time(tmp_path, capsys):
     from daq.clock import RealClock
 
     cell = load_rig(EXAMPLE).channels["A"].cell
-    with ScpiServer(SimulatedCell(cell), RealClock()) as smu, \
-            Mark10Emulator(SimpleNamespace(stack_pressure=7e6), cell.pressed_area) as gauge:
+    with (
+        ScpiServer(SimulatedCell(cell), RealClock()) as smu,
+        Mark10Emulator(SimpleNamespace(stack_pressure=7e6), cell.pressed_area) as gauge,
+    ):
         rig = tmp_path / "rig.toml"
         rig.write_text(f"""
 [instruments.smu]
@@ -336,8 +353,20 @@ cell = "{CELL}"
 transducer = "gauge"
 """)
         out = tmp_path / "run.h5"
-        rc = main(["run", str(PROTOCOL), "--rig", str(rig), "--out", str(out),
-                   "--set", "steps.1.duration=2 s", "--set", "steps.2.capacity=0.005 mAh/cm^2"])
+        rc = main(
+            [
+                "run",
+                str(PROTOCOL),
+                "--rig",
+                str(rig),
+                "--out",
+                str(out),
+                "--set",
+                "steps.1.duration=2 s",
+                "--set",
+                "steps.2.capacity=0.005 mAh/cm^2",
+            ]
+        )
         assert not smu.instrument.output
     assert rc == 0, capsys.readouterr().err
     from daq.storage.reader import RunFile

@@ -1,6 +1,5 @@
 """The run file is readable while written, after a kill, and recoverable for writing."""
 
-
 import h5py
 import numpy as np
 import pytest
@@ -80,13 +79,20 @@ def test_a_reader_in_another_process_never_blocks_the_run_from_finishing(tmp_pat
 
     def listener(kind, payload):
         if kind == "block" and not readers:
-            proc = subprocess.Popen([sys.executable, "-c", READER.format(root=str(ROOT), path=str(path))],
-                                    stdout=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", READER.format(root=str(ROOT), path=str(path))], stdout=subprocess.PIPE, text=True
+            )
             assert proc.stdout.readline().strip() == "open"
             readers.append(proc)
 
-    res = run_sim(EXAMPLES / "ccd_single_plating.toml", path, 99, {"capacity": "0.2 mAh/cm^2"},
-                  listeners=[listener], flush_interval=0.0)
+    res = run_sim(
+        EXAMPLES / "ccd_single_plating.toml",
+        path,
+        99,
+        {"capacity": "0.2 mAh/cm^2"},
+        listeners=[listener],
+        flush_interval=0.0,
+    )
     assert readers[0].poll() is None  # the reader still holds the file as the run closed
     readers[0].wait(timeout=30)
     with open_run(res.path) as run:

@@ -20,10 +20,14 @@ SHORT = {"current_density": "10 mA/cm^2"}
 
 def _tables(path):
     with h5py.File(path, "r") as f:
+
         def table(name):
             data = f[name][()]
-            return [{k: (v.decode() if isinstance(v, bytes) else v.item()) for k, v in zip(data.dtype.names, row)}
-                    for row in data]
+            return [
+                {k: (v.decode() if isinstance(v, bytes) else v.item()) for k, v in zip(data.dtype.names, row)}
+                for row in data
+            ]
+
         return table("transcript/commands"), table("transcript/reads"), len(f["timeseries/t"]), len(f["eis/points"])
 
 
@@ -45,7 +49,7 @@ def test_commands_are_recorded_with_arguments_and_run_time(short_run):
     assert apply["t"] == 600.0  # after the 10 min rest, on the run clock
     assert all(c["outcome"] == "ok" and c["error"] == "" for c in commands)
     # the current goes off right after the short: the first command after the rewind
-    after = methods[methods.index("rewind") + 1:]
+    after = methods[methods.index("rewind") + 1 :]
     assert after[0] == "open_circuit"
     assert commands[methods.index("rewind") + 1]["t"] == pytest.approx(short_run.short["t"] + 1.0)
 
@@ -80,8 +84,13 @@ def test_seq_orders_both_tables_together(short_run):
 
 
 def test_transcript_can_be_left_out(tmp_path):
-    res = run_sim(PROTOCOL, tmp_path / "r.h5", 99, {"steps.1.duration": "10 s", "steps.2.capacity": "0.01 mAh/cm^2"},
-                  transcript=False)
+    res = run_sim(
+        PROTOCOL,
+        tmp_path / "r.h5",
+        99,
+        {"steps.1.duration": "10 s", "steps.2.capacity": "0.01 mAh/cm^2"},
+        transcript=False,
+    )
     with h5py.File(res.path, "r") as f:
         assert "transcript" not in f
 
@@ -109,6 +118,7 @@ class _Flaky(Potentiostat):
 
     def impedance(self, request):
         from drivers.samples import EisPoint
+
         for f in request.frequencies:
             yield EisPoint(f, 1.0, -1.0, 0.0, 0.0, 0.0)
 
@@ -140,8 +150,7 @@ def test_errors_stopped_sweeps_and_extras():
 
 def test_resumed_writer_continues_the_transcript(tmp_path):
     path = tmp_path / "r.h5"
-    kw = dict(cell_attrs={}, cell_units={}, protocol_source="", protocol_path="", protocol_resolved={},
-              predictions={})
+    kw = dict(cell_attrs={}, cell_units={}, protocol_source="", protocol_path="", protocol_resolved={}, predictions={})
     w = RunWriter(path, transcript=True, **kw)
     w.add_command(0.0, "connect", {})
     w.add_read(1.0, "samples", 0, 0)
@@ -152,5 +161,3 @@ def test_resumed_writer_continues_the_transcript(tmp_path):
     w.close()
     commands, reads, _, _ = _tables(path)
     assert [c["seq"] for c in commands] == [0, 2] and [r["seq"] for r in reads] == [1]
-
-

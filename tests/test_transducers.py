@@ -20,22 +20,34 @@ TIMEOUT = 0.3  # s
 
 
 def modbus_map(**kw) -> RegisterMap:
-    base = dict(value=0, decimals=1, unit=2, unit_codes={0: "bar", 1: "MPa", 2: "kPa", 3: "psi"},
-                overflow=(32767, -32768))
+    base = dict(
+        value=0, decimals=1, unit=2, unit_codes={0: "bar", 1: "MPa", 2: "kPa", 3: "psi"}, overflow=(32767, -32768)
+    )
     return RegisterMap(**{**base, **kw})
 
 
 # kind -> (emulator factory, driver factory, resolution in Pa, offset unit scale)
 DEVICES = {
-    "mark10": (lambda p, **kw: Mark10Emulator(p, AREA, **kw),
-               lambda port, **kw: Mark10Gauge(port, AREA, timeout=TIMEOUT, capacity=2500.0, **kw), 0.001 / AREA),
-    "dp41": (lambda p, **kw: DP41Emulator(p, AREA, **kw),
-             lambda port, **kw: OmegaDP41(port, AREA, timeout=TIMEOUT, unit="N", **kw), 0.1 / AREA),
-    "aed": (lambda p, **kw: AedEmulator(p, AREA, scale=0.01, **kw),
-            lambda port, **kw: HbmAed(port, AREA, timeout=TIMEOUT, scale=0.01, unit="N", **kw), 0.01 / AREA),
-    "modbus": (lambda p, **kw: ModbusTransmitterEmulator(p, modbus_map(), unit="MPa", decimals=2, **kw),
-               lambda port, **kw: ModbusTransmitter(port, AREA, timeout=TIMEOUT, registers=modbus_map(), **kw),
-               0.01e6),
+    "mark10": (
+        lambda p, **kw: Mark10Emulator(p, AREA, **kw),
+        lambda port, **kw: Mark10Gauge(port, AREA, timeout=TIMEOUT, capacity=2500.0, **kw),
+        0.001 / AREA,
+    ),
+    "dp41": (
+        lambda p, **kw: DP41Emulator(p, AREA, **kw),
+        lambda port, **kw: OmegaDP41(port, AREA, timeout=TIMEOUT, unit="N", **kw),
+        0.1 / AREA,
+    ),
+    "aed": (
+        lambda p, **kw: AedEmulator(p, AREA, scale=0.01, **kw),
+        lambda port, **kw: HbmAed(port, AREA, timeout=TIMEOUT, scale=0.01, unit="N", **kw),
+        0.01 / AREA,
+    ),
+    "modbus": (
+        lambda p, **kw: ModbusTransmitterEmulator(p, modbus_map(), unit="MPa", decimals=2, **kw),
+        lambda port, **kw: ModbusTransmitter(port, AREA, timeout=TIMEOUT, registers=modbus_map(), **kw),
+        0.01e6,
+    ),
 }
 
 
@@ -74,12 +86,15 @@ def test_reading_equals_the_press_within_calibration(kind, press):
 
 
 @pytest.mark.parametrize("kind", list(DEVICES))
-@pytest.mark.parametrize("fault, message", [
-    ("silence", "no reply|no valid reply"),
-    ("garbage", "unreadable reply|no valid reply"),
-    ("overflow", "overflow|overload"),
-    ("disconnect", "lost|no reply|no valid reply"),
-])
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        ("silence", "no reply|no valid reply"),
+        ("garbage", "unreadable reply|no valid reply"),
+        ("overflow", "overflow|overload"),
+        ("disconnect", "lost|no reply|no valid reply"),
+    ],
+)
 def test_faults_are_readable_errors_and_never_hang(kind, fault, message, press):
     make_emulator, make_driver, _ = DEVICES[kind]
     with make_emulator(press) as emulator:

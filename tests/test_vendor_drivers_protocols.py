@@ -24,8 +24,9 @@ def gamry(spec, clock):
 
 def biologic(spec, clock):
     emu = eclib.EClibEmulator(clock, {0: SimulatedCell(spec)})
-    return BiologicPotentiostat(BiologicConnection("USB0", dll=emu.dll, call_timeout=2.0), 0, clock=clock,
-                                safe_timeout=3.0), emu
+    return BiologicPotentiostat(
+        BiologicConnection("USB0", dll=emu.dll, call_timeout=2.0), 0, clock=clock, safe_timeout=3.0
+    ), emu
 
 
 # The paper's 7 MHz sweep suits the BioLogic SP-200; a Gamry Interface 1010 reaches 2 MHz.
@@ -41,8 +42,14 @@ def test_operando_geis_through_vendor_driver(tmp_path, make, extra):
     driver, emu = make(spec, clock)
     try:
         # a real instrument cannot rewind a block: poll it every few seconds, as a real-time engine does
-        result = run_protocol(load_protocol(EXAMPLES / "operando_geis_plating.toml", overrides), spec, driver,
-                              clock, tmp_path / "drv.h5", block_interval=4.0)
+        result = run_protocol(
+            load_protocol(EXAMPLES / "operando_geis_plating.toml", overrides),
+            spec,
+            driver,
+            clock,
+            tmp_path / "drv.h5",
+            block_interval=4.0,
+        )
     finally:
         getattr(emu, "release", lambda: None)()
     assert result.outcome == reference.outcome == "short_circuit"

@@ -73,8 +73,11 @@ class _Parser:
         self.n_params = 0
 
     def fail(self, problem: str) -> ConfigError:
-        return ConfigError("circuit", self.raw, f"{problem} at character {self.pos + 1} of '{self.s}'; expected "
-                                                "e.g. 'R0-p(R1,CPE1)-p(R2,CPE2)'")
+        return ConfigError(
+            "circuit",
+            self.raw,
+            f"{problem} at character {self.pos + 1} of '{self.s}'; expected e.g. 'R0-p(R1,CPE1)-p(R2,CPE2)'",
+        )
 
     def peek(self) -> str:
         return self.s[self.pos] if self.pos < len(self.s) else ""
@@ -105,8 +108,10 @@ class _Parser:
         name = m.group()
         kind = _kind_of(name)
         if kind is None:
-            raise self.fail(f"unknown element '{name}' (known: R, C, L, CPE and semi-infinite W, "
-                            "each followed by an optional label)")
+            raise self.fail(
+                f"unknown element '{name}' (known: R, C, L, CPE and semi-infinite W, "
+                "each followed by an optional label)"
+            )
         if any(e.name == name for e in self.elements):
             raise self.fail(f"element '{name}' appears twice; give each element its own label")
         element = Element(kind, name, self.n_params)
@@ -155,8 +160,9 @@ class Circuit:
         try:
             return self.names.index(name)
         except ValueError:
-            raise ConfigError("parameter", name, f"not a parameter of {self.text}; "
-                                                 f"parameters are {', '.join(self.names)}") from None
+            raise ConfigError(
+                "parameter", name, f"not a parameter of {self.text}; parameters are {', '.join(self.names)}"
+            ) from None
 
     def params(self, values: dict[str, float] | Sequence[float]) -> np.ndarray:
         """Parameter vector from a name -> value mapping (all names required) or a sequence."""
@@ -170,8 +176,9 @@ class Circuit:
             return np.array([float(values[n]) for n in self.names])
         p = np.asarray(values, dtype=float)
         if p.shape != (len(self.names),):
-            raise ConfigError("parameters", list(np.ravel(p)), f"{self.text} needs {len(self.names)} values "
-                                                                f"({', '.join(self.names)})")
+            raise ConfigError(
+                "parameters", list(np.ravel(p)), f"{self.text} needs {len(self.names)} values ({', '.join(self.names)})"
+            )
         return p
 
     def evaluator(self, frequencies: np.ndarray) -> Evaluator:

@@ -67,8 +67,9 @@ def classify(current_ratio: float, area_fraction: float | None = None) -> str:
     return TRANSITION  # 2.75..15, including the published gaps
 
 
-def contact_loss(resistances: np.ndarray, initial_resistance: float | None = None,
-                 area_fractions: np.ndarray | None = None) -> ContactLoss:
+def contact_loss(
+    resistances: np.ndarray, initial_resistance: float | None = None, area_fractions: np.ndarray | None = None
+) -> ContactLoss:
     """Area fraction, local current ratio and region for each interface resistance in time order.
 
     ``initial_resistance`` defaults to the first value (the spectrum before stripping);
@@ -87,6 +88,8 @@ def contact_loss(resistances: np.ndarray, initial_resistance: float | None = Non
     measured = None if area_fractions is None else np.asarray(area_fractions, dtype=float).ravel()
     if measured is not None and measured.shape != r.shape:
         raise AnalysisError(f"{measured.size} area fractions for {r.size} resistances")
-    regions = tuple(classify(float(q), None if measured is None else float(a))
-                    for q, a in zip(ratio, measured if measured is not None else ratio))
+    regions = tuple(
+        classify(float(q), None if measured is None else float(a))
+        for q, a in zip(ratio, measured if measured is not None else ratio)
+    )
     return ContactLoss(r, r0, area, ratio, regions)

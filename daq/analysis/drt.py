@@ -67,9 +67,16 @@ def _difference(n: int, order: int) -> np.ndarray:
     return d
 
 
-def drt(frequencies: np.ndarray, impedance: np.ndarray, regularisation: float = DEFAULT_LAMBDA,
-        points_per_decade: int = 10, extend_decades: float = 1.0, derivative_order: int = 1,
-        inductance: bool = False, peak_fraction: float = 0.1) -> DrtResult:
+def drt(
+    frequencies: np.ndarray,
+    impedance: np.ndarray,
+    regularisation: float = DEFAULT_LAMBDA,
+    points_per_decade: int = 10,
+    extend_decades: float = 1.0,
+    derivative_order: int = 1,
+    inductance: bool = False,
+    peak_fraction: float = 0.1,
+) -> DrtResult:
     """Tikhonov-regularised non-negative DRT of a spectrum (f in Hz, complex Z in ohm).
 
     The tau grid spans 1/(2 pi f_max) .. 1/(2 pi f_min) widened by ``extend_decades`` each side, so
@@ -110,8 +117,7 @@ def drt(frequencies: np.ndarray, impedance: np.ndarray, regularisation: float = 
     gamma = r_k / dln
     peaks = _peaks(tau, r_k, peak_fraction)
     rel = float(np.sqrt(np.mean(np.abs((z_fit - z) * weight) ** 2)))
-    return DrtResult(tau, gamma, float(x[0]), float(x[1]) if inductance else 0.0, peaks, z_fit, f, rel,
-                     regularisation)
+    return DrtResult(tau, gamma, float(x[0]), float(x[1]) if inductance else 0.0, peaks, z_fit, f, rel, regularisation)
 
 
 def _peaks(tau: np.ndarray, r_k: np.ndarray, fraction: float) -> tuple[DrtPeak, ...]:
@@ -123,15 +129,15 @@ def _peaks(tau: np.ndarray, r_k: np.ndarray, fraction: float) -> tuple[DrtPeak, 
         return ()
     cuts = [0]
     for a, b in zip(idx[:-1], idx[1:]):
-        cuts.append(int(a + np.argmin(r_k[a:b + 1])))
+        cuts.append(int(a + np.argmin(r_k[a : b + 1])))
     cuts.append(r_k.size)
     out = []
     for k, i in enumerate(idx):
         seg = slice(cuts[k], cuts[k + 1])
         # sub-grid peak position: parabola through the log-gamma maximum and its neighbours
         t = np.log(tau[i])
-        if 0 < i < r_k.size - 1 and np.all(r_k[i - 1:i + 2] > 0):
-            y0, y1, y2 = np.log(r_k[i - 1:i + 2])
+        if 0 < i < r_k.size - 1 and np.all(r_k[i - 1 : i + 2] > 0):
+            y0, y1, y2 = np.log(r_k[i - 1 : i + 2])
             denom = y0 - 2 * y1 + y2
             if denom < 0:
                 t += 0.5 * (y0 - y2) / denom * np.log(tau[1] / tau[0])

@@ -66,8 +66,10 @@ class FitResult:
         return Circuit(self.circuit).impedance(frequencies, self.values)
 
     def __str__(self) -> str:
-        lines = [f"{self.circuit}: relative residual {self.relative_residual:.3%}"
-                 + ("" if self.success else f" (did not converge: {self.message})")]
+        lines = [
+            f"{self.circuit}: relative residual {self.relative_residual:.3%}"
+            + ("" if self.success else f" (did not converge: {self.message})")
+        ]
         for n, v, e, u in zip(self.names, self.values, self.stderr, self.units):
             pinned = "  (at its bound)" if n in self.at_bound else ""
             lines.append(f"  {n:12s} {v:.5g} +- {e:.2g} {u}{pinned}")
@@ -114,7 +116,7 @@ def _features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool = False) 
     # Boundaries: Re Z at the minimum of -Im Z between consecutive peaks.
     bounds = []
     for a, b in zip(peaks[:-1], peaks[1:]):
-        bounds.append(x[a + int(np.argmin(ys[a:b + 1]))])
+        bounds.append(x[a + int(np.argmin(ys[a : b + 1]))])
     if peaks:
         first = peaks[0]
         # HF intercept: where the first arc meets the axis; from its top (centre, height) if it is cut off.
@@ -125,7 +127,7 @@ def _features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool = False) 
         else:  # the arc's top lies beyond the highest frequency: only a small series part is likely
             r_hf = 0.05 * float(x[0])
         r_hf = float(np.clip(r_hf, 1e-3 * np.abs(z).min(), max(x[0], 1e-3 * np.abs(z).min())))
-        tail = peaks[-1] + int(np.argmin(ys[peaks[-1]:]))
+        tail = peaks[-1] + int(np.argmin(ys[peaks[-1] :]))
         end = float(x[tail]) if ys[tail] < 0.5 * ys[peaks[-1]] else float(x[peaks[-1]] + ys[peaks[-1]])
         edges = [r_hf, *bounds, max(end, x[peaks[-1]])]
         widths = np.maximum(np.diff(edges), 1e-3 * np.abs(z).max())
@@ -148,8 +150,15 @@ def _features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool = False) 
         free = [t for t in taus if round(float(np.log10(t))) not in used] or list(taus)
         arcs += [(spare, free[i % len(free)]) for i in range(n_arcs - len(arcs))]
         arcs.sort(key=lambda a: a[1])
-    return _Features(r_hf, arcs, float(2 * np.pi * f[-1]), float(max(y[-1], 1e-3 * np.abs(z[-1]))),
-                     float(2 * np.pi * f[0]), float(z[0].imag), float(np.abs(z).max()))
+    return _Features(
+        r_hf,
+        arcs,
+        float(2 * np.pi * f[-1]),
+        float(max(y[-1], 1e-3 * np.abs(z[-1]))),
+        float(2 * np.pi * f[0]),
+        float(z[0].imag),
+        float(np.abs(z).max()),
+    )
 
 
 def _elements(node: Node) -> list[Element]:
@@ -250,8 +259,11 @@ class _Transform:
         v = self.a + (self.b - self.a) * s
         dv = (self.b - self.a) * s * (1 - s)
         ev = np.exp(np.where(self.box_log, v, 0.0))
-        p = np.select([self.box_log, self.box, self.above, self.below],
-                      [ev, v, np.where(self.above, self.lo, 0) + e, np.where(self.below, self.hi, 0) - e], u)
+        p = np.select(
+            [self.box_log, self.box, self.above, self.below],
+            [ev, v, np.where(self.above, self.lo, 0) + e, np.where(self.below, self.hi, 0) - e],
+            u,
+        )
         d = np.select([self.box_log, self.box, self.above, self.below], [ev * dv, dv, e, -e], 1.0)
         return p, d
 
@@ -261,9 +273,15 @@ class _Transform:
             pos = np.where(self.box_log, np.log(np.maximum(p, 1e-300)), p)
             s = np.clip((pos - self.a) / np.where(self.box, self.b - self.a, 1.0), 1e-6, 1 - 1e-6)
             tiny = 1e-12 * np.maximum(np.abs(p), 1e-300)
-            return np.select([self.box, self.above, self.below],
-                             [np.log(s / (1 - s)), np.log(np.maximum(p - np.where(self.above, self.lo, 0), tiny)),
-                              np.log(np.maximum(np.where(self.below, self.hi, 0) - p, tiny))], p)
+            return np.select(
+                [self.box, self.above, self.below],
+                [
+                    np.log(s / (1 - s)),
+                    np.log(np.maximum(p - np.where(self.above, self.lo, 0), tiny)),
+                    np.log(np.maximum(np.where(self.below, self.hi, 0) - p, tiny)),
+                ],
+                p,
+            )
 
 
 def _arc_order(c: Circuit) -> list[list[int]]:
@@ -320,10 +338,14 @@ def _canonical_order(c: Circuit, p: np.ndarray) -> np.ndarray:
     return perm
 
 
-def fit_circuit(frequencies: np.ndarray, impedance: np.ndarray, circuit: str | Circuit,
-                initial: dict[str, float] | Sequence[float] | None = None,
-                bounds: dict[str, tuple[float, float]] | None = None,
-                max_evaluations: int = 2000) -> FitResult:
+def fit_circuit(
+    frequencies: np.ndarray,
+    impedance: np.ndarray,
+    circuit: str | Circuit,
+    initial: dict[str, float] | Sequence[float] | None = None,
+    bounds: dict[str, tuple[float, float]] | None = None,
+    max_evaluations: int = 2000,
+) -> FitResult:
     """Fit ``circuit`` to a spectrum (f in Hz, complex Z in ohm).
 
     ``initial`` (SI, by name or in ``circuit.names`` order) overrides the automatic guess; ``bounds``
@@ -384,8 +406,16 @@ def fit_circuit(frequencies: np.ndarray, impedance: np.ndarray, circuit: str | C
     while nfev < max_evaluations:
         cache.clear()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            res = least_squares(residuals, u[free], jac=jacobian, method="lm",
-                                max_nfev=min(max_evaluations - nfev, 12), xtol=1e-8, ftol=1e-8, gtol=1e-8)
+            res = least_squares(
+                residuals,
+                u[free],
+                jac=jacobian,
+                method="lm",
+                max_nfev=min(max_evaluations - nfev, 12),
+                xtol=1e-8,
+                ftol=1e-8,
+                gtol=1e-8,
+            )
         nfev += int(res.nfev)
         u[free] = res.x
         success, message = bool(res.success), str(res.message)

@@ -54,8 +54,10 @@ class KKResult:
 
     def __str__(self) -> str:
         verdict = "valid" if self.passed else "NOT valid"
-        return (f"Kramers-Kronig: {verdict} (max residual {self.max_residual:.2%}, rms {self.rms_residual:.2%}, "
-                f"threshold {self.threshold:.2%}; M = {self.n_elements} RC elements, mu = {self.mu:.2f})")
+        return (
+            f"Kramers-Kronig: {verdict} (max residual {self.max_residual:.2%}, rms {self.rms_residual:.2%}, "
+            f"threshold {self.threshold:.2%}; M = {self.n_elements} RC elements, mu = {self.mu:.2f})"
+        )
 
 
 def _design(w: np.ndarray, taus: np.ndarray, inductance: bool, capacitance: bool) -> np.ndarray:
@@ -69,8 +71,9 @@ def _design(w: np.ndarray, taus: np.ndarray, inductance: bool, capacitance: bool
     return np.column_stack(cols)
 
 
-def _solve(w: np.ndarray, z: np.ndarray, taus: np.ndarray, inductance: bool, capacitance: bool
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _solve(
+    w: np.ndarray, z: np.ndarray, taus: np.ndarray, inductance: bool, capacitance: bool
+) -> tuple[np.ndarray, np.ndarray]:
     a = _design(w, taus, inductance, capacitance)
     weight = 1.0 / np.abs(z)
     aw = a * weight[:, None]
@@ -89,9 +92,16 @@ def _mu(r_k: np.ndarray) -> float:
     return 1.0 - neg / pos if pos > 0 else -np.inf
 
 
-def lin_kk(frequencies: np.ndarray, impedance: np.ndarray, c: float = 0.85, max_elements: int | None = None,
-           threshold: float = DEFAULT_THRESHOLD, inductance: bool = True, capacitance: bool = False,
-           n_elements: int | None = None) -> KKResult:
+def lin_kk(
+    frequencies: np.ndarray,
+    impedance: np.ndarray,
+    c: float = 0.85,
+    max_elements: int | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    inductance: bool = True,
+    capacitance: bool = False,
+    n_elements: int | None = None,
+) -> KKResult:
     """Lin-KK test with automatic M; ``capacitance=True`` for blocking electrodes (a capacitive tail).
 
     On spectra with a capacitive tail mu can dip below c at a handful of elements while the fit is still
@@ -133,7 +143,8 @@ def lin_kk(frequencies: np.ndarray, impedance: np.ndarray, c: float = 0.85, max_
         resistances=x[extra:].real,
         series_resistance=float(x[0].real),
         inductance=float(x[1].real) if inductance else 0.0,
-        capacitance=float(1.0 / x[1 + int(inductance)].real) if capacitance and x[1 + int(inductance)].real != 0
+        capacitance=float(1.0 / x[1 + int(inductance)].real)
+        if capacitance and x[1 + int(inductance)].real != 0
         else np.inf,
         z_fit=z_fit,
         threshold=threshold,

@@ -29,11 +29,33 @@ from daq.storage.reader import open_run
 CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)"
 Q_UNIT = 36000.0  # C/m^2 per mAh/cm^2
 
-FIT_DTYPE = np.dtype([("spectrum", "i4"), ("t", "f8"), ("step", "i4"), ("Q", "f8"), ("R0", "f8"), ("R1", "f8"),
-                      ("R2", "f8"), ("R0_err", "f8"), ("R1_err", "f8"), ("R2_err", "f8"),
-                      ("relative_residual", "f8"), ("success", "u1")])
-FIT_UNITS = {"t": "s", "Q": "C", "R0": "ohm", "R1": "ohm", "R2": "ohm", "R0_err": "ohm", "R1_err": "ohm",
-             "R2_err": "ohm", "relative_residual": "1"}
+FIT_DTYPE = np.dtype(
+    [
+        ("spectrum", "i4"),
+        ("t", "f8"),
+        ("step", "i4"),
+        ("Q", "f8"),
+        ("R0", "f8"),
+        ("R1", "f8"),
+        ("R2", "f8"),
+        ("R0_err", "f8"),
+        ("R1_err", "f8"),
+        ("R2_err", "f8"),
+        ("relative_residual", "f8"),
+        ("success", "u1"),
+    ]
+)
+FIT_UNITS = {
+    "t": "s",
+    "Q": "C",
+    "R0": "ohm",
+    "R1": "ohm",
+    "R2": "ohm",
+    "R0_err": "ohm",
+    "R1_err": "ohm",
+    "R2_err": "ohm",
+    "relative_residual": "1",
+}
 
 
 def fit_spectra(run) -> np.ndarray:
@@ -50,8 +72,22 @@ def fit_spectra(run) -> np.ndarray:
                 fit = fit_circuit(f, z, CIRCUIT)
         except (AnalysisError, DaqError, ValueError, np.linalg.LinAlgError):
             continue
-        rows.append((i, spectra.t_start[i], spectra.step[i], spectra.Q[i], fit["R0"], fit["R1"], fit["R2"],
-                     fit.error("R0"), fit.error("R1"), fit.error("R2"), fit.relative_residual, fit.success))
+        rows.append(
+            (
+                i,
+                spectra.t_start[i],
+                spectra.step[i],
+                spectra.Q[i],
+                fit["R0"],
+                fit["R1"],
+                fit["R2"],
+                fit.error("R0"),
+                fit.error("R1"),
+                fit.error("R2"),
+                fit.relative_residual,
+                fit.success,
+            )
+        )
     return np.array(rows, dtype=FIT_DTYPE)
 
 
@@ -75,8 +111,12 @@ def analyse(path: str | Path) -> dict[str, Any]:
         if len(shorts):
             data = json.loads(shorts.data.iloc[0])
             t_trip = data["t_trip"]
-            short: dict[str, Any] = {"t": t_trip, "t_unit": "s", "capacity": data["capacity"] / Q_UNIT,
-                                     "capacity_unit": "mAh/cm^2"}
+            short: dict[str, Any] = {
+                "t": t_trip,
+                "t_unit": "s",
+                "capacity": data["capacity"] / Q_UNIT,
+                "capacity_unit": "mAh/cm^2",
+            }
             before = fits[fits["t"] < t_trip]
             if len(before) >= 3:
                 q = np.abs(before["Q"]) / area / Q_UNIT
@@ -97,8 +137,11 @@ def analyse(path: str | Path) -> dict[str, Any]:
         stripping = fits[np.isin(fits["step"], list(strip_steps))] if strip_steps else fits[:0]
         if len(stripping) >= 2:
             cl = contact_loss(stripping["R2"])
-            results["contact_loss"] = {"area_fraction": cl.area_fraction.tolist(),
-                                       "current_ratio": cl.current_ratio.tolist(), "regions": list(cl.regions)}
+            results["contact_loss"] = {
+                "area_fraction": cl.area_fraction.tolist(),
+                "current_ratio": cl.current_ratio.tolist(),
+                "regions": list(cl.regions),
+            }
     _store(path, results, fits)
     return results
 

@@ -24,16 +24,21 @@ def _fmt(x: float) -> str:
 
 def cmd_campaign(args: argparse.Namespace) -> int:
     if not args.sim:
-        raise ConfigError("daq campaign", None, "campaigns run on the simulator (--sim); on a rig, run the "
-                                                "protocol once per cell with daq run --rig")
+        raise ConfigError(
+            "daq campaign",
+            None,
+            "campaigns run on the simulator (--sim); on a rig, run the protocol once per cell with daq run --rig",
+        )
     campaign = load_campaign(args.file)
     _, summary, png = run_campaign(campaign, args.out, progress=lambda line: print(f"  {line}"))
     print(f"{campaign.name}: CCD brackets (mA/cm^2)")
     for row in summary:
         verdict = "inside" if row["prediction_in_bracket"] else "OUTSIDE"
-        print(f"  {row['cell_id']} ({100 * row['relative_density']:.0f} %): never failed up to "
-              f"{_fmt(row['highest_safe'])}, always failed from {_fmt(row['lowest_failed'])}; predicted "
-              f"{row['predicted']:.3g} (band {row['predicted_low']:.3g}-{row['predicted_high']:.3g}), {verdict} "
-              f"the bracket")
+        print(
+            f"  {row['cell_id']} ({100 * row['relative_density']:.0f} %): never failed up to "
+            f"{_fmt(row['highest_safe'])}, always failed from {_fmt(row['lowest_failed'])}; predicted "
+            f"{row['predicted']:.3g} (band {row['predicted_low']:.3g}-{row['predicted_high']:.3g}), {verdict} "
+            f"the bracket"
+        )
     print(f"  summary: {args.out}/campaign.h5, plot: {png}")
     return 0

@@ -11,16 +11,23 @@ from daq.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gui", help="open the rig window (live plots, run control, run files)",
-                       description="Open the rig window. Without FILE: simulated channels to run protocols on. "
-                                   "With FILE: show a finished run, or follow one another process is writing "
-                                   "(closing the window never affects that run).")
+    p = sub.add_parser(
+        "gui",
+        help="open the rig window (live plots, run control, run files)",
+        description="Open the rig window. Without FILE: simulated channels to run protocols on. "
+        "With FILE: show a finished run, or follow one another process is writing "
+        "(closing the window never affects that run).",
+    )
     p.add_argument("files", nargs="*", metavar="FILE", help="run file(s) to show or follow")
     p.add_argument("--channels", type=int, help="simulated channels (default: 1 without FILE, 0 with)")
     p.add_argument("--protocol", help="protocol file offered when starting a run")
     p.add_argument("--cell", help="cell file offered when starting a run (default: the protocol's own)")
-    p.add_argument("--speed", type=float, default=3600.0,
-                   help="simulated runs go this many times faster than real time (default 3600: 1 h per s)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=3600.0,
+        help="simulated runs go this many times faster than real time (default 3600: 1 h per s)",
+    )
     p.add_argument("--start", action="store_true", help="start the protocol on every simulated channel at once")
     p.set_defaults(func=cmd_gui)
 
@@ -49,8 +56,11 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     protocol = args.protocol or str(default_protocol())
-    window = RigWindow(channels=channels, files=args.files,
-                       start_defaults={"protocol": protocol, "cell": args.cell, "speed": args.speed})
+    window = RigWindow(
+        channels=channels,
+        files=args.files,
+        start_defaults={"protocol": protocol, "cell": args.cell, "speed": args.speed},
+    )
     if args.start:
         for panel in window.panels:
             if panel.simulated:

@@ -26,26 +26,60 @@ from daq.storage import layout as L
 from daq.storage.writer import RunWriter
 
 _KIND_BY_TECHNIQUE = {
-    "geis": "eis", "peis": "eis", "constant_current": "galvanostatic", "chronopotentiometry": "galvanostatic",
-    "galvanostatic_cycling": "galvanostatic", "chronoamperometry": "potentiostatic",
-    "constant_voltage": "potentiostatic", "cyclic_voltammetry": "potentiostatic",
-    "linear_sweep_voltammetry": "potentiostatic", "open_circuit": "rest", "wait": "rest",
+    "geis": "eis",
+    "peis": "eis",
+    "constant_current": "galvanostatic",
+    "chronopotentiometry": "galvanostatic",
+    "galvanostatic_cycling": "galvanostatic",
+    "chronoamperometry": "potentiostatic",
+    "constant_voltage": "potentiostatic",
+    "cyclic_voltammetry": "potentiostatic",
+    "linear_sweep_voltammetry": "potentiostatic",
+    "open_circuit": "rest",
+    "wait": "rest",
 }
 _EC_LAB_MODE_KIND = {1: "galvanostatic", 2: "potentiostatic", 3: "rest"}
-_RUN_SETTINGS = ("sample_period", "rest_sample_period", "rest_duration", "E_limit", "E_limit_min", "E_limit_max",
-                 "E_range_min", "E_range_max", "E_control_min", "E_control_max", "current_setpoints",
-                 "current_amplitudes", "step_durations", "frequency_initial", "frequency_final",
-                 "points_per_decade", "average_count", "repeat_count", "equilibration_time", "voltage_amplitude",
-                 "voltage_dc", "E_open_circuit", "electrode_area", "characteristic_mass")
+_RUN_SETTINGS = (
+    "sample_period",
+    "rest_sample_period",
+    "rest_duration",
+    "E_limit",
+    "E_limit_min",
+    "E_limit_max",
+    "E_range_min",
+    "E_range_max",
+    "E_control_min",
+    "E_control_max",
+    "current_setpoints",
+    "current_amplitudes",
+    "step_durations",
+    "frequency_initial",
+    "frequency_final",
+    "points_per_decade",
+    "average_count",
+    "repeat_count",
+    "equilibration_time",
+    "voltage_amplitude",
+    "voltage_dc",
+    "E_open_circuit",
+    "electrode_area",
+    "characteristic_mass",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="convert a Gamry .DTA or BioLogic .mpr/.mpt recording into a run file",
-                       description="Read a vendor recording and write it as a run file (HDF5, SI units).")
+    p = sub.add_parser(
+        "import",
+        help="convert a Gamry .DTA or BioLogic .mpr/.mpt recording into a run file",
+        description="Read a vendor recording and write it as a run file (HDF5, SI units).",
+    )
     p.add_argument("file", help="recording: Gamry .DTA, BioLogic .mpr or EC-Lab .mpt")
     p.add_argument("--out", help="run file to write (default: ./<file name>.h5)")
-    p.add_argument("--area", metavar="AREA",
-                   help="working electrode area, e.g. \"0.785 mm^2\" (default: the area the recording states)")
+    p.add_argument(
+        "--area",
+        metavar="AREA",
+        help='working electrode area, e.g. "0.785 mm^2" (default: the area the recording states)',
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=cmd_import)
 
@@ -59,12 +93,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     what = " ".join(str(rec.metadata[k]) for k in ("instrument_vendor", "instrument_model") if k in rec.metadata)
     area_used = area if area is not None else rec.metadata.get("electrode_area")
     area_text = f", working area {u.fmt(area_used, 'mm^2')}" if area_used else ""
-    print(f"imported {Path(args.file).name} ({what}, {rec.technique}): {rec.n_samples} samples over "
-          f"{float(t[-1] - t[0]):.6g} s, {len(rec.spectra)} spectra{area_text} -> {out}")
+    print(
+        f"imported {Path(args.file).name} ({what}, {rec.technique}): {rec.n_samples} samples over "
+        f"{float(t[-1] - t[0]):.6g} s, {len(rec.spectra)} spectra{area_text} -> {out}"
+    )
     return 0
 
 
 # ------------------------------------------------------------------------------------------------ steps
+
 
 def _segments(rec: Recording) -> list[tuple[int, int, str, dict[str, Any], dict[str, str]]]:
     """Split the samples into steps: (first row, end row, kind, parameters in SI, their units)."""
@@ -72,8 +109,7 @@ def _segments(rec: Recording) -> list[tuple[int, int, str, dict[str, Any], dict[
     n = rec.n_samples
     default_kind = _KIND_BY_TECHNIQUE.get(rec.technique)
     if default_kind is None:
-        default_kind = ("galvanostatic" if "control_I" in ts else "potentiostatic" if "control_E" in ts
-                        else "rest")
+        default_kind = "galvanostatic" if "control_I" in ts else "potentiostatic" if "control_E" in ts else "rest"
     setpoints = m.get("current_setpoints") if isinstance(m.get("current_setpoints"), list) else []
     durations = m.get("step_durations") if isinstance(m.get("step_durations"), list) else []
 
@@ -111,8 +147,11 @@ def _segments(rec: Recording) -> list[tuple[int, int, str, dict[str, Any], dict[
                         params[key.removeprefix("rest_")] = m[key]
                         punits[key.removeprefix("rest_")] = rec.metadata_units[key]
             else:
-                for key, name in (("current_setpoints", "I"), ("step_durations", "duration"),
-                                  ("current_amplitudes", "amplitude")):
+                for key, name in (
+                    ("current_setpoints", "I"),
+                    ("step_durations", "duration"),
+                    ("current_amplitudes", "amplitude"),
+                ):
                     values = m.get(key)
                     if isinstance(values, list) and ns < len(values):
                         params[name if kind != "eis" or name != "I" else "I_dc"] = values[ns]
@@ -144,6 +183,7 @@ def _step_charge(rec: Recording, a: int, b: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ writing
 
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -171,36 +211,60 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
     segments = _segments(rec)
     settings = {k: m[k] for k in _RUN_SETTINGS if k in m}
     resolved = {
-        "imported_from": str(rec.source), "file_format": rec.file_format, "technique": rec.technique,
-        "vendor_technique": m.get("vendor_technique", ""), "settings": settings,
+        "imported_from": str(rec.source),
+        "file_format": rec.file_format,
+        "technique": rec.technique,
+        "vendor_technique": m.get("vendor_technique", ""),
+        "settings": settings,
         "settings_units": {k: mu[k] for k in settings if k in mu},
         "steps": [{"kind": kind, **params} for _, _, kind, params, _ in segments],
     }
     start = str(m.get("start_time", ""))
     run_attrs = {
-        "protocol": f"imported {m.get('vendor_technique', rec.technique)}", "cell_id": rec.source.stem,
+        "protocol": f"imported {m.get('vendor_technique', rec.technique)}",
+        "cell_id": rec.source.stem,
         "rig": " ".join(str(m[k]) for k in ("instrument_vendor", "instrument_model") if k in m),
-        "clock": "instrument", "start_time": start, "imported_from": str(rec.source),
-        "imported_at": datetime.now(UTC).isoformat(timespec="seconds"), "source_format": rec.file_format,
+        "clock": "instrument",
+        "start_time": start,
+        "imported_from": str(rec.source),
+        "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source_format": rec.file_format,
         "technique": rec.technique,
         "time_zone": "local time of the acquisition PC (the recording states no zone)",
     }
-    cell_attrs = {"cell_id": rec.source.stem, "configuration": "", "notes": f"imported from {rec.source.name}",
-                  "electrodes.working_area": float(area_m2),
-                  "electrodes.working_area_source": "--area" if area is not None else
-                  ("recording" if "electrode_area" in m else "unknown")}
+    cell_attrs = {
+        "cell_id": rec.source.stem,
+        "configuration": "",
+        "notes": f"imported from {rec.source.name}",
+        "electrodes.working_area": float(area_m2),
+        "electrodes.working_area_source": "--area"
+        if area is not None
+        else ("recording" if "electrode_area" in m else "unknown"),
+    }
     # A Gamry 'Temp' column without a thermocouple reads nonsense (~1500 degC): only a plausible cell
     # temperature goes to /timeseries; the recorded column is kept under /imported either way.
     aux = [c for c in L.AUX if c in ts and (c != "temperature" or bool(np.all((ts[c] > 173.0) & (ts[c] < 473.0))))]
-    writer = RunWriter(out, cell_attrs=cell_attrs, cell_units={"electrodes.working_area": "m^2"},
-                       protocol_source="", protocol_path=str(rec.source),
-                       protocol_resolved=_json_safe(resolved), predictions={}, run_attrs=run_attrs,
-                       aux_columns=aux, overwrite=overwrite)
+    writer = RunWriter(
+        out,
+        cell_attrs=cell_attrs,
+        cell_units={"electrodes.working_area": "m^2"},
+        protocol_source="",
+        protocol_path=str(rec.source),
+        protocol_resolved=_json_safe(resolved),
+        predictions={},
+        run_attrs=run_attrs,
+        aux_columns=aux,
+        overwrite=overwrite,
+    )
     try:
-        instrument = {"vendor": str(m.get("instrument_vendor", rec.vendor)),
-                      "model": str(m.get("instrument_model", "")), "serial": str(m.get("instrument_serial", "")),
-                      "firmware": str(m.get("software_version", "")), "driver": f"import ({rec.file_format})",
-                      "resource": f"channel {m['channel']}" if "channel" in m else ""}
+        instrument = {
+            "vendor": str(m.get("instrument_vendor", rec.vendor)),
+            "model": str(m.get("instrument_model", "")),
+            "serial": str(m.get("instrument_serial", "")),
+            "firmware": str(m.get("software_version", "")),
+            "driver": f"import ({rec.file_format})",
+            "resource": f"channel {m['channel']}" if "channel" in m else "",
+        }
         for key in ("channel_serial", "instrument_name"):
             if key in m:
                 instrument[key] = str(m[key])
@@ -213,20 +277,31 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
             step_col[a:b] = k
             q = _step_charge(rec, a, b)
             q_col[a:b] = q
-            writer.add_step({"index": k, "kind": kind, "label": f"{kind} {k}",
-                             "cycle": int(ts["cycle"][a]) if "cycle" in ts else 0,
-                             "t_start": float(ts["t"][a]), "t_end": float(ts["t"][b - 1]),
-                             "Q": float(q[-1]), "end_reason": "completed" if kind == "eis" else "time_reached",
-                             "parameters": _json_safe({**params, "units": punits})})
+            writer.add_step(
+                {
+                    "index": k,
+                    "kind": kind,
+                    "label": f"{kind} {k}",
+                    "cycle": int(ts["cycle"][a]) if "cycle" in ts else 0,
+                    "t_start": float(ts["t"][a]),
+                    "t_end": float(ts["t"][b - 1]),
+                    "Q": float(q[-1]),
+                    "end_reason": "completed" if kind == "eis" else "time_reached",
+                    "parameters": _json_safe({**params, "units": punits}),
+                }
+            )
         flags = np.zeros(n, dtype=np.uint8)
         if "overload" in ts:
             flags |= (np.asarray(ts["overload"]) != 0).astype(np.uint8) * 2
         columns = {
-            "t": ts["t"].astype(np.float64), "step": step_col,
+            "t": ts["t"].astype(np.float64),
+            "step": step_col,
             "cycle": ts["cycle"].astype(np.int32) if "cycle" in ts else np.zeros(n, dtype=np.int32),
             "E_we": ts["E_we"] if "E_we" in ts else np.full(n, np.nan),
             "E_cell": ts["E_we"] - ts["E_ce"] if "E_we" in ts and "E_ce" in ts else np.full(n, np.nan),
-            "I": ts["I"] if "I" in ts else np.full(n, np.nan), "Q": q_col, "flags": flags,
+            "I": ts["I"] if "I" in ts else np.full(n, np.nan),
+            "Q": q_col,
+            "flags": flags,
         }
         columns.update({c: ts[c] for c in aux})
         writer.append(columns)
@@ -241,18 +316,32 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
                 dc = float(np.median(dc_values)) if dc_values is not None else math.nan
             amps = m.get("current_amplitudes" if galvanostatic else "voltage_amplitude")
             step_seq = s.metadata.get("step", 0)
-            amplitude = (amps[step_seq] if isinstance(amps, list) and step_seq < len(amps)
-                         else amps if isinstance(amps, float) else math.nan)
+            amplitude = (
+                amps[step_seq]
+                if isinstance(amps, list) and step_seq < len(amps)
+                else amps
+                if isinstance(amps, float)
+                else math.nan
+            )
             points = np.zeros(len(s), dtype=L.POINTS)
             points["frequency"], points["z_real"], points["z_imag"] = s.frequency, s.Z_re, s.Z_im
             points["t"] = s.time
             points["E_dc"] = s.E_dc if s.E_dc is not None else np.nan
             points["I_dc"] = s.I_dc if s.I_dc is not None else np.nan
             points["ok"] = 1
-            writer.add_spectrum({"t_start": float(np.nanmin(s.time)), "t_end": float(np.nanmax(s.time)),
-                                 "step": k, "cycle": int(s.metadata.get("cycle", 0)),
-                                 "Q": float(q_col[row]), "mode": "galvanostatic" if galvanostatic
-                                 else "potentiostatic", "dc": float(dc), "amplitude": float(amplitude)}, points)
+            writer.add_spectrum(
+                {
+                    "t_start": float(np.nanmin(s.time)),
+                    "t_end": float(np.nanmax(s.time)),
+                    "step": k,
+                    "cycle": int(s.metadata.get("cycle", 0)),
+                    "Q": float(q_col[row]),
+                    "mode": "galvanostatic" if galvanostatic else "potentiostatic",
+                    "dc": float(dc),
+                    "amplitude": float(amplitude),
+                },
+                points,
+            )
     except BaseException:
         writer.close(L.INTERRUPTED, "import failed")
         raise

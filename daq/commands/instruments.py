@@ -18,9 +18,12 @@ from daq.rig import Rig, build_potentiostat, build_transducer, load_rig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("instruments", help="list the instruments and transducers of a rig (no current applied)",
-                       description="Connect to each instrument and transducer the rig file names and list "
-                                   "identity, firmware, ranges and a pressure reading. No current is applied.")
+    p = sub.add_parser(
+        "instruments",
+        help="list the instruments and transducers of a rig (no current applied)",
+        description="Connect to each instrument and transducer the rig file names and list "
+        "identity, firmware, ranges and a pressure reading. No current is applied.",
+    )
     p.add_argument("rig", help="rig file (TOML)")
     p.add_argument("--timeout", type=float, help="seconds to wait for each instrument (overrides the rig file)")
     p.set_defaults(func=cmd_instruments)
@@ -60,8 +63,10 @@ def describe_rig(rig: Rig, timeout: float | None = None) -> tuple[list[str], int
         lines.append("  none")
     for spec in rig.transducers.values():
         channel = next((c for c in rig.channels.values() if c.transducer == spec.name), None)
-        lines.append(f"  {spec.name}: {spec.kind} at {spec.port}; press of "
-                     f"{'channel ' + channel.name if channel else 'no channel'}")
+        lines.append(
+            f"  {spec.name}: {spec.kind} at {spec.port}; press of "
+            f"{'channel ' + channel.name if channel else 'no channel'}"
+        )
         if channel is None:
             lines.append("    not used by any channel; not connected")
             continue
@@ -70,7 +75,7 @@ def describe_rig(rig: Rig, timeout: float | None = None) -> tuple[list[str], int
             if timeout is not None and hasattr(transducer, "timeout"):
                 transducer.timeout = timeout
             lines += _transducer_lines(transducer)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - one instrument's failure must not hide the others
             failures += 1
             lines.append(f"    UNREACHABLE: {_reason(exc)}")
     return lines, failures
@@ -87,12 +92,19 @@ def _potentiostat_lines(pstat: Any) -> list[str]:
         finally:
             pstat.close()
     caps = pstat.capabilities
-    eis = (f"EIS {caps.eis_min_frequency:g} Hz - {caps.eis_max_frequency:g} Hz"
-           + (" (galvanostatic" + (", potentiostatic)" if caps.eis_potentiostatic else ")")
-              if caps.eis_galvanostatic else " (potentiostatic)")
-           if caps.eis_galvanostatic or caps.eis_potentiostatic else "no EIS")
-    modes = ", ".join(m for m, ok in (("galvanostatic", caps.galvanostatic),
-                                      ("potentiostatic", caps.potentiostatic)) if ok)
+    eis = (
+        f"EIS {caps.eis_min_frequency:g} Hz - {caps.eis_max_frequency:g} Hz"
+        + (
+            " (galvanostatic" + (", potentiostatic)" if caps.eis_potentiostatic else ")")
+            if caps.eis_galvanostatic
+            else " (potentiostatic)"
+        )
+        if caps.eis_galvanostatic or caps.eis_potentiostatic
+        else "no EIS"
+    )
+    modes = ", ".join(
+        m for m, ok in (("galvanostatic", caps.galvanostatic), ("potentiostatic", caps.potentiostatic)) if ok
+    )
     return [
         f"    {info.vendor} {info.model}, serial {info.serial or '?'}, firmware {info.firmware or '?'}{output_note}",
         f"    ranges: +-{u.fmt(caps.max_current, 'mA')} (resolution {caps.current_resolution:.3g} A), "
@@ -109,17 +121,27 @@ def _transducer_lines(transducer: Any) -> list[str]:
     finally:
         transducer.close()
     cal = transducer.calibration
-    force = f" ({reading.force:.4g} N on {u.fmt(transducer.pressed_area, 'mm^2')})" if reading.force is not None \
+    force = (
+        f" ({reading.force:.4g} N on {u.fmt(transducer.pressed_area, 'mm^2')})"
+        if reading.force is not None
         else f" (pressed area {u.fmt(transducer.pressed_area, 'mm^2')})"
-    calibration = (f"gain {cal.gain:g}, offset {cal.offset:g} {getattr(transducer, 'offset_unit', '')}".rstrip()
-                   + f", {'dated ' + cal.date if cal.date else 'undated'}"
-                   + (f", {cal.reference}" if cal.reference else ""))
+    )
+    calibration = (
+        f"gain {cal.gain:g}, offset {cal.offset:g} {getattr(transducer, 'offset_unit', '')}".rstrip()
+        + f", {'dated ' + cal.date if cal.date else 'undated'}"
+        + (f", {cal.reference}" if cal.reference else "")
+    )
     ident = " ".join(x for x in (info.vendor, info.model) if x)
-    extra = ", ".join(x for x in (f"serial {info.serial}" if info.serial else "",
-                                  f"firmware {info.firmware}" if info.firmware else "") if x)
-    return [f"    {ident}" + (f", {extra}" if extra else ""),
-            f"    pressure {u.fmt(reading.pressure, 'MPa')}{force}",
-            f"    calibration: {calibration}"]
+    extra = ", ".join(
+        x
+        for x in (f"serial {info.serial}" if info.serial else "", f"firmware {info.firmware}" if info.firmware else "")
+        if x
+    )
+    return [
+        f"    {ident}" + (f", {extra}" if extra else ""),
+        f"    pressure {u.fmt(reading.pressure, 'MPa')}{force}",
+        f"    calibration: {calibration}",
+    ]
 
 
 def _reason(exc: BaseException) -> str:

@@ -32,35 +32,41 @@ MICROSTRUCTURE = (  # option, Microstructure field, display unit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="model predictions (CCD, void-free limit, fracture, filament ...)",
-                       description="Physics model predictions; write every value with its unit.")
+    p = sub.add_parser(
+        "predict",
+        help="model predictions (CCD, void-free limit, fracture, filament ...)",
+        description="Physics model predictions; write every value with its unit.",
+    )
     models = p.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=type(p))
 
     m = models.add_parser("ccd", help="critical current density from the electrolyte microstructure")
     m.add_argument("--cell", help="cell file whose [microstructure] to use")
     for option, _, unit in MICROSTRUCTURE:
-        m.add_argument(f"--{option}", metavar="LENGTH", help=f"e.g. \"1 {unit}\" (overrides the cell file)")
-    m.add_argument("--toughness", metavar="K_IC",
-                   help="electrolyte fracture toughness, e.g. \"0.23 MPa m^0.5\" (default: cell file, else 0.23)")
+        m.add_argument(f"--{option}", metavar="LENGTH", help=f'e.g. "1 {unit}" (overrides the cell file)')
+    m.add_argument(
+        "--toughness",
+        metavar="K_IC",
+        help='electrolyte fracture toughness, e.g. "0.23 MPa m^0.5" (default: cell file, else 0.23)',
+    )
     m.set_defaults(func=cmd_ccd)
 
     m = models.add_parser("void-limit", help="highest stripping current density without voids")
-    m.add_argument("--pressure", required=True, help="stack pressure, e.g. \"7 MPa\"")
+    m.add_argument("--pressure", required=True, help='stack pressure, e.g. "7 MPa"')
     m.add_argument("--asr", default="10 ohm cm^2", help="interface area-specific resistance (default 10 ohm cm^2)")
     m.set_defaults(func=cmd_void_limit)
 
     m = models.add_parser("fracture", help="stress to propagate a flaw, and the overpotential that reaches it")
-    m.add_argument("--flaw", required=True, help="flaw (crack) size, e.g. \"1 um\"")
+    m.add_argument("--flaw", required=True, help='flaw (crack) size, e.g. "1 um"')
     m.add_argument("--toughness", default="0.6 MPa m^0.5", help="fracture toughness (default LLZO, 0.6 MPa m^0.5)")
     m.set_defaults(func=cmd_fracture)
 
     m = models.add_parser("tip-current", help="current density at a dendrite tip from its growth rate")
-    m.add_argument("--growth-rate", required=True, help="tip velocity, e.g. \"1 um/s\"")
+    m.add_argument("--growth-rate", required=True, help='tip velocity, e.g. "1 um/s"')
     m.set_defaults(func=cmd_tip_current)
 
     m = models.add_parser("filament", help="Li filament diameter from the resistance of a shorted cell")
-    m.add_argument("--resistance", required=True, help="filament (or shorted-cell) resistance, e.g. \"440 ohm\"")
-    m.add_argument("--thickness", required=True, help="electrolyte thickness the filament crosses, e.g. \"1.2 mm\"")
+    m.add_argument("--resistance", required=True, help='filament (or shorted-cell) resistance, e.g. "440 ohm"')
+    m.add_argument("--thickness", required=True, help='electrolyte thickness the filament crosses, e.g. "1.2 mm"')
     m.set_defaults(func=cmd_filament)
 
 
@@ -83,8 +89,11 @@ def cmd_ccd(args: argparse.Namespace) -> int:
         elif cell is not None:
             values[name] = getattr(cell.microstructure, name)
         else:
-            raise ConfigError(f"--{option}", None, "missing; give --cell CELLFILE or all of "
-                                                   + ", ".join(f"--{o}" for o, _, _ in MICROSTRUCTURE))
+            raise ConfigError(
+                f"--{option}",
+                None,
+                "missing; give --cell CELLFILE or all of " + ", ".join(f"--{o}" for o, _, _ in MICROSTRUCTURE),
+            )
     ms = ccd.Microstructure(**values)
     if args.toughness is not None:
         toughness = _value(args, "toughness", u.FRACTURE_TOUGHNESS)
@@ -92,13 +101,17 @@ def cmd_ccd(args: argparse.Namespace) -> int:
         toughness = cell.electrolyte.fracture_toughness if cell else ccd.LITERATURE.fracture_toughness
     params = replace(ccd.calibrated(), fracture_toughness=toughness)
     pred = ccd.predict(ms, params)
-    print(f"CCD {u.fmt(pred.value, CCD_UNIT, 3)} (band {u.to_unit(pred.low, CCD_UNIT):.3g}-"
-          f"{u.to_unit(pred.high, CCD_UNIT):.3g} {CCD_UNIT})")
+    print(
+        f"CCD {u.fmt(pred.value, CCD_UNIT, 3)} (band {u.to_unit(pred.low, CCD_UNIT):.3g}-"
+        f"{u.to_unit(pred.high, CCD_UNIT):.3g} {CCD_UNIT})"
+    )
     source = f"cell {cell.cell_id} ({args.cell})" if cell else "command line"
     micro = ", ".join(f"{name.replace('_', ' ')} {u.fmt(values[name], unit)}" for _, name, unit in MICROSTRUCTURE)
     print(f"  microstructure from {source}: {micro}")
-    print(f"  model: {ccd.MODEL_NAME} v{ccd.MODEL_VERSION}; K_IC {u.fmt(toughness, 'MPa m^0.5')}, "
-          f"creep exponent {params.creep_exponent:.3g} (calibrated on published Li6PS5Cl CCDs)")
+    print(
+        f"  model: {ccd.MODEL_NAME} v{ccd.MODEL_VERSION}; K_IC {u.fmt(toughness, 'MPa m^0.5')}, "
+        f"creep exponent {params.creep_exponent:.3g} (calibrated on published Li6PS5Cl CCDs)"
+    )
     return 0
 
 
@@ -106,8 +119,10 @@ def cmd_void_limit(args: argparse.Namespace) -> int:
     pressure = _value(args, "pressure", u.PRESSURE)
     asr = _value(args, "asr", u.AREA_SPECIFIC_RESISTANCE)
     limit = voids.void_free_limit(pressure, asr)
-    print(f"void-free stripping limit {u.fmt(limit, CCD_UNIT)} at {u.fmt(pressure, 'MPa')} stack pressure, "
-          f"interface {u.fmt(asr, 'ohm cm^2')}")
+    print(
+        f"void-free stripping limit {u.fmt(limit, CCD_UNIT)} at {u.fmt(pressure, 'MPa')} stack pressure, "
+        f"interface {u.fmt(asr, 'ohm cm^2')}"
+    )
     return 0
 
 
@@ -115,8 +130,9 @@ def cmd_fracture(args: argparse.Namespace) -> int:
     flaw = _value(args, "flaw", u.LENGTH)
     toughness = _value(args, "toughness", u.FRACTURE_TOUGHNESS)
     stress = cracks.fracture_stress(flaw, toughness)
-    print(f"fracture stress {u.fmt(stress, 'MPa')} for a {u.fmt(flaw, 'um')} flaw "
-          f"(K_IC {u.fmt(toughness, 'MPa m^0.5')})")
+    print(
+        f"fracture stress {u.fmt(stress, 'MPa')} for a {u.fmt(flaw, 'um')} flaw (K_IC {u.fmt(toughness, 'MPa m^0.5')})"
+    )
     print(f"overpotential to crack {u.fmt(cracks.cracking_overpotential(stress), 'V')}")
     return 0
 
@@ -131,6 +147,8 @@ def cmd_filament(args: argparse.Namespace) -> int:
     resistance = _value(args, "resistance", u.RESISTANCE)
     thickness = _value(args, "thickness", u.LENGTH)
     d = cracks.filament_diameter(resistance, thickness)
-    print(f"filament diameter {u.fmt(d, 'um')} (straight Li wire of {u.fmt(resistance, 'ohm')} "
-          f"across {u.fmt(thickness, 'mm')})")
+    print(
+        f"filament diameter {u.fmt(d, 'um')} (straight Li wire of {u.fmt(resistance, 'ohm')} "
+        f"across {u.fmt(thickness, 'mm')})"
+    )
     return 0

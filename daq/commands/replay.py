@@ -35,13 +35,21 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replay", help="run a protocol's logic against a recorded run file",
-                       description="Replay a recorded run (ours or imported) through a protocol in accelerated "
-                                   "time and write the outcome as a new run file.")
+    p = sub.add_parser(
+        "replay",
+        help="run a protocol's logic against a recorded run file",
+        description="Replay a recorded run (ours or imported) through a protocol in accelerated "
+        "time and write the outcome as a new run file.",
+    )
     p.add_argument("file", help="recorded run file (HDF5)")
     p.add_argument("--protocol", help="protocol file to replay (default: the run's own protocol)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a protocol field, e.g. short_circuit.collapse_fraction=0.8")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a protocol field, e.g. short_circuit.collapse_fraction=0.8",
+    )
     p.add_argument("--out", help="run file to write (default: ./<file name>-replay.h5)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=cmd_replay)
@@ -61,45 +69,76 @@ def imported_cell(source: ReplaySource) -> Cell:
     """The little an imported recording says about its cell: the working-electrode area. E_we is taken
     vs the reference, as the vendors' software records it."""
     if not math.isfinite(source.area) or source.area <= 0:
-        raise ConfigError("electrodes.working_area", source.area,
-                          f"{source.path} states no working-electrode area; import it again with --area")
+        raise ConfigError(
+            "electrodes.working_area",
+            source.area,
+            f"{source.path} states no working-electrode area; import it again with --area",
+        )
     nan = math.nan
-    return Cell(cell_id=str(source.cell_attrs.get("cell_id", source.path.stem)), configuration="three_electrode",
-                electrolyte=Electrolyte("unknown", nan, nan, nan, nan, nan),
-                electrodes=Electrodes(source.area, nan, None), microstructure=Microstructure(nan, nan, nan, nan),
-                microstructure_source="", stack_pressure=nan, pressed_area=nan, temperature=nan,
-                notes=str(source.cell_attrs.get("notes", "")))
+    return Cell(
+        cell_id=str(source.cell_attrs.get("cell_id", source.path.stem)),
+        configuration="three_electrode",
+        electrolyte=Electrolyte("unknown", nan, nan, nan, nan, nan),
+        electrodes=Electrodes(source.area, nan, None),
+        microstructure=Microstructure(nan, nan, nan, nan),
+        microstructure_source="",
+        stack_pressure=nan,
+        pressed_area=nan,
+        temperature=nan,
+        notes=str(source.cell_attrs.get("notes", "")),
+    )
 
 
-def load_replay_inputs(source: ReplaySource, protocol_path: str | None, overrides: dict[str, Any],
-                       cell_overrides: dict[str, Any]) -> tuple[Protocol, Cell, dict[str, Any]]:
+def load_replay_inputs(
+    source: ReplaySource, protocol_path: str | None, overrides: dict[str, Any], cell_overrides: dict[str, Any]
+) -> tuple[Protocol, Cell, dict[str, Any]]:
     """The protocol to replay and the recorded cell."""
     if protocol_path is not None:
         protocol = load_protocol(protocol_path, overrides)
     elif source.protocol_source:
-        protocol = protocol_from_text(source.protocol_source, f"{source.path}:/protocol/source",
-                                      {**source.protocol_overrides, **overrides})
+        protocol = protocol_from_text(
+            source.protocol_source, f"{source.path}:/protocol/source", {**source.protocol_overrides, **overrides}
+        )
     else:
-        raise ConfigError("--protocol", None, f"{source.path} was imported from vendor software and keeps no "
-                                              "protocol of ours; give --protocol FILE matching its technique")
+        raise ConfigError(
+            "--protocol",
+            None,
+            f"{source.path} was imported from vendor software and keeps no "
+            "protocol of ours; give --protocol FILE matching its technique",
+        )
     if source.cell_source:
         merged = {**source.cell_overrides, **cell_overrides}
         cell = cell_from_text(source.cell_source, merged, f"{source.path}:/cell/source")
-        stored = {"cell_attrs": cell.attrs(), "cell_units": cellmod.ATTR_UNITS, "cell_source": source.cell_source,
-                  "cell_overrides": merged}
+        stored = {
+            "cell_attrs": cell.attrs(),
+            "cell_units": cellmod.ATTR_UNITS,
+            "cell_source": source.cell_source,
+            "cell_overrides": merged,
+        }
     else:
         if cell_overrides:
-            raise ConfigError(f"--set cell.{next(iter(cell_overrides))}", None,
-                              "the recording keeps no cell file to change")
+            raise ConfigError(
+                f"--set cell.{next(iter(cell_overrides))}", None, "the recording keeps no cell file to change"
+            )
         cell = imported_cell(source)
-        stored = {"cell_attrs": {k: v for k, v in source.cell_attrs.items() if k != "overrides"},
-                  "cell_units": source.cell_units, "cell_source": "", "cell_overrides": {}}
+        stored = {
+            "cell_attrs": {k: v for k, v in source.cell_attrs.items() if k != "overrides"},
+            "cell_units": source.cell_units,
+            "cell_source": "",
+            "cell_overrides": {},
+        }
     return protocol, cell, stored
 
 
-def replay(source_path: str | Path, out: str | Path, protocol_path: str | None = None,
-           overrides: dict[str, Any] | None = None, cell_overrides: dict[str, Any] | None = None,
-           overwrite: bool = False, block_samples: int = 256) -> tuple[RunResult, ReplayPotentiostat]:
+def replay(
+    source_path: str | Path,
+    out: str | Path,
+    protocol_path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    cell_overrides: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    block_samples: int = 256,
+) -> tuple[RunResult, ReplayPotentiostat]:
     """Replay ``source_path`` through a protocol into a new run file ``out``; returns the engine's result
     and the replay instrument (its ``divergence`` and ``events``)."""
     source = ReplaySource(source_path)
@@ -122,25 +161,43 @@ def replay(source_path: str | Path, out: str | Path, protocol_path: str | None =
     pstat = ReplayPotentiostat(source, clock, on_event=record)
     binding.check(protocol, cell, pstat.capabilities)
     run_attrs = {
-        "protocol": protocol.name, "cell_id": cell.cell_id, "rig": "replay", "clock": "virtual",
-        "run_kind": "replay", "replay_of": str(source.path.resolve()), "replay_source_start_time": source.start_time,
-        "replay_source_sha256": source.checksum, "replay_source_outcome": str(source.attrs.get("outcome", "")),
+        "protocol": protocol.name,
+        "cell_id": cell.cell_id,
+        "rig": "replay",
+        "clock": "virtual",
+        "run_kind": "replay",
+        "replay_of": str(source.path.resolve()),
+        "replay_source_start_time": source.start_time,
+        "replay_source_sha256": source.checksum,
+        "replay_source_outcome": str(source.attrs.get("outcome", "")),
         "replay_source_protocol": str(source.attrs.get("protocol", "")),
         "replay_source_answered_from": "transcript" if source.has_transcript else "steps",
     }
-    writer = RunWriter(out, cell_attrs=stored["cell_attrs"], cell_units=stored["cell_units"],
-                       protocol_source=protocol.source_text, protocol_path=protocol.source_path,
-                       protocol_resolved=resolved(protocol), predictions=source.predictions, run_attrs=run_attrs,
-                       aux_columns=list(source.aux), overwrite=overwrite, cell_source=stored["cell_source"],
-                       protocol_overrides=dict(protocol.overrides), cell_overrides=stored["cell_overrides"],
-                       transcript=True)
+    writer = RunWriter(
+        out,
+        cell_attrs=stored["cell_attrs"],
+        cell_units=stored["cell_units"],
+        protocol_source=protocol.source_text,
+        protocol_path=protocol.source_path,
+        protocol_resolved=resolved(protocol),
+        predictions=source.predictions,
+        run_attrs=run_attrs,
+        aux_columns=list(source.aux),
+        overwrite=overwrite,
+        cell_source=stored["cell_source"],
+        protocol_overrides=dict(protocol.overrides),
+        cell_overrides=stored["cell_overrides"],
+        transcript=True,
+    )
     transducer = ReplayTransducer(pstat) if "pressure" in source.aux else None  # the engine runs as it did
-    result = _start(writer, protocol, cell, pstat, clock, transducer,
-                    dict(listeners=[track], block_samples=block_samples))
+    result = _start(
+        writer, protocol, cell, pstat, clock, transducer, dict(listeners=[track], block_samples=block_samples)
+    )
     d = pstat.divergence
     with h5py.File(result.path, "a") as f:
-        f.attrs["replay_divergence"] = json.dumps({"t": d.t, "source_row": d.sample, "message": d.message}
-                                                  if d is not None else {})
+        f.attrs["replay_divergence"] = json.dumps(
+            {"t": d.t, "source_row": d.sample, "message": d.message} if d is not None else {}
+        )
         f.attrs["replay_ended"] = pstat.ended
     return result, pstat
 
@@ -151,9 +208,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     result, pstat = replay(args.file, out, args.protocol, overrides, cell_overrides, overwrite=args.force)
     source = pstat.source
     stop = f", short at {result.short['t']:.6g} s (sample {result.short['sample']})" if result.short else ""
-    print(f"replayed {source.path.name} (recorded {source.start_time or 'at an unknown time'}, outcome "
-          f"{source.attrs.get('outcome', '?')}, sha256 {source.checksum[:12]}): {result.outcome}{stop}; "
-          f"{result.samples} samples over {result.duration:.6g} s -> {result.path}")
+    print(
+        f"replayed {source.path.name} (recorded {source.start_time or 'at an unknown time'}, outcome "
+        f"{source.attrs.get('outcome', '?')}, sha256 {source.checksum[:12]}): {result.outcome}{stop}; "
+        f"{result.samples} samples over {result.duration:.6g} s -> {result.path}"
+    )
     if pstat.divergence is not None:
         print(f"  diverged at {pstat.divergence.t:.6g} s: {pstat.divergence.message}")
     elif pstat.ended:

@@ -40,15 +40,23 @@ from protocols import binding
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("resume", help="continue an interrupted run in the same file, after checking the cell",
-                       description="Continue an interrupted run in its own file from where it stopped. The cell's "
-                                   "open-circuit voltage and impedance are checked first; an unsound cell is "
-                                   "refused (exit code 2) and no current flows.")
+    p = sub.add_parser(
+        "resume",
+        help="continue an interrupted run in the same file, after checking the cell",
+        description="Continue an interrupted run in its own file from where it stopped. The cell's "
+        "open-circuit voltage and impedance are checked first; an unsound cell is "
+        "refused (exit code 2) and no current flows.",
+    )
     p.add_argument("file", help="the interrupted run file (.h5)")
     p.add_argument("--sim", action="store_true", help="resume on the simulator")
     p.add_argument("--rig", help="rig file (TOML); RIG.toml#CHANNEL names the channel")
-    p.add_argument("--set", action="append", default=[], metavar="cell.simulation.FIELD=VALUE",
-                   help="with --sim: the simulated cell's state now, e.g. cell.simulation.start_shorted=true")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="cell.simulation.FIELD=VALUE",
+        help="with --sim: the simulated cell's state now, e.g. cell.simulation.start_shorted=true",
+    )
     p.add_argument("--notify", metavar="NOTIFY.toml", help="notify the operator (settings in a [notify] table)")
     p.add_argument("--ocv-max", metavar="VOLTAGE", help="largest |open-circuit voltage| accepted (default 50 mV)")
     p.add_argument("--speed", type=float, help="with --sim: run at this multiple of real time")
@@ -71,17 +79,23 @@ def _sim_settings(items: list[str]) -> dict[str, Any]:
     proto, cell = parse_settings(items)
     if proto:
         key = next(iter(proto))
-        raise ConfigError(f"--set {key}", proto[key], "a resumed run keeps its protocol; only the simulated "
-                                                      "cell's state can be set (cell.simulation.FIELD=VALUE)")
+        raise ConfigError(
+            f"--set {key}",
+            proto[key],
+            "a resumed run keeps its protocol; only the simulated "
+            "cell's state can be set (cell.simulation.FIELD=VALUE)",
+        )
     for key, value in cell.items():
         if not key.startswith("simulation."):
-            raise ConfigError(f"--set cell.{key}", value, "a resumed run keeps its cell; only cell.simulation.* "
-                                                          "fields can be set")
+            raise ConfigError(
+                f"--set cell.{key}", value, "a resumed run keeps its cell; only cell.simulation.* fields can be set"
+            )
     return cell
 
 
-def _hardware(args: argparse.Namespace, path: Path, cell: Cell
-              ) -> tuple[Potentiostat, PressureTransducer | None, Clock, dict[str, Any], bool]:
+def _hardware(
+    args: argparse.Namespace, path: Path, cell: Cell
+) -> tuple[Potentiostat, PressureTransducer | None, Clock, dict[str, Any], bool]:
     """(potentiostat, transducer, clock, run attributes, simulated) for where the run continues."""
     if args.sim:
         from simulators.rig import simulated_rig
@@ -100,8 +114,11 @@ def _hardware(args: argparse.Namespace, path: Path, cell: Cell
     rig = load_rig(rig_path)
     channel = rig.channel_for(channel_name or None, cell.cell_id)
     if channel.cell.cell_id != cell.cell_id:
-        raise ConfigError("--rig", args.rig, f"channel {channel.name} holds cell {channel.cell.cell_id}, but the run "
-                                             f"file is of cell {cell.cell_id}")
+        raise ConfigError(
+            "--rig",
+            args.rig,
+            f"channel {channel.name} holds cell {channel.cell.cell_id}, but the run file is of cell {cell.cell_id}",
+        )
     simulated = rig.instruments[channel.instrument].kind == "sim"
     if args.speed is not None and not simulated:
         raise ConfigError("--speed", args.speed, "only a simulated channel can run faster than real time")
@@ -136,8 +153,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     raw_pstat, raw_transducer, clock, attrs, simulated = _hardware(args, path, cell)
     pstat = ResilientPotentiostat(raw_pstat, clock)
     transducer = ResilientTransducer(raw_transducer, clock) if raw_transducer is not None else None
-    notifier = Notifier(notify_config, {"run_file": str(path), "cell_id": cell.cell_id,
-                                        "protocol": protocol.name}) if notify_config else None
+    notifier = (
+        Notifier(notify_config, {"run_file": str(path), "cell_id": cell.cell_id, "protocol": protocol.name})
+        if notify_config
+        else None
+    )
     binding.check(protocol, cell, pstat.capabilities)
     try:
         pstat.connect()
@@ -158,14 +178,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     control = RunControl()
     previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
     try:
-        result = resume_protocol(path, pstat, clock, transducer, control=control,
-                                 listeners=[notifier] if notifier else [])
+        result = resume_protocol(
+            path, pstat, clock, transducer, control=control, listeners=[notifier] if notifier else []
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
         for line in notifier.close() if notifier else []:
             print(f"daq: warning: {line}", file=sys.stderr)
-    print(f"resumed {path} in step {point.steps_done + 1} after {point.t_last:.0f} s of run time "
-          f"({attrs.get('rig', '')}); {report.summary()}")
+    print(
+        f"resumed {path} in step {point.steps_done + 1} after {point.t_last:.0f} s of run time "
+        f"({attrs.get('rig', '')}); {report.summary()}"
+    )
     print(summary(result, protocol, cell, simulated=simulated))
     return 0 if result.status != "failed" else 1
 
@@ -177,15 +200,19 @@ def _off(pstat: Potentiostat) -> None:
         pass
     try:
         pstat.close()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the cell is already off; closing is best effort
         pass
 
 
 def _refused_notice(notifier: Notifier | None, message: str, cell: Cell) -> None:
     if notifier is None or "refused" not in notifier.config.on:
         return
-    notice = Notice("refused", f"{cell.cell_id}: resume refused", message,
-                    {**notifier.context, "event_kind": "resume_refused", "outcome": "refused"})
+    notice = Notice(
+        "refused",
+        f"{cell.cell_id}: resume refused",
+        message,
+        {**notifier.context, "event_kind": "resume_refused", "outcome": "refused"},
+    )
     for channel, error in notifier.deliver(notice):
         if error:
             print(f"daq: warning: notification by {channel} failed: {error}", file=sys.stderr)

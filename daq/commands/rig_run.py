@@ -30,8 +30,12 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
     channel = rig.channel_for(channel_name or None, cell.cell_id)
     if getattr(args, "cell", None):
         if cell.cell_id != channel.cell.cell_id:
-            raise ConfigError("--cell", args.cell, f"channel {channel.name} of rig '{rig.name}' holds cell "
-                                                   f"{channel.cell.cell_id} ({channel.cell_path}), not {cell.cell_id}")
+            raise ConfigError(
+                "--cell",
+                args.cell,
+                f"channel {channel.name} of rig '{rig.name}' holds cell "
+                f"{channel.cell.cell_id} ({channel.cell_path}), not {cell.cell_id}",
+            )
     else:
         text = read_cell_text(channel.cell_path)
         overrides = stored.get("cell_overrides") or {}
@@ -48,12 +52,23 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
     control = RunControl()
     previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
     try:
-        result = run_protocol(protocol, cell, hardware.potentiostat, clock, out, transducer=hardware.transducer,
-                              control=control,
-                              run_attrs={"rig": rig.name, "rig_file": str(Path(rig_path).resolve()),
-                                         "channel": channel.name, "instrument": channel.instrument,
-                                         "clock": "wall" if not clock.virtual else "virtual"},
-                              **stored)
+        result = run_protocol(
+            protocol,
+            cell,
+            hardware.potentiostat,
+            clock,
+            out,
+            transducer=hardware.transducer,
+            control=control,
+            run_attrs={
+                "rig": rig.name,
+                "rig_file": str(Path(rig_path).resolve()),
+                "channel": channel.name,
+                "instrument": channel.instrument,
+                "clock": "wall" if not clock.virtual else "virtual",
+            },
+            **stored,
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
     print(f"rig '{rig.name}', channel {channel.name} ({channel.instrument}); run file {out}")

@@ -32,7 +32,7 @@ def parse_settings(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not key or not value:
-            raise ConfigError("--set", item, "expected name=value, e.g. --set current_density=\"10 mA/cm^2\"")
+            raise ConfigError("--set", item, 'expected name=value, e.g. --set current_density="10 mA/cm^2"')
         typed: Any = value
         if re.fullmatch(r"[-+]?\d+", value):
             typed = int(value)
@@ -46,22 +46,37 @@ def parse_settings(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a protocol (on the simulator with --sim)",
-                       description="Run a protocol file. With --sim the simulated cell and instruments run in "
-                                   "accelerated time.")
-    p.add_argument("protocol", nargs="?", default=str(DEFAULT_PROTOCOL),
-                   help="protocol file (TOML); default: the CCD single-plating example")
+    p = sub.add_parser(
+        "run",
+        help="run a protocol (on the simulator with --sim)",
+        description="Run a protocol file. With --sim the simulated cell and instruments run in accelerated time.",
+    )
+    p.add_argument(
+        "protocol",
+        nargs="?",
+        default=str(DEFAULT_PROTOCOL),
+        help="protocol file (TOML); default: the CCD single-plating example",
+    )
     p.add_argument("--sim", action="store_true", help="run on the simulator")
     p.add_argument("--rig", help="rig file (TOML) naming the instruments")
     p.add_argument("--cell", help="cell file (TOML); default: the protocol's own cell")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a protocol field (current_density=\"10 mA/cm^2\", steps.2.capacity=...) or "
-                        "a cell field (cell.simulation.seed=3)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help='override a protocol field (current_density="10 mA/cm^2", steps.2.capacity=...) or '
+        "a cell field (cell.simulation.seed=3)",
+    )
     p.add_argument("--out", help="run file to write (default: runs/<protocol>-<cell>-<time>.h5)")
-    p.add_argument("--speed", type=float, help="with --sim: run at this multiple of real time instead of "
-                                               "as fast as possible")
-    p.add_argument("--notify", metavar="NOTIFY.toml",
-                   help="notify the operator on stop, short circuit, interlock and fault ([notify] table)")
+    p.add_argument(
+        "--speed", type=float, help="with --sim: run at this multiple of real time instead of as fast as possible"
+    )
+    p.add_argument(
+        "--notify",
+        metavar="NOTIFY.toml",
+        help="notify the operator on stop, short circuit, interlock and fault ([notify] table)",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -93,6 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stored["resilience"] = RetryPolicy()  # instruments ride out faults; every fault is recorded as an event
     if args.rig:
         from daq.commands.rig_run import run_on_rig  # instruments are imported only when a rig is used
+
         return run_on_rig(args, protocol, cell, stored)
     clock = ScaledClock(args.speed) if args.speed else VirtualClock()
     sim, pstat, transducer = simulated_rig(cell, clock)
@@ -100,11 +116,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     control = RunControl()
     previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
     try:
-        result = run_protocol(protocol, cell, pstat, clock, out, transducer=transducer, control=control,
-                              run_attrs={"rig": "simulator", "clock": "virtual" if clock.virtual else "scaled"},
-                              **stored)
+        result = run_protocol(
+            protocol,
+            cell,
+            pstat,
+            clock,
+            out,
+            transducer=transducer,
+            control=control,
+            run_attrs={"rig": "simulator", "clock": "virtual" if clock.virtual else "scaled"},
+            **stored,
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
     print(summary(result, protocol, cell, simulated=True))
     return 0 if result.status != "failed" else 1
-

@@ -21,8 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     protocol, cell, _ = load_inputs(args)
     binding.check(protocol, cell, SIM_CAPABILITIES)
-    print(f"{args.protocol}: valid; {len(protocol.walk())} steps on cell {cell.cell_id} "
-          f"(working electrode {u.fmt(cell.electrodes.working_area, 'mm^2')})")
+    print(
+        f"{args.protocol}: valid; {len(protocol.walk())} steps on cell {cell.cell_id} "
+        f"(working electrode {u.fmt(cell.electrodes.working_area, 'mm^2')})"
+    )
     for path, step in binding.walk_paths(protocol.steps):
         print(f"  {path}: {step.kind} '{step.label}'")
     return 0

@@ -19,18 +19,20 @@ def qt_problem() -> str | None:
     try:
         import PySide6
     except ImportError as exc:
-        return f"needs the GUI extra ({exc.name} missing): pip install -e \".[gui]\""
+        return f'needs the GUI extra ({exc.name} missing): pip install -e ".[gui]"'
     try:
         import pyqtgraph  # noqa: F401
     except ImportError:
-        return "needs pyqtgraph: pip install -e \".[gui]\""
+        return 'needs pyqtgraph: pip install -e ".[gui]"'
     if PySide6.__version__ in BROKEN_QT and sys.version_info < (3, 12):
-        return (f"PySide6 {PySide6.__version__} crashes on Python {sys.version_info.major}.{sys.version_info.minor} "
-                "(reference-count bug): pip install \"PySide6-Essentials!=6.12.0\"")
+        return (
+            f"PySide6 {PySide6.__version__} crashes on Python {sys.version_info.major}.{sys.version_info.minor} "
+            '(reference-count bug): pip install "PySide6-Essentials!=6.12.0"'
+        )
     return None
 
 
-def main_window(**kwargs):  # noqa: ANN201 - Qt is imported lazily so the CLI works without it
+def main_window(**kwargs):
     """A :class:`daq.gui.window.RigWindow` (imports Qt on first use)."""
     from daq.gui.window import RigWindow
 

@@ -47,8 +47,9 @@ ENVELOPE = ("E_we", "E_cell", "I", "pressure")
 class TraceBuffer:
     """One channel's samples for display. Not thread-safe: the GUI thread alone appends and reads."""
 
-    def __init__(self, area: float, full_cap: int = 200_000, envelope_cap: int = 200_000, factor: int = 64,
-                 initial: int = 65_536):
+    def __init__(
+        self, area: float, full_cap: int = 200_000, envelope_cap: int = 200_000, factor: int = 64, initial: int = 65_536
+    ):
         k = 2 * len(ENVELOPE)
         if factor < 2 * k:
             raise ValueError(f"factor must be at least {2 * k} (it keeps {k} rows per group)")
@@ -83,8 +84,8 @@ class TraceBuffer:
 
     def since(self, name: str, t: float) -> np.ndarray:
         """Values of full-resolution samples with time >= t (a copy)."""
-        start = self.n_envelope + int(np.searchsorted(self.column("t")[self.n_envelope:], t))
-        return self._cols[name][start: self.n].copy()
+        start = self.n_envelope + int(np.searchsorted(self.column("t")[self.n_envelope :], t))
+        return self._cols[name][start : self.n].copy()
 
     @property
     def nbytes(self) -> int:
@@ -109,7 +110,7 @@ class TraceBuffer:
             rows[name] = np.asarray(value) if value is not None else np.full(n, np.nan if name == "pressure" else 0)
         limit = max(self.full_cap // 2, 1)
         for start in range(0, n, limit):  # huge blocks (a finished file read in chunks) in halves of full_cap
-            self._append_rows({k: v[start: start + limit] for k, v in rows.items()})
+            self._append_rows({k: v[start : start + limit] for k, v in rows.items()})
         self.received += n
         self.version += 1
         return n
@@ -141,7 +142,7 @@ class TraceBuffer:
         if self.n + k > len(self._cols["t"]):
             self._grow(self.n + k)
         for name, arr in self._cols.items():
-            arr[self.n: self.n + k] = rows[name]
+            arr[self.n : self.n + k] = rows[name]
         self.n += k
 
     def _grow(self, need: int) -> None:
@@ -190,8 +191,8 @@ class TraceBuffer:
         idx = idx.ravel()
         kept = len(idx)
         for arr in self._cols.values():
-            arr[start: start + kept] = arr[idx]
-            arr[start + kept: self.n - (stop - start) + kept] = arr[stop: self.n]
+            arr[start : start + kept] = arr[idx]
+            arr[start + kept : self.n - (stop - start) + kept] = arr[stop : self.n]
         self.n -= (stop - start) - kept
         self.version += 1
         self.layout_version += 1

@@ -30,8 +30,13 @@ def default_protocol() -> Path:
 class StartDialog(QDialog):
     """Protocol file, cell file (default: the protocol's own), speed factor and run file."""
 
-    def __init__(self, parent: QWidget | None = None, protocol: str | Path | None = None,
-                 cell: str | Path | None = None, speed: float = 3600.0):
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        protocol: str | Path | None = None,
+        cell: str | Path | None = None,
+        speed: float = 3600.0,
+    ):
         super().__init__(parent)
         self.setWindowTitle("Start a protocol (simulated cell)")
         form = QFormLayout(self)
@@ -43,8 +48,9 @@ class StartDialog(QDialog):
         self.speed.setDecimals(0)
         self.speed.setValue(speed)
         self.speed.setSuffix(" x real time")
-        self.speed.setToolTip("The simulated cell runs this many times faster than the wall clock "
-                              "(3600 x: one hour per second)")
+        self.speed.setToolTip(
+            "The simulated cell runs this many times faster than the wall clock (3600 x: one hour per second)"
+        )
         self.out = QLineEdit()
         self.out.setPlaceholderText("runs/<protocol>-<cell>-<time>.h5")
         form.addRow("Protocol", self._with_browse(self.protocol, "Protocol file", "Protocol (*.toml)"))
@@ -79,5 +85,9 @@ class StartDialog(QDialog):
 
     def values(self) -> dict[str, Any]:
         """Keyword arguments for ChannelPanel.start_run."""
-        return {"protocol": self.protocol.text().strip(), "cell": self.cell.text().strip() or None,
-                "speed": float(self.speed.value()), "out": self.out.text().strip() or None}
+        return {
+            "protocol": self.protocol.text().strip(),
+            "cell": self.cell.text().strip() or None,
+            "speed": float(self.speed.value()),
+            "out": self.out.text().strip() or None,
+        }

@@ -55,8 +55,13 @@ EVENT_COLOURS = {
     "paused": ("#dde9ff", "#1d3f80"),
     "resumed": ("#dde9ff", "#1d3f80"),
 }
-MARKER_COLOURS = {"short_circuit": "#d00000", "voltage_limit": "#e07000", "current_limit": "#e07000",
-                  "fault": "#d00000", "paused": "#3060c0"}
+MARKER_COLOURS = {
+    "short_circuit": "#d00000",
+    "voltage_limit": "#e07000",
+    "current_limit": "#e07000",
+    "fault": "#d00000",
+    "paused": "#3060c0",
+}
 SPECTRUM_COLOURS = ("#b8c4d6", "#7890b8", "#1f4e9c")  # older -> newest
 MAX_LOG_ROWS = 20_000
 
@@ -98,9 +103,16 @@ class ChannelPanel(QWidget):
     state_changed = Signal(str)
     alarm = Signal(str)  # an alarm event (short circuit, limit, fault) on this channel
 
-    def __init__(self, name: str, parent: QWidget | None = None, *, simulated: bool = True,
-                 refresh_ms: int = 100, buffer_options: dict[str, Any] | None = None,
-                 start_defaults: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        name: str,
+        parent: QWidget | None = None,
+        *,
+        simulated: bool = True,
+        refresh_ms: int = 100,
+        buffer_options: dict[str, Any] | None = None,
+        start_defaults: dict[str, Any] | None = None,
+    ):
         super().__init__(parent)
         self.name, self.simulated = name, simulated
         self.buffer_options = buffer_options or {}
@@ -196,15 +208,18 @@ class ChannelPanel(QWidget):
         self.plot_e_t = _plot("Potential", "time (h)", "E (V)", x_scale=1 / HOUR)
         self.plot_j_t = _plot("Current density", "time (h)", "j (mA/cm^2)", x_scale=1 / HOUR)
         self.plot_p_t = _plot("Stack pressure", "time (h)", "P (MPa)", x_scale=1 / HOUR, y_scale=1e-6)
-        self.plot_e_q = _plot("Potential vs capacity (charge throughput)", "capacity (mAh/cm^2)", "E (V)",
-                              x_scale=1 / MAH_PER_CM2)
+        self.plot_e_q = _plot(
+            "Potential vs capacity (charge throughput)", "capacity (mAh/cm^2)", "E (V)", x_scale=1 / MAH_PER_CM2
+        )
         self.plot_nyquist = _plot("Impedance (Nyquist)", "Z' (ohm)", "-Z'' (ohm)")
         self.plot_nyquist.getPlotItem().setAspectLocked(True)
         self.plot_bode = pg.GraphicsLayoutWidget()
         self.bode_mag = self.plot_bode.addPlot()
         self.bode_phase = self.plot_bode.addPlot()
-        for item, label, title in ((self.bode_mag, "|Z| (ohm)", "Bode |Z|"),
-                                   (self.bode_phase, "-phase (deg)", "Bode phase")):
+        for item, label, title in (
+            (self.bode_mag, "|Z| (ohm)", "Bode |Z|"),
+            (self.bode_phase, "-phase (deg)", "Bode phase"),
+        ):
             item.setTitle(title, size="9pt")
             item.setLabel("bottom", "frequency (Hz)")
             item.setLabel("left", label)
@@ -291,9 +306,18 @@ class ChannelPanel(QWidget):
         self.resume_button.setEnabled(live and state in ("paused", "pausing"))
         self.abort_button.setEnabled(live and state != "aborting")
         self.export_button.setEnabled(self.buffer is not None)
-        text = {"idle": "idle", "starting": "starting...", "running": "running", "pausing": "pausing at step end",
-                "paused": "PAUSED (cell at open circuit)", "aborting": "aborting...", "finished": "finished",
-                "failed": "FAILED", "following": "following a live run file", "review": "review"}.get(state, state)
+        text = {
+            "idle": "idle",
+            "starting": "starting...",
+            "running": "running",
+            "pausing": "pausing at step end",
+            "paused": "PAUSED (cell at open circuit)",
+            "aborting": "aborting...",
+            "finished": "finished",
+            "failed": "FAILED",
+            "following": "following a live run file",
+            "review": "review",
+        }.get(state, state)
         if state == "finished" and self.result:
             text = f"finished: {self.result.get('outcome', '').replace('_', ' ')}"
         self.state_label.setText(f"<b>{text}</b>")
@@ -324,8 +348,14 @@ class ChannelPanel(QWidget):
         if dialog.exec():
             self.start_run(**dialog.values())
 
-    def start_run(self, protocol: str | Path, cell: str | Path | None = None, speed: float = 3600.0,
-                  out: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SimulatedRun:
+    def start_run(
+        self,
+        protocol: str | Path,
+        cell: str | Path | None = None,
+        speed: float = 3600.0,
+        out: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> SimulatedRun:
         """Start ``protocol`` on this channel's simulated rig, ``speed`` times faster than real time.
         Loading, checking and running all happen in the worker thread; errors come back as ``failed``."""
         if self.is_running or self.follower is not None:
@@ -364,10 +394,13 @@ class ChannelPanel(QWidget):
             return False
         if confirm:
             answer = QMessageBox.question(
-                self, "Abort the run?",
+                self,
+                "Abort the run?",
                 f"Abort the run on {self.name}?\n\nThe current is switched off and the protocol ends here; "
                 "the run file keeps everything recorded so far.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 return False
         assert self.run is not None
@@ -518,8 +551,11 @@ class ChannelPanel(QWidget):
         t_now = buf.last("t") if len(buf) else 0.0
         idx = self._current_step()
         planned = info.plan.step(idx)
-        row = self.step_row if self.step_row is not None and int(self.step_row["index"]) == idx \
+        row = (
+            self.step_row
+            if self.step_row is not None and int(self.step_row["index"]) == idx
             else self.steps_done.get(idx)
+        )
         if row is not None:
             label, kind, cycle = row["label"], row["kind"], int(row["cycle"])
         elif planned is not None:
@@ -558,8 +594,11 @@ class ChannelPanel(QWidget):
         if len(buf):
             e_name = "E_we" if info.three_electrode else "E_cell"
             j = buf.last("I") / info.area / 10.0
-            parts = [f"{e_name} = {buf.last(e_name):+.4f} V", f"j = {j:+.3f} mA/cm^2",
-                     f"capacity = {buf.last('capacity') / MAH_PER_CM2:.3f} mAh/cm^2"]
+            parts = [
+                f"{e_name} = {buf.last(e_name):+.4f} V",
+                f"j = {j:+.3f} mA/cm^2",
+                f"capacity = {buf.last('capacity') / MAH_PER_CM2:.3f} mAh/cm^2",
+            ]
             p = buf.last("pressure")
             if math.isfinite(p):
                 parts.append(f"P = {p / 1e6:.2f} MPa")
@@ -571,8 +610,13 @@ class ChannelPanel(QWidget):
         for plot in (self.plot_e_t, self.plot_j_t, self.plot_p_t):
             label = kind.replace("_", " ") if plot is self.plot_e_t else None
             pen = pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine)
-            line = pg.InfiniteLine(pos=t, angle=90, pen=pen, label=label,
-                                   labelOpts={"position": 0.92, "color": colour, "fill": (255, 255, 255, 200)})
+            line = pg.InfiniteLine(
+                pos=t,
+                angle=90,
+                pen=pen,
+                label=label,
+                labelOpts={"position": 0.92, "color": colour, "fill": (255, 255, 255, 200)},
+            )
             plot.addItem(line, ignoreBounds=True)
             self._markers.append((plot, line))
 
@@ -584,8 +628,11 @@ class ChannelPanel(QWidget):
         row = table.rowCount()
         table.insertRow(row)
         kind = str(ev.get("kind", ""))
-        items = [QTableWidgetItem(f"{float(ev['t']) / HOUR:.3f}"), QTableWidgetItem(kind.replace("_", " ")),
-                 QTableWidgetItem(str(ev.get("message", "")))]
+        items = [
+            QTableWidgetItem(f"{float(ev['t']) / HOUR:.3f}"),
+            QTableWidgetItem(kind.replace("_", " ")),
+            QTableWidgetItem(str(ev.get("message", ""))),
+        ]
         colours = EVENT_COLOURS.get(kind)
         for col, item in enumerate(items):
             if colours:
@@ -605,7 +652,7 @@ class ChannelPanel(QWidget):
         self.bode_mag.clear()
         self.bode_phase.clear()
         spectra = list(self.spectra)
-        colours = SPECTRUM_COLOURS[-len(spectra):]
+        colours = SPECTRUM_COLOURS[-len(spectra) :]
         newest_fit = None
         for sp, colour in zip(spectra, colours):
             pts = sp["points"]
@@ -614,8 +661,9 @@ class ChannelPanel(QWidget):
             pen, brush = pg.mkPen(colour, width=1), pg.mkBrush(colour)
             nyq.plot(zr, -zi, pen=pen, symbol="o", symbolSize=4, symbolBrush=brush, symbolPen=None)
             self.bode_mag.plot(f, np.abs(z), pen=pen, symbol="o", symbolSize=3, symbolBrush=brush, symbolPen=None)
-            self.bode_phase.plot(f, -np.degrees(np.angle(z)), pen=pen, symbol="o", symbolSize=3, symbolBrush=brush,
-                                 symbolPen=None)
+            self.bode_phase.plot(
+                f, -np.degrees(np.angle(z)), pen=pen, symbol="o", symbolSize=3, symbolBrush=brush, symbolPen=None
+            )
             fit = sp.get("fit")
             if fit is not None:
                 fpen = pg.mkPen("#c03030", width=1.5, style=Qt.PenStyle.DashLine)
@@ -628,8 +676,9 @@ class ChannelPanel(QWidget):
         meta = sp.get("meta", {})
         title = f"Impedance #{sp['index']} at {float(meta.get('t_start', 0.0)) / HOUR:.2f} h"
         if newest_fit is not None and newest_fit is spectra[-1].get("fit"):
-            rs = [f"{name} = {value[0]:.3g} ohm" for name, value in newest_fit["parameters"].items()
-                  if value[2] == "ohm"]
+            rs = [
+                f"{name} = {value[0]:.3g} ohm" for name, value in newest_fit["parameters"].items() if value[2] == "ohm"
+            ]
             title += f" \u00b7 fit {newest_fit['circuit']}: " + ", ".join(rs)
         elif spectra[-1].get("fit") is None:
             title += " (raw)"

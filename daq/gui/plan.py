@@ -78,8 +78,16 @@ class Plan:
                     for c in range(1, n + 1):
                         visit(step.get("steps", []), c, n)
                 else:
-                    out.append(PlannedStep(len(out), str(step.get("kind", "")), str(step.get("label", "")),
-                                           cycle, cycles, step_estimate(step)))
+                    out.append(
+                        PlannedStep(
+                            len(out),
+                            str(step.get("kind", "")),
+                            str(step.get("label", "")),
+                            cycle,
+                            cycles,
+                            step_estimate(step),
+                        )
+                    )
 
         visit(list(resolved.get("steps", [])), 0, 0)
         return cls(out)

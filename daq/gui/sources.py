@@ -26,8 +26,9 @@ from daq.gui.spectra import fit_spectrum
 from daq.storage import layout as L
 from daq.storage.reader import RunFile, open_run
 
-ALARM_EVENTS = frozenset({"short_circuit", "voltage_limit", "current_limit", "fault", "transducer_fault",
-                          "listener_error", "interlock"})
+ALARM_EVENTS = frozenset(
+    {"short_circuit", "voltage_limit", "current_limit", "fault", "transducer_fault", "listener_error", "interlock"}
+)
 
 
 class ChannelSignals(QObject):
@@ -95,9 +96,16 @@ def block_interval(speed: float) -> float:
 class SimulatedRun:
     """A protocol on the simulated rig, run by the engine in a worker thread on a ScaledClock."""
 
-    def __init__(self, signals: ChannelSignals, protocol_path: str | Path, cell_path: str | Path | None,
-                 speed: float, out: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                 name: str = "sim"):
+    def __init__(
+        self,
+        signals: ChannelSignals,
+        protocol_path: str | Path,
+        cell_path: str | Path | None,
+        speed: float,
+        out: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
+        name: str = "sim",
+    ):
         from daq.engine import RunControl
 
         if not speed > 0:
@@ -166,17 +174,32 @@ class SimulatedRun:
                 out = default_out(protocol.name, cell.cell_id)
                 out = out.with_name(f"{out.stem}-{re.sub(r'[^A-Za-z0-9]+', '-', self.name).strip('-')}{out.suffix}")
             out.parent.mkdir(parents=True, exist_ok=True)
-            info = RunInfo(str(out), protocol.name, cell.cell_id, cell.electrodes.working_area,
-                           cell.configuration == "three_electrode", Plan.from_resolved(resolved(protocol)),
-                           live=True, speed=self.speed, ccd=predictions(cell)["ccd"]["value"] * 10.0)
+            info = RunInfo(
+                str(out),
+                protocol.name,
+                cell.cell_id,
+                cell.electrodes.working_area,
+                cell.configuration == "three_electrode",
+                Plan.from_resolved(resolved(protocol)),
+                live=True,
+                speed=self.speed,
+                ccd=predictions(cell)["ccd"]["value"] * 10.0,
+            )
             self.signals.started.emit(info)
-            self.result = run_protocol(protocol, cell, pstat, self.clock, out, transducer=transducer,
-                                       control=self.control, listeners=[self._listen],
-                                       block_interval=block_interval(self.speed),
-                                       run_attrs={"rig": "simulator", "clock": "scaled"})
+            self.result = run_protocol(
+                protocol,
+                cell,
+                pstat,
+                self.clock,
+                out,
+                transducer=transducer,
+                control=self.control,
+                listeners=[self._listen],
+                block_interval=block_interval(self.speed),
+                run_attrs={"rig": "simulator", "clock": "scaled"},
+            )
             r = self.result
-            self.signals.finished.emit({"status": r.status, "outcome": r.outcome, "message": r.message,
-                                        "path": r.path})
+            self.signals.finished.emit({"status": r.status, "outcome": r.outcome, "message": r.message, "path": r.path})
         except DaqError as exc:
             _report(self.signals, str(exc))
         except Exception as exc:  # noqa: BLE001 - one line for the operator, never a dead thread silently
@@ -209,8 +232,14 @@ class FileFollower:
     follower (closing the window) closes the reader and never touches the run or its writer.
     """
 
-    def __init__(self, signals: ChannelSignals, path: str | Path, poll_interval: float = 0.5,
-                 chunk: int = 262_144, open_timeout: float = 15.0):
+    def __init__(
+        self,
+        signals: ChannelSignals,
+        path: str | Path,
+        poll_interval: float = 0.5,
+        chunk: int = 262_144,
+        open_timeout: float = 15.0,
+    ):
         self.signals, self.path = signals, Path(path)
         self.poll_interval, self.chunk, self.open_timeout = poll_interval, chunk, open_timeout
         self._stop = threading.Event()
@@ -276,8 +305,14 @@ class FileFollower:
             self._read_new(run)
             attrs = run.attrs
             analysis = {k: _decode(v) for k, v in run.f["analysis"].attrs.items()} if "analysis" in run.f else {}
-            self.signals.finished.emit({"status": run.status, "outcome": attrs.get("outcome", ""),
-                                        "message": analysis.get("message", ""), "path": str(self.path)})
+            self.signals.finished.emit(
+                {
+                    "status": run.status,
+                    "outcome": attrs.get("outcome", ""),
+                    "message": analysis.get("message", ""),
+                    "path": str(self.path),
+                }
+            )
         except DaqError as exc:
             _report(self.signals, str(exc))
         except Exception as exc:  # noqa: BLE001 - one line for the operator
@@ -299,10 +334,17 @@ class FileFollower:
             ccd = float(run.prediction("ccd")["value"]) * 10.0  # stored in mA/cm^2 -> A/m^2
         except (DaqError, KeyError, ValueError):
             ccd = None
-        return RunInfo(str(self.path), str(attrs.get("protocol", "")), str(attrs.get("cell_id", "")),
-                       float(cell.get("electrodes.working_area", 1.0)),
-                       cell.get("configuration") == "three_electrode", Plan.from_resolved(resolved),
-                       live=False, ccd=ccd, status=run.status)
+        return RunInfo(
+            str(self.path),
+            str(attrs.get("protocol", "")),
+            str(attrs.get("cell_id", "")),
+            float(cell.get("electrodes.working_area", 1.0)),
+            cell.get("configuration") == "three_electrode",
+            Plan.from_resolved(resolved),
+            live=False,
+            ccd=ccd,
+            status=run.status,
+        )
 
     def _read_new(self, run: Any) -> bool:
         """Emit whatever was appended since the last read; True if there was anything."""
@@ -343,8 +385,15 @@ class FileFollower:
                 data = json.loads(_decode(row["data"]) or "{}")
             except ValueError:
                 data = {}
-            self.signals.event.emit({"t": float(row["t"]), "kind": _decode(row["kind"]), "step": int(row["step"]),
-                                     "message": _decode(row["message"]), "data": data})
+            self.signals.event.emit(
+                {
+                    "t": float(row["t"]),
+                    "kind": _decode(row["kind"]),
+                    "step": int(row["step"]),
+                    "message": _decode(row["message"]),
+                    "data": data,
+                }
+            )
         self._tables["events"] = start + len(rows)
         return True
 
@@ -358,7 +407,7 @@ class FileFollower:
             first, n = int(row["first_point"]), int(row["n_points"])
             if first + n > n_points:  # its points are not visible yet: next poll
                 break
-            arr = points[first: first + n]
+            arr = points[first : first + n]
             meta = {name: _decode(row[name]) for name in row.dtype.names}
             self.signals.spectrum.emit({"index": int(row["index"]), "meta": meta, "points": arr, "fit": _fit(arr)})
             self._tables["spectra"] += 1

@@ -37,11 +37,19 @@ def fit_spectrum(frequency: np.ndarray, z: np.ndarray) -> dict[str, Any] | None:
                 result = fit_circuit(f, zz, circuit)
         except Exception:  # noqa: BLE001 - a spectrum the circuit cannot describe: try the next one
             continue
-        if result.success and result.relative_residual < MAX_RESIDUAL and (
-                best is None or result.relative_residual < best.relative_residual * 0.8):
+        if (
+            result.success
+            and result.relative_residual < MAX_RESIDUAL
+            and (best is None or result.relative_residual < best.relative_residual * 0.8)
+        ):
             best = result
     if best is None:
         return None
     grid = np.logspace(np.log10(f.min()), np.log10(f.max()), 200)
-    return {"circuit": best.circuit, "frequency": grid, "z": best.impedance(grid),
-            "parameters": best.as_dict(), "residual": float(best.relative_residual)}
+    return {
+        "circuit": best.circuit,
+        "frequency": grid,
+        "z": best.impedance(grid),
+        "parameters": best.as_dict(),
+        "residual": float(best.relative_residual),
+    }

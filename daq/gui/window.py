@@ -18,9 +18,15 @@ pg.setConfigOptions(background="w", foreground="k", antialias=False)
 class RigWindow(QMainWindow):
     """One window per rig. ``channels`` simulated channels, then one tab per run file in ``files``."""
 
-    def __init__(self, channels: int = 1, files: Iterable[str | Path] = (), *,
-                 start_defaults: dict[str, Any] | None = None, refresh_ms: int = 100,
-                 buffer_options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        channels: int = 1,
+        files: Iterable[str | Path] = (),
+        *,
+        start_defaults: dict[str, Any] | None = None,
+        refresh_ms: int = 100,
+        buffer_options: dict[str, Any] | None = None,
+    ):
         super().__init__()
         self.setWindowTitle("sse-rig")
         self.start_defaults = start_defaults or {}
@@ -48,8 +54,13 @@ class RigWindow(QMainWindow):
         """A simulated channel (one cell + protocol)."""
         self._sim_count += 1
         name = f"sim {self._sim_count}"
-        panel = ChannelPanel(name, simulated=True, refresh_ms=self.refresh_ms, buffer_options=self.buffer_options,
-                             start_defaults=self.start_defaults)
+        panel = ChannelPanel(
+            name,
+            simulated=True,
+            refresh_ms=self.refresh_ms,
+            buffer_options=self.buffer_options,
+            start_defaults=self.start_defaults,
+        )
         return self._add(panel, name)
 
     def open_file(self, path: str | Path, poll_interval: float = 0.5) -> ChannelPanel:
@@ -114,16 +125,19 @@ class RigWindow(QMainWindow):
         self._on_current(lambda p: p.export_dialog())
 
     # --- closing ------------------------------------------------------------------------------
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:
         """Runs this window controls end with it (after confirmation); followed files are only closed."""
         running = [p for p in self.panels if p.is_running]
         if running:
             names = ", ".join(p.name for p in running)
             answer = QMessageBox.question(
-                self, "Runs in progress",
+                self,
+                "Runs in progress",
                 f"{len(running)} run(s) in progress ({names}).\n\nClosing the window aborts them: the current is "
                 "switched off and the run files keep what was recorded. Close anyway?",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return

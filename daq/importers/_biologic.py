@@ -155,8 +155,14 @@ def control_column(technique: str) -> tuple[str, str, float]:
     """Neutral name, SI unit and factor of EC-Lab's 'control/V/mA' column for this technique."""
     if technique in _GALVANOSTATIC:
         return "control_I", "A", 1e-3
-    if technique in {"constant_voltage", "chronoamperometry", "peis", "cyclic_voltammetry",
-                     "linear_sweep_voltammetry", "open_circuit"}:
+    if technique in {
+        "constant_voltage",
+        "chronoamperometry",
+        "peis",
+        "cyclic_voltammetry",
+        "linear_sweep_voltammetry",
+        "open_circuit",
+    }:
         return "control_E", "V", 1.0
     return "control_raw", "1", 1.0  # unknown technique: left as written (V or mA)
 
@@ -179,10 +185,13 @@ TECHNIQUE_CODES: dict[int, tuple[str, str, str]] = {
     0x7F: ("modulo_bat", "MB", "Modulo Bat"),
 }
 TECHNIQUE_BY_NAME: dict[str, str] = {full: tech for tech, _, full in TECHNIQUE_CODES.values()}
-TECHNIQUE_BY_NAME.update({
-    "Constant Current": "constant_current", "Constant Voltage": "constant_voltage",
-    "Chronoamperometry": "chronoamperometry",
-})
+TECHNIQUE_BY_NAME.update(
+    {
+        "Constant Current": "constant_current",
+        "Constant Voltage": "constant_voltage",
+        "Chronoamperometry": "chronoamperometry",
+    }
+)
 
 # Unit codes in technique parameters. Verified on real files: current 2 = µA, frequency 1 = kHz and
 # 2 = Hz; the neighbouring codes follow the order EC-Lab's drop-down lists show.
@@ -246,11 +255,18 @@ def build_spectra(rec: Recording) -> list[Spectrum]:
                 meta_units["I_dc_setpoint"] = "A"
         if "cycle" in ts:
             meta["cycle"] = int(ts["cycle"][idx[0]])
-        spectra.append(Spectrum(
-            frequency=freq[idx], Z_re=ts["Z_re"][idx], Z_im=ts["Z_im"][idx],
-            time=ts["t"][idx] if "t" in ts else np.full(idx.size, np.nan),
-            I_dc=ts["I"][idx] if "I" in ts else None,
-            E_dc=ts["E_we"][idx] if "E_we" in ts else None,
-            extra=extra, units={k: rec.units[k] for k in extra}, metadata=meta, metadata_units=meta_units,
-        ))
+        spectra.append(
+            Spectrum(
+                frequency=freq[idx],
+                Z_re=ts["Z_re"][idx],
+                Z_im=ts["Z_im"][idx],
+                time=ts["t"][idx] if "t" in ts else np.full(idx.size, np.nan),
+                I_dc=ts["I"][idx] if "I" in ts else None,
+                E_dc=ts["E_we"][idx] if "E_we" in ts else None,
+                extra=extra,
+                units={k: rec.units[k] for k in extra},
+                metadata=meta,
+                metadata_units=meta_units,
+            )
+        )
     return spectra

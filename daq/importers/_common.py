@@ -28,8 +28,11 @@ class ByteView:
 
     def _need(self, offset: int, size: int) -> None:
         if offset < 0 or offset + size > len(self.data):
-            raise fail(self.path, f"{self.where} ends at byte {len(self.data)}, needed bytes "
-                                  f"{offset}..{offset + size} (file truncated or damaged)")
+            raise fail(
+                self.path,
+                f"{self.where} ends at byte {len(self.data)}, needed bytes "
+                f"{offset}..{offset + size} (file truncated or damaged)",
+            )
 
     def unpack(self, fmt: str, offset: int) -> tuple:
         size = struct.calcsize(fmt)
@@ -61,7 +64,7 @@ class ByteView:
         n = self.data[offset]
         if not self.has(offset + 1, n):
             return None
-        raw = self.data[offset + 1: offset + 1 + n]
+        raw = self.data[offset + 1 : offset + 1 + n]
         text = raw.decode("latin-1")
         if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
             return None
@@ -70,9 +73,24 @@ class ByteView:
 
 # Unit labels vendors write that the product's unit parser does not read directly.
 _UNIT_ALIASES = {
-    "Ohm": "ohm", "ohms": "ohm", "Ω": "ohm", "mA.h": "mAh", "A.h": "Ah", "µA.h": "uAh", "W.h": "W h",
-    "mW.h": "mW h", "µF": "uF", "μF": "uF", "µA": "uA", "μA": "uA", "µV": "uV", "μV": "uV",
-    "V vs. Ref.": "V", "V vs. Ref": "V", "V vs. Eoc": "V", "rpm": "",
+    "Ohm": "ohm",
+    "ohms": "ohm",
+    "Ω": "ohm",
+    "mA.h": "mAh",
+    "A.h": "Ah",
+    "µA.h": "uAh",
+    "W.h": "W h",
+    "mW.h": "mW h",
+    "µF": "uF",
+    "μF": "uF",
+    "µA": "uA",
+    "μA": "uA",
+    "µV": "uV",
+    "μV": "uV",
+    "V vs. Ref.": "V",
+    "V vs. Ref": "V",
+    "V vs. Eoc": "V",
+    "rpm": "",
 }
 
 
@@ -105,8 +123,22 @@ def si_conversion(unit: str) -> tuple[float, float, str] | None:
 
 
 _SI_BY_DIM = {
-    "s": "s", "V": "V", "A": "A", "C": "C", "ohm": "ohm", "Hz": "Hz", "W": "W", "J": "J", "F": "F",
-    "S": "S", "m^2": "m^2", "m": "m", "kg": "kg", "Pa": "Pa", "N": "N", "K": "K",
+    "s": "s",
+    "V": "V",
+    "A": "A",
+    "C": "C",
+    "ohm": "ohm",
+    "Hz": "Hz",
+    "W": "W",
+    "J": "J",
+    "F": "F",
+    "S": "S",
+    "m^2": "m^2",
+    "m": "m",
+    "kg": "kg",
+    "Pa": "Pa",
+    "N": "N",
+    "K": "K",
 }
 
 

@@ -66,26 +66,83 @@ _LOG_CHANNEL_SN = 0x00AB
 _LOG_EWE_CTRL_MIN = 0x01F8
 _LOG_EWE_CTRL_MAX = 0x01FC
 _LOG_OLE_DATE = (0x0249, 465, 469, 473, 585)
-_LOG_STRINGS = {0x0251: "saved_as", 0x0351: "host", 0x0384: "instrument_address",
-                0x03B7: "software_version", 0x03BE: "firmware_version", 0x03C5: "interpreter_version",
-                0x03CF: "instrument_serial"}
+_LOG_STRINGS = {
+    0x0251: "saved_as",
+    0x0351: "host",
+    0x0384: "instrument_address",
+    0x03B7: "software_version",
+    0x03BE: "firmware_version",
+    0x03C5: "interpreter_version",
+    0x03CF: "instrument_serial",
+}
 
 # Technique parameter layouts (one record per sequence Ns), as EC-Lab 11.x writes them.
-_LIMITS = [f for i in range(1, 7) for f in ((f"lim{i}_type", "u1"), (f"lim{i}_comp", "u1"),
-                                             (f"lim{i}_value", "<f4"), (f"lim{i}_unit", "u1"))]
+_LIMITS = [
+    f
+    for i in range(1, 7)
+    for f in ((f"lim{i}_type", "u1"), (f"lim{i}_comp", "u1"), (f"lim{i}_value", "<f4"), (f"lim{i}_unit", "u1"))
+]
 _PARAM_LAYOUTS: dict[int, np.dtype] = {
-    0x76: np.dtype([  # Constant Current
-        ("tR", "<f4"), ("dER_dt", "<f4"), ("dER", "<f4"), ("dtR", "<f4"), ("Is", "<f4"), ("Is_unit", "u1"),
-        ("Is_vs", "<u4"), ("ts", "<f4"), ("EM", "<f4"), ("dQM", "<f4"), ("dQM_unit", "u1"), ("record", "u1"),
-        ("dEs", "<f4"), ("dts", "<f4"), ("E_range_min", "<f4"), ("E_range_max", "<f4"), ("I_range", "u1"),
-        ("bandwidth", "u1"), ("goto_Ns", "<u4"), ("nc_cycles", "<u4")]),
-    0x1E: np.dtype([  # GEIS
-        ("mode", "u1"), ("Is", "<f4"), ("Is_unit", "u1"), ("Is_vs", "<u4"), ("tIs", "<f4"), ("record", "u1"),
-        ("dE", "<f4"), ("dt", "<f4"), ("fi", "<f4"), ("fi_unit", "u1"), ("ff", "<f4"), ("ff_unit", "u1"),
-        ("Nd", "<u4"), ("points", "u1"), ("spacing", "u1"), ("Ia_Va", "u1"), ("Ia", "<f4"), ("Ia_unit", "u1"),
-        ("va_pct", "<f4"), ("pw", "<f4"), ("Na", "<u4"), ("corr", "u1"), ("lim_nb", "u1"), *_LIMITS,
-        ("E_range_min", "<f4"), ("E_range_max", "<f4"), ("I_range", "u1"), ("bandwidth", "u1"),
-        ("nc_cycles", "<u4"), ("goto_Ns", "<u4"), ("nr_cycles", "<u4"), ("inc_cycle", "u1")]),
+    0x76: np.dtype(
+        [  # Constant Current
+            ("tR", "<f4"),
+            ("dER_dt", "<f4"),
+            ("dER", "<f4"),
+            ("dtR", "<f4"),
+            ("Is", "<f4"),
+            ("Is_unit", "u1"),
+            ("Is_vs", "<u4"),
+            ("ts", "<f4"),
+            ("EM", "<f4"),
+            ("dQM", "<f4"),
+            ("dQM_unit", "u1"),
+            ("record", "u1"),
+            ("dEs", "<f4"),
+            ("dts", "<f4"),
+            ("E_range_min", "<f4"),
+            ("E_range_max", "<f4"),
+            ("I_range", "u1"),
+            ("bandwidth", "u1"),
+            ("goto_Ns", "<u4"),
+            ("nc_cycles", "<u4"),
+        ]
+    ),
+    0x1E: np.dtype(
+        [  # GEIS
+            ("mode", "u1"),
+            ("Is", "<f4"),
+            ("Is_unit", "u1"),
+            ("Is_vs", "<u4"),
+            ("tIs", "<f4"),
+            ("record", "u1"),
+            ("dE", "<f4"),
+            ("dt", "<f4"),
+            ("fi", "<f4"),
+            ("fi_unit", "u1"),
+            ("ff", "<f4"),
+            ("ff_unit", "u1"),
+            ("Nd", "<u4"),
+            ("points", "u1"),
+            ("spacing", "u1"),
+            ("Ia_Va", "u1"),
+            ("Ia", "<f4"),
+            ("Ia_unit", "u1"),
+            ("va_pct", "<f4"),
+            ("pw", "<f4"),
+            ("Na", "<u4"),
+            ("corr", "u1"),
+            ("lim_nb", "u1"),
+            *_LIMITS,
+            ("E_range_min", "<f4"),
+            ("E_range_max", "<f4"),
+            ("I_range", "u1"),
+            ("bandwidth", "u1"),
+            ("nc_cycles", "<u4"),
+            ("goto_Ns", "<u4"),
+            ("nr_cycles", "<u4"),
+            ("inc_cycle", "u1"),
+        ]
+    ),
 }
 
 
@@ -103,9 +160,10 @@ def _modules(raw: bytes, path: Path) -> list[_Module]:
     modules: list[_Module] = []
     pos = FILE_HEADER_SIZE
     while pos < len(raw):
-        if raw[pos:pos + 6] != b"MODULE":
-            raise fail(path, f"expected a module at byte {pos}, found {raw[pos:pos + 6]!r} "
-                             "(file truncated or damaged)")
+        if raw[pos : pos + 6] != b"MODULE":
+            raise fail(
+                path, f"expected a module at byte {pos}, found {raw[pos : pos + 6]!r} (file truncated or damaged)"
+            )
         p = pos + 6
         name = view.unpack("10s", p)[0].decode("latin-1").strip()
         long_name = view.unpack("25s", p + 10)[0].decode("latin-1").strip()
@@ -120,10 +178,13 @@ def _modules(raw: bytes, path: Path) -> list[_Module]:
             date_raw = view.unpack("8s", p + 43)[0]
             start = p + 51
         if start + length > len(raw):
-            raise fail(path, f"module '{name}' declares {length} bytes but the file ends "
-                             f"{len(raw) - start} bytes after its header (file truncated)")
+            raise fail(
+                path,
+                f"module '{name}' declares {length} bytes but the file ends "
+                f"{len(raw) - start} bytes after its header (file truncated)",
+            )
         date = date_raw.decode("latin-1", errors="replace").strip("\x00 ")
-        modules.append(_Module(name, long_name, version, date, raw[start:start + length], pos))
+        modules.append(_Module(name, long_name, version, date, raw[start : start + length], pos))
         pos = start + length
     return modules
 
@@ -141,8 +202,7 @@ def _read_data(mod: _Module, path: Path, technique: str, rec: Recording) -> None
     """Decode the data module's records into SI columns on ``rec``."""
     layout = _DATA_LAYOUTS.get(mod.version)
     if layout is None:
-        raise fail(path, f"'VMP data' module version {mod.version} is not supported "
-                         f"(known: {sorted(_DATA_LAYOUTS)})")
+        raise fail(path, f"'VMP data' module version {mod.version} is not supported (known: {sorted(_DATA_LAYOUTS)})")
     count_fmt, id_size, ids_at, first_record = layout
     view = ByteView(mod.data, path, "'VMP data' module")
     n_points = view.u4(0)
@@ -166,15 +226,21 @@ def _read_data(mod: _Module, path: Path, technique: str, rec: Recording) -> None
             fields.append((fname, COLUMNS[cid].dtype))
             plan.append((cid, fname))
         else:
-            raise fail(path, f"unknown data column id {cid} (column {k + 1} of {n_cols}); "
-                             "its size is unknown, so the records cannot be read")
+            raise fail(
+                path,
+                f"unknown data column id {cid} (column {k + 1} of {n_cols}); "
+                "its size is unknown, so the records cannot be read",
+            )
     dtype = np.dtype(fields)
     if n_points == 0:
         raise fail(path, "'VMP data' module holds no data points (empty table)")
     need = first_record + n_points * dtype.itemsize
     if len(mod.data) != need:
-        raise fail(path, f"'VMP data' module has {len(mod.data)} bytes, but {n_points} records of "
-                         f"{dtype.itemsize} bytes need {need} (file truncated or damaged)")
+        raise fail(
+            path,
+            f"'VMP data' module has {len(mod.data)} bytes, but {n_points} records of "
+            f"{dtype.itemsize} bytes need {need} (file truncated or damaged)",
+        )
     records = np.frombuffer(mod.data, dtype=dtype, count=n_points, offset=first_record)
 
     if flags:
@@ -273,8 +339,12 @@ def _read_settings(mod: _Module, path: Path, rec: Recording) -> int:
     rec.technique = technique
     rec.set_meta("vendor_technique", short)
     rec.set_meta("vendor_technique_name", full)
-    for off, key in ((_SET_COMMENTS, "comments"), (_SET_ELECTRODE_MATERIAL, "electrode_material"),
-                     (_SET_ELECTROLYTE, "electrolyte"), (_SET_REFERENCE, "reference_electrode")):
+    for off, key in (
+        (_SET_COMMENTS, "comments"),
+        (_SET_ELECTRODE_MATERIAL, "electrode_material"),
+        (_SET_ELECTROLYTE, "electrolyte"),
+        (_SET_REFERENCE, "reference_electrode"),
+    ):
         text = view.pascal(off)
         if text:
             rec.header[key] = text

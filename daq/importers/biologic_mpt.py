@@ -78,7 +78,7 @@ def _settings(lines: list[str]) -> tuple[str | None, dict[str, str], dict[str, l
                 continue
             name = " ".join(line[:_PARAM_WIDTH].split())  # 'unit  Ia' == 'unit Ia'
             rest = line[_PARAM_WIDTH:]
-            values = [rest[i:i + _PARAM_WIDTH].strip() for i in range(0, len(rest), _PARAM_WIDTH)]
+            values = [rest[i : i + _PARAM_WIDTH].strip() for i in range(0, len(rest), _PARAM_WIDTH)]
             values = [v for v in values if v != ""]
             if name == "vs.":
                 name = f"{previous} vs."
@@ -98,8 +98,14 @@ def _settings(lines: list[str]) -> tuple[str | None, dict[str, str], dict[str, l
 
 
 def _start_time(text: str) -> str | None:
-    for fmt in ("%m/%d/%Y %H:%M:%S.%f", "%m/%d/%Y %H:%M:%S", "%m.%d.%Y %H:%M:%S.%f", "%m.%d.%Y %H:%M:%S",
-                "%m-%d-%Y %H:%M:%S.%f", "%m-%d-%Y %H:%M:%S"):
+    for fmt in (
+        "%m/%d/%Y %H:%M:%S.%f",
+        "%m/%d/%Y %H:%M:%S",
+        "%m.%d.%Y %H:%M:%S.%f",
+        "%m.%d.%Y %H:%M:%S",
+        "%m-%d-%Y %H:%M:%S.%f",
+        "%m-%d-%Y %H:%M:%S",
+    ):
         try:
             return _dt.datetime.strptime(text.strip(), fmt).isoformat(timespec="milliseconds")
         except ValueError:
@@ -180,9 +186,13 @@ def _apply_params(rec: Recording, params: dict[str, list[str]]) -> None:
                 rec.set_meta(meta, [_hms(v) for v in params[key]], "s")
             except ValueError:
                 pass
-    for key, meta in (("tR (h:m:s)", "rest_duration"), ("dts (s)", "sample_period"),
-                      ("dtR (s)", "rest_sample_period"), ("E range min (V)", "E_range_min"),
-                      ("E range max (V)", "E_range_max")):
+    for key, meta in (
+        ("tR (h:m:s)", "rest_duration"),
+        ("dts (s)", "sample_period"),
+        ("dtR (s)", "rest_sample_period"),
+        ("E range min (V)", "E_range_min"),
+        ("E range max (V)", "E_range_max"),
+    ):
         if key in params and params[key]:
             try:
                 value = _hms(params[key][0]) if "h:m:s" in key else parse_number(params[key][0])
@@ -247,7 +257,7 @@ def read_mpt(path: str | Path) -> Recording:
         raise fail(path, f"'Nb header lines : {n_header}' is too small (at least 3)")
     if len(lines) < n_header:
         raise fail(path, f"header declares {n_header} lines but the file has {len(lines)} (file truncated)")
-    technique_name, settings, params = _settings(lines[2:n_header - 1])
+    technique_name, settings, params = _settings(lines[2 : n_header - 1])
     labels = lines[n_header - 1].split("\t")
     while labels and labels[-1].strip() == "":
         labels.pop()

@@ -41,10 +41,27 @@ TECHNIQUE_TAGS = {
 
 # Gamry column name -> neutral name (units come from the file's unit line).
 COLUMN_NAMES = {
-    "Pt": "point", "T": "t", "Time": "t", "Vf": "E_we", "Vm": "E_m", "Im": "I", "Vu": "E_uncomp",
-    "Sig": "signal", "Ach": "aux", "IERange": "I_range_code", "Over": "overload", "Temp": "temperature",
-    "Q": "Q", "Freq": "freq", "Zreal": "Z_re", "Zimag": "Z_im", "Zsig": "Z_sig", "Zmod": "Z_mod",
-    "Zphz": "Z_phase", "Idc": "I_dc", "Vdc": "E_dc",
+    "Pt": "point",
+    "T": "t",
+    "Time": "t",
+    "Vf": "E_we",
+    "Vm": "E_m",
+    "Im": "I",
+    "Vu": "E_uncomp",
+    "Sig": "signal",
+    "Ach": "aux",
+    "IERange": "I_range_code",
+    "Over": "overload",
+    "Temp": "temperature",
+    "Q": "Q",
+    "Freq": "freq",
+    "Zreal": "Z_re",
+    "Zimag": "Z_im",
+    "Zsig": "Z_sig",
+    "Zmod": "Z_mod",
+    "Zphz": "Z_phase",
+    "Idc": "I_dc",
+    "Vdc": "E_dc",
 }
 
 # Header keys that become SI metadata: key -> (metadata key, unit the value is written in).
@@ -138,7 +155,7 @@ def _parse(text: str, path: Path) -> tuple[str | None, dict[str, Any], list[_Tab
             except ValueError:
                 count = 0
             count = max(0, min(count, len(lines) - i - 1))
-            notes.extend(x.strip() for x in lines[i + 1:i + 1 + count])
+            notes.extend(x.strip() for x in lines[i + 1 : i + 1 + count])
             i += count
         elif typ == "TABLE":
             i = _table(lines, i, key, parts, path, tables)
@@ -179,8 +196,10 @@ def _table(lines: list[str], i: int, name: str, parts: list[str], path: Path, ou
     while j < len(lines) and lines[j].startswith("\t") and lines[j].strip():
         cells = _cells(lines[j])
         if len(cells) != len(names):
-            raise fail(path, f"table {name}, line {j + 1}: {len(cells)} values, expected {len(names)} "
-                             "(file truncated or damaged)")
+            raise fail(
+                path,
+                f"table {name}, line {j + 1}: {len(cells)} values, expected {len(names)} (file truncated or damaged)",
+            )
         rows.append(cells)
         j += 1
     if declared is not None and len(rows) != declared:
@@ -328,8 +347,12 @@ def read_dta(path: str | Path) -> Recording:
     for key in decoded[0][0]:
         rec.add_column(key, np.concatenate([d[0][key] for d in decoded]), decoded[0][1][key], decoded[0][2][key])
     if len(parts) > 1:
-        rec.add_column("segment", np.concatenate([np.full(len(t.rows), k, dtype=np.int64)
-                                                  for k, t in enumerate(parts)]), "1", "table index")
+        rec.add_column(
+            "segment",
+            np.concatenate([np.full(len(t.rows), k, dtype=np.int64) for k, t in enumerate(parts)]),
+            "1",
+            "table index",
+        )
     for t in tables:
         if t in parts or not t.rows:
             continue
@@ -347,10 +370,16 @@ def read_dta(path: str | Path) -> Recording:
         if all(k in values for k in ("freq", "Z_re", "Z_im")):
             fixed = {"freq", "Z_re", "Z_im", "t", "I_dc", "E_dc"}
             extra = {k: v for k, v in values.items() if k not in fixed}
-            rec.spectra.append(Spectrum(
-                frequency=values["freq"], Z_re=values["Z_re"], Z_im=values["Z_im"],
-                time=values["t"] if "t" in values else np.full(len(z.rows), np.nan),
-                I_dc=values.get("I_dc"), E_dc=values.get("E_dc"),
-                extra=extra, units={k: units[k] for k in extra},
-            ))
+            rec.spectra.append(
+                Spectrum(
+                    frequency=values["freq"],
+                    Z_re=values["Z_re"],
+                    Z_im=values["Z_im"],
+                    time=values["t"] if "t" in values else np.full(len(z.rows), np.nan),
+                    I_dc=values.get("I_dc"),
+                    E_dc=values.get("E_dc"),
+                    extra=extra,
+                    units={k: units[k] for k in extra},
+                )
+            )
     return rec

@@ -62,8 +62,12 @@ class Spectrum:
 
     def columns(self) -> dict[str, np.ndarray]:
         """All per-point columns by name (fixed ones first), for writers that store tables."""
-        cols: dict[str, np.ndarray] = {"frequency": self.frequency, "Z_re": self.Z_re, "Z_im": self.Z_im,
-                                       "time": self.time}
+        cols: dict[str, np.ndarray] = {
+            "frequency": self.frequency,
+            "Z_re": self.Z_re,
+            "Z_im": self.Z_im,
+            "time": self.time,
+        }
         if self.I_dc is not None:
             cols["I_dc"] = self.I_dc
         if self.E_dc is not None:

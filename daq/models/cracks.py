@@ -46,8 +46,9 @@ def filament_diameter(resistance: float, thickness: float, resistivity: float = 
     return math.sqrt(4.0 * resistivity * thickness / (math.pi * resistance))
 
 
-def fracture_stress(flaw_size: float, toughness: float = LLZO_FRACTURE_TOUGHNESS,
-                    geometry_factor: float = 1.0) -> float:
+def fracture_stress(
+    flaw_size: float, toughness: float = LLZO_FRACTURE_TOUGHNESS, geometry_factor: float = 1.0
+) -> float:
     """Stress (Pa) that propagates a flaw of size ``flaw_size`` (m): K_IC / (Y sqrt(pi a))."""
     _positive("flaw size", flaw_size)
     _positive("fracture toughness", toughness)

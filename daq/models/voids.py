@@ -26,7 +26,8 @@ def void_free_limit(stack_pressure: float, interface_asr: float = DEFAULT_INTERF
     return stack_pressure * V_M_LI / (F * interface_asr)
 
 
-def critical_void_radius(current_density: float, interface_asr: float = DEFAULT_INTERFACE_ASR,
-                         surface_energy: float = LI_SURFACE_ENERGY) -> float:
+def critical_void_radius(
+    current_density: float, interface_asr: float = DEFAULT_INTERFACE_ASR, surface_energy: float = LI_SURFACE_ENERGY
+) -> float:
     """Critical void radius (m) at a stripping current density (A/m^2)."""
     return 2 * surface_energy * V_M_LI / (F * current_density * interface_asr)

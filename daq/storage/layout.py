@@ -26,25 +26,52 @@ AUX: dict[str, tuple[str, str, str]] = {
     "temperature": ("f8", "K", "cell temperature"),
 }
 
-STEPS = np.dtype([
-    ("index", "i4"), ("kind", STR), ("label", STR), ("cycle", "i4"), ("t_start", "f8"), ("t_end", "f8"),
-    ("Q", "f8"), ("end_reason", STR), ("parameters", STR),
-])
+STEPS = np.dtype(
+    [
+        ("index", "i4"),
+        ("kind", STR),
+        ("label", STR),
+        ("cycle", "i4"),
+        ("t_start", "f8"),
+        ("t_end", "f8"),
+        ("Q", "f8"),
+        ("end_reason", STR),
+        ("parameters", STR),
+    ]
+)
 STEP_UNITS = {"t_start": "s", "t_end": "s", "Q": "C", "parameters": "JSON, SI units"}
 
 EVENTS = np.dtype([("t", "f8"), ("kind", STR), ("step", "i4"), ("message", STR), ("data", STR)])
 EVENT_UNITS = {"t": "s", "data": "JSON, SI units"}
 
-SPECTRA = np.dtype([
-    ("index", "i4"), ("t_start", "f8"), ("t_end", "f8"), ("step", "i4"), ("cycle", "i4"), ("Q", "f8"),
-    ("mode", STR), ("dc", "f8"), ("amplitude", "f8"), ("first_point", "i8"), ("n_points", "i4"),
-])
-SPECTRA_UNITS = {"t_start": "s", "t_end": "s", "Q": "C", "dc": "A or V (by mode)",
-                 "amplitude": "A or V (by mode)"}
-POINTS = np.dtype([
-    ("spectrum", "i4"), ("frequency", "f8"), ("z_real", "f8"), ("z_imag", "f8"), ("t", "f8"),
-    ("E_dc", "f8"), ("I_dc", "f8"), ("ok", "u1"),
-])
+SPECTRA = np.dtype(
+    [
+        ("index", "i4"),
+        ("t_start", "f8"),
+        ("t_end", "f8"),
+        ("step", "i4"),
+        ("cycle", "i4"),
+        ("Q", "f8"),
+        ("mode", STR),
+        ("dc", "f8"),
+        ("amplitude", "f8"),
+        ("first_point", "i8"),
+        ("n_points", "i4"),
+    ]
+)
+SPECTRA_UNITS = {"t_start": "s", "t_end": "s", "Q": "C", "dc": "A or V (by mode)", "amplitude": "A or V (by mode)"}
+POINTS = np.dtype(
+    [
+        ("spectrum", "i4"),
+        ("frequency", "f8"),
+        ("z_real", "f8"),
+        ("z_imag", "f8"),
+        ("t", "f8"),
+        ("E_dc", "f8"),
+        ("I_dc", "f8"),
+        ("ok", "u1"),
+    ]
+)
 POINT_UNITS = {"frequency": "Hz", "z_real": "ohm", "z_imag": "ohm", "t": "s", "E_dc": "V", "I_dc": "A"}
 
 # Run status (root attr ``status``). "running" with no live writer reads as "interrupted".

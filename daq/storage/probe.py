@@ -32,11 +32,16 @@ def probe_readable(path: Path, timeout: float = 60.0, consequence: str = "nothin
     if not path.is_file():
         return  # the reader names the problem
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path)], capture_output=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
-        raise DataFileError(f"{path}: reading it did not finish within {timeout:g} s: the file is damaged in a way "
-                            f"the HDF5 library cannot report; {consequence}") from None
+        raise DataFileError(
+            f"{path}: reading it did not finish within {timeout:g} s: the file is damaged in a way "
+            f"the HDF5 library cannot report; {consequence}"
+        ) from None
     if proc.returncode < 0:
-        raise DataFileError(f"{path}: reading it crashed the HDF5 library (signal {-proc.returncode}): the file "
-                            f"is damaged; {consequence}")
+        raise DataFileError(
+            f"{path}: reading it crashed the HDF5 library (signal {-proc.returncode}): the file "
+            f"is damaged; {consequence}"
+        )

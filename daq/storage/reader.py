@@ -30,8 +30,14 @@ def _decode(value: Any) -> Any:
 def _table(ds: h5py.Dataset, start: int = 0, stop: int | None = None) -> pd.DataFrame:
     data = ds[start:stop]
     # Text columns stay text even when the table is empty (so .str works on a run with no steps yet).
-    df = pd.DataFrame({name: pd.Series([_decode(v) for v in data[name]], dtype="str")
-                       if data.dtype[name].kind == "O" else data[name] for name in data.dtype.names})
+    df = pd.DataFrame(
+        {
+            name: pd.Series([_decode(v) for v in data[name]], dtype="str")
+            if data.dtype[name].kind == "O"
+            else data[name]
+            for name in data.dtype.names
+        }
+    )
     df.attrs["units"] = json.loads(ds.attrs.get("units", "{}"))
     return df
 
@@ -237,6 +243,7 @@ def _guarded(fn: Any) -> Any:
             raise
         except _DAMAGE as exc:
             raise _damaged(self.path, exc) from None
+
     return read
 
 

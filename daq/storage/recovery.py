@@ -27,15 +27,27 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     a = b = c = (0xDEADBEEF + length + initval) & _MASK
     i = 0
     while length > 12:
-        a = (a + int.from_bytes(data[i:i + 4], "little")) & _MASK
-        b = (b + int.from_bytes(data[i + 4:i + 8], "little")) & _MASK
-        c = (c + int.from_bytes(data[i + 8:i + 12], "little")) & _MASK
-        a = (a - c) & _MASK; a ^= _rot(c, 4); c = (c + b) & _MASK  # noqa: E702
-        b = (b - a) & _MASK; b ^= _rot(a, 6); a = (a + c) & _MASK  # noqa: E702
-        c = (c - b) & _MASK; c ^= _rot(b, 8); b = (b + a) & _MASK  # noqa: E702
-        a = (a - c) & _MASK; a ^= _rot(c, 16); c = (c + b) & _MASK  # noqa: E702
-        b = (b - a) & _MASK; b ^= _rot(a, 19); a = (a + c) & _MASK  # noqa: E702
-        c = (c - b) & _MASK; c ^= _rot(b, 4); b = (b + a) & _MASK  # noqa: E702
+        a = (a + int.from_bytes(data[i : i + 4], "little")) & _MASK
+        b = (b + int.from_bytes(data[i + 4 : i + 8], "little")) & _MASK
+        c = (c + int.from_bytes(data[i + 8 : i + 12], "little")) & _MASK
+        a = (a - c) & _MASK
+        a ^= _rot(c, 4)
+        c = (c + b) & _MASK
+        b = (b - a) & _MASK
+        b ^= _rot(a, 6)
+        a = (a + c) & _MASK
+        c = (c - b) & _MASK
+        c ^= _rot(b, 8)
+        b = (b + a) & _MASK
+        a = (a - c) & _MASK
+        a ^= _rot(c, 16)
+        c = (c + b) & _MASK
+        b = (b - a) & _MASK
+        b ^= _rot(a, 19)
+        a = (a + c) & _MASK
+        c = (c - b) & _MASK
+        c ^= _rot(b, 4)
+        b = (b + a) & _MASK
         i += 12
         length -= 12
     if length == 0:
@@ -44,13 +56,20 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     a = (a + int.from_bytes(tail[0:4], "little")) & _MASK
     b = (b + int.from_bytes(tail[4:8], "little")) & _MASK
     c = (c + int.from_bytes(tail[8:12], "little")) & _MASK
-    c ^= b; c = (c - _rot(b, 14)) & _MASK  # noqa: E702
-    a ^= c; a = (a - _rot(c, 11)) & _MASK  # noqa: E702
-    b ^= a; b = (b - _rot(a, 25)) & _MASK  # noqa: E702
-    c ^= b; c = (c - _rot(b, 16)) & _MASK  # noqa: E702
-    a ^= c; a = (a - _rot(c, 4)) & _MASK  # noqa: E702
-    b ^= a; b = (b - _rot(a, 14)) & _MASK  # noqa: E702
-    c ^= b; c = (c - _rot(b, 24)) & _MASK  # noqa: E702
+    c ^= b
+    c = (c - _rot(b, 14)) & _MASK
+    a ^= c
+    a = (a - _rot(c, 11)) & _MASK
+    b ^= a
+    b = (b - _rot(a, 25)) & _MASK
+    c ^= b
+    c = (c - _rot(b, 16)) & _MASK
+    a ^= c
+    a = (a - _rot(c, 4)) & _MASK
+    b ^= a
+    b = (b - _rot(a, 14)) & _MASK
+    c ^= b
+    c = (c - _rot(b, 24)) & _MASK
     return c
 
 
@@ -79,12 +98,12 @@ def clear_writer_flags(path: str | Path) -> bool:
         block = bytearray(fh.read(size + 4))
         if len(block) < size + 4:
             raise DataFileError(f"{path}: superblock truncated")
-        if int.from_bytes(block[size:size + 4], "little") != lookup3(bytes(block[:size])):
+        if int.from_bytes(block[size : size + 4], "little") != lookup3(bytes(block[:size])):
             raise DataFileError(f"{path}: superblock checksum mismatch; the file header is damaged")
         if block[11] == 0:
             return False
         block[11] = 0
-        block[size:size + 4] = lookup3(bytes(block[:size])).to_bytes(4, "little")
+        block[size : size + 4] = lookup3(bytes(block[:size])).to_bytes(4, "little")
         fh.seek(0)
         fh.write(bytes(block))
     return True

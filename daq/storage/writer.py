@@ -52,7 +52,7 @@ class WriterLock:
 
     def __init__(self, path: Path):
         self.path = lock_path(path)
-        self._fh = open(self.path, "a+")  # noqa: SIM115 - held for the writer's lifetime
+        self._fh = open(self.path, "a+")
         try:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -114,10 +114,20 @@ def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
 # --- instrument transcript (/transcript, docs/hdf5-layout.md) ------------------------------------
 # Every command sent to the potentiostat and every data block it returned, in call order (``seq`` runs
 # across both tables), so a run can be replayed against the recording (simulators/replay.py).
-TRANSCRIPT_COMMANDS = np.dtype([("seq", "i8"), ("t", "f8"), ("method", L.STR), ("arguments", L.STR),
-                                ("outcome", L.STR), ("error", L.STR), ("latency", "f8")])
-TRANSCRIPT_READS = np.dtype([("seq", "i8"), ("t", "f8"), ("kind", L.STR), ("first", "i8"), ("n", "i8"),
-                             ("latency", "f8")])
+TRANSCRIPT_COMMANDS = np.dtype(
+    [
+        ("seq", "i8"),
+        ("t", "f8"),
+        ("method", L.STR),
+        ("arguments", L.STR),
+        ("outcome", L.STR),
+        ("error", L.STR),
+        ("latency", "f8"),
+    ]
+)
+TRANSCRIPT_READS = np.dtype(
+    [("seq", "i8"), ("t", "f8"), ("kind", L.STR), ("first", "i8"), ("n", "i8"), ("latency", "f8")]
+)
 TRANSCRIPT_UNITS = {"t": "s", "latency": "s", "arguments": "JSON, SI units"}
 
 
@@ -130,12 +140,25 @@ def _create_transcript(f: h5py.File) -> None:
 class RunWriter:
     """Creates a run file and appends to it. Use as a context manager or call close(status)."""
 
-    def __init__(self, path: str | Path, *, cell_attrs: dict[str, Any], cell_units: dict[str, str],
-                 protocol_source: str, protocol_path: str, protocol_resolved: dict[str, Any],
-                 predictions: dict[str, dict[str, Any]], run_attrs: dict[str, Any] | None = None,
-                 aux_columns: Iterable[str] = (), flush_interval: float = 0.5, overwrite: bool = False,
-                 cell_source: str = "", protocol_overrides: dict[str, Any] | None = None,
-                 cell_overrides: dict[str, Any] | None = None, transcript: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        cell_attrs: dict[str, Any],
+        cell_units: dict[str, str],
+        protocol_source: str,
+        protocol_path: str,
+        protocol_resolved: dict[str, Any],
+        predictions: dict[str, dict[str, Any]],
+        run_attrs: dict[str, Any] | None = None,
+        aux_columns: Iterable[str] = (),
+        flush_interval: float = 0.5,
+        overwrite: bool = False,
+        cell_source: str = "",
+        protocol_overrides: dict[str, Any] | None = None,
+        cell_overrides: dict[str, Any] | None = None,
+        transcript: bool = False,
+    ):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
             raise DataFileError(f"{self.path}: already exists; choose another --out or remove it first")
@@ -144,9 +167,15 @@ class RunWriter:
         self.flush_interval = flush_interval
         columns = list(L.TIMESERIES) + [c for c in L.AUX if c in set(aux_columns)]
         f = open_h5(self.path, "w", libver="latest", rdcc_nbytes=CHUNK_CACHE)
-        root_attrs = {"schema_version": L.SCHEMA_VERSION, "software": f"sse-rig {daq.__version__}",
-                      "status": L.RUNNING, "start_time": utc_now(), "end_time": "", "outcome": "",
-                      "host": socket.gethostname()}
+        root_attrs = {
+            "schema_version": L.SCHEMA_VERSION,
+            "software": f"sse-rig {daq.__version__}",
+            "status": L.RUNNING,
+            "start_time": utc_now(),
+            "end_time": "",
+            "outcome": "",
+            "host": socket.gethostname(),
+        }
         root_attrs.update(run_attrs or {})
         for key, value in root_attrs.items():
             f.attrs[key] = value
@@ -212,6 +241,7 @@ class RunWriter:
         f.attrs["end_time"] = ""
         self._attach(f)
         return self
+
     # --- static content that may arrive after creation but before SWMR ------------------------
     def add_instrument(self, role: str, info: dict[str, Any]) -> None:
         if self._swmr:
@@ -278,8 +308,15 @@ class RunWriter:
         self._tx_reads: list[tuple] = []
         self._tx_seq = len(f["transcript/commands"]) + len(f["transcript/reads"]) if self.transcript else 0
 
-    def add_command(self, t: float, method: str, arguments: dict[str, Any], outcome: str = "ok", error: str = "",
-                    latency: float = 0.0) -> None:
+    def add_command(
+        self,
+        t: float,
+        method: str,
+        arguments: dict[str, Any],
+        outcome: str = "ok",
+        error: str = "",
+        latency: float = 0.0,
+    ) -> None:
         """One command sent to the potentiostat (run time ``t``, s; ``latency``: wall time of the call, s)."""
         if self.transcript and not self.closed:
             self._tx_commands.append((self._tx_seq, t, method, _json(arguments), outcome, error, latency))
