@@ -11,9 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from daq.cell import load_cell
-from daq.clock import VirtualClock
-from daq.runner import run_protocol
+from daq.core.clock import VirtualClock
+from daq.engine.runner import run_protocol
+from daq.models.cell import load_cell
 from protocols.loader import load_protocol
 from simulators.rig import simulated_rig
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from daq.analysis.eis_fit import fit_circuit, initial_guess
-from daq.cell import load_cell
+from daq.models.cell import load_cell
 from simulators.cell import SimulatedCell
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,9 +24,9 @@ CHILD = """
 import json, sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from daq.cell import load_cell
-from daq.clock import VirtualClock
-from daq.runner import run_protocol
+from daq.models.cell import load_cell
+from daq.core.clock import VirtualClock
+from daq.engine.runner import run_protocol
 from protocols.loader import load_protocol
 from simulators.rig import simulated_rig
 

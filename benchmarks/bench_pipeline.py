@@ -35,15 +35,15 @@ from typing import Any
 import h5py
 import numpy as np
 
-from daq.cell import ATTR_UNITS, Cell, load_cell
-from daq.clock import Clock, VirtualClock
-from daq.engine import Engine
-from daq.runner import predictions, resolved
-from daq.safety import ShortCircuitDetector
+from daq.core.capabilities import Capabilities, InstrumentInfo, Potentiostat
+from daq.core.clock import Clock, VirtualClock
+from daq.core.samples import FLAG_HW_LIMIT, SampleBlock
+from daq.engine.engine import Engine
+from daq.engine.runner import predictions, resolved
+from daq.engine.safety import ShortCircuitDetector
+from daq.models.cell import ATTR_UNITS, Cell, load_cell
 from daq.storage import layout as L
 from daq.storage.writer import CHUNK, CHUNK_CACHE, FLUSH_SAMPLES, RunWriter
-from drivers.potentiostat import Capabilities, InstrumentInfo, Potentiostat
-from drivers.samples import FLAG_HW_LIMIT, SampleBlock
 from drivers.transcript import TranscriptPotentiostat
 from protocols.loader import protocol_from_text
 from protocols.steps import ShortCircuitCriteria
@@ -165,7 +165,7 @@ class SyntheticPotentiostat(Potentiostat):
 
 def product(record: Record, cell: Cell, path: Path) -> tuple[float, int]:
     """Wall time and samples stored: the engine running one plating step over the whole record, set up
-    as daq.runner does it (instrument transcript on), without the post-run analysis."""
+    as daq.engine.runner does it (instrument transcript on), without the post-run analysis."""
     protocol = protocol_from_text(PROTOCOL.format(duration=len(record) * PERIOD))
     clock = VirtualClock()
     t0 = time.perf_counter()

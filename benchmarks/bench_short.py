@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from daq.cell import load_cell
-from daq.clock import VirtualClock
-from daq.runner import run_protocol
+from daq.core.clock import VirtualClock
+from daq.engine.runner import run_protocol
+from daq.models.cell import load_cell
 from daq.storage.reader import open_run
 from protocols.loader import load_protocol
 from simulators.rig import simulated_rig

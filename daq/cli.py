@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from daq.errors import DaqError
+from daq.core.errors import DaqError
 
 COMMANDS = [
     "daq.commands.run",

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from daq.clock import Clock, RealClock
-from daq.errors import InstrumentError
+from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
+from daq.core.clock import Clock, RealClock
+from daq.core.errors import InstrumentError
+from daq.core.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
 from drivers import biologic_tables as T
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
-from drivers.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
 
 DEFAULT_DLL_DIR = r"C:\EC-Lab Development Package\lib"
 MAX_SEGMENT = 1.0e6  # s, longest single technique; longer or open-ended steps are re-armed seamlessly

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from daq.clock import Clock, RealClock
-from daq.errors import InstrumentError
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
-from drivers.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, EisPoint, SampleBlock
+from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
+from daq.core.clock import Clock, RealClock
+from daq.core.errors import InstrumentError
+from daq.core.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, EisPoint, SampleBlock
 
 TYPELIB = ["{BD962F0D-A990-4823-9CF5-284D1CDD9C6D}", 1, 0]
 TYPELIB_PATHS = (

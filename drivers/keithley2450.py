@@ -33,10 +33,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from daq.clock import Clock, RealClock
-from daq.errors import InstrumentError
-from drivers.potentiostat import Capabilities, InstrumentInfo, Potentiostat
-from drivers.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
+from daq.core.capabilities import Capabilities, InstrumentInfo, Potentiostat
+from daq.core.clock import Clock, RealClock
+from daq.core.errors import InstrumentError
+from daq.core.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
 
 KEITHLEY2450_CAPABILITIES = Capabilities(
     max_current=1.05,  # A, 1 A range (105 % overrange)

@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from daq.errors import InstrumentError
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat
-from drivers.samples import EisPoint, SampleBlock
-from drivers.transducer import PressureReading, PressureTransducer
+from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from daq.core.errors import InstrumentError
+from daq.core.samples import EisPoint, SampleBlock
+from daq.core.transducer import PressureReading, PressureTransducer
 
 Reporter = Callable[[str, str, dict[str, Any]], None]
 T = TypeVar("T")
@@ -249,7 +249,7 @@ class _Resilient:
 
 
 class RecoveryHold:
-    """An interlock (daq.interlocks.Interlock interface) that trips once after a reconnection that
+    """An interlock (daq.engine.interlocks.Interlock interface) that trips once after a reconnection that
     cut a current step: the engine holds the cell at open circuit for one poll, records it, and re-applies
     the remaining step with its own command."""
 

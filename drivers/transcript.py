@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat
-from drivers.samples import EisPoint, SampleBlock
+from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from daq.core.samples import EisPoint, SampleBlock
 
 SAMPLES, IMPEDANCE = "samples", "impedance"
 

@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from daq import units as u
-from daq.clock import Clock, RealClock
-from daq.errors import ConfigError, InstrumentError
-from drivers.potentiostat import InstrumentInfo
-from drivers.transducer import Calibration, PressureReading, PressureTransducer
+from daq.core import units as u
+from daq.core.capabilities import InstrumentInfo
+from daq.core.clock import Clock, RealClock
+from daq.core.errors import ConfigError, InstrumentError
+from daq.core.transducer import Calibration, PressureReading, PressureTransducer
 
-# Units instruments print that daq.units does not know (case-insensitive), in SI.
+# Units instruments print that daq.core.units does not know (case-insensitive), in SI.
 _EXTRA_UNITS = {
     "lbf": (4.4482216152605, "force"),
     "klbf": (4448.2216152605, "force"),

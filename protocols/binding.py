@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from daq import units as u
-from daq.cell import Cell
-from daq.errors import ConfigError
-from drivers.potentiostat import Capabilities
+from daq.core import units as u
+from daq.core.capabilities import Capabilities
+from daq.core.errors import ConfigError
+from daq.models.cell import Cell
 from protocols.steps import Eis, EisSpec, Galvanostatic, Loop, Potentiostatic, Protocol, Rest, Step
 
 

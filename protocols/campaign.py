@@ -6,9 +6,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from daq import units as u
-from daq.config_table import ConfigTable
-from daq.errors import ConfigError
+from daq.core import units as u
+from daq.core.errors import ConfigError
+from daq.core.tables import ConfigTable
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from daq import units as u
-from daq.config_table import ConfigTable
-from daq.errors import ConfigError
+from daq.core import units as u
+from daq.core.errors import ConfigError
+from daq.core.tables import ConfigTable
 from protocols.steps import (
     CURRENT_LIMIT,
     PLATE,

@@ -36,7 +36,7 @@ class ShortCircuitCriteria:
 @dataclass(frozen=True)
 class InterlockSpec:
     """A safe window for a measured column (pressure in Pa, temperature in K) or the instrument's
-    overload flag; see daq.interlocks."""
+    overload flag; see daq.engine.interlocks."""
 
     kind: Literal["pressure", "temperature", "overload"]
     low: float = -np.inf

@@ -67,9 +67,9 @@ cycles = {CYCLES}
 CHILD = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-from daq.cell import cell_from_text
-from daq.clock import VirtualClock
-from daq.runner import run_protocol
+from daq.models.cell import cell_from_text
+from daq.core.clock import VirtualClock
+from daq.engine.runner import run_protocol
 from protocols.loader import protocol_from_text
 from simulators.rig import simulated_rig
 fd = {fd}
@@ -151,9 +151,9 @@ def trial(args: tuple[int, float, float, str]) -> dict[str, Any]:
     """One kill, the checks, the resume."""
     import numpy as np
 
-    from daq.clock import VirtualClock
-    from daq.errors import DaqError
-    from daq.runner import rebuild, resume_protocol
+    from daq.core.clock import VirtualClock
+    from daq.core.errors import DaqError
+    from daq.engine.runner import rebuild, resume_protocol
     from daq.storage.reader import open_run
     from simulators.rig import simulated_rig
 

@@ -86,9 +86,9 @@ ONE_SAMPLE = 1.0 / 3600  # mAh/cm^2 passed in one 1 s sample at 1 mA/cm^2
 def soak(seed: int, workdir: Path, block_interval: float) -> dict[str, Any]:
     import numpy as np
 
-    from daq.cell import load_cell
-    from daq.clock import VirtualClock
-    from daq.runner import run_protocol
+    from daq.core.clock import VirtualClock
+    from daq.engine.runner import run_protocol
+    from daq.models.cell import load_cell
     from daq.storage.reader import open_run
     from drivers.resilient import ResilientPotentiostat, ResilientTransducer
     from protocols.loader import protocol_from_text

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daq.cell import Cell
 from daq.models import ccd, voids
+from daq.models.cell import Cell
 from daq.models.constants import F, R
 
 Q_UNIT = 36000.0  # C/m^2 in 1 mAh/cm^2 (3.6 C per 1e-4 m^2)

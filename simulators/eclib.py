@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from daq.clock import Clock
+from daq.core.clock import Clock
 from simulators.cell import SimulatedCell
 
 # --- BLStructs.h ---------------------------------------------------------------------------------------

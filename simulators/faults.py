@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from daq.clock import Clock
-from daq.errors import InstrumentError
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat
-from drivers.samples import EisPoint, SampleBlock
-from drivers.transducer import PressureReading, PressureTransducer
+from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from daq.core.clock import Clock
+from daq.core.errors import InstrumentError
+from daq.core.samples import EisPoint, SampleBlock
+from daq.core.transducer import PressureReading, PressureTransducer
 
 RAISING = ("timeout", "disconnect", "garbage", "transient")
 POTENTIOSTAT_KINDS = RAISING + ("nan", "garbage_values")

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from daq.clock import Clock
+from daq.core.clock import Clock
 from simulators.cell import SimulatedCell
 
 TYPELIB_GUID = "{BD962F0D-A990-4823-9CF5-284D1CDD9C6D}"

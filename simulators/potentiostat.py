@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from daq.clock import Clock
-from daq.errors import InstrumentError
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
-from drivers.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
+from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
+from daq.core.clock import Clock
+from daq.core.errors import InstrumentError
+from daq.core.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
 from simulators.cell import SimulatedCell
 
 # Modelled on a Gamry Interface 1010 class instrument: 1 A ... 10 pA ranges, 1 MHz EIS; the

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from daq.cell import Cell
-from daq.clock import Clock
-from drivers.potentiostat import InstrumentInfo
-from drivers.transducer import Calibration, PressureReading, PressureTransducer
+from daq.core.capabilities import InstrumentInfo
+from daq.core.clock import Clock
+from daq.core.transducer import Calibration, PressureReading, PressureTransducer
+from daq.models.cell import Cell
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daq.clock import Clock
+from daq.core.clock import Clock
 from simulators.cell import SimulatedCell
 
 IDN = "KEITHLEY INSTRUMENTS INC.,MODEL 2450,04412345,1.7.12b"

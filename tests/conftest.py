@@ -37,9 +37,9 @@ def run_sim(
     **kwargs,
 ):
     """Run a protocol file on the simulated rig in virtual time; returns the RunResult."""
-    from daq.cell import load_cell
-    from daq.clock import VirtualClock
-    from daq.runner import run_protocol
+    from daq.core.clock import VirtualClock
+    from daq.engine.runner import run_protocol
+    from daq.models.cell import load_cell
     from protocols.loader import load_protocol
     from simulators.rig import simulated_rig
 
@@ -54,7 +54,7 @@ _KILL_AFTER_BLOCKS = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {root!r})
     from tests.conftest import run_sim, EXAMPLES
-    from daq.cell import read_cell_text
+    from daq.models.cell import read_cell_text
     count = [0]
     def listener(kind, payload):
         if kind == "block":

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from daq.analysis.circuits import Circuit
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
 
 F = np.geomspace(1e6, 0.1, 25)
 W = 2 * np.pi * F

@@ -7,7 +7,7 @@ import pytest
 
 from daq.analysis.circuits import Circuit
 from daq.analysis.drt import drt
-from daq.cell import load_cell
+from daq.models.cell import load_cell
 from simulators.cell import SimulatedCell
 from tests.conftest import cell_file
 

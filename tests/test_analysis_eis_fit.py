@@ -8,8 +8,8 @@ import pytest
 from daq.analysis import AnalysisError
 from daq.analysis.circuits import Circuit
 from daq.analysis.eis_fit import fit_circuit
-from daq.cell import load_cell
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
+from daq.models.cell import load_cell
 from simulators.cell import SimulatedCell
 from tests.conftest import cell_file
 

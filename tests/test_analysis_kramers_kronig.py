@@ -8,7 +8,7 @@ import pytest
 from daq.analysis import AnalysisError
 from daq.analysis.circuits import Circuit
 from daq.analysis.kramers_kronig import lin_kk
-from daq.cell import load_cell
+from daq.models.cell import load_cell
 from simulators.cell import SimulatedCell
 from tests.conftest import cell_file
 

@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from daq.cell import load_cell
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
 from daq.models import ccd
+from daq.models.cell import load_cell
 from tests.conftest import CELLS, cell_file
 
 

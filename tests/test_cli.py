@@ -82,10 +82,10 @@ def test_run_refused_after_connect_leaves_no_file(tmp_path):
     """The instrument's own ranges (known once it identified itself) refuse the run: no file is left."""
     import dataclasses
 
-    from daq.cell import load_cell
-    from daq.clock import VirtualClock
-    from daq.errors import ConfigError
-    from daq.runner import run_protocol
+    from daq.core.clock import VirtualClock
+    from daq.core.errors import ConfigError
+    from daq.engine.runner import run_protocol
+    from daq.models.cell import load_cell
     from protocols.loader import load_protocol
     from simulators.cell import SimulatedCell
     from simulators.potentiostat import SIM_CAPABILITIES, SimulatedPotentiostat
@@ -104,10 +104,10 @@ def test_run_refused_after_connect_leaves_no_file(tmp_path):
 
 def test_run_with_no_steps_recorded_still_closes_cleanly(tmp_path):
     """A fault at the very start: the run file is complete and the post-run analysis copes."""
-    from daq.cell import load_cell
-    from daq.clock import VirtualClock
-    from daq.errors import InstrumentError
-    from daq.runner import run_protocol
+    from daq.core.clock import VirtualClock
+    from daq.core.errors import InstrumentError
+    from daq.engine.runner import run_protocol
+    from daq.models.cell import load_cell
     from daq.storage.reader import open_run
     from protocols.loader import load_protocol
     from simulators.rig import simulated_rig

@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from daq.cell import load_cell
-from daq.clock import VirtualClock
-from daq.errors import InstrumentError
+from daq.core.capabilities import EisRequest
+from daq.core.clock import VirtualClock
+from daq.core.errors import InstrumentError
+from daq.core.samples import FLAG_HW_LIMIT, SampleBlock
+from daq.models.cell import load_cell
 from drivers import biologic_tables as T
 from drivers.biologic import BiologicConnection, BiologicPotentiostat, channel_drivers, load_eclib
-from drivers.potentiostat import EisRequest
-from drivers.samples import FLAG_HW_LIMIT, SampleBlock
 from simulators import eclib as E
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
@@ -410,7 +410,7 @@ def test_structure_layouts_match_header():
 # --- whole protocol through the engine ---------------------------------------------------------------------
 @pytest.mark.parametrize("density", ["9 mA/cm^2", "10 mA/cm^2"])
 def test_ccd_protocol_through_biologic_matches_simulator(tmp_path, density):
-    from daq.runner import run_protocol
+    from daq.engine.runner import run_protocol
     from protocols.loader import load_protocol
     from tests.conftest import EXAMPLES, run_sim
 

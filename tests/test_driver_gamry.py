@@ -8,13 +8,13 @@ import time
 import numpy as np
 import pytest
 
-from daq.cell import load_cell
-from daq.clock import RealClock, VirtualClock
-from daq.errors import InstrumentError
+from daq.core.capabilities import EisRequest
+from daq.core.clock import RealClock, VirtualClock
+from daq.core.errors import InstrumentError
+from daq.core.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
+from daq.models.cell import load_cell
 from drivers import gamry as G
 from drivers.gamry import GamryPotentiostat, describe_hresult
-from drivers.potentiostat import EisRequest
-from drivers.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
 from simulators import gamrycom as GC
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
@@ -385,7 +385,7 @@ def test_hresult_decoding():
 # --- whole protocol through the engine ---------------------------------------------------------------------
 @pytest.mark.parametrize("density", ["9 mA/cm^2", "10 mA/cm^2"])
 def test_ccd_protocol_through_gamry_matches_simulator(tmp_path, density):
-    from daq.runner import run_protocol
+    from daq.engine.runner import run_protocol
     from protocols.loader import load_protocol
     from tests.conftest import EXAMPLES, run_sim
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daq.cell import load_cell
-from daq.clock import VirtualClock
-from daq.errors import InstrumentError
+from daq.core.clock import VirtualClock
+from daq.core.errors import InstrumentError
+from daq.core.samples import FLAG_HW_LIMIT
+from daq.models.cell import load_cell
 from drivers.keithley2450 import Keithley2450
-from drivers.samples import FLAG_HW_LIMIT
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
 from simulators.scpi_server import ScpiServer

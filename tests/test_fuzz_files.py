@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daq.cell import cell_from_text, load_cell
-from daq.errors import ConfigError, DataFileError
-from daq.notify import notify_from_dict
-from daq.runner import predictions, rebuild
+from daq.core.errors import ConfigError, DataFileError
+from daq.engine.notify import notify_from_dict
+from daq.engine.runner import predictions, rebuild
+from daq.models.cell import cell_from_text, load_cell
 from daq.storage.reader import open_run
 from protocols import binding
 from protocols.loader import protocol_from_text
@@ -348,7 +348,7 @@ def check_cell(text: str) -> str:
 
 
 def check_rig(text: str) -> str:
-    from daq.rig import rig_from_dict
+    from daq.engine.rig import rig_from_dict
 
     try:
         try:
@@ -578,7 +578,7 @@ def test_fuzz_cell_files(text):
 @FAST
 @given(doc_or_text(RIG_TEXTS))
 def test_fuzz_rig_files(text):
-    pytest.importorskip("daq.rig")
+    pytest.importorskip("daq.engine.rig")
     check_rig(text)
 
 

@@ -9,10 +9,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daq.clock import VirtualClock
-from daq.errors import InstrumentError
+from daq.core.clock import VirtualClock
+from daq.core.errors import InstrumentError
+from daq.core.samples import SampleBlock
 from drivers.resilient import ResilientPotentiostat, ResilientTransducer, RetryPolicy
-from drivers.samples import SampleBlock
 from drivers.transducers import HbmAed, Mark10Gauge, OmegaDP41
 from simulators.potentiostat import SIM_CAPABILITIES
 

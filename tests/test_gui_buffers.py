@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from daq.engine.runner import resolved
 from daq.gui.buffers import TraceBuffer
 from daq.gui.plan import Plan, format_duration, progress, step_estimate, sweep_time
-from daq.runner import resolved
 from protocols.loader import load_protocol
 from tests.conftest import EXAMPLES
 

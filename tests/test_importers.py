@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daq.errors import DataFileError
+from daq.core.errors import DataFileError
 from daq.importers import Recording, read_recording
 
 VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor"  # shared/ sits beside the repo

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from daq.cell import load_cell
-from daq.clock import VirtualClock
-from daq.errors import ConfigError
-from daq.runner import run_protocol
+from daq.core.clock import VirtualClock
+from daq.core.errors import ConfigError
+from daq.engine.runner import run_protocol
+from daq.models.cell import load_cell
 from daq.storage.reader import open_run
 from protocols.loader import protocol_from_text
 from simulators.rig import simulated_rig

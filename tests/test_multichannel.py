@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from daq.cell import load_cell
-from daq.clock import VirtualClock
-from daq.runner import run_protocol
+from daq.core.clock import VirtualClock
+from daq.engine.runner import run_protocol
+from daq.models.cell import load_cell
 from daq.storage.reader import open_run
 from drivers.resilient import ResilientPotentiostat, ResilientTransducer
 from protocols.loader import load_protocol

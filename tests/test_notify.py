@@ -17,8 +17,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from daq.errors import ConfigError
-from daq.notify import Notice, Notifier, NotifyConfig, load_notify, notify_from_dict
+from daq.core.errors import ConfigError
+from daq.engine.notify import Notice, Notifier, NotifyConfig, load_notify, notify_from_dict
 from daq.storage.reader import open_run
 from tests.conftest import EXAMPLES, ROOT, kill_run, run_sim
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
 from protocols.loader import load_protocol, protocol_from_text
 from protocols.steps import Galvanostatic, Rest
 from tests.conftest import EXAMPLES

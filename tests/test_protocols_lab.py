@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from daq.campaign import bracket, run_campaign
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
+from daq.engine.campaign import bracket, run_campaign
 from daq.storage.reader import open_run
 from protocols.campaign import load_campaign
 from tests.conftest import EXAMPLES, run_sim

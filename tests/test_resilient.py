@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from daq.cell import load_cell
-from daq.clock import VirtualClock
-from daq.errors import InstrumentError
-from daq.runner import run_protocol
+from daq.core.capabilities import EisRequest
+from daq.core.clock import VirtualClock
+from daq.core.errors import InstrumentError
+from daq.core.samples import SampleBlock
+from daq.core.transducer import PressureReading
+from daq.engine.runner import run_protocol
+from daq.models.cell import load_cell
 from daq.storage.reader import open_run
-from drivers.potentiostat import EisRequest
 from drivers.resilient import ResilientPotentiostat, ResilientTransducer, RetryPolicy
-from drivers.samples import SampleBlock
-from drivers.transducer import PressureReading
 from protocols.loader import load_protocol
 from simulators.faults import POTENTIOSTAT_KINDS, TRANSDUCER_KINDS, FaultPlan, FaultyPotentiostat, faulty_rig
 from simulators.rig import simulated_rig

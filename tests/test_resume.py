@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from daq.clock import VirtualClock
-from daq.errors import DataFileError
-from daq.runner import rebuild, resume_protocol
+from daq.core.clock import VirtualClock
+from daq.core.errors import DataFileError
+from daq.engine.runner import rebuild, resume_protocol
 from daq.storage.reader import open_run
 from simulators.rig import simulated_rig
 from tests.conftest import EXAMPLES, kill_run, run_sim

@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from daq.cell import load_cell
 from daq.cli import main
-from daq.clock import VirtualClock
-from daq.soundness import Reference, SoundnessLimits, check_cell, expected_bulk_resistance
+from daq.core.clock import VirtualClock
+from daq.engine.soundness import Reference, SoundnessLimits, check_cell, expected_bulk_resistance
+from daq.models.cell import load_cell
 from daq.storage.reader import open_run
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SIM_CAPABILITIES, SimulatedPotentiostat
@@ -204,7 +204,7 @@ def test_expected_bulk_resistance():
 
 
 def test_a_file_the_hdf5_library_cannot_finish_reading_is_refused(tmp_path):
-    from daq.errors import DataFileError
+    from daq.core.errors import DataFileError
     from daq.storage.probe import probe_readable
     from tests.conftest import run_sim
 

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from daq.cli import main
-from daq.clock import VirtualClock
-from daq.errors import ConfigError
-from daq.rig import build_channel, load_rig, rig_from_dict
+from daq.core.clock import VirtualClock
+from daq.core.errors import ConfigError
+from daq.engine.rig import build_channel, load_rig, rig_from_dict
 from drivers.keithley2450 import Keithley2450
 from drivers.transducers import Mark10Gauge, ModbusTransmitter
 from simulators.cell import SimulatedCell
@@ -136,7 +136,7 @@ def test_factory_builds_the_named_drivers():
     assert a.transducer.pressed_area == rig.channels["A"].cell.pressed_area  # default: the cell's
     assert a.transducer.calibration.gain == 1.002 and a.transducer.capacity == 2500.0
     b = rig.channels["B"]
-    from daq.rig import build_transducer
+    from daq.engine.rig import build_transducer
 
     modbus = build_transducer(rig, b, clock)
     assert isinstance(modbus, ModbusTransmitter) and modbus.registers.unit == 2
@@ -156,7 +156,7 @@ def test_factory_builds_the_named_drivers():
 
 def test_vendor_modules_are_imported_only_when_built():
     code = (
-        "import sys, daq.rig; daq.rig.load_rig(sys.argv[1]); "
+        "import sys, daq.engine.rig; daq.engine.rig.load_rig(sys.argv[1]); "
         "print(any(m in sys.modules for m in ('drivers.gamry', 'drivers.biologic', 'pyvisa', 'pymodbus')))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True, timeout=60)
@@ -260,7 +260,7 @@ def test_ccd_protocol_through_keithley_and_gauge_matches_the_simulator(tmp_path)
     gives the simulator's outcome, the same cell voltages, and a pressure column in /timeseries."""
     import numpy as np
 
-    from daq.runner import run_protocol
+    from daq.engine.runner import run_protocol
     from daq.storage.reader import RunFile
     from protocols.loader import load_protocol
     from simulators.rig import simulated_rig
@@ -272,7 +272,7 @@ def test_ccd_protocol_through_keithley_and_gauge_matches_the_simulator(tmp_path)
         ScpiServer(SimulatedCell(cell), clock) as smu,
         Mark10Emulator(smu.instrument.cell, cell.pressed_area, gain_error=0.98) as gauge,
     ):
-        from drivers.transducer import Calibration
+        from daq.core.transducer import Calibration
 
         pstat = Keithley2450(smu.resource, clock, timeout=1.0)
         transducer = Mark10Gauge(
@@ -331,7 +331,7 @@ cell = "{ROOT / "protocols" / "examples" / "cells" / "li6ps5cl_83.toml"}"
 @pytest.mark.timeout(60)
 def test_daq_run_on_a_keithley_rig_in_real_time(tmp_path, capsys):
     """The CLI builds the 2450 and the gauge from the rig file; a shortened protocol on the wall clock."""
-    from daq.clock import RealClock
+    from daq.core.clock import RealClock
 
     cell = load_rig(EXAMPLE).channels["A"].cell
     with (

@@ -1,6 +1,6 @@
 import numpy as np
 
-from daq.safety import ShortCircuitDetector
+from daq.engine.safety import ShortCircuitDetector
 from protocols.steps import ShortCircuitCriteria
 
 I_SET = -70e-6

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from daq.errors import DataFileError
+from daq.core.errors import DataFileError
 from daq.storage.reader import open_run
 from daq.storage.recovery import clear_writer_flags, lookup3, writer_flag_set
 from tests.conftest import EXAMPLES, kill_run, run_sim

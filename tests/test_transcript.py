@@ -6,11 +6,11 @@ import h5py
 import numpy as np
 import pytest
 
-from daq.clock import VirtualClock
-from daq.errors import InstrumentError
+from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from daq.core.clock import VirtualClock
+from daq.core.errors import InstrumentError
+from daq.core.samples import SampleBlock
 from daq.storage.writer import RunWriter
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat
-from drivers.samples import SampleBlock
 from drivers.transcript import MemoryTranscript, TranscriptPotentiostat
 from tests.conftest import EXAMPLES, run_sim
 
@@ -117,7 +117,7 @@ class _Flaky(Potentiostat):
         return SampleBlock(np.arange(3.0), np.zeros(3), np.zeros(3), np.zeros(3))
 
     def impedance(self, request):
-        from drivers.samples import EisPoint
+        from daq.core.samples import EisPoint
 
         for f in request.frequencies:
             yield EisPoint(f, 1.0, -1.0, 0.0, 0.0, 0.0)

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from daq import units as u
-from daq.errors import ConfigError
+from daq.core import units as u
+from daq.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(

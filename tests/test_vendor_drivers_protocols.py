@@ -2,10 +2,10 @@
 
 import pytest
 
-from daq.cell import load_cell
-from daq.clock import VirtualClock
-from daq.errors import ConfigError
-from daq.runner import run_protocol
+from daq.core.clock import VirtualClock
+from daq.core.errors import ConfigError
+from daq.engine.runner import run_protocol
+from daq.models.cell import load_cell
 from daq.storage.reader import open_run
 from drivers.biologic import BiologicConnection, BiologicPotentiostat
 from drivers.gamry import GamryPotentiostat

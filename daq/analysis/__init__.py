@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from daq.errors import DaqError
+from daq.core.errors import DaqError
 
 
 class AnalysisError(DaqError):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
 
 # kind -> (parameter suffixes, units, parameter kinds)
 _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

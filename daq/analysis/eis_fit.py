@@ -29,7 +29,7 @@ from scipy.signal import find_peaks
 
 from daq.analysis import AnalysisError, as_spectrum
 from daq.analysis.circuits import Circuit, Element, Node, Series
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
 
 DEFAULT_ALPHA = 0.9  # CPE exponent to start from: typical of ceramic bulk/grain-boundary and Li interface arcs
 

@@ -21,7 +21,7 @@ import numpy as np
 from daq.analysis import AnalysisError
 from daq.analysis.contact_loss import contact_loss
 from daq.analysis.eis_fit import fit_circuit
-from daq.errors import DaqError
+from daq.core.errors import DaqError
 from daq.models.cracks import filament_diameter
 from daq.storage.hdf5 import open_h5
 from daq.storage.reader import open_run

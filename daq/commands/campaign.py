@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from daq.campaign import run_campaign
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
+from daq.engine.campaign import run_campaign
 from protocols.campaign import load_campaign
 
 

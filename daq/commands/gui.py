@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from daq import units as u
+from daq.core import units as u
 from daq.importers import Recording, read_recording
 from daq.storage import layout as L
 from daq.storage.writer import RunWriter

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from daq import units as u
-from daq.clock import RealClock
-from daq.errors import ConfigError
-from daq.rig import Rig, build_potentiostat, build_transducer, load_rig
+from daq.core import units as u
+from daq.core.clock import RealClock
+from daq.core.errors import ConfigError
+from daq.engine.rig import Rig, build_potentiostat, build_transducer, load_rig
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,7 +8,7 @@
     daq predict tip-current --growth-rate "1 um/s"
     daq predict filament --resistance "440 ohm" --thickness "1.2 mm"
 
-Values are parsed to SI at this edge (daq.units) and the models work in SI; a bad value is refused in
+Values are parsed to SI at this edge (daq.core.units) and the models work in SI; a bad value is refused in
 one line that names the argument.
 """
 
@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from daq import units as u
-from daq.cell import load_cell
-from daq.errors import ConfigError
+from daq.core import units as u
+from daq.core.errors import ConfigError
 from daq.models import ccd, cracks, voids
+from daq.models.cell import load_cell
 
 CCD_UNIT = "mA/cm^2"
 MICROSTRUCTURE = (  # option, Microstructure field, display unit

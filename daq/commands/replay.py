@@ -17,19 +17,19 @@ from typing import Any
 
 import h5py
 
-from daq import cell as cellmod
-from daq.cell import Cell, Electrodes, Electrolyte, cell_from_text
-from daq.clock import VirtualClock
 from daq.commands.run import parse_settings
-from daq.engine import RunResult
-from daq.errors import ConfigError
+from daq.core.clock import VirtualClock
+from daq.core.errors import ConfigError
+from daq.engine.engine import RunResult
+from daq.engine.replay import ReplayPotentiostat, ReplaySource, ReplayTransducer
+from daq.engine.runner import _start, resolved
+from daq.models import cell as cellmod
 from daq.models.ccd import Microstructure
-from daq.runner import _start, resolved
+from daq.models.cell import Cell, Electrodes, Electrolyte, cell_from_text
 from daq.storage.writer import RunWriter
 from protocols import binding
 from protocols.loader import load_protocol, protocol_from_text
 from protocols.steps import Protocol
-from simulators.replay import ReplayPotentiostat, ReplaySource, ReplayTransducer
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from daq.errors import DataFileError
-from daq.report import report
+from daq.commands.report_figures import report
+from daq.core.errors import DataFileError
 from daq.storage.probe import probe_readable
 
 

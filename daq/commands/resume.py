@@ -1,7 +1,7 @@
 """``daq resume RUN.h5 --sim | --rig RIG.toml[#CHANNEL]``: continue an interrupted run in the same file.
 
 The run goes on from where it stopped (what is left of the step's capacity or time, the remaining loop
-cycles), but only after the cell has passed a check at open circuit (daq.soundness): a cell that
+cycles), but only after the cell has passed a check at open circuit (daq.engine.soundness): a cell that
 shorted or lost contact while nobody watched is refused, with one line naming what was measured and
 the limit, exit code 2, and no current applied. The refusal and the measurements are recorded in the
 run file, which stays resumable.
@@ -19,23 +19,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daq import units as u
-from daq.cell import Cell, cell_from_text
-from daq.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.commands.run import MAX_SPEED
-from daq.engine import RunControl
-from daq.errors import ConfigError, DaqError
-from daq.notify import Notice, Notifier, load_notify
-from daq.runner import rebuild, resume_protocol
-from daq.soundness import SoundnessError, SoundnessLimits, check_cell, reference_from_run
+from daq.commands.summary import summary
+from daq.core import units as u
+from daq.core.capabilities import Potentiostat
+from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
+from daq.core.errors import ConfigError, DaqError
+from daq.core.transducer import PressureTransducer
+from daq.engine.engine import RunControl
+from daq.engine.notify import Notice, Notifier, load_notify
+from daq.engine.runner import rebuild, resume_protocol
+from daq.engine.soundness import SoundnessError, SoundnessLimits, check_cell, reference_from_run
+from daq.models.cell import Cell, cell_from_text
 from daq.storage import layout as L
 from daq.storage.probe import probe_readable
 from daq.storage.reader import open_run
 from daq.storage.writer import RunWriter
-from daq.summary import summary
-from drivers.potentiostat import Potentiostat
 from drivers.resilient import ResilientPotentiostat, ResilientTransducer
-from drivers.transducer import PressureTransducer
 from protocols import binding
 
 
@@ -108,7 +108,7 @@ def _hardware(
         return pstat, transducer, clock, {"rig": "simulator"}, True
     if args.set:
         raise ConfigError("--set", args.set[0], "only with --sim (it sets the simulated cell's state)")
-    from daq.rig import build_channel, load_rig  # instruments are imported only when a rig is used
+    from daq.engine.rig import build_channel, load_rig  # instruments are imported only when a rig is used
 
     rig_path, _, channel_name = str(args.rig).partition("#")
     rig = load_rig(rig_path)

@@ -14,13 +14,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from daq.cell import Cell, cell_from_text, read_cell_text
-from daq.clock import Clock, RealClock, ScaledClock, VirtualClock
-from daq.engine import RunControl
-from daq.errors import ConfigError
-from daq.rig import build_channel, load_rig
-from daq.runner import run_protocol
-from daq.summary import summary
+from daq.commands.summary import summary
+from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
+from daq.core.errors import ConfigError
+from daq.engine.engine import RunControl
+from daq.engine.rig import build_channel, load_rig
+from daq.engine.runner import run_protocol
+from daq.models.cell import Cell, cell_from_text, read_cell_text
 from protocols.steps import Protocol
 
 

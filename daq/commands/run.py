@@ -9,13 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daq.cell import cell_from_text, read_cell_text
-from daq.clock import ScaledClock, VirtualClock
-from daq.engine import RunControl
-from daq.errors import ConfigError
-from daq.notify import cli_notifier
-from daq.runner import run_protocol
-from daq.summary import summary
+from daq.commands.summary import summary
+from daq.core.clock import ScaledClock, VirtualClock
+from daq.core.errors import ConfigError
+from daq.engine.engine import RunControl
+from daq.engine.notify import cli_notifier
+from daq.engine.runner import run_protocol
+from daq.models.cell import cell_from_text, read_cell_text
 from drivers.resilient import RetryPolicy
 from protocols.loader import load_protocol
 from simulators.rig import simulated_rig

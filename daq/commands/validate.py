@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from daq import units as u
 from daq.commands.run import load_inputs
+from daq.core import units as u
 from protocols import binding
 from simulators.potentiostat import SIM_CAPABILITIES
 

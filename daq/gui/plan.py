@@ -1,6 +1,6 @@
 """Protocol progress and time remaining, estimated from the protocol's own steps.
 
-The plan is built from the resolved protocol (``daq.runner.resolved`` for a live run, ``/protocol/resolved``
+The plan is built from the resolved protocol (``daq.engine.runner.resolved`` for a live run, ``/protocol/resolved``
 in a run file), so live runs and followed files share one code path. Loops are unrolled, which makes a
 planned step's position equal to the engine's step index (the row of ``/steps``).
 

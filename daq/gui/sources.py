@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from daq.clock import ScaledClock
-from daq.errors import DaqError
+from daq.core.clock import ScaledClock
+from daq.core.errors import DaqError
 from daq.gui.plan import Plan
 from daq.gui.spectra import fit_spectrum
 from daq.storage import layout as L
@@ -106,7 +106,7 @@ class SimulatedRun:
         overrides: dict[str, Any] | None = None,
         name: str = "sim",
     ):
-        from daq.engine import RunControl
+        from daq.engine.engine import RunControl
 
         if not speed > 0:
             raise ValueError("speed must be positive")
@@ -152,9 +152,9 @@ class SimulatedRun:
             pass
 
     def _run(self) -> None:
-        from daq.cell import load_cell
         from daq.commands.run import default_out
-        from daq.runner import predictions, resolved, run_protocol
+        from daq.engine.runner import predictions, resolved, run_protocol
+        from daq.models.cell import load_cell
         from protocols import binding
         from protocols.loader import load_protocol
         from simulators.rig import simulated_rig

@@ -1,7 +1,7 @@
 """Vendor recordings (Gamry .DTA, BioLogic .mpr/.mpt) read into one neutral, SI form: :class:`Recording`.
 
 ``read_recording(path)`` picks the reader from the file's first bytes (its magic), falling back to the
-extension only to word the error. Every failure to read is a :class:`~daq.errors.DataFileError` that
+extension only to word the error. Every failure to read is a :class:`~daq.core.errors.DataFileError` that
 names the file and what could not be read.
 """
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from daq.errors import DataFileError
-from daq.units import from_unit
+from daq.core.errors import DataFileError
+from daq.core.units import from_unit
 
 
 def fail(path: Path, what: str) -> DataFileError:
@@ -144,7 +144,7 @@ _SI_BY_DIM = {
 
 def _si_name(unit: str) -> str | None:
     """The SI unit name for a parseable unit expression (matched by its dimension)."""
-    from daq.units import _unit_factor  # the dimension table lives there; reuse, do not copy
+    from daq.core.units import _unit_factor  # the dimension table lives there; reuse, do not copy
 
     try:
         _, dim = _unit_factor(unit)

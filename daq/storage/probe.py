@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daq.errors import DataFileError
+from daq.core.errors import DataFileError
 
 _PROBE = """
 import sys

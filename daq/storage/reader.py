@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from daq.engine import ResumePoint
-from daq.errors import DataFileError
+from daq.core.errors import DataFileError
+from daq.engine.engine import ResumePoint
 from daq.storage import layout as L
 from daq.storage.hdf5 import file_access_without_locks, open_h5
 from daq.storage.recovery import writer_flag_set

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daq.errors import DataFileError
+from daq.core.errors import DataFileError
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MASK = 0xFFFFFFFF

@@ -23,7 +23,7 @@ import numpy as np
 from h5py import h5s
 
 import daq
-from daq.errors import DataFileError
+from daq.core.errors import DataFileError
 from daq.storage import layout as L
 from daq.storage.hdf5 import open_h5
 from daq.storage.recovery import clear_writer_flags

@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from daq.cell import Cell
-from daq.clock import Clock
-from daq.errors import DaqError, InstrumentError
-from daq.interlocks import Interlock
-from daq.safety import ShortCircuitDetector, first_outside
+from daq.core.capabilities import EisRequest, Potentiostat
+from daq.core.clock import Clock
+from daq.core.errors import DaqError, InstrumentError
+from daq.core.samples import FLAG_HW_LIMIT, SampleBlock
+from daq.core.transducer import PressureTransducer
+from daq.engine.interlocks import Interlock
+from daq.engine.safety import ShortCircuitDetector, first_outside
+from daq.models.cell import Cell
 from daq.storage import layout as L
 from daq.storage.writer import RunWriter
-from drivers.potentiostat import EisRequest, Potentiostat
-from drivers.samples import FLAG_HW_LIMIT, SampleBlock
-from drivers.transducer import PressureTransducer
 from protocols import steps as S
 
 Listener = Callable[[str, dict[str, Any]], None]

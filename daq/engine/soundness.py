@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from daq.cell import Cell
-from daq.clock import Clock
-from daq.errors import DaqError
-from drivers.potentiostat import EisRequest, Potentiostat
+from daq.core.capabilities import EisRequest, Potentiostat
+from daq.core.clock import Clock
+from daq.core.errors import DaqError
+from daq.models.cell import Cell
 
 
 class SoundnessError(DaqError):

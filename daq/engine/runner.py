@@ -11,22 +11,22 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from daq import cell as cellmod
-from daq import interlocks
 from daq.analysis import postrun
-from daq.cell import Cell, cell_from_text
-from daq.clock import Clock
-from daq.engine import Engine, Listener, ResumePoint, RunControl, RunResult, step_parameters
-from daq.errors import ConfigError, DaqError, DataFileError, InstrumentError
+from daq.core.capabilities import Potentiostat
+from daq.core.clock import Clock
+from daq.core.errors import ConfigError, DaqError, DataFileError, InstrumentError
+from daq.core.transducer import PressureTransducer
+from daq.engine import interlocks
+from daq.engine.engine import Engine, Listener, ResumePoint, RunControl, RunResult, step_parameters
 from daq.models import ccd, voids
+from daq.models import cell as cellmod
+from daq.models.cell import Cell, cell_from_text
 from daq.storage.layout import INTERRUPTED
 from daq.storage.reader import open_run
 from daq.storage.writer import RunWriter
 from drivers import resilient
-from drivers.potentiostat import Potentiostat
 from drivers.resilient import RetryPolicy
 from drivers.transcript import TranscriptPotentiostat
-from drivers.transducer import PressureTransducer
 from protocols import binding
 from protocols.loader import protocol_from_text
 from protocols.steps import Loop, Protocol, Step

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from daq import units as u
+from daq.core import units as u
 from daq.storage.reader import RunFile, open_run
 
 Q_UNIT = 36000.0

@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from daq.clock import Clock
-from daq.errors import DataFileError, InstrumentError
+from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from daq.core.clock import Clock
+from daq.core.errors import DataFileError, InstrumentError
+from daq.core.samples import EisPoint, SampleBlock
+from daq.core.transducer import Calibration, PressureReading, PressureTransducer
 from daq.storage.reader import open_run
-from drivers.potentiostat import Capabilities, EisRequest, InstrumentInfo, Potentiostat
-from drivers.samples import EisPoint, SampleBlock
-from drivers.transducer import Calibration, PressureReading, PressureTransducer
 
 EPS = 1e-6  # s: times closer than this are the same instant
 SETPOINT_REL = 1e-3  # relative tolerance between a commanded and a recorded set-point
@@ -601,7 +601,7 @@ class ReplayPotentiostat(Potentiostat):
             f"replay of {info.get('vendor', '')} {info.get('model', '')}".strip(),
             str(info.get("serial", "")),
             str(info.get("firmware", "")),
-            "simulators.replay",
+            "daq.engine.replay",
             f"replay://{self.source.path}",
         )
 
@@ -743,7 +743,7 @@ class ReplayTransducer(PressureTransducer):
             f"replay of {info.get('vendor', '')} {info.get('model', '')}".strip(),
             str(info.get("serial", "")),
             str(info.get("firmware", "")),
-            "simulators.replay",
+            "daq.engine.replay",
             f"replay://{self.pstat.source.path}",
         )
 

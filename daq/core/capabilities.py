@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from daq.errors import InstrumentError
-from drivers.samples import EisPoint, SampleBlock
+from daq.core.errors import InstrumentError
+from daq.core.samples import EisPoint, SampleBlock
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daq import units as u
-from daq.config_table import ConfigTable
-from daq.errors import ConfigError
+from daq.core import units as u
+from daq.core.errors import ConfigError
+from daq.core.tables import ConfigTable
 from daq.models.ccd import Microstructure
 
 

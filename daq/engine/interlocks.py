@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from drivers.samples import FLAG_OVERLOAD
+from daq.core.samples import FLAG_OVERLOAD
 from protocols.steps import InterlockSpec
 
 

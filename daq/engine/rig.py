@@ -35,12 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daq import units as u
-from daq.cell import Cell, load_cell
-from daq.clock import Clock
-from daq.errors import ConfigError
-from drivers.potentiostat import Potentiostat
-from drivers.transducer import Calibration, PressureTransducer
+from daq.core import units as u
+from daq.core.capabilities import Potentiostat
+from daq.core.clock import Clock
+from daq.core.errors import ConfigError
+from daq.core.transducer import Calibration, PressureTransducer
+from daq.models.cell import Cell, load_cell
 
 # kind -> (module, class); imported lazily by name.
 POTENTIOSTAT_KINDS: dict[str, tuple[str, str]] = {

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from daq import units as u
-from daq.errors import ConfigError
+from daq.core import units as u
+from daq.core.errors import ConfigError
 
 
 class ConfigTable:

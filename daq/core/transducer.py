@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from drivers.potentiostat import InstrumentInfo
+from daq.core.capabilities import InstrumentInfo
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from daq.cell import cell_from_text, read_cell_text
-from daq.clock import VirtualClock
-from daq.runner import predictions, run_protocol
+from daq.core.clock import VirtualClock
+from daq.engine.runner import predictions, run_protocol
+from daq.models.cell import cell_from_text, read_cell_text
 from daq.storage.writer import utc_now
 from protocols.campaign import Campaign
 from protocols.loader import load_protocol

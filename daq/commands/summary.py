@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from daq import units as u
-from daq.cell import Cell
-from daq.engine import RunResult
-from daq.runner import predictions
+from daq.core import units as u
+from daq.engine.engine import RunResult
+from daq.engine.runner import predictions
+from daq.models.cell import Cell
 from protocols.steps import Galvanostatic, Protocol
 
 OUTCOME_TEXT = {

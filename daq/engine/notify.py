@@ -35,8 +35,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from daq import units as u
-from daq.errors import ConfigError
+from daq.core import units as u
+from daq.core.errors import ConfigError
 
 # What can be notified. "instrument": an instrument fault that was ridden out (off by default: noisy).
 CATEGORIES = ("stop", "short_circuit", "interlock", "fault", "refused", "instrument")

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from daq.errors import ConfigError
+from daq.core.errors import ConfigError
 
 # Dimension vectors: exponents of (m, kg, s, A, K, mol).
 _DIM_NAMES = ("m", "kg", "s", "A", "K", "mol")
