@@ -27,6 +27,7 @@ from pathlib import Path
 from daq.models.cell import load_cell
 from daq.core.clock import VirtualClock
 from daq.engine.runner import run_protocol
+from daq.core.records import RunEnd
 from protocols.loader import load_protocol
 from simulators.rig import simulated_rig
 
@@ -42,7 +43,7 @@ _, pstat, press = simulated_rig(cell, clock)
 baseline = peak()
 acquired = []
 result = run_protocol(protocol, cell, pstat, clock, {out!r}, transducer=press,
-                      listeners=[lambda kind, payload: kind == "run_end" and acquired.append(peak())])
+                      subscribers=[lambda record: isinstance(record, RunEnd) and acquired.append(peak())])
 print(json.dumps({{"baseline": baseline, "acquisition": acquired[0], "total": peak(), "cycles": result.cycles,
                   "samples": result.samples, "size": Path({out!r}).stat().st_size}}))
 """

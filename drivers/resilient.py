@@ -28,10 +28,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from daq.core.capabilities import (
+    Capabilities,
+    EisRequest,
+    InstrumentInfo,
+    InstrumentWrapper,
+    Potentiostat,
+    PressureReading,
+    PressureSensor,
+    RunHandle,
+)
 from daq.core.errors import InstrumentError
 from daq.core.samples import EisPoint, SampleBlock
-from daq.core.transducer import PressureReading, PressureTransducer
 
 Reporter = Callable[[str, str, dict[str, Any]], None]
 T = TypeVar("T")
@@ -100,9 +108,9 @@ class _Resilient:
         self._info: InstrumentInfo | None = None
 
     # --- reporting ------------------------------------------------------------------------------
-    def bind_run(self, engine: Any) -> None:
+    def bind_run(self, engine: RunHandle) -> None:
         """Record reports as the run's events (called by the runner once the engine exists)."""
-        self.reporter = lambda kind, message, data: engine.event(kind, message, **data)
+        self.reporter = engine.report
         pending, self._pending = self._pending, []
         for kind, message, data in pending:
             self._report(kind, message, **data)
@@ -266,7 +274,7 @@ class RecoveryHold:
         return self.device.take_hold()
 
 
-class ResilientPotentiostat(_Resilient, Potentiostat):
+class ResilientPotentiostat(_Resilient, InstrumentWrapper):
     """Any Potentiostat with retries, safe reconnection and sanity checks on what it returns."""
 
     role = "potentiostat"
@@ -310,7 +318,7 @@ class ResilientPotentiostat(_Resilient, Potentiostat):
         message, self._hold = self._hold, None
         return message
 
-    def bind_run(self, engine: Any) -> None:
+    def bind_run(self, engine: RunHandle) -> None:
         super().bind_run(engine)
         if not any(isinstance(i, RecoveryHold) and i.device is self for i in engine.interlocks):
             engine.interlocks.append(RecoveryHold(self))
@@ -519,8 +527,8 @@ class _TransducerHold:
         return None
 
 
-class ResilientTransducer(_Resilient, PressureTransducer):
-    """Any PressureTransducer with retries and reading checks. Once lost it reads NaN (a visible gap,
+class ResilientTransducer(_Resilient, PressureSensor):
+    """Any PressureSensor with retries and reading checks. Once lost it reads NaN (a visible gap,
     never an invented pressure) and tries to reconnect every ``probe_interval``."""
 
     role = "transducer"
@@ -528,7 +536,7 @@ class ResilientTransducer(_Resilient, PressureTransducer):
 
     def __init__(
         self,
-        inner: PressureTransducer,
+        inner: PressureSensor,
         clock: Any = None,
         policy: RetryPolicy | None = None,
         reporter: Reporter | None = None,
@@ -545,7 +553,7 @@ class ResilientTransducer(_Resilient, PressureTransducer):
     def calibration(self) -> Any:  # type: ignore[override]
         return self.inner.calibration
 
-    def bind_run(self, engine: Any) -> None:
+    def bind_run(self, engine: RunHandle) -> None:
         super().bind_run(engine)
         guards = [i for i in engine.interlocks if getattr(i, "column", None) == "pressure"]
         if guards and not any(isinstance(i, _TransducerHold) for i in engine.interlocks):
@@ -579,10 +587,10 @@ class ResilientTransducer(_Resilient, PressureTransducer):
 
 def wrap(
     potentiostat: Potentiostat,
-    transducer: PressureTransducer | None,
+    transducer: PressureSensor | None,
     clock: Any = None,
     policy: RetryPolicy | None = None,
-) -> tuple[Potentiostat, PressureTransducer | None]:
+) -> tuple[Potentiostat, PressureSensor | None]:
     """The instruments wrapped for resilience (instruments already wrapped are left as they are)."""
     if not isinstance(potentiostat, ResilientPotentiostat):
         potentiostat = ResilientPotentiostat(potentiostat, clock, policy)

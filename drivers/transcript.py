@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, InstrumentWrapper, Potentiostat
 from daq.core.samples import EisPoint, SampleBlock
 
 SAMPLES, IMPEDANCE = "samples", "impedance"
@@ -81,7 +81,7 @@ def _number(value: float | None) -> float | str | None:
     return str(value)
 
 
-class TranscriptPotentiostat(Potentiostat):
+class TranscriptPotentiostat(InstrumentWrapper):
     """Wraps any Potentiostat; behaves exactly like it and logs each call to ``sink``.
 
     ``now`` gives the run time (s) for the rows; the runner points it at the engine's run clock.

@@ -22,10 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from daq.core import units as u
-from daq.core.capabilities import InstrumentInfo
+from daq.core.capabilities import Calibration, InstrumentInfo, PressureReading, PressureSensor
 from daq.core.clock import Clock, RealClock
 from daq.core.errors import ConfigError, InstrumentError
-from daq.core.transducer import Calibration, PressureReading, PressureTransducer
 
 # Units instruments print that daq.core.units does not know (case-insensitive), in SI.
 _EXTRA_UNITS = {
@@ -57,7 +56,7 @@ def unit_factor(unit: str, field_name: str = "unit") -> tuple[float, str]:
     raise ConfigError(field_name, unit, 'not a unit of force or pressure (e.g. "N", "kN", "lbf", "MPa", "bar")')
 
 
-class _Base(PressureTransducer):
+class _Base(PressureSensor):
     """Shared conversion: reading (value, unit) -> calibrated SI -> PressureReading."""
 
     vendor = ""

@@ -70,6 +70,7 @@ sys.path.insert(0, {root!r})
 from daq.models.cell import cell_from_text
 from daq.core.clock import VirtualClock
 from daq.engine.runner import run_protocol
+from daq.core.records import Samples
 from protocols.loader import protocol_from_text
 from simulators.rig import simulated_rig
 fd = {fd}
@@ -79,14 +80,14 @@ cell = cell_from_text(text)
 clock = VirtualClock()
 _, pstat, transducer = simulated_rig(cell, clock)
 n = [0]
-def report(kind, payload):
-    if kind == "block":
-        n[0] += len(payload["t"])
-        t = float(payload["t"][-1]) if len(payload["t"]) else -1.0
+def report(record):
+    if isinstance(record, Samples):
+        n[0] += len(record.columns["t"])
+        t = float(record.columns["t"][-1]) if len(record.columns["t"]) else -1.0
         os.write(fd, f"{{time.monotonic():.6f}} {{n[0]}} {{t:.3f}}\\n".encode())
         time.sleep({pace})  # the rhythm of a rig polled every second, {speed:g} times faster
 os.write(fd, f"{{time.monotonic():.6f}} start\\n".encode())
-run_protocol(protocol, cell, pstat, clock, {out!r}, transducer=transducer, listeners=[report],
+run_protocol(protocol, cell, pstat, clock, {out!r}, transducer=transducer, subscribers=[report],
              block_samples=1, flush_interval={flush}, cell_source=text)
 os.write(fd, f"{{time.monotonic():.6f}} end\\n".encode())
 """

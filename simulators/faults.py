@@ -25,11 +25,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat
+from daq.core.capabilities import (
+    Capabilities,
+    EisRequest,
+    InstrumentInfo,
+    InstrumentWrapper,
+    Potentiostat,
+    PressureReading,
+    PressureSensor,
+)
 from daq.core.clock import Clock
 from daq.core.errors import InstrumentError
 from daq.core.samples import EisPoint, SampleBlock
-from daq.core.transducer import PressureReading, PressureTransducer
 
 RAISING = ("timeout", "disconnect", "garbage", "transient")
 POTENTIOSTAT_KINDS = RAISING + ("nan", "garbage_values")
@@ -115,7 +122,7 @@ class _Injector:
         raise ValueError(f"unknown fault kind {kind!r}")
 
 
-class FaultyPotentiostat(Potentiostat):
+class FaultyPotentiostat(InstrumentWrapper):
     """A potentiostat (usually SimulatedPotentiostat) that fails as planned."""
 
     def __init__(
@@ -206,11 +213,11 @@ class FaultyPotentiostat(Potentiostat):
         self._open = False
 
 
-class FaultyTransducer(PressureTransducer):
+class FaultyTransducer(PressureSensor):
     """A pressure transducer that fails as planned."""
 
     def __init__(
-        self, inner: PressureTransducer, clock: Clock, plan: FaultPlan, name: str = "press", log: FaultLog | None = None
+        self, inner: PressureSensor, clock: Clock, plan: FaultPlan, name: str = "press", log: FaultLog | None = None
     ):
         self.inner, self.name = inner, name
         self.pressed_area = inner.pressed_area
@@ -242,7 +249,7 @@ class FaultyTransducer(PressureTransducer):
 
 def faulty_rig(
     sim_pstat: Potentiostat,
-    transducer: PressureTransducer | None,
+    transducer: PressureSensor | None,
     clock: Clock,
     pstat_plan: FaultPlan,
     transducer_plan: FaultPlan | None = None,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
-from daq.core.clock import Clock
+from daq.core.clock import Clock, VirtualClock
 from daq.core.errors import InstrumentError
 from daq.core.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
 from simulators.cell import SimulatedCell
@@ -32,7 +32,6 @@ SIM_CAPABILITIES = Capabilities(
     eis_max_frequency=1e7,
     reference_electrode=True,
     hardware_voltage_limit=True,
-    speculative=True,
 )
 
 
@@ -106,7 +105,9 @@ class SimulatedPotentiostat(Potentiostat):
         self.cell.restore(snap)
         (self._mode, self._setpoint, self._limits, self._period, self._t_start, self._k, self._end) = mode_state
         self._t_cell = t_cell
-        self.clock.rewind(t)  # type: ignore[attr-defined]
+        if not isinstance(self.clock, VirtualClock):
+            raise InstrumentError("only a virtual clock can be rewound")
+        self.clock.rewind(t)
         self._pending = []
         self._advance()
         self._pending = []

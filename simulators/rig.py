@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from daq.core.capabilities import InstrumentInfo
+from daq.core.capabilities import Calibration, InstrumentInfo, PressureReading, PressureSensor
 from daq.core.clock import Clock
-from daq.core.transducer import Calibration, PressureReading, PressureTransducer
 from daq.models.cell import Cell
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
 
 
-class SimulatedTransducer(PressureTransducer):
+class SimulatedTransducer(PressureSensor):
     """Reads the simulated press: the cell's stack pressure with a little noise (force on the pressed area)."""
 
     def __init__(self, cell: SimulatedCell, clock: Clock, noise: float = 0.01e6):

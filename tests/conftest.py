@@ -55,14 +55,15 @@ _KILL_AFTER_BLOCKS = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from tests.conftest import run_sim, EXAMPLES
     from daq.models.cell import read_cell_text
+    from daq.core.records import Samples
     count = [0]
-    def listener(kind, payload):
-        if kind == "block":
+    def listener(record):
+        if isinstance(record, Samples):
             count[0] += 1
             if count[0] == {blocks}:
                 os.kill(os.getpid(), signal.SIGKILL)
     cell = EXAMPLES / "cells" / "li6ps5cl_99.toml"
-    run_sim(EXAMPLES / {protocol!r}, {out!r}, 99, overrides={overrides!r}, listeners=[listener],
+    run_sim(EXAMPLES / {protocol!r}, {out!r}, 99, overrides={overrides!r}, subscribers=[listener],
             flush_interval=0.0, cell_source=read_cell_text(cell))
 """)
 

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daq.core.errors import ConfigError, DataFileError
+from daq.core.records import Samples
 from daq.engine.notify import notify_from_dict
 from daq.engine.runner import predictions, rebuild
 from daq.models.cell import cell_from_text, load_cell
@@ -450,8 +451,8 @@ def make_run_files(workdir: Path) -> list[bytes]:
     snapshot = workdir / "base-snapshot.h5"
     seen = [0]
 
-    def copy_mid_run(kind: str, payload: dict) -> None:
-        if kind == "block":
+    def copy_mid_run(record) -> None:
+        if isinstance(record, Samples):
             seen[0] += 1
             if seen[0] == 4:
                 shutil.copy(live, snapshot)
@@ -464,7 +465,7 @@ def make_run_files(workdir: Path) -> list[bytes]:
         99,
         {"capacity": "0.3 mAh/cm^2"},
         cell_source=text,
-        listeners=[copy_mid_run],
+        subscribers=[copy_mid_run],
         flush_interval=0.0,
         block_samples=64,
     )

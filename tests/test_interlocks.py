@@ -5,6 +5,7 @@ import pytest
 
 from daq.core.clock import VirtualClock
 from daq.core.errors import ConfigError
+from daq.core.records import Samples
 from daq.engine.runner import run_protocol
 from daq.models.cell import load_cell
 from daq.storage.reader import open_run
@@ -35,13 +36,13 @@ def run_with_pressure_drop(tmp_path, timeout, restore_after):
     clock = VirtualClock()
     sim, pstat, transducer = simulated_rig(cell, clock)
 
-    def press(kind, payload):
-        if kind == "block":
+    def press(record):
+        if isinstance(record, Samples):
             t = clock.now()
             sim.stack_pressure = 2e6 if 600 <= t < 600 + restore_after else 7e6
 
     return run_protocol(
-        protocol, cell, pstat, clock, tmp_path / "r.h5", transducer=transducer, listeners=[press], block_samples=16
+        protocol, cell, pstat, clock, tmp_path / "r.h5", transducer=transducer, subscribers=[press], block_samples=16
     )
 
 

@@ -13,11 +13,13 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from daq.core.errors import ConfigError
+from daq.core.records import Event, Outcome, RunEnd, RunResult, RunStatus, Samples
 from daq.engine.notify import Notice, Notifier, NotifyConfig, load_notify, notify_from_dict
 from daq.storage.reader import open_run
 from tests.conftest import EXAMPLES, ROOT, kill_run, run_sim
@@ -126,7 +128,7 @@ def test_bad_notify_file_is_refused_before_the_run(tmp_path, capsys):
 # --- command hook ---------------------------------------------------------------------------------
 def test_short_circuit_reaches_a_real_command_hook(tmp_path, hook):
     notifier = Notifier(NotifyConfig(command=notify_from_dict({"notify": {"command": hook[0]}}).command))
-    result = run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, listeners=[notifier])
+    result = run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, subscribers=[notifier])
     assert result.outcome == "short_circuit"
     assert notifier.close() == []
     notices = read_notices(hook[1])
@@ -187,7 +189,7 @@ def test_a_failing_hook_never_stops_the_run(tmp_path, argv, needle):
     config = notify_from_dict({"notify": {"command": {"argv": argv, "timeout": "0.5 s"}}})
     notifier = Notifier(config)
     t0 = time.monotonic()
-    result = run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, listeners=[notifier])
+    result = run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, subscribers=[notifier])
     assert result.outcome == "short_circuit" and result.status == "completed"
     assert time.monotonic() - t0 < 20
     with open_run(result.path) as run:
@@ -203,17 +205,18 @@ def test_background_delivery_and_throttling(tmp_path, hook):
     config = notify_from_dict({"notify": {"command": hook[0], "on": ["interlock", "stop"], "repeat_after": "1 h"}})
     notifier = Notifier(config, {"cell_id": "C1"})
     for k in range(3):
-        notifier("event", {"kind": "interlock", "t": 10.0 * k, "message": f"pressure low #{k}", "data": {}})
-    notifier("event", {"kind": "short_circuit", "t": 40.0, "message": "not switched on", "data": {}})
-    notifier("run_end", {"outcome": "aborted", "status": "completed", "message": "operator", "path": "x.h5"})
-    notifier("block", {"t": []})
-    notifier("event", None)  # nonsense never raises
+        notifier(Event(10.0 * k, "interlock", 0, f"pressure low #{k}"))
+    notifier(Event(40.0, "short_circuit", 0, "not switched on"))
+    result = RunResult("x.h5", RunStatus.COMPLETED, Outcome.ABORTED, "operator", 50.0, 0, 0.0, 0)
+    notifier(RunEnd(RunStatus.COMPLETED, Outcome.ABORTED, {}, result))
+    notifier(Samples({"t": np.zeros(0)}))
+    notifier(None)  # nonsense never raises
     assert notifier.close(timeout=30) == []
     notices = read_notices(hook[1])
     assert [n["env"]["DAQ_NOTIFY_CATEGORY"] for n in notices] == ["interlock", "stop"]
     assert notices[1]["env"]["DAQ_NOTIFY_SUBJECT"] == "C1: run stopped: aborted"
     notifier._last.clear()
-    notifier("event", {"kind": "interlock", "t": 99.0, "message": "pressure low again", "data": {}})
+    notifier(Event(99.0, "interlock", 0, "pressure low again"))
     notifier.close()
     assert "2 similar notice(s) suppressed" in read_notices(hook[1])[-1]["env"]["DAQ_NOTIFY_MESSAGE"]
 
@@ -270,7 +273,7 @@ def email_config(port, **extra):
 def test_email_through_a_local_smtp_server(tmp_path, smtp_server):
     inbox, port = smtp_server()
     notifier = Notifier(email_config(port, subject_prefix="[rig A]"))
-    run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, listeners=[notifier])
+    run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, subscribers=[notifier])
     assert notifier.close() == []
     subjects = [
         next(line for line in body.splitlines() if line.startswith("Subject:")) for _, _, body in inbox.messages
@@ -341,7 +344,7 @@ def test_email_with_starttls(tmp_path, smtp_server):
 
 def test_unreachable_mail_server_is_an_event_not_a_crash(tmp_path):
     notifier = Notifier(email_config(free_port(), timeout="2 s"))
-    result = run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, listeners=[notifier])
+    result = run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, subscribers=[notifier])
     assert result.outcome == "short_circuit"
     with open_run(result.path) as run:
         events = run.events()

@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from daq.core.capabilities import EisRequest
+from daq.core.capabilities import EisRequest, PressureReading
 from daq.core.clock import VirtualClock
 from daq.core.errors import InstrumentError
 from daq.core.samples import SampleBlock
-from daq.core.transducer import PressureReading
 from daq.engine.runner import run_protocol
 from daq.models.cell import load_cell
 from daq.storage.reader import open_run

@@ -272,7 +272,7 @@ def test_ccd_protocol_through_keithley_and_gauge_matches_the_simulator(tmp_path)
         ScpiServer(SimulatedCell(cell), clock) as smu,
         Mark10Emulator(smu.instrument.cell, cell.pressed_area, gain_error=0.98) as gauge,
     ):
-        from daq.core.transducer import Calibration
+        from daq.core.capabilities import Calibration
 
         pstat = Keithley2450(smu.resource, clock, timeout=1.0)
         transducer = Mark10Gauge(

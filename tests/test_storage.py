@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from daq.core.errors import DataFileError
+from daq.core.records import Samples
 from daq.storage.reader import open_run
 from daq.storage.recovery import clear_writer_flags, lookup3, writer_flag_set
 from tests.conftest import EXAMPLES, kill_run, run_sim
@@ -22,12 +23,12 @@ def test_reader_follows_a_live_run(tmp_path):
     seen = []
     path = tmp_path / "live.h5"
 
-    def listener(kind, payload):
-        if kind == "block" and len(seen) < 3:
+    def listener(record):
+        if isinstance(record, Samples) and len(seen) < 3:
             with open_run(path) as run:
                 seen.append((run.status, len(run)))
 
-    run_sim(EXAMPLES / "ccd_single_plating.toml", path, 99, listeners=[listener], flush_interval=0.0)
+    run_sim(EXAMPLES / "ccd_single_plating.toml", path, 99, subscribers=[listener], flush_interval=0.0)
     assert seen and all(status == "running" for status, _ in seen)
     assert seen[-1][1] > 0
 
@@ -77,8 +78,8 @@ def test_a_reader_in_another_process_never_blocks_the_run_from_finishing(tmp_pat
     path = tmp_path / "followed.h5"
     readers = []
 
-    def listener(kind, payload):
-        if kind == "block" and not readers:
+    def listener(record):
+        if isinstance(record, Samples) and not readers:
             proc = subprocess.Popen(
                 [sys.executable, "-c", READER.format(root=str(ROOT), path=str(path))], stdout=subprocess.PIPE, text=True
             )
@@ -90,7 +91,7 @@ def test_a_reader_in_another_process_never_blocks_the_run_from_finishing(tmp_pat
         path,
         99,
         {"capacity": "0.2 mAh/cm^2"},
-        listeners=[listener],
+        subscribers=[listener],
         flush_interval=0.0,
     )
     assert readers[0].poll() is None  # the reader still holds the file as the run closed

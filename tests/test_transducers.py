@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from daq.core.capabilities import Calibration
 from daq.core.clock import VirtualClock
 from daq.core.errors import ConfigError, InstrumentError
-from daq.core.transducer import Calibration
 from drivers.transducers import HbmAed, Mark10Gauge, ModbusTransmitter, OmegaDP41, RegisterMap
 from simulators.transducer_emulators import AedEmulator, DP41Emulator, Mark10Emulator, ModbusTransmitterEmulator
 

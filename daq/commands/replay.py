@@ -17,12 +17,12 @@ from typing import Any
 
 import h5py
 
-from daq.commands.run import parse_settings
+from daq.commands.inputs import parse_settings
 from daq.core.clock import VirtualClock
 from daq.core.errors import ConfigError
-from daq.engine.engine import RunResult
+from daq.core.records import Record, RunResult, StepStart
 from daq.engine.replay import ReplayPotentiostat, ReplaySource, ReplayTransducer
-from daq.engine.runner import _start, resolved
+from daq.engine.runner import execute, resolved
 from daq.models import cell as cellmod
 from daq.models.ccd import Microstructure
 from daq.models.cell import Cell, Electrodes, Electrolyte, cell_from_text
@@ -148,9 +148,9 @@ def replay(
     clock = VirtualClock()
     step = [-1]
 
-    def track(kind: str, payload: dict[str, Any]) -> None:
-        if kind == "step_start":
-            step[0] = int(payload["index"])
+    def track(record: Record) -> None:
+        if isinstance(record, StepStart):
+            step[0] = record.index
 
     writer: RunWriter | None = None
 
@@ -190,8 +190,8 @@ def replay(
         transcript=True,
     )
     transducer = ReplayTransducer(pstat) if "pressure" in source.aux else None  # the engine runs as it did
-    result = _start(
-        writer, protocol, cell, pstat, clock, transducer, dict(listeners=[track], block_samples=block_samples)
+    result = execute(
+        writer, protocol, cell, pstat, clock, transducer, dict(subscribers=[track], block_samples=block_samples)
     )
     d = pstat.divergence
     with h5py.File(result.path, "a") as f:

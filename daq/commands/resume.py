@@ -19,13 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daq.commands.run import MAX_SPEED
+from daq.commands.inputs import MAX_SPEED, parse_settings
 from daq.commands.summary import summary
 from daq.core import units as u
-from daq.core.capabilities import Potentiostat
+from daq.core.capabilities import Potentiostat, PressureSensor
 from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.core.errors import ConfigError, DaqError
-from daq.core.transducer import PressureTransducer
 from daq.engine.engine import RunControl
 from daq.engine.notify import Notice, Notifier, load_notify
 from daq.engine.runner import rebuild, resume_protocol
@@ -74,7 +73,6 @@ def _limits(args: argparse.Namespace) -> SoundnessLimits:
 
 
 def _sim_settings(items: list[str]) -> dict[str, Any]:
-    from daq.commands.run import parse_settings
 
     proto, cell = parse_settings(items)
     if proto:
@@ -95,7 +93,7 @@ def _sim_settings(items: list[str]) -> dict[str, Any]:
 
 def _hardware(
     args: argparse.Namespace, path: Path, cell: Cell
-) -> tuple[Potentiostat, PressureTransducer | None, Clock, dict[str, Any], bool]:
+) -> tuple[Potentiostat, PressureSensor | None, Clock, dict[str, Any], bool]:
     """(potentiostat, transducer, clock, run attributes, simulated) for where the run continues."""
     if args.sim:
         from simulators.rig import simulated_rig
@@ -179,7 +177,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
     try:
         result = resume_protocol(
-            path, pstat, clock, transducer, control=control, listeners=[notifier] if notifier else []
+            path, pstat, clock, transducer, control=control, subscribers=[notifier] if notifier else []
         )
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -21,6 +21,7 @@ from daq.engine.engine import RunControl
 from daq.engine.rig import build_channel, load_rig
 from daq.engine.runner import run_protocol
 from daq.models.cell import Cell, cell_from_text, read_cell_text
+from daq.storage.naming import default_out
 from protocols.steps import Protocol
 
 
@@ -46,7 +47,6 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
         raise ConfigError("--speed", args.speed, "only a simulated channel can run faster than real time")
     clock: Clock = (ScaledClock(args.speed) if args.speed else VirtualClock()) if simulated else RealClock()
     hardware = build_channel(rig, channel, clock, cell)
-    from daq.commands.run import default_out
 
     out = Path(args.out) if args.out else default_out(protocol.name, cell.cell_id)
     control = RunControl()

@@ -3,46 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import re
 import signal
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from daq.commands.inputs import DEFAULT_PROTOCOL, MAX_SPEED, load_inputs
 from daq.commands.summary import summary
 from daq.core.clock import ScaledClock, VirtualClock
 from daq.core.errors import ConfigError
 from daq.engine.engine import RunControl
 from daq.engine.notify import cli_notifier
 from daq.engine.runner import run_protocol
-from daq.models.cell import cell_from_text, read_cell_text
+from daq.storage.naming import default_out
 from drivers.resilient import RetryPolicy
-from protocols.loader import load_protocol
 from simulators.rig import simulated_rig
-
-MAX_SPEED = 1e6  # beyond, one wall-clock poll spans more samples than a block can hold
-DEFAULT_PROTOCOL = Path(__file__).resolve().parents[2] / "protocols" / "examples" / "ccd_single_plating.toml"
-
-
-def parse_settings(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``--set`` items -> (protocol overrides, cell overrides ``cell.section.field``)."""
-    proto: dict[str, Any] = {}
-    cell: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key or not value:
-            raise ConfigError("--set", item, 'expected name=value, e.g. --set current_density="10 mA/cm^2"')
-        typed: Any = value
-        if re.fullmatch(r"[-+]?\d+", value):
-            typed = int(value)
-        elif value in ("true", "false"):
-            typed = value == "true"
-        if key.startswith("cell."):
-            cell[key[5:]] = typed
-        else:
-            proto[key] = typed
-    return proto, cell
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,22 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def load_inputs(args: argparse.Namespace):
-    overrides, cell_overrides = parse_settings(args.set)
-    protocol = load_protocol(args.protocol, overrides)
-    cell_path = args.cell or protocol.cell_path
-    if cell_path is None:
-        raise ConfigError("--cell", None, "the protocol names no cell; give --cell CELLFILE")
-    cell_text = read_cell_text(cell_path)
-    cell = cell_from_text(cell_text, cell_overrides, str(cell_path))
-    return protocol, cell, {"cell_source": cell_text, "cell_overrides": cell_overrides}
-
-
-def default_out(protocol_name: str, cell_id: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{protocol_name}-{cell_id}").strip("-").lower()
-    return Path("runs") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}.h5"
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     if args.sim == bool(args.rig):
         raise ConfigError("daq run", None, "choose where to run: --sim (simulator) or --rig RIG.toml")
@@ -104,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     protocol, cell, stored = load_inputs(args)
     notifier = cli_notifier(args.notify)  # --notify: checked now; the notifier listens to the run
     if notifier is not None:
-        stored["listeners"] = [notifier]
+        stored["subscribers"] = [notifier]
     stored["resilience"] = RetryPolicy()  # instruments ride out faults; every fault is recorded as an event
     if args.rig:
         from daq.commands.rig_run import run_on_rig  # instruments are imported only when a rig is used

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from daq.core import units as u
-from daq.engine.engine import RunResult
+from daq.core.records import RunResult
 from daq.engine.runner import predictions
 from daq.models.cell import Cell
 from protocols.steps import Galvanostatic, Protocol

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from daq.commands.run import load_inputs
+from daq.commands.inputs import load_inputs
 from daq.core import units as u
 from protocols import binding
 from simulators.potentiostat import SIM_CAPABILITIES

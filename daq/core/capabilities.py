@@ -1,4 +1,5 @@
-"""The potentiostat interface protocols run on; nothing vendor-specific crosses it.
+"""What instruments offer the engine, as data (ranges) and capability Protocols; nothing vendor-specific
+crosses it.
 
 Drivers push limits into the instrument where it can enforce them (voltage limits, fixed current
 range, step duration), so safety does not depend on the PC. What an instrument cannot do is declared
@@ -7,10 +8,11 @@ in its Capabilities and a protocol that needs it is refused before it starts.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
+from daq.core.clock import Clock
 from daq.core.errors import InstrumentError
 from daq.core.samples import EisPoint, SampleBlock
 
@@ -31,7 +33,23 @@ class Capabilities:
     eis_max_frequency: float = 0.0  # Hz
     reference_electrode: bool = True  # reports E_we vs a separate reference
     hardware_voltage_limit: bool = False
-    speculative: bool = False  # simulated instruments only: supports rewind() on a virtual clock
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Linear calibration of the raw reading: value = gain * raw + offset (in the reading's unit)."""
+
+    gain: float = 1.0
+    offset: float = 0.0
+    date: str = ""
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class PressureReading:
+    t: float  # s, run clock
+    pressure: float  # Pa, on the pressed area
+    force: float | None  # N, when the transducer measures force
 
 
 @dataclass(frozen=True)
@@ -72,47 +90,127 @@ def checked_frequencies(name: str, caps: Capabilities, request: EisRequest) -> l
     return freqs
 
 
-class Potentiostat(ABC):
-    """One potentiostat channel. Every method is bounded in time; failures raise InstrumentError."""
+@runtime_checkable
+class Potentiostat(Protocol):
+    """One potentiostat channel. Every method is bounded in time; failures raise InstrumentError.
+
+    Optional abilities are separate Protocols (HoldsPotential, MeasuresImpedance, Rewindable), checked
+    with isinstance: an instrument has the methods it can honour and no others.
+    """
 
     capabilities: Capabilities
 
-    @abstractmethod
     def connect(self) -> InstrumentInfo:
         """Open the instrument and identify it. Never switches the cell on."""
+        ...
 
-    @abstractmethod
     def apply_current(
         self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
     ) -> None:
         """Source ``current`` (A) until ``duration`` (s) or a further command; the instrument stops
         the output by itself when E_we leaves [v_min, v_max] where it can (FLAG_HW_LIMIT)."""
+        ...
 
-    @abstractmethod
+    def open_circuit(self, sample_period: float | None = None) -> None:
+        """The safe state: no current flows; keeps sampling the open-circuit potential if a period is
+        given, otherwise switches the cell off."""
+        ...
+
+    def read(self) -> SampleBlock:
+        """All samples buffered since the previous read (possibly none)."""
+        ...
+
+    def close(self) -> None:
+        """Cell off, then release the instrument. Safe to call more than once."""
+        ...
+
+
+@runtime_checkable
+class HoldsPotential(Protocol):
     def apply_potential(
         self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
     ) -> None:
         """Hold E_we at ``potential`` (V vs reference) with current limits (A)."""
+        ...
 
-    @abstractmethod
-    def open_circuit(self, sample_period: float | None = None) -> None:
-        """The safe state: no current flows; keeps sampling the open-circuit potential if a period is
-        given, otherwise switches the cell off."""
 
-    @abstractmethod
-    def read(self) -> SampleBlock:
-        """All samples buffered since the previous read (possibly none)."""
-
+@runtime_checkable
+class MeasuresImpedance(Protocol):
     def impedance(self, request: EisRequest) -> Iterator[EisPoint]:
-        """Measure one point per frequency, in order. Instruments without EIS refuse."""
-        raise NotImplementedError(f"{type(self).__name__} cannot measure impedance")
+        """Measure one point per frequency, in order."""
+        ...
+
+
+@runtime_checkable
+class Rewindable(Protocol):
+    """Simulated instruments on a virtual clock only."""
 
     def rewind(self, t: float) -> SampleBlock:
-        """Simulated instruments on a virtual clock only: undo everything after clock time ``t`` and
-        return the part of the last read block up to ``t``. Lets accelerated runs read big blocks yet
-        react to a stop as fast as a real engine polling the instrument would."""
-        raise NotImplementedError(f"{type(self).__name__} cannot rewind time")
+        """Undo everything after clock time ``t`` and return the part of the last read block up to
+        ``t``. Lets accelerated runs read big blocks yet react to a stop as fast as a real engine
+        polling the instrument would."""
+        ...
 
-    @abstractmethod
-    def close(self) -> None:
-        """Cell off, then release the instrument. Safe to call more than once."""
+
+@runtime_checkable
+class PressureSensor(Protocol):
+    """One stack-pressure transducer on one press. Every call is bounded in time."""
+
+    pressed_area: float  # m^2
+    calibration: Calibration
+
+    def connect(self) -> InstrumentInfo: ...
+
+    def read(self) -> PressureReading: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class RunHandle(Protocol):
+    """What a running engine offers the parts of its run: a place to report events, its interlocks."""
+
+    path: str
+    interlocks: list[Any]
+    clock: Clock
+    cell: Any
+    protocol: Any
+
+    def report(self, kind: str, message: str, data: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class ReportsToRun(Protocol):
+    """Parts (fault-tolerant instruments, notifiers) whose reports become the run's events."""
+
+    def bind_run(self, engine: RunHandle) -> None: ...
+
+
+OPTIONAL_ABILITIES: dict[str, type] = {
+    "apply_potential": HoldsPotential,
+    "impedance": MeasuresImpedance,
+    "rewind": Rewindable,
+}
+
+
+class InstrumentWrapper:
+    """Base of wrappers around an instrument (transcript, retries, fault injection).
+
+    ``Wrapper(inner, ...)`` is built as a subclass without the optional abilities ``inner`` lacks, so
+    capability checks see through any stack of wrappers.
+    """
+
+    _variants: dict[tuple[type, tuple[str, ...]], type] = {}
+
+    def __new__(cls, inner: Any, *args: Any, **kwargs: Any) -> Any:
+        lacking = tuple(
+            name
+            for name, ability in OPTIONAL_ABILITIES.items()
+            if callable(getattr(cls, name, None)) and not isinstance(inner, ability)
+        )
+        if lacking:
+            key = (cls, lacking)
+            if key not in InstrumentWrapper._variants:
+                InstrumentWrapper._variants[key] = type(cls.__name__, (cls,), dict.fromkeys(lacking))
+            cls = InstrumentWrapper._variants[key]
+        return super().__new__(cls)

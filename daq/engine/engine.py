@@ -11,25 +11,38 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from daq.core.capabilities import EisRequest, Potentiostat
+from daq.core.capabilities import EisRequest, Potentiostat, PressureSensor, Rewindable
 from daq.core.clock import Clock
 from daq.core.errors import DaqError, InstrumentError
+from daq.core.records import (
+    Event,
+    EventKind,
+    Outcome,
+    Record,
+    ResumePoint,
+    RunEnd,
+    RunResult,
+    RunStart,
+    RunStatus,
+    Samples,
+    Spectrum,
+    StepEnd,
+    StepStart,
+    StopReason,
+)
 from daq.core.samples import FLAG_HW_LIMIT, SampleBlock
-from daq.core.transducer import PressureTransducer
 from daq.engine.interlocks import Interlock
 from daq.engine.safety import ShortCircuitDetector, first_outside
+from daq.engine.stream import RecordStream
 from daq.models.cell import Cell
 from daq.storage import layout as L
-from daq.storage.writer import RunWriter
 from protocols import steps as S
 
-Listener = Callable[[str, dict[str, Any]], None]
 POST_SHORT_EIS = S.EisSpec("potentiostatic", 1e5, 1.0, 5, 0.005, None)
 
 
@@ -64,38 +77,12 @@ class RunControl:
             self._lock.wait(seconds)
 
 
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where an interrupted run stopped: steps already finished (rows of /steps), the progress of the
-    step that was cut short, and the run time of the last stored sample."""
-
-    steps_done: int
-    elapsed: float  # s into the interrupted step
-    charge: float  # C passed in the interrupted step (signed)
-    t_last: float  # s, run time of the last stored sample
-    samples: int
-
-
 class _Stop(Exception):
     """Ends the protocol: a terminal stop condition, an abort or a fault."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason, self.message = reason, message
-
-
-@dataclass
-class RunResult:
-    path: str
-    status: str  # completed | failed (file status)
-    outcome: str  # completed | short_circuit | voltage_limit | current_limit | aborted | fault
-    message: str
-    duration: float  # s of cell (clock) time
-    samples: int
-    plated_capacity: float  # C/m^2, largest plated capacity of one galvanostatic step
-    cycles: int  # loop cycles started
-    short: dict[str, float] | None = None  # t (s), capacity (C/m^2) of the detected short
-    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def step_parameters(step: S.Step) -> dict[str, Any]:
@@ -109,7 +96,8 @@ def step_parameters(step: S.Step) -> dict[str, Any]:
 
 
 class Engine:
-    """Executes a Protocol on a potentiostat (and optional transducer), writing a RunWriter."""
+    """Executes a Protocol on a potentiostat (and optional transducer), emitting records to a stream
+    (the run file's writer is one of its subscribers)."""
 
     def __init__(
         self,
@@ -117,10 +105,10 @@ class Engine:
         cell: Cell,
         potentiostat: Potentiostat,
         clock: Clock,
-        writer: RunWriter,
-        transducer: PressureTransducer | None = None,
+        stream: RecordStream,
+        path: str,
+        transducer: PressureSensor | None = None,
         control: RunControl | None = None,
-        listeners: Iterable[Listener] = (),
         block_interval: float | None = None,
         block_samples: int = 256,
         reaction_time: float = 1.0,
@@ -130,9 +118,8 @@ class Engine:
         rewound_block_samples: int = 8192,
     ):
         self.protocol, self.cell, self.pstat, self.clock = protocol, cell, potentiostat, clock
-        self.writer, self.transducer = writer, transducer
+        self.stream, self.path, self.transducer = stream, path, transducer
         self.control = control or RunControl()
-        self.listeners = list(listeners)
         # Real instruments are polled every second; virtual time reads blocks of block_samples samples.
         self.block_interval = block_interval
         self.block_samples = block_samples
@@ -147,7 +134,7 @@ class Engine:
         self._rewound_blocks = (
             block_interval is None
             and clock.virtual
-            and potentiostat.capabilities.speculative
+            and isinstance(potentiostat, Rewindable)
             and transducer is None
             and not self.interlocks
         )
@@ -157,6 +144,7 @@ class Engine:
         self.step_index = -1
         self.cycle = 0
         self.samples = 0
+        self.spectra = resume.spectra if resume else 0
         self.plated = 0.0
         self.short: dict[str, float] | None = None
         self.events: list[dict[str, Any]] = []
@@ -165,22 +153,19 @@ class Engine:
     def _now(self) -> float:
         return self.clock.now() - self.t0
 
-    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
-        """Tell live subscribers (GUI, progress). A failing subscriber is dropped, never the run."""
-        for listener in list(self.listeners):
-            try:
-                listener(kind, payload)
-            except Exception as exc:  # noqa: BLE001 - a broken live view must not stop the run
-                self.listeners.remove(listener)
-                if kind != "event":
-                    self.event("listener_error", f"a live view stopped receiving data: {type(exc).__name__}: {exc}")
+    def _emit(self, record: Record) -> None:
+        """Deliver a record; optional subscribers that fail are dropped, never the run."""
+        for _, exc in self.stream.emit(record):
+            self.event(EventKind.SUBSCRIBER_ERROR, f"a live view stopped receiving data: {type(exc).__name__}: {exc}")
+
+    def report(self, kind: str, message: str, data: dict[str, Any]) -> None:
+        """An event reported by a part of the run (instrument wrapper, notifier): see ReportsToRun."""
+        self.event(kind, message, **data)
 
     def event(self, kind: str, message: str, **data: Any) -> None:
-        t = self._now()
-        self.writer.add_event(t, kind, self.step_index, message, data)
-        record = {"t": t, "kind": kind, "step": self.step_index, "message": message, "data": data}
-        self.events.append(record)
-        self._emit("event", record)
+        record = Event(self._now(), kind, self.step_index, message, data)
+        self.events.append({"t": record.t, "kind": kind, "step": record.step, "message": message, "data": data})
+        self._emit(record)
 
     def _interval(self, period: float, rewound: bool = False) -> float:
         """Clock time per read; ``rewound``: the step's stops are all rewound exactly on a trip."""
@@ -241,7 +226,7 @@ class Engine:
         the tripping sample. In accelerated time the simulator reads far bigger blocks, so when it can
         rewind, the block is cut (and the simulation rewound) to that same reaction time.
         """
-        if not (self.clock.virtual and self.pstat.capabilities.speculative):
+        if not (self.clock.virtual and isinstance(self.pstat, Rewindable)):
             return cols
         t_cut = float(cols["t"][k]) + self.t0 + self.reaction_time
         if t_cut >= self.clock.now():
@@ -250,21 +235,20 @@ class Engine:
         return {name: v[:n] for name, v in cols.items()}
 
     def _store(self, cols: dict[str, np.ndarray]) -> None:
-        self.writer.append(cols)
         self.samples += len(cols["t"])
-        self._emit("block", cols)
+        self._emit(Samples(cols))
 
     # --- protocol -----------------------------------------------------------------------------
     def run(self) -> RunResult:
         self.t0 = self.clock.now() - (self.resume.t_last if self.resume else 0.0)
         if self.resume:
             self.samples = self.resume.samples
-        self.writer.start()
-        outcome, message, status = S.COMPLETED, "protocol completed", L.COMPLETED
+        self._emit(RunStart(self.resume.t_last if self.resume else 0.0))
+        outcome, message, status = Outcome.COMPLETED, "protocol completed", RunStatus.COMPLETED
         try:
             self._run_steps(self.protocol.steps)
         except _Stop as stop:
-            outcome, message = stop.reason, stop.message
+            outcome, message = Outcome(stop.reason), stop.message
             if stop.reason in (S.SHORT_CIRCUIT, S.VOLTAGE_LIMIT, S.CURRENT_LIMIT) and self.after_stop > 0:
                 # Record the cell at open circuit after the cut-off: shows the current is off and what the
                 # cell does then (a shorted cell stays near 0 V).
@@ -275,7 +259,7 @@ class Engine:
                     self._eis(S.Eis("impedance after short", POST_SHORT_EIS))
         except (DaqError, Exception) as exc:  # noqa: BLE001 - any failure mid-run must still end with the cell off
             self._safe()
-            outcome, status = S.FAULT, "failed"
+            outcome, status = Outcome.FAULT, RunStatus.FAILED
             message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, DaqError) else str(exc)
             try:
                 self.event("fault", message)
@@ -284,21 +268,8 @@ class Engine:
         finally:
             self._safe()
         duration = self._now()
-        self.writer.close(
-            status,
-            outcome,
-            {
-                "outcome": outcome,
-                "message": message,
-                "plated_capacity": self.plated,
-                "plated_capacity_unit": "C/m^2",
-                "duration": duration,
-                "duration_unit": "s",
-                "short": self.short or {},
-            },
-        )
         result = RunResult(
-            str(self.writer.path),
+            self.path,
             status,
             outcome,
             message,
@@ -309,7 +280,16 @@ class Engine:
             self.short,
             self.events,
         )
-        self._emit("run_end", dataclasses.asdict(result))
+        summary = {
+            "outcome": outcome,
+            "message": message,
+            "plated_capacity": self.plated,
+            "plated_capacity_unit": "C/m^2",
+            "duration": duration,
+            "duration_unit": "s",
+            "short": self.short or {},
+        }
+        self._emit(RunEnd(status, outcome, summary, result))
         return result
 
     def _run_steps(self, steps: tuple[S.Step, ...]) -> None:
@@ -362,13 +342,11 @@ class Engine:
             "t_start": self._now() - elapsed,
             "parameters": step_parameters(step),
         }
-        self._emit("step_start", row)
+        self._emit(StepStart(**row))
         return row["t_start"], row, elapsed, charge
 
     def _end(self, row: dict[str, Any], reason: str, q: float) -> None:
-        row = dict(row, t_end=self._now(), end_reason=reason, Q=q)
-        self.writer.add_step(row)
-        self._emit("step_end", row)
+        self._emit(StepEnd(**dict(row, t_end=self._now(), end_reason=StopReason(reason), Q=q)))
 
     def _check_control(
         self,
@@ -635,8 +613,8 @@ class Engine:
             "dc": dc if dc is not None else math.nan,
             "amplitude": amplitude,
         }
-        index = self.writer.add_spectrum(meta, arr)
-        self._emit("spectrum", {"index": index, "meta": meta, "points": arr})
+        self._emit(Spectrum(self.spectra, meta, arr))
+        self.spectra += 1
         block = self.pstat.read()
         if len(block):
             cols = self._columns(block, q, t_prev)

@@ -6,7 +6,7 @@ timeout, with the details in ``DAQ_*`` environment variables and as JSON on its 
 through the lab's SMTP server (STARTTLS and login optional). Settings come from a TOML ``[notify]``
 table (docs/reliability.md).
 
-A :class:`Notifier` is an engine listener. On the wall clock deliveries run in a background thread so
+A :class:`Notifier` subscribes to a run's records. On the wall clock deliveries run in a background thread so
 a slow mail server never stalls acquisition (in accelerated, virtual-time runs they run in line, so
 their outcome lands in the record deterministically). Nothing a notifier does can stop a run: every
 failed or successful delivery is recorded as a run event (``notify_failed`` / ``notified``) when the
@@ -17,6 +17,7 @@ engine next reports, and failures after the run has closed its file are returned
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import math
 import os
@@ -36,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from daq.core import units as u
+from daq.core.capabilities import RunHandle
 from daq.core.errors import ConfigError
+from daq.core.records import Event, Record, RunEnd
 
 # What can be notified. "instrument": an instrument fault that was ridden out (off by default: noisy).
 CATEGORIES = ("stop", "short_circuit", "interlock", "fault", "refused", "instrument")
@@ -306,7 +309,7 @@ def _fmt_t(t: Any) -> str:
 
 
 class Notifier:
-    """Engine listener that notifies the operator; see the module docstring."""
+    """Run subscriber that notifies the operator; see the module docstring."""
 
     def __init__(self, config: NotifyConfig, context: dict[str, Any] | None = None, reporter: Reporter | None = None):
         self.config = config
@@ -324,22 +327,20 @@ class Notifier:
         self.synchronous = False  # deliver in the engine's thread (virtual-time runs)
 
     # --- engine side ----------------------------------------------------------------------------
-    def bind_run(self, engine: Any) -> None:
+    def bind_run(self, engine: RunHandle) -> None:
         """Take the run's identity and record delivery results as its events."""
-        self.context.update(
-            {"run_file": str(engine.writer.path), "cell_id": engine.cell.cell_id, "protocol": engine.protocol.name}
-        )
-        self.reporter = lambda kind, message, data: engine.event(kind, message, **data)
+        self.context.update({"run_file": engine.path, "cell_id": engine.cell.cell_id, "protocol": engine.protocol.name})
+        self.reporter = engine.report
         self.synchronous = bool(getattr(engine.clock, "virtual", False))
 
-    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
-        """Listener entry point; never raises."""
+    def __call__(self, record: Record) -> None:
+        """Subscriber entry point; never raises."""
         if self._busy:
             return
         self._busy = True
         try:
             self._drain()
-            notice = self.notice_for(kind, payload)
+            notice = self.notice_for(record)
             if notice is not None and self._admit(notice):
                 if self.synchronous:
                     for channel, error in self.deliver(notice):
@@ -352,13 +353,12 @@ class Notifier:
         finally:
             self._busy = False
 
-    def notice_for(self, kind: str, payload: dict[str, Any]) -> Notice | None:
-        """The notice an engine report deserves, if its category is switched on."""
-        if not isinstance(payload, dict):
-            return None
+    def notice_for(self, record: Record) -> Notice | None:
+        """The notice a record deserves, if its category is switched on."""
         ctx = self.context
         who = f"{ctx.get('cell_id') or 'cell'}"
-        if kind == "event":
+        if isinstance(record, Event):
+            payload = dataclasses.asdict(record)
             ev_kind = str(payload.get("kind", ""))
             category = _EVENT_CATEGORY.get(ev_kind)
             data = payload.get("data") or {}
@@ -378,7 +378,8 @@ class Notifier:
                 str(payload.get("message", "")),
                 {**ctx, "event_kind": ev_kind, "t": payload.get("t"), "step": payload.get("step"), "event_data": data},
             )
-        if kind == "run_end" and "stop" in self.config.on:
+        if isinstance(record, RunEnd) and record.result is not None and "stop" in self.config.on:
+            payload = dataclasses.asdict(record.result)
             outcome = str(payload.get("outcome", ""))
             status = str(payload.get("status", ""))
             title = "run completed" if outcome == "completed" else f"run stopped: {outcome.replace('_', ' ')}"

@@ -31,11 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat
-from daq.core.clock import Clock
+from daq.core.capabilities import (
+    Calibration,
+    Capabilities,
+    EisRequest,
+    InstrumentInfo,
+    Potentiostat,
+    PressureReading,
+    PressureSensor,
+)
+from daq.core.clock import Clock, VirtualClock
 from daq.core.errors import DataFileError, InstrumentError
 from daq.core.samples import EisPoint, SampleBlock
-from daq.core.transducer import Calibration, PressureReading, PressureTransducer
 from daq.storage.reader import open_run
 
 EPS = 1e-6  # s: times closer than this are the same instant
@@ -407,7 +414,6 @@ class ReplaySource:
             eis_max_frequency=math.inf,
             reference_electrode=True,
             hardware_voltage_limit=True,
-            speculative=True,
         )
 
     def segment_end(self, index: int) -> float:
@@ -703,7 +709,9 @@ class ReplayPotentiostat(Potentiostat):
     def rewind(self, t: float) -> SampleBlock:
         """Take back the samples of the last read after clock time ``t`` (the engine reacting to a stop
         found inside a big block): the recording holds them, so nothing is recomputed."""
-        self.clock.rewind(t)  # type: ignore[attr-defined]
+        if not isinstance(self.clock, VirtualClock):
+            raise InstrumentError("only a virtual clock can be rewound")
+        self.clock.rewind(t)
         cut = t - self._origin
         src = self.source
         lo = min([a for a, _ in self._last + self._out] + [self._cursor])
@@ -726,7 +734,7 @@ class ReplayPotentiostat(Potentiostat):
             raise InstrumentError("replay: not connected")
 
 
-class ReplayTransducer(PressureTransducer):
+class ReplayTransducer(PressureSensor):
     """The recorded stack pressure, read as the recording read it: the value stored with the samples the
     replay handed over last. Attached when the recording had a transducer, so the engine runs as it did."""
 

@@ -36,10 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from daq.core import units as u
-from daq.core.capabilities import Potentiostat
+from daq.core.capabilities import Calibration, Potentiostat, PressureSensor
 from daq.core.clock import Clock
 from daq.core.errors import ConfigError
-from daq.core.transducer import Calibration, PressureTransducer
 from daq.models.cell import Cell, load_cell
 
 # kind -> (module, class); imported lazily by name.
@@ -517,7 +516,7 @@ def _construct(cls: type, spec: InstrumentSpec, resource: Any, channel: ChannelS
         raise ConfigError(f"instruments.{spec.name}", spec.kind, f"cannot build the driver: {exc}") from None
 
 
-def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: Any = None) -> PressureTransducer | None:
+def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: Any = None) -> PressureSensor | None:
     """The transducer reading the channel's press (not connected), or None."""
     if channel.transducer is None:
         return None
@@ -545,7 +544,7 @@ def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: Any
 class ChannelHardware:
     channel: ChannelSpec
     potentiostat: Potentiostat
-    transducer: PressureTransducer | None
+    transducer: PressureSensor | None
     sim_cell: Any = None  # the SimulatedCell behind a sim channel
 
 

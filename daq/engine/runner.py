@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from daq.analysis import postrun
-from daq.core.capabilities import Potentiostat
+from daq.core.capabilities import Potentiostat, PressureSensor, ReportsToRun
 from daq.core.clock import Clock
 from daq.core.errors import ConfigError, DaqError, DataFileError, InstrumentError
-from daq.core.transducer import PressureTransducer
+from daq.core.records import ResumePoint, RunResult, Subscriber
 from daq.engine import interlocks
-from daq.engine.engine import Engine, Listener, ResumePoint, RunControl, RunResult, step_parameters
+from daq.engine.engine import Engine, RunControl, step_parameters
+from daq.engine.stream import RecordStream
 from daq.models import ccd, voids
 from daq.models import cell as cellmod
 from daq.models.cell import Cell, cell_from_text
@@ -84,9 +85,9 @@ def run_protocol(
     potentiostat: Potentiostat,
     clock: Clock,
     out: str | Path,
-    transducer: PressureTransducer | None = None,
+    transducer: PressureSensor | None = None,
     control: RunControl | None = None,
-    listeners: Iterable[Listener] = (),
+    subscribers: Iterable[Subscriber] = (),
     block_samples: int = 256,
     block_interval: float | None = None,
     run_attrs: dict[str, Any] | None = None,
@@ -124,14 +125,14 @@ def run_protocol(
         cell_overrides=cell_overrides,
         transcript=transcript,
     )
-    return _start(
+    return execute(
         writer,
         protocol,
         cell,
         potentiostat,
         clock,
         transducer,
-        dict(control=control, listeners=listeners, block_interval=block_interval, block_samples=block_samples),
+        dict(control=control, subscribers=subscribers, block_interval=block_interval, block_samples=block_samples),
     )
 
 
@@ -152,7 +153,7 @@ def resume_protocol(
     path: str | Path,
     potentiostat: Potentiostat,
     clock: Clock,
-    transducer: PressureTransducer | None = None,
+    transducer: PressureSensor | None = None,
     **engine_options: Any,
 ) -> RunResult:
     """Continue an interrupted run in the same file, from where it stopped."""
@@ -160,18 +161,19 @@ def resume_protocol(
     binding.check(protocol, cell, potentiostat.capabilities)
     writer = RunWriter.reopen(path)
     writer.add_event(point.t_last, "resumed_run", point.steps_done, "run file reopened to resume", {})
-    return _start(writer, protocol, cell, potentiostat, clock, transducer, dict(engine_options, resume=point))
+    return execute(writer, protocol, cell, potentiostat, clock, transducer, dict(engine_options, resume=point))
 
 
-def _start(
+def execute(
     writer: RunWriter,
     protocol: Protocol,
     cell: Cell,
     potentiostat: Potentiostat,
     clock: Clock,
-    transducer: PressureTransducer | None,
+    transducer: PressureSensor | None,
     engine_options: dict[str, Any],
 ) -> RunResult:
+    """Connect, check the protocol against the instrument, run the engine into ``writer``, close."""
     if writer.transcript:  # log every command and block to /transcript, on the run clock
         resume = engine_options.get("resume")
         origin = clock.now() - (resume.t_last if resume else 0.0)
@@ -205,20 +207,23 @@ def _start(
         if isinstance(exc, DaqError) or not isinstance(exc, Exception):
             raise
         raise InstrumentError(f"could not start the run: {exc}") from exc
+    subscribers = list(engine_options.pop("subscribers", ()))
+    stream = RecordStream(required=[writer], optional=subscribers)
     engine = Engine(
         protocol,
         cell,
         potentiostat,
         clock,
-        writer,
+        stream,
+        str(writer.path),
         transducer,
         interlocks=interlocks.build(protocol.interlocks),
         **engine_options,
     )
     if isinstance(potentiostat, TranscriptPotentiostat):
         potentiostat.now = lambda: clock.now() - engine.t0  # the engine's run time from its start on
-    for part in (potentiostat, transducer, *engine.listeners):  # fault-tolerant instruments and notifiers
-        if hasattr(part, "bind_run"):  # record their reports (retries, reconnections, failed messages) as events
+    for part in (potentiostat, transducer, *subscribers):  # fault-tolerant instruments and notifiers
+        if isinstance(part, ReportsToRun):  # their reports (retries, reconnections, failed notices) become events
             part.bind_run(engine)
     try:
         result = engine.run()
@@ -233,7 +238,7 @@ def _start(
     return result
 
 
-def _close_all(potentiostat: Potentiostat, transducer: PressureTransducer | None) -> str:
+def _close_all(potentiostat: Potentiostat, transducer: PressureSensor | None) -> str:
     """Close the instruments; a failure is reported in words, never raised over the run's result."""
     problems = []
     for name, part in (("potentiostat", potentiostat), ("transducer", transducer)):

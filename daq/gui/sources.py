@@ -8,6 +8,7 @@ widget and the GUI thread never does file or instrument I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -21,6 +22,7 @@ from PySide6.QtCore import QObject, Signal
 
 from daq.core.clock import ScaledClock
 from daq.core.errors import DaqError
+from daq.core.records import Event, Record, RunEnd, Samples, Spectrum, StepEnd, StepStart
 from daq.gui.plan import Plan
 from daq.gui.spectra import fit_spectrum
 from daq.storage import layout as L
@@ -29,6 +31,21 @@ from daq.storage.reader import RunFile, open_run
 ALARM_EVENTS = frozenset(
     {"short_circuit", "voltage_limit", "current_limit", "fault", "transducer_fault", "listener_error", "interlock"}
 )
+
+
+def _signal_of(record: Record) -> tuple[str, Any] | None:
+    """A run record in the panels' vocabulary: (signal name, payload)."""
+    match record:
+        case Samples(columns):
+            return "block", columns
+        case StepStart() | StepEnd() | Event():
+            kind = {StepStart: "step_start", StepEnd: "step_end", Event: "event"}[type(record)]
+            return kind, dataclasses.asdict(record)
+        case Spectrum(index, meta, points):
+            return "spectrum", {"index": index, "meta": meta, "points": points}
+        case RunEnd(result=result) if result is not None:
+            return "run_end", dataclasses.asdict(result)
+    return None
 
 
 class ChannelSignals(QObject):
@@ -137,9 +154,13 @@ class SimulatedRun:
     def abort(self, reason: str = "aborted from the rig window") -> None:
         self.control.abort(reason)
 
-    def _listen(self, kind: str, payload: dict[str, Any]) -> None:
-        """Engine listener (worker thread): forward to the GUI thread. Never raises."""
+    def _listen(self, record: Record) -> None:
+        """Run subscriber (worker thread): forward to the GUI thread. Never raises."""
         try:
+            signal = _signal_of(record)
+            if signal is None:
+                return
+            kind, payload = signal
             if kind == "event" and self.clock is not None:
                 if payload["kind"] == "paused":
                     self.clock.paused = True
@@ -152,9 +173,9 @@ class SimulatedRun:
             pass
 
     def _run(self) -> None:
-        from daq.commands.run import default_out
         from daq.engine.runner import predictions, resolved, run_protocol
         from daq.models.cell import load_cell
+        from daq.storage.naming import default_out
         from protocols import binding
         from protocols.loader import load_protocol
         from simulators.rig import simulated_rig
@@ -194,7 +215,7 @@ class SimulatedRun:
                 out,
                 transducer=transducer,
                 control=self.control,
-                listeners=[self._listen],
+                subscribers=[self._listen],
                 block_interval=block_interval(self.speed),
                 run_attrs={"rig": "simulator", "clock": "scaled"},
             )

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from daq.core.errors import DataFileError
-from daq.engine.engine import ResumePoint
+from daq.core.records import ResumePoint
 from daq.storage import layout as L
 from daq.storage.hdf5 import file_access_without_locks, open_h5
 from daq.storage.recovery import writer_flag_set
@@ -128,12 +128,13 @@ class RunFile:
         """Where an interrupted run stopped: finished steps, progress of the step cut short."""
         steps_done = len(self.f["steps"])
         n = len(self)
+        spectra = len(self.f["eis/spectra"])
         if n == 0:
-            return ResumePoint(steps_done, 0.0, 0.0, 0.0, 0)
+            return ResumePoint(steps_done, 0.0, 0.0, 0.0, 0, spectra)
         last = n - 1
         t_last = float(self.f["timeseries/t"][last])
         if int(self.f["timeseries/step"][last]) != steps_done:
-            return ResumePoint(steps_done, 0.0, 0.0, t_last, n)
+            return ResumePoint(steps_done, 0.0, 0.0, t_last, n, spectra)
         # first sample of the interrupted step: search back through the step column in chunks
         step_col = self.f["timeseries/step"]
         first, chunk = last, 65536
@@ -146,7 +147,7 @@ class RunFile:
                 break
             first = lo
         t_prev = float(self.f["timeseries/t"][first - 1]) if first > 0 else 0.0
-        return ResumePoint(steps_done, t_last - t_prev, float(self.f["timeseries/Q"][last]), t_last, n)
+        return ResumePoint(steps_done, t_last - t_prev, float(self.f["timeseries/Q"][last]), t_last, n, spectra)
 
     # --- data ---------------------------------------------------------------------------------
     def __len__(self) -> int:

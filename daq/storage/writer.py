@@ -8,6 +8,7 @@ tells readers whether a "running" file still has a live writer; if not, the run 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -24,6 +25,7 @@ from h5py import h5s
 
 import daq
 from daq.core.errors import DataFileError
+from daq.core.records import Event, Record, RunEnd, RunStart, Samples, Spectrum, StepEnd
 from daq.storage import layout as L
 from daq.storage.hdf5 import open_h5
 from daq.storage.recovery import clear_writer_flags
@@ -82,6 +84,11 @@ def writer_alive(path: Path) -> bool:
             return True
         fcntl.flock(fh, fcntl.LOCK_UN)
     return False
+
+
+def _plain(value: Any) -> Any:
+    """StrEnum members as plain str: h5py stores str subclasses as fixed-width unicode, which it cannot."""
+    return str(value) if isinstance(value, str) else value
 
 
 def _json(value: Any) -> str:
@@ -258,6 +265,22 @@ class RunWriter:
         self._swmr = True
         self.f.flush()
 
+    # --- the engine's record stream: the writer is its required subscriber -----------------------
+    def __call__(self, record: Record) -> None:
+        match record:
+            case Samples(columns):
+                self.append(columns)
+            case StepEnd():
+                self.add_step(dataclasses.asdict(record))
+            case Event(t, kind, step, message, data):
+                self.add_event(t, kind, step, message, data)
+            case Spectrum(_, meta, points):
+                self.add_spectrum(meta, points)
+            case RunStart():
+                self.start()
+            case RunEnd(status, outcome, summary):
+                self.close(status, outcome, summary)
+
     # --- appends --------------------------------------------------------------------------------
     def append(self, columns: dict[str, np.ndarray]) -> None:
         """Buffer one block of samples (every column of the layout, same length)."""
@@ -366,13 +389,13 @@ class RunWriter:
             self.f.close()
         try:
             with open_h5(self.path, "a") as f:
-                f.attrs["status"] = status
-                f.attrs["outcome"] = outcome
+                f.attrs["status"] = str(status)
+                f.attrs["outcome"] = str(outcome)
                 f.attrs["end_time"] = utc_now()
                 if analysis:
                     g = f.require_group("analysis")
                     for key, value in analysis.items():
-                        g.attrs[key] = _json(value) if isinstance(value, (dict, list)) else value
+                        g.attrs[key] = _json(value) if isinstance(value, (dict, list)) else _plain(value)
         finally:
             self.lock.release()
 
