@@ -7,7 +7,7 @@ drivers and the resilient wrapper, potentiostat sample blocks through the wrappe
 either accepted or refused with one clear line (exit code 2 for the CLI; InstrumentError for
 instruments); a traceback, an internal error or any other exception is a failure. A damaged file on
 which a C library never returns is counted as a hang (the worker is killed and replaced); a defect
-already found in a command this suite does not own (tests.test_fuzz_cli.KNOWN_ISSUES) is counted as
+already found in a command this suite does not own (tests.fuzz.test_fuzz_cli.KNOWN_ISSUES) is counted as
 "known".
 
     python scripts/fuzz_all.py                  # the full run (a few minutes on 2 cores)
@@ -52,9 +52,9 @@ def main() -> int:
 
     from hypothesis import strategies as st
 
-    import tests.test_fuzz_cli as fc
-    import tests.test_fuzz_files as ff
-    import tests.test_fuzz_instruments as fi
+    import tests.fuzz.test_fuzz_cli as fc
+    import tests.fuzz.test_fuzz_files as ff
+    import tests.fuzz.test_fuzz_instruments as fi
 
     work = Path(tempfile.mkdtemp(prefix="daq-fuzz-all-"))
     run_files = ff.make_run_files(work)

@@ -76,7 +76,7 @@ class EventKind(StrEnum):
 
 class PauseMode(StrEnum):
     NOW = "now"
-    AT_STEP_END = "at_step_end"
+    AT_STEP_END = "step_end"
 
 
 class EisMode(StrEnum):

@@ -523,7 +523,7 @@ def _sandbox_worker(conn: Any) -> None:
     import traceback
 
     from daq.cli import build_parser
-    from tests.test_fuzz_cli import check_cli
+    from tests.fuzz.test_fuzz_cli import check_cli
 
     build_parser()  # every command module imported before the first timed check
 

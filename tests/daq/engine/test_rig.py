@@ -25,7 +25,7 @@ from simulators.transducer_emulators import Mark10Emulator, ModbusTransmitterEmu
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "protocols" / "examples" / "rigs" / "glovebox_rig.toml"
 CELL = ROOT / "protocols" / "examples" / "cells" / "li6ps5cl_99.toml"
 

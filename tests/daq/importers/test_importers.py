@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from daq.core.errors import DataFileError
 from daq.importers import Recording, read_recording
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor"  # shared/ sits beside the repo
-DATA = Path(__file__).resolve().parent / "data"
+VENDOR = Path(__file__).resolve().parents[4] / "shared" / "data" / "vendor"  # shared/ sits beside the repo
+DATA = Path(__file__).resolve().parents[2] / "data"
 CHRONOP = VENDOR / "CHRONOP.DTA"
 CSTC = VENDOR / "CstC_nesd.mpr"
 GEIS = VENDOR / "GEIS_nesd.mpr"

@@ -2,7 +2,7 @@
 one line and exit code 2 (or a normal run, exit 0), never a traceback or an internal error.
 
 Each command line runs in-process through ``daq.cli.main`` with stdout and stderr captured, inside a
-worker process (tests.test_fuzz_files.Sandbox) so that a hang is reported instead of blocking. The
+worker process (tests.fuzz.test_fuzz_files.Sandbox) so that a hang is reported instead of blocking. The
 strategy and check are shared with scripts/fuzz_all.py.
 """
 
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import CELLS, EXAMPLES, ROOT
-from tests.test_fuzz_files import NUMBERS, Sandbox, make_run_files, quantities
+from tests.fuzz.test_fuzz_files import NUMBERS, Sandbox, make_run_files, quantities
 
 # Left out: the GUI (a window), and values that make a valid run last for real hours (a speed of 1e-7).
 EXCLUDED_COMMANDS = ("gui",)

@@ -12,8 +12,8 @@ from daq.cli import main
 from daq.importers import read_recording
 from daq.storage.reader import RunFile
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "data" / "vendor"  # shared/ sits beside the repo
-DATA = Path(__file__).resolve().parent / "data"
+VENDOR = Path(__file__).resolve().parents[4] / "shared" / "data" / "vendor"  # shared/ sits beside the repo
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 pytestmark = pytest.mark.skipif(not (VENDOR / "CstC_nesd.mpr").exists(), reason="vendor recordings not available")
 

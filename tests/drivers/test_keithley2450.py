@@ -19,7 +19,7 @@ from simulators.scpi_server import ScpiServer
 
 pytestmark = pytest.mark.timeout(60)
 
-CELLS = Path(__file__).resolve().parents[1] / "protocols" / "examples" / "cells"
+CELLS = Path(__file__).resolve().parents[2] / "protocols" / "examples" / "cells"
 MA_CM2 = 10.0  # A/m^2
 
 
