@@ -12,6 +12,7 @@ from daq.cell import load_cell
 from daq.clock import RealClock, VirtualClock
 from daq.errors import InstrumentError
 from drivers import gamry as G
+from drivers import gamry_curves
 from drivers.gamry import GamryPotentiostat, describe_hresult
 from drivers.potentiostat import EisRequest
 from drivers.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
@@ -107,7 +108,7 @@ def test_hardware_voltage_limit_stops_current(rig, spec):
 
 
 def test_open_ended_step_is_rearmed(rig, spec, monkeypatch):
-    monkeypatch.setattr(G, "MAX_CURVE_POINTS", 102)  # 100 s curves at 1 s
+    monkeypatch.setattr(gamry_curves, "MAX_CURVE_POINTS", 102)  # 100 s curves at 1 s
     clock, cell, emu, driver = rig
     driver.connect()
     driver.apply_current(-spec.current(5 * MA_CM2), -5, 5, 1.0)
@@ -354,7 +355,7 @@ def test_missing_vendor_software_gives_clear_message(monkeypatch):
     if sys.platform != "win32":
         with pytest.raises(InstrumentError, match="need Windows with the Gamry software"):
             GamryPotentiostat(clock=VirtualClock()).connect()
-    monkeypatch.setattr(G.sys, "platform", "win32")
+    monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setitem(sys.modules, "comtypes", None)  # import comtypes -> ImportError
     with pytest.raises(InstrumentError, match="comtypes package is missing.*pip install comtypes"):
         GamryPotentiostat(clock=VirtualClock()).connect()
