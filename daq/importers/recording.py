@@ -106,6 +106,7 @@ class Recording:
     tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     table_units: dict[str, dict[str, str]] = field(default_factory=dict)
     header: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the reader could not map or had to assume
 
     @property
     def n_samples(self) -> int:
