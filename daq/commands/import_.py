@@ -28,6 +28,7 @@ from daq.storage.writer import RunWriter
 _KIND_BY_TECHNIQUE = {
     "geis": "eis",
     "peis": "eis",
+    "impedance": "eis",
     "constant_current": "galvanostatic",
     "chronopotentiometry": "galvanostatic",
     "galvanostatic_cycling": "galvanostatic",
