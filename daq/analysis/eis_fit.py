@@ -398,13 +398,15 @@ def _solve(
             method="trf",
             x_scale="jac",
             max_nfev=max_nfev,
-            xtol=1e-10,
-            ftol=1e-10,
-            gtol=1e-10,
+            xtol=1e-8,
+            ftol=1e-8,
+            gtol=1e-8,
         )
-    at_bound = (res.x - ulo < 1e-6 * (uhi - ulo)) | (uhi - res.x < 1e-6 * (uhi - ulo))
-    # an exponent of exactly 1 is a capacitor, a physical answer, not a pinned parameter
-    at_bound &= ~(linear & (np.abs(res.x - 1.0) < 1e-6))
+    at_lo, at_hi = res.x - ulo < 1e-6 * (uhi - ulo), uhi - res.x < 1e-6 * (uhi - ulo)
+    # Physical limits are answers, not pinned parameters: a resistance at ~0 (R >= 0; the lower bound is
+    # 1e-9 max|Z|), a CPE exponent of 1 (a capacitor).
+    physical = (np.array(c.kinds) == "R") & at_lo | linear & (np.abs(res.x - 1.0) < 1e-6)
+    at_bound = (at_lo | at_hi) & ~physical
     return to_p(res.x), (res, at_bound)
 
 
@@ -460,7 +462,7 @@ def fit_circuit(
             break
     assert best is not None
     _, p, res, at_bound, start = best
-    perm = _canonical_order(c, p)
+    perm = np.arange(len(c)) if bounds else _canonical_order(c, p)  # bounds name a specific arc: keep it
     p, at_bound = p[perm], at_bound[perm]
     return _result(c, f, z, p, at_bound, res, start, nfev)
 
@@ -497,7 +499,8 @@ def _result(c, f, z, p, at_bound, res, start, nfev) -> FitResult:
     pinned = tuple(name for name, b in zip(c.names, at_bound) if b)
     if pinned:
         problems.append("at a bound: " + ", ".join(pinned))
-    if not np.all(np.isfinite(stderr)) or np.any(stderr > 1e6 * np.maximum(np.abs(p), 1e-300)):
+    zero = (np.array(c.kinds) == "R") & (p <= 1e-8 * np.abs(z).max())  # R = 0: its error is an upper limit
+    if not np.all(np.isfinite(stderr)) or np.any((stderr > 1e6 * np.abs(p)) & ~zero):
         problems.append("uncertainties not finite (parameters not determined by the data)")
     ok = not problems
     message = "converged" if ok else "; ".join(problems)
