@@ -43,6 +43,7 @@ FIT_DTYPE = np.dtype(
         ("R2_err", "f8"),
         ("relative_residual", "f8"),
         ("success", "u1"),
+        ("message", "S160"),  # why a fit is not a real fit (empty when it is): never skipped silently
     ]
 )
 FIT_UNITS = {
@@ -70,7 +71,12 @@ def fit_spectra(run) -> np.ndarray:
         try:
             with np.errstate(all="ignore"):  # trial steps of the optimiser may overflow; the fit copes
                 fit = fit_circuit(f, z, CIRCUIT)
-        except (AnalysisError, DaqError, ValueError, np.linalg.LinAlgError):
+        except (AnalysisError, DaqError, ValueError, np.linalg.LinAlgError) as exc:
+            nan = math.nan
+            why = f"not fitted: {exc}".encode("utf-8", "replace")[:160]
+            rows.append(
+                (i, spectra.t_start[i], spectra.step[i], spectra.Q[i], nan, nan, nan, nan, nan, nan, nan, 0, why)
+            )
             continue
         rows.append(
             (
@@ -86,6 +92,7 @@ def fit_spectra(run) -> np.ndarray:
                 fit.error("R2"),
                 fit.relative_residual,
                 fit.success,
+                b"" if fit.success else fit.message.encode("utf-8", "replace")[:160],
             )
         )
     return np.array(rows, dtype=FIT_DTYPE)
@@ -100,7 +107,8 @@ def analyse(path: str | Path) -> dict[str, Any]:
         thickness = cell.get("electrolyte.thickness", math.nan)  # imported recordings do not state it
         events = run.events()
         steps = run.steps()
-        fits = fit_spectra(run)
+        all_fits = fit_spectra(run)
+        fits = all_fits[np.isfinite(all_fits["R1"])]  # failed fits stay recorded with their reason
         spectra = run.spectra()
         results: dict[str, Any] = {}
         shorts = events[events.kind == "short_circuit"]
@@ -142,7 +150,7 @@ def analyse(path: str | Path) -> dict[str, Any]:
                 "current_ratio": cl.current_ratio.tolist(),
                 "regions": list(cl.regions),
             }
-    _store(path, results, fits)
+    _store(path, results, all_fits)
     return results
 
 

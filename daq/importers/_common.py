@@ -101,7 +101,7 @@ def si_conversion(unit: str) -> tuple[float, float, str] | None:
     are dimensionless ``"1"``.
     """
     u = unit.strip()
-    if u in ("", "#", "bits", "1"):
+    if u in ("", "#", "##", "bits", "1"):
         return 1.0, 0.0, "1"
     if u in ("deg", "°", "Deg", "degree", "degrees"):
         return math.pi / 180.0, 0.0, "rad"
