@@ -462,6 +462,11 @@ def fit_circuit(
             break
     assert best is not None
     _, p, res, at_bound, start = best
+    if res.status == 0:  # the best start ran out of its share of evaluations: carry on from where it stopped
+        p_more, (res_more, bound_more) = _solve(c, f, z, p, lo, hi, max_evaluations)
+        nfev += int(res_more.nfev)
+        if _relative(c, f, z, p_more) <= best[0][1] * (1 + 1e-9):
+            p, res, at_bound = p_more, res_more, bound_more
     perm = np.arange(len(c)) if bounds else _canonical_order(c, p)  # bounds name a specific arc: keep it
     p, at_bound = p[perm], at_bound[perm]
     return _result(c, f, z, p, at_bound, res, start, nfev)

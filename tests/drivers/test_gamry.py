@@ -387,7 +387,6 @@ def test_hresult_decoding():
 @pytest.mark.parametrize("density", ["9 mA/cm^2", "10 mA/cm^2"])
 def test_ccd_protocol_through_gamry_matches_simulator(tmp_path, density):
     from daq.engine.runner import run_protocol
-
     from protocols.loader import load_protocol
     from tests.conftest import EXAMPLES, run_sim
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daq.errors import DataFileError
+from daq.core.errors import DataFileError
 from daq.importers import Recording, read_recording
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
