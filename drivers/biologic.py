@@ -62,7 +62,7 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
         name: str | None = None,
     ):
         if not (isinstance(deadman_s, int | float) and 1.0 <= deadman_s <= MAX_SEGMENT):
-            raise ConfigError(f"deadman_s = {deadman_s!r}: the dead-man time must be 1 s to {MAX_SEGMENT:g} s")
+            raise ConfigError("deadman_s", deadman_s, f"the dead-man time must be 1 s to {MAX_SEGMENT:g} s")
         self.conn = (
             connection if isinstance(connection, BiologicConnection) else BiologicConnection(connection, dll=dll)
         )
@@ -257,13 +257,13 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
             return
         if not run.sourcing:
             self.open_circuit(run.period)
-        elif self.conn.has("BL_UpdateParameters"):
+        elif self.conn.has("BL_UpdateParameters") or now - run.segment_end > self._deadman / 2:
             self._run = None
             raise InstrumentError(
                 f"{self.name}: the channel stopped itself at its dead-man time ({run.segment_end:.1f} s), "
                 f"{now - run.segment_end:.1f} s before this read: it was not polled in time"
             )
-        else:  # an old library cannot extend a running technique: start the next segment
+        else:  # an old library cannot extend a running technique: the next segment follows at once
             self._start_step(
                 Run(run.kind, now, setpoint=run.setpoint, limits=run.limits, period=run.period, end=run.end)
             )
