@@ -209,23 +209,13 @@ class EClibEmulator:
             return S.ERR_GEN_CHANNELNOTPLUGGED, None
         return S.ERR_NOERROR, channel
 
-    @staticmethod
-    def _copy_string(text: str, buf, size) -> int:
-        data = text.encode()
-        if not buf or size[0] < len(data) + 1:
-            size[0] = len(data) + 1
-            return S.ERR_GEN_INVALIDPARAMETERS
-        C.memmove(buf, data + b"\0", len(data) + 1)
-        size[0] = len(data)
-        return S.ERR_NOERROR
-
     def _BL_GetLibVersion(self, buf, size):
-        return self._copy_string(self.lib_version, buf, size)
+        return S.copy_string(self.lib_version, buf, size)
 
     def _BL_GetErrorMsg(self, code, buf, size):
         if code not in S.ERROR_MESSAGES:
             return S.ERR_GEN_INVALIDPARAMETERS
-        return self._copy_string(S.ERROR_MESSAGES[code], buf, size)
+        return S.copy_string(S.ERROR_MESSAGES[code], buf, size)
 
     def _BL_Connect(self, address, timeout, pid, pinfo):
         if address is None or address.decode() != self.address:
@@ -317,24 +307,15 @@ class EClibEmulator:
             presults[i] = S.ERR_NOERROR
         return S.ERR_NOERROR
 
-    @staticmethod
-    def _define(label, kind, raw, index, pparam) -> int:
-        if label is None or len(label) >= 64:
-            return S.ERR_GEN_INVALIDPARAMETERS
-        p = pparam.contents
-        p.ParamStr = label
-        p.ParamType, p.ParamVal, p.ParamIndex = kind, raw, index
-        return S.ERR_NOERROR
-
     def _BL_DefineBoolParameter(self, label, value, index, pparam):
-        return self._define(label, S.PARAM_BOOLEAN, 1 if value else 0, index, pparam)
+        return S.define_param(label, S.PARAM_BOOLEAN, 1 if value else 0, index, pparam)
 
     def _BL_DefineSglParameter(self, label, value, index, pparam):
         raw = int(np.array([value], dtype=np.float32).view(np.int32)[0])
-        return self._define(label, S.PARAM_SINGLE, raw, index, pparam)
+        return S.define_param(label, S.PARAM_SINGLE, raw, index, pparam)
 
     def _BL_DefineIntParameter(self, label, value, index, pparam):
-        return self._define(label, S.PARAM_INT32, value, index, pparam)
+        return S.define_param(label, S.PARAM_INT32, value, index, pparam)
 
     def _BL_LoadTechnique(self, conn_id, ch, fname, params, first, last, display):
         code, channel = self._channel(conn_id, ch)

@@ -412,6 +412,27 @@ REQUIRED = {
 NEWER_EXTRAS = {TECH_GEIS: {"xctr"}, TECH_PEIS: {"xctr"}}
 
 
+def copy_string(text: str, buf, size) -> int:
+    """A string into a caller's buffer of *size bytes, as the DLL returns strings."""
+    data = text.encode()
+    if not buf or size[0] < len(data) + 1:
+        size[0] = len(data) + 1
+        return ERR_GEN_INVALIDPARAMETERS
+    C.memmove(buf, data + b"\0", len(data) + 1)
+    size[0] = len(data)
+    return ERR_NOERROR
+
+
+def define_param(label, kind, raw, index, pparam) -> int:
+    """Fill a TEccParam, as BL_Define*Parameter does."""
+    if label is None or len(label) >= 64:
+        return ERR_GEN_INVALIDPARAMETERS
+    p = pparam.contents
+    p.ParamStr = label
+    p.ParamType, p.ParamVal, p.ParamIndex = kind, raw, index
+    return ERR_NOERROR
+
+
 def signatures() -> dict[str, tuple]:
     """The DLL's functions as (restype, *argtypes) for ctypes callbacks (BLFunctions.h)."""
     P = C.POINTER
