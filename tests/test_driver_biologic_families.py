@@ -46,6 +46,8 @@ REF_VMP3_FAMILY = ["VMP2", "VMP3", "BISTAT", "BISTAT2", "MCS_200", "VSP", "SP50"
                    "VMP3E", "VSP3E", "SP50E", "SP150E"]  # fmt: skip
 REF_VMP300_FAMILY = ["SP100", "SP200", "SP300", "VSP300", "VMP300", "SP240", "BP300"]
 REF_E_SERIES = ["VMP3E", "VSP3E", "SP50E", "SP150E"]  # DIGICORE boards
+# CINF/PyExpLabSys, PyExpLabSys/drivers/bio_logic.py: TECHNIQUE_IDENTIFIERS.
+REF_TECHNIQUE_IDS = {100: "OCV", 101: "CA", 102: "CP", 104: "PEIS", 107: "GEIS", 155: "CPLIMIT", 157: "CALIMIT"}
 # Our column names -> the reference's.
 OURS_TO_REF = {
     "freq": "frequency", "abs_Ewe": "abs_voltage", "abs_I": "abs_current", "Phase_Zwe": "impedance_phase",
@@ -89,6 +91,11 @@ def test_device_families_are_pinned_to_the_references():
     for board, (kernel, fpga) in firmware.items():
         assert (T.BOARD_FILES[board].firmware.lower(), T.BOARD_FILES[board].fpga.lower()) == (kernel, fpga)
         assert (ES.KERNEL[board], ES.FPGA[board]) == (kernel, fpga)
+
+
+def test_technique_ids_are_pinned_to_the_reference():
+    assert {k: v for k, v in T.TECHNIQUE_NAMES.items() if k} == REF_TECHNIQUE_IDS
+    assert {v: k for k, v in REF_TECHNIQUE_IDS.items()} == {n.upper(): i for n, i in ES.TECH_BY_FILE.items()}
 
 
 def test_row_length_decides_between_family_layouts():
@@ -184,14 +191,15 @@ def test_current_ranges_within_the_channel(spec):
     assert emu.loaded(0)[0].get("I_Range") == 5
     driver.apply_current(5e-3, -5, 5, 1.0, duration=10.0)
     assert emu.loaded(0)[0].get("I_Range") == 8
-    with pytest.raises(InstrumentError, match="1e-05 A needs a current range above|needs a current range"):
-        driver.conn.call_timeout = 2.0
-        driver.impedance(EisRequest("galvanostatic", [1e3], 5e-3, 9.99e-3)).__next__()
+    with pytest.raises(
+        InstrumentError, match=r"0.01499 A needs a current range above the channel's largest \(0.01 A, MaxIRange 8\)"
+    ):
+        next(driver.impedance(EisRequest("galvanostatic", [1e3], 5e-3, 9.99e-3)))
     assert not emu.output_on(0)
 
 
 # --- potentiostatic control -----------------------------------------------------------------------------------
-def simulated(spec, steps):
+def simulated(spec):
     clock = VirtualClock()
     cell = SimulatedCell(spec)
     sim = SimulatedPotentiostat(cell, clock)
@@ -206,7 +214,7 @@ def test_potentiostatic_step_matches_simulator(spec, device_code, family):
     driver.apply_potential(0.02, -5e-3, 5e-3, 1.0, duration=600.0)
     assert emu.loaded(0)[0].file == f"calimit{ES.ECC_SUFFIX[family]}.ecc"
     block = run_for(driver, clock, 610.0)
-    ref_clock, ref_cell, sim = simulated(spec, None)
+    ref_clock, ref_cell, sim = simulated(spec)
     sim.apply_potential(0.02, -5e-3, 5e-3, 1.0, duration=600.0)
     ref = run_for(sim, ref_clock, 610.0)
     assert not emu.output_on(0) and abs(len(block) - len(ref)) <= 1
@@ -237,7 +245,7 @@ def test_peis_at_a_dc_potential(spec, device_code, family):
     freqs = np.logspace(5, 0, 6)
     points = list(driver.impedance(EisRequest("potentiostatic", freqs, 0.01, 0.02)))
     i_dc = points[0].I_dc
-    ref_clock, ref_cell, sim = simulated(spec, None)
+    ref_clock, ref_cell, sim = simulated(spec)
     sim.apply_potential(0.02, -1.0, 1.0, 1.0, duration=5.0)
     ref = run_for(sim, ref_clock, 5.0)
     assert i_dc == pytest.approx(ref.I[0], rel=0.01) and i_dc > 0
