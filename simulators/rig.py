@@ -7,6 +7,7 @@ import numpy as np
 from daq.core.capabilities import Calibration, InstrumentInfo, PressureReading, PressureSensor
 from daq.core.clock import Clock
 from daq.models.cell import Cell
+from drivers.registry import BuildContext, InstrumentEntry, TransducerEntry
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
 
@@ -34,3 +35,24 @@ class SimulatedTransducer(PressureSensor):
 def simulated_rig(cell: Cell, clock: Clock) -> tuple[SimulatedCell, SimulatedPotentiostat, SimulatedTransducer]:
     sim = SimulatedCell(cell)
     return sim, SimulatedPotentiostat(sim, clock), SimulatedTransducer(sim, clock)
+
+
+def _channel_cell(ctx: BuildContext) -> SimulatedCell:
+    """The one simulated cell behind a channel's simulated potentiostat and press."""
+    if "sim_cell" not in ctx.shared:
+        ctx.shared["sim_cell"] = SimulatedCell(ctx.cell)
+    return ctx.shared["sim_cell"]
+
+
+def _build_potentiostat(ctx: BuildContext) -> SimulatedPotentiostat:
+    return SimulatedPotentiostat(_channel_cell(ctx), ctx.clock, name=f"{ctx.name}:{ctx.channel}")
+
+
+def _build_transducer(ctx: BuildContext) -> SimulatedTransducer:
+    sim = SimulatedTransducer(_channel_cell(ctx), ctx.clock, **ctx.options)
+    sim.pressed_area = ctx.pressed_area
+    return sim
+
+
+POTENTIOSTAT_ENTRY = InstrumentEntry(_build_potentiostat)
+TRANSDUCER_ENTRY = TransducerEntry(_build_transducer, frozenset({"noise"}), needs_port=False)

@@ -5,11 +5,11 @@ A rig file (TOML) names instruments and transducers once, then maps channels ont
     [rig]
     name = "glovebox A"
 
-    [instruments.smu]                 # kind: sim | gamry | biologic | keithley2450
+    [instruments.smu]                 # kind: one of drivers.registry.instrument_kinds()
     kind = "keithley2450"
     resource = "TCPIP::192.168.10.21::5025::SOCKET"
 
-    [transducers.press_a]             # kind: mark10 | dp41 | aed | modbus | sim
+    [transducers.press_a]             # kind: one of drivers.registry.transducer_kinds()
     kind = "mark10"
     port = "/dev/ttyUSB0"
     calibration = { gain = 1.002, offset = "0.12 N", date = "2025-03-14" }
@@ -28,8 +28,6 @@ a driver is built, so a rig without vendor instruments needs none of the vendor 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,23 +38,8 @@ from daq.core.capabilities import Calibration, Potentiostat, PressureSensor
 from daq.core.clock import Clock
 from daq.core.errors import ConfigError
 from daq.models.cell import Cell, load_cell
+from drivers.registry import BuildContext, instrument_entry, transducer_entry
 
-# kind -> (module, class); imported lazily by name.
-POTENTIOSTAT_KINDS: dict[str, tuple[str, str]] = {
-    "sim": ("simulators.potentiostat", "SimulatedPotentiostat"),
-    "gamry": ("drivers.gamry", "GamryPotentiostat"),
-    "biologic": ("drivers.biologic", "BiologicPotentiostat"),
-    "keithley2450": ("drivers.keithley2450", "Keithley2450"),
-}
-TRANSDUCER_KINDS = ("mark10", "dp41", "aed", "modbus", "sim")
-_SERIAL_KEYS = {"baudrate", "timeout", "parity", "stopbits", "bytesize"}
-_TRANSDUCER_KEYS = {
-    "mark10": _SERIAL_KEYS | {"unit", "capacity"},
-    "dp41": _SERIAL_KEYS | {"unit", "capacity", "recognition"},
-    "aed": _SERIAL_KEYS | {"unit", "capacity", "scale"},
-    "modbus": {"baudrate", "timeout", "parity", "stopbits", "registers", "ram_area", "capacity"},
-    "sim": {"noise"},
-}
 _REGISTER_KEYS = {
     "value",
     "value_type",
@@ -253,43 +236,45 @@ def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | 
 def _instrument(name: str, data: object) -> InstrumentSpec:
     t = _Table(data, f"instruments.{name}")
     kind = t.text("kind")
-    if kind not in POTENTIOSTAT_KINDS:
-        raise ConfigError(
-            t.path("kind"), kind, f"unknown instrument kind; expected one of {', '.join(POTENTIOSTAT_KINDS)}"
-        )
-    allowed = {"kind", "resource", "timeout", "description"}
-    if kind == "keithley2450":
-        allowed |= {"buffer_size"}
-    t.unknown(allowed)
-    options: dict[str, Any] = {}
-    if kind == "sim":
+    entry = _entry(instrument_entry, kind, t.path("kind"))
+    t.unknown({"kind", "resource", "timeout", "description"} | {o.name for o in entry.options})
+    if entry.resource_example is None:
         resource = t.data.get("resource", f"sim://{name}")
+        if not isinstance(resource, str):
+            raise ConfigError(t.path("resource"), resource, "must be text")
     else:
         resource = t.text("resource")
-    if not isinstance(resource, str):
-        raise ConfigError(t.path("resource"), resource, "must be text")
-    if kind == "keithley2450":
-        if "::" not in resource:
-            raise ConfigError(
-                t.path("resource"), resource, 'expected a VISA resource, e.g. "TCPIP::192.168.1.50::5025::SOCKET"'
-            )
-        if "buffer_size" in t.data:
-            options["buffer_size"] = t.integer("buffer_size", minimum=10)
+        if not entry.resource_check(resource):
+            raise ConfigError(t.path("resource"), resource, f"expected {entry.resource_example}")
+    options: dict[str, Any] = {}
+    for option in entry.options:
+        if option.name in t.data:
+            if option.kind == "integer":
+                options[option.name] = t.integer(option.name, minimum=int(option.minimum or 0))
+            elif option.kind == "time":
+                options[option.name] = t.quantity(option.name, u.TIME)
+            else:
+                options[option.name] = t.text(option.name)
     timeout = t.quantity("timeout", u.TIME)
     if timeout is not None:
         options["timeout"] = timeout
     return InstrumentSpec(name, kind, resource, options)
 
 
+def _entry(load: Any, kind: str, field_name: str) -> Any:
+    """The registry's entry for ``kind``, its refusal naming the rig-file field."""
+    try:
+        return load(kind)
+    except ConfigError as exc:
+        raise ConfigError(field_name, kind, exc.problem) from None
+
+
 def _transducer(name: str, data: object) -> TransducerSpec:
     t = _Table(data, f"transducers.{name}")
     kind = t.text("kind")
-    if kind not in TRANSDUCER_KINDS:
-        raise ConfigError(
-            t.path("kind"), kind, f"unknown transducer kind; expected one of {', '.join(TRANSDUCER_KINDS)}"
-        )
-    t.unknown({"kind", "port", "pressed_area", "calibration", "description"} | _TRANSDUCER_KEYS[kind])
-    port = f"sim://{name}" if kind == "sim" else t.text("port")
+    entry = _entry(transducer_entry, kind, t.path("kind"))
+    t.unknown({"kind", "port", "pressed_area", "calibration", "description"} | entry.keys)
+    port = t.text("port") if entry.needs_port else f"sim://{name}"
     pressed_area = t.quantity("pressed_area", u.AREA)
     options: dict[str, Any] = {}
     if "baudrate" in t.data:
@@ -324,24 +309,13 @@ def _transducer(name: str, data: object) -> TransducerSpec:
     if "noise" in t.data:
         options["noise"] = t.quantity("noise", u.PRESSURE, zero_ok=True)
     registers = None
-    if kind == "modbus":
+    if "registers" in entry.keys:
         registers = _registers(_Table(t.data.get("registers", {}), t.path("registers")))
-    calibration = _calibration(t, kind, options)
+    calibration = _calibration(t, entry.measures(options))
     return TransducerSpec(name, kind, port, pressed_area, calibration, options, registers)
 
 
-def _measures(kind: str, options: dict[str, Any]) -> str:
-    """'force' or 'pressure': what the transducer's reading is, to check the calibration offset."""
-    if kind == "mark10":
-        return "force"
-    if kind in ("modbus", "sim"):
-        return "pressure"
-    from drivers.transducers import unit_factor
-
-    return unit_factor(options.get("unit", "N"))[1]
-
-
-def _calibration(t: _Table, kind: str, options: dict[str, Any]) -> Calibration:
+def _calibration(t: _Table, measures: str) -> Calibration:
     if "calibration" not in t.data:
         return Calibration()
     c = _Table(t.data["calibration"], t.path("calibration"))
@@ -351,7 +325,7 @@ def _calibration(t: _Table, kind: str, options: dict[str, Any]) -> Calibration:
         raise ConfigError(c.path("gain"), c.data.get("gain"), "must be a positive number")
     offset = 0.0
     if "offset" in c.data:
-        kind_ = u.FORCE if _measures(kind, options) == "force" else u.PRESSURE
+        kind_ = u.FORCE if measures == "force" else u.PRESSURE
         raw = c.data["offset"]
         if raw == 0:
             offset = 0.0
@@ -419,9 +393,11 @@ def _channel(
         known = ", ".join(instruments) or "none defined"
         raise ConfigError(t.path("instrument"), instrument, f"no such instrument (instruments: {known})")
     channel = t.integer("channel", 1, minimum=1)
-    single = {"keithley2450": "a Keithley 2450", "gamry": "a Gamry potentiostat"}
-    if instruments[instrument].kind in single and channel != 1:
-        raise ConfigError(t.path("channel"), channel, f"{single[instruments[instrument].kind]} has one channel (1)")
+    spec = instruments[instrument]
+    entry = instrument_entry(spec.kind)
+    if entry.channels is not None and channel > entry.channels:
+        has = "one channel (1)" if entry.channels == 1 else f"{entry.channels} channels"
+        raise ConfigError(t.path("channel"), channel, f"{entry.title} has {has}")
     transducer = t.data.get("transducer")
     if transducer is not None:
         transducer = t.text("transducer")
@@ -441,103 +417,34 @@ def _channel(
 
 
 # --- building drivers -------------------------------------------------------------------------
-def driver_class(kind: str) -> type:
-    """The driver class for an instrument kind, imported by name only now."""
-    module_name, class_name = POTENTIOSTAT_KINDS[kind]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError("kind", kind, f"driver module {module_name} cannot be imported: {exc}") from None
-    try:
-        return getattr(module, class_name)
-    except AttributeError:
-        raise ConfigError("kind", kind, f"{module_name} has no {class_name}") from None
+_connections: dict[Any, Any] = {}  # per process: connections shared by the channels of one instrument
 
 
-_shared_connections: dict[tuple[str, str], Any] = {}
+def _context(spec: InstrumentSpec | TransducerSpec, resource: str, channel: ChannelSpec, clock: Clock, shared: dict):
+    return BuildContext(
+        spec.name, resource, dict(spec.options), channel.channel, channel.cell, clock, shared, _connections
+    )
 
 
-def build_potentiostat(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: Any = None) -> Potentiostat:
-    """The driver object for a channel (not connected). ``sim_cell``: the SimulatedCell of a sim channel."""
+def build_potentiostat(rig: Rig, channel: ChannelSpec, clock: Clock, shared: dict | None = None) -> Potentiostat:
+    """The driver object for a channel (not connected). ``shared``: what the channel's parts share."""
     spec = rig.instruments[channel.instrument]
-    if spec.kind == "sim":
-        from simulators.cell import SimulatedCell
-        from simulators.potentiostat import SimulatedPotentiostat
-
-        return SimulatedPotentiostat(
-            sim_cell if sim_cell is not None else SimulatedCell(channel.cell),
-            clock,
-            name=f"{spec.name}:{channel.channel}",
-        )
-    cls = driver_class(spec.kind)
-    if spec.kind == "keithley2450":
-        return cls(spec.resource, clock, name=spec.name, **spec.options)
-    resource: Any = spec.resource
-    if spec.kind == "biologic":
-        # One connection per instrument, shared by its channels (one BL_Connect per device).
-        module = importlib.import_module(cls.__module__)
-        connection_cls = getattr(module, "BiologicConnection", None)
-        if connection_cls is not None:
-            key = (spec.kind, spec.resource)
-            if key not in _shared_connections:
-                _shared_connections[key] = connection_cls(spec.resource)
-            resource = _shared_connections[key]
-    return _construct(cls, spec, resource, channel, clock)
+    return instrument_entry(spec.kind).build(
+        _context(spec, spec.resource, channel, clock, {} if shared is None else shared)
+    )
 
 
-def _construct(cls: type, spec: InstrumentSpec, resource: Any, channel: ChannelSpec, clock: Clock) -> Potentiostat:
-    """Call a vendor driver's constructor by parameter name: resource/section/address/connection,
-    channel (0-based where the driver counts from 0, as BioLogic's EClib does), clock, timeout."""
-    params = inspect.signature(cls).parameters
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    names = list(params)
-    for pname in names:
-        p = params[pname]
-        if pname in ("resource", "section", "address", "connection", "device", "resource_name"):
-            value: Any = resource
-        elif pname == "channel":
-            value = channel.channel - 1 if spec.kind == "biologic" else channel.channel
-        elif pname == "clock":
-            value = clock
-        elif pname == "timeout" and "timeout" in spec.options:
-            value = spec.options["timeout"]
-        elif pname == "name":
-            value = f"{spec.name}:{channel.channel}"
-        else:
-            continue
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
-            args.append(value)
-        else:
-            kwargs[pname] = value
-    try:
-        return cls(*args, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"instruments.{spec.name}", spec.kind, f"cannot build the driver: {exc}") from None
-
-
-def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: Any = None) -> PressureSensor | None:
+def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, shared: dict | None = None) -> PressureSensor | None:
     """The transducer reading the channel's press (not connected), or None."""
     if channel.transducer is None:
         return None
     spec = rig.transducers[channel.transducer]
-    area = spec.pressed_area if spec.pressed_area is not None else channel.cell.pressed_area
-    if spec.kind == "sim":
-        from simulators.cell import SimulatedCell
-        from simulators.rig import SimulatedTransducer
-
-        sim = SimulatedTransducer(
-            sim_cell if sim_cell is not None else SimulatedCell(channel.cell), clock, **spec.options
-        )
-        sim.pressed_area = area
-        return sim
-    from drivers import transducers as tr
-
-    cls = tr.TRANSDUCER_KINDS[spec.kind]
-    kwargs = dict(spec.options)
-    if spec.kind == "modbus":
-        kwargs["registers"] = spec.registers
-    return cls(spec.port, area, spec.calibration, clock, name=spec.name, **kwargs)
+    ctx = _context(spec, spec.port, channel, clock, {} if shared is None else shared)
+    ctx.pressed_area = spec.pressed_area if spec.pressed_area is not None else channel.cell.pressed_area
+    ctx.calibration = spec.calibration
+    if spec.registers is not None:
+        ctx.options["registers"] = spec.registers
+    return transducer_entry(spec.kind).build(ctx)
 
 
 @dataclass
@@ -556,16 +463,7 @@ def build_channel(rig: Rig, channel: ChannelSpec, clock: Clock, cell: Cell | Non
     cell = cell or channel.cell
     if cell is not channel.cell:
         channel = dataclasses.replace(channel, cell=cell)
-    sim_cell = None
-    if rig.instruments[channel.instrument].kind == "sim" or (
-        channel.transducer and rig.transducers[channel.transducer].kind == "sim"
-    ):
-        from simulators.cell import SimulatedCell
-
-        sim_cell = SimulatedCell(cell)
-    return ChannelHardware(
-        channel,
-        build_potentiostat(rig, channel, clock, sim_cell),
-        build_transducer(rig, channel, clock, sim_cell),
-        sim_cell,
-    )
+    shared: dict[str, Any] = {}
+    potentiostat = build_potentiostat(rig, channel, clock, shared)
+    transducer = build_transducer(rig, channel, clock, shared)
+    return ChannelHardware(channel, potentiostat, transducer, shared.get("sim_cell"))
