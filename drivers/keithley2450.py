@@ -12,11 +12,16 @@ enforce by itself is pushed into it:
 - the output-off state is high impedance (``:OUTP:SMOD HIMP``): the output relay opens, so an
   "off" instrument does not hold the cell at 0 V (the 2450's NORMAL off state would).
 
-Samples are buffered in the instrument (``:TRAC:MAKE``, the ``SimpleLoop`` trigger template with the
-sample period as its delay, ``:TRAC:DATA? ... READ,SOUR,REL``), so the PC's timing does not set the
-data's: times are the instrument's relative timestamps placed on the run clock at ``:INIT``. The end of
-a timed step (``duration``) is acted on by the driver when it reads the finished loop: the output is
-switched off at that read (the samples stop at the duration exactly).
+Samples are buffered in the instrument (``:TRAC:MAKE``, a trigger model of delay + measure blocks,
+``:TRAC:DATA? ... READ,SOUR,REL``), so the PC's timing does not set the data's: times are the
+instrument's relative timestamps placed on the run clock at ``:INIT``.
+
+Dead-man switch: the trigger model itself switches the output on (a source block) and, in its last
+block, off again. It ends after the step's readings (a timed step ends in the instrument) or after
+``deadman_s`` without a ``*TRG`` from the driver, whichever comes first. Every ``read`` sends ``*TRG``
+(a branch-on-event block resets the dead-man counter), so while the engine polls the current flows;
+when the process dies, hangs or loses the link, the instrument switches itself off within
+``deadman_s``. The output is never switched on by ``:OUTP ON``: only a running model does that.
 
 The 2450 has two command sets; in TSP mode every SCPI command goes unanswered, which looks like a
 dead link, so ``connect`` asks ``*LANG?`` first and refuses anything but SCPI with a clear message.
@@ -28,8 +33,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -54,10 +62,39 @@ KEITHLEY2450_CAPABILITIES = Capabilities(
 _CURRENT_RANGES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # A
 _VOLTAGE_RANGES = (0.02, 0.2, 2.0, 20.0, 200.0)  # V
 _OCV_VLIM = 20.0  # V, limit while sampling the open-circuit voltage at 0 A
+_SLICE = 0.25  # s, longest single wait for a reply: Ctrl-C and interrupt() act between slices
+_SAFE_TIMEOUT = 0.5  # s, per reply while making the output safe after a failure
+_MIN_DEADMAN = 0.5  # s
+
+
+def deadman_blocks(buffer: str, period: float, deadman_count: int, count: int) -> list[str]:
+    """The trigger model of one measurement loop (2450 SCPI, TRIGger:BLOCk subsystem).
+
+    Output on; then ``count`` times a delay and a reading; a ``*TRG`` seen since the last pass resets
+    the dead-man counter, which otherwise ends the loop after ``deadman_count`` readings; the last block
+    switches the output off.
+    """
+    return [
+        ':TRIG:LOAD "Empty"',
+        f':TRIG:BLOC:BUFF:CLE 1, "{buffer}"',
+        ":TRIG:BLOC:SOUR:STAT 2, ON",
+        f":TRIG:BLOC:DEL:CONS 3, {period!r}",
+        f':TRIG:BLOC:MEAS 4, "{buffer}"',
+        ":TRIG:BLOC:BRAN:EVEN 5, COMM, 8",
+        f":TRIG:BLOC:BRAN:COUN 6, {deadman_count}, 9",
+        ":TRIG:BLOC:BRAN:ALW 7, 10",
+        ":TRIG:BLOC:BRAN:COUN:RES 8, 6",
+        f":TRIG:BLOC:BRAN:COUN 9, {count}, 3",
+        ":TRIG:BLOC:SOUR:STAT 10, OFF",
+    ]
 
 
 class _BadReply(Exception):
     """A reply that cannot be what the command returns."""
+
+
+class _Interrupted(Exception):
+    """A wait for a reply ended by ``interrupt()``."""
 
 
 class Keithley2450(Potentiostat):
@@ -75,8 +112,19 @@ class Keithley2450(Potentiostat):
         chunk: int = 2000,
         name: str = "keithley2450",
         visa_library: str = "@py",
+        deadman_s: float = 60.0,
+        open_resource: Callable[[str, float], Any] | None = None,
     ):
         self.resource, self.clock, self.name = resource, clock or RealClock(), name
+        if not (math.isfinite(deadman_s) and deadman_s >= _MIN_DEADMAN):
+            raise InstrumentError(f"{name}: dead-man time {deadman_s!r} s must be at least {_MIN_DEADMAN:g} s")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise InstrumentError(f"{name}: timeout {timeout!r} s must be positive")
+        self._deadman = float(deadman_s)
+        self._open_resource = open_resource  # (resource, timeout) -> VISA-like session; None: pyvisa
+        self._interrupt = threading.Event()
+        self._out_of_step = False  # a reply may still be in the pipe (a wait was interrupted)
+        self._expired: str | None = None  # the dead-man switch ended the output; reported at the next read
         self.timeout = float(timeout)  # s, every VISA operation
         self.buffer_size = int(buffer_size)  # readings in the instrument buffer (one trigger loop)
         self.chunk = int(chunk)  # readings per :TRAC:DATA? transfer
@@ -98,11 +146,25 @@ class Keithley2450(Potentiostat):
         self._t_init = 0.0
         self._reached = False  # the present link has carried at least one reply
         self._last_query = ""
+        self._last_timeout = self.timeout
+        self._visa_timeout = -1  # ms, the VISA timeout last set on the session
+        self._rolled = False  # the present read started the next loop
+
+    @property
+    def deadman_s(self) -> float:
+        """Seconds after the last re-arm within which the instrument switches its output off by itself."""
+        return self._deadman
+
+    def interrupt(self) -> None:
+        """Make a wait for a reply end now (thread-safe; e.g. from a signal handler). The call waiting
+        raises InstrumentError after switching the output off."""
+        self._interrupt.set()
 
     # --- interface ----------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
         """Open the link, check identity and command set, leave the output off. Never switches it on."""
         self._drop_session()
+        self._expired = None
         with self._failsafe("connect"):
             self._open()
             idn = self._query("*IDN?")
@@ -184,6 +246,10 @@ class Keithley2450(Potentiostat):
         self._start("ocv", 0.0, _OCV_VLIM, sample_period, None, None)
 
     def read(self) -> SampleBlock:
+        """Samples since the last read; re-arms the dead-man switch."""
+        if self._expired is not None:
+            message, self._expired = self._expired, None
+            raise InstrumentError(message)
         self._check_connected()
         if self._mode == "off":
             return SampleBlock.empty()
@@ -214,71 +280,90 @@ class Keithley2450(Potentiostat):
         window: tuple[float, float] | None,
     ) -> None:
         self._check_connected()
-        if not period >= self.capabilities.min_sample_period:
-            raise InstrumentError(
-                f"{self.name}: sample period {period:g} s below {self.capabilities.min_sample_period:g} s"
-            )
+        self._check_period(period)
         if duration is not None and not duration > 0:
             raise InstrumentError(f"{self.name}: step duration {duration:g} s must be positive")
         total = None if duration is None else max(1, math.floor(duration / period + 1e-9))
         function = "VOLT" if mode == "potential" else "CURR"
-        sense = "CURR" if function == "VOLT" else "VOLT"
         with self._failsafe(mode if mode != "ocv" else "open_circuit"):
-            self._write(":ABOR")
             if self._output and self._function != function:
-                self._write(":OUTP OFF")  # the source function cannot change with the output on
+                self._write(":ABOR;:OUTP OFF")  # the source function cannot change with the output on
                 self._output = False
             self._mode = "off"
-            self._write(f":SOUR:FUNC {function}")
-            self._function = function
-            self._write(f":OUTP:{function}:SMOD HIMP")
-            if function == "CURR":
-                self._write(f":SOUR:CURR:RANG {_range(abs(level), _CURRENT_RANGES):.6g}")
-                self._write(f":SOUR:CURR {level!r}")
-                self._write(f":SOUR:CURR:VLIM {limit!r}")
-                self._write(":SOUR:CURR:READ:BACK ON")
-            else:
-                self._write(f":SOUR:VOLT:RANG {_range(abs(level), _VOLTAGE_RANGES):.6g}")
-                self._write(f":SOUR:VOLT {level!r}")
-                self._write(f":SOUR:VOLT:ILIM {limit!r}")
-                self._write(":SOUR:VOLT:READ:BACK ON")
-            self._write(f':SENS:FUNC "{sense}"')
-            self._write(f":SENS:{sense}:RANG:AUTO ON")
             self._period, self._vlim, self._window, self._remaining = period, limit, window, total
-            self._load_loop()
-            self._check_errors("configuration")  # nothing is switched on before the settings are accepted
-            self._write(":OUTP ON")
+            config = [*self._source_commands(function, level, limit), *self._loop_commands()]
+            if self._output:
+                # Already sourcing: stop the old model, set the new level and start the new model in one
+                # message, so that no moment exists in which the output is on without a running model.
+                self._write(";".join([":ABOR", *config, ":INIT"]))
+                self._started()
+            else:
+                self._write(";".join(config))
+                self._check_errors("configuration")  # nothing is switched on before the settings are accepted
+                self._write(":INIT")  # the model's source block switches the output on
+                self._started()
             self._output = True
-            self._init_loop()
             self._mode = mode
 
-    def _load_loop(self) -> None:
-        self._count = self.buffer_size if self._remaining is None else min(self._remaining, self.buffer_size)
-        self._write(f':TRIG:LOAD "SimpleLoop", {self._count}, {self._period!r}, "{self.BUFFER}"')
+    def _check_period(self, period: float) -> None:
+        if not period >= self.capabilities.min_sample_period:
+            raise InstrumentError(
+                f"{self.name}: sample period {period:g} s below {self.capabilities.min_sample_period:g} s"
+            )
+        if not self.clock.virtual and period > self._deadman / 2:
+            raise InstrumentError(
+                f"{self.name}: sample period {period:g} s too long for the dead-man time of {self._deadman:g} s "
+                f"(at most half of it, {self._deadman / 2:g} s); raise the dead-man time or sample faster"
+            )
 
-    def _init_loop(self) -> None:
-        self._write(":INIT")
+    def _source_commands(self, function: str, level: float, limit: float) -> list[str]:
+        sense = "CURR" if function == "VOLT" else "VOLT"
+        cmds = [f":SOUR:FUNC {function}", f":OUTP:{function}:SMOD HIMP"]
+        if function == "CURR":
+            cmds += [
+                f":SOUR:CURR:RANG {_range(abs(level), _CURRENT_RANGES):.6g}",
+                f":SOUR:CURR {level!r}",
+                f":SOUR:CURR:VLIM {limit!r}",
+                ":SOUR:CURR:READ:BACK ON",
+            ]
+        else:
+            cmds += [
+                f":SOUR:VOLT:RANG {_range(abs(level), _VOLTAGE_RANGES):.6g}",
+                f":SOUR:VOLT {level!r}",
+                f":SOUR:VOLT:ILIM {limit!r}",
+                ":SOUR:VOLT:READ:BACK ON",
+            ]
+        self._function = function
+        return [*cmds, f':SENS:FUNC "{sense}"', f":SENS:{sense}:RANG:AUTO ON"]
+
+    def _loop_commands(self) -> list[str]:
+        """The next measurement loop: as many readings as the buffer holds or the step still needs."""
+        self._count = self.buffer_size if self._remaining is None else min(self._remaining, self.buffer_size)
+        if self.clock.virtual:
+            # Virtual time stops with the process that moves it: nothing can run on unattended.
+            deadman_count = self._count
+        else:
+            # A *TRG is seen at the next pass (within one period), then this many readings: <= deadman_s.
+            deadman_count = max(1, math.floor(self._deadman / self._period + 1e-9) - 1)
+        return deadman_blocks(self.BUFFER, self._period, deadman_count, self._count)
+
+    def _started(self) -> None:
         self._t_init = self.clock.now()
         self._fetched = 0
         # A query completes the exchange: the loop has started before the caller lets time pass.
         self._check_errors("start of the measurement loop")
 
     def _read(self) -> SampleBlock:
-        n = self._int(self._query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
-        if not self._fetched <= n <= self._count:
-            raise _BadReply(
-                f":TRAC:ACT? says {n} readings; {self._fetched} were already read from this "
-                f"{self._count}-reading loop (buffer cleared or loop restarted from elsewhere?)"
-            )
-        parts = []
-        while self._fetched < n:
-            last = min(n, self._fetched + self.chunk)
-            cmd = f':TRAC:DATA? {self._fetched + 1}, {last}, "{self.BUFFER}", READ, SOUR, REL'
-            values = self._floats(self._query(cmd), cmd, 3 * (last - self._fetched))
-            parts.append(values.reshape(-1, 3))
-            self._fetched = last
-        data = np.concatenate(parts) if parts else np.zeros((0, 3))
-        t = self._t_init + self._period + data[:, 2]
+        self._write("*TRG")  # re-arm the dead-man switch
+        state = self._query(":TRIG:STAT?").split(";")[0].strip().upper()
+        data = self._fetch()
+        running = state in ("RUNNING", "WAITING")
+        t_init = self._t_init
+        if running and self._fetched * 2 >= self._count and self._more_after_loop():
+            self._write(":ABOR")  # buffer half full: read the rest and start the next loop
+            data = np.concatenate([data, self._fetch()])
+            self._rollover()
+        t = t_init + self._period + data[:, 2]
         if self._mode == "potential":
             current, voltage = data[:, 0], data[:, 1]
         else:
@@ -292,16 +377,52 @@ class Keithley2450(Potentiostat):
                 flags[-1] |= FLAG_OVERLOAD
         if stop_at is not None:
             flags[stop_at] |= FLAG_HW_LIMIT
-            t, voltage, current, flags = (
-                t[: stop_at + 1],
-                voltage[: stop_at + 1],
-                current[: stop_at + 1],
-                flags[: stop_at + 1],
-            )
+            t, voltage, current, flags = (x[: stop_at + 1] for x in (t, voltage, current, flags))
             self._output_off()
-        elif self._fetched >= self._count:
-            self._next_loop()
+        elif not running and not self._rolled:
+            self._loop_ended()
+        self._rolled = False
         return SampleBlock(t, voltage.copy(), voltage.copy(), current, flags)
+
+    def _fetch(self) -> np.ndarray:
+        """Readings of the present loop not read yet, as rows (reading, source, relative time)."""
+        n = self._int(self._query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
+        if not self._fetched <= n <= self._count:
+            raise _BadReply(
+                f":TRAC:ACT? says {n} readings; {self._fetched} were already read from this "
+                f"{self._count}-reading loop (buffer cleared or loop restarted from elsewhere?)"
+            )
+        parts = [np.zeros((0, 3))]
+        while self._fetched < n:
+            last = min(n, self._fetched + self.chunk)
+            cmd = f':TRAC:DATA? {self._fetched + 1}, {last}, "{self.BUFFER}", READ, SOUR, REL'
+            values = self._floats(self._query(cmd), cmd, 3 * (last - self._fetched))
+            parts.append(values.reshape(-1, 3))
+            self._fetched = last
+        return np.concatenate(parts)
+
+    def _more_after_loop(self) -> bool:
+        return self._remaining is None or self._remaining > self._count
+
+    def _rollover(self) -> None:
+        """The model is aborted (output still on) and its readings read: start the next loop."""
+        if self._remaining is not None:
+            self._remaining -= self._fetched
+        self._write(";".join([*self._loop_commands(), ":INIT"]))
+        self._started()
+        self._rolled = True
+
+    def _loop_ended(self) -> None:
+        """The model has stopped by itself; its last block switched the output off."""
+        complete = self._fetched >= self._count
+        if complete and not self._more_after_loop():
+            self._output_off()  # the step's duration is over; confirm the instrument's own switch-off
+            return
+        self._output_off()
+        self._expired = (
+            f"{self.name}: the dead-man switch ended the output after {self._fetched} readings: not re-armed "
+            f"within {self._deadman:g} s (the PC stopped polling the instrument); output switched off"
+        )
 
     def _limit_index(self, voltage: np.ndarray) -> int | None:
         """Index of the sample at which the limit acted, or None."""
@@ -316,16 +437,6 @@ class Keithley2450(Potentiostat):
             return len(voltage) - 1 if len(voltage) else None
         return None
 
-    def _next_loop(self) -> None:
-        """A loop has delivered all its readings: end a timed step or start the next loop."""
-        if self._remaining is not None:
-            self._remaining -= self._count
-            if self._remaining <= 0:
-                self._output_off()  # the step's duration is over
-                return
-        self._load_loop()
-        self._init_loop()
-
     def _output_off(self) -> None:
         self._write(":ABOR")
         self._write(":OUTP OFF")
@@ -336,22 +447,30 @@ class Keithley2450(Potentiostat):
             raise _BadReply(f"output still on after :OUTP OFF (':OUTP?' answered {state!r})")
 
     # --- VISA ---------------------------------------------------------------------------------
-    def _open(self) -> None:
-        import pyvisa  # imported here so the module loads where only the simulators are used
-
+    def _open(self, timeout: float | None = None) -> None:
+        """Open the link; ``timeout`` (s) bounds the connection attempt (default: ``self.timeout``)."""
+        timeout = self.timeout if timeout is None else timeout
         self._reached = False
+        self._out_of_step = False
+        self._visa_timeout = -1
         try:
+            if self._open_resource is not None:
+                self._inst = self._open_resource(self.resource, timeout)
+                return
+            import pyvisa  # imported here so the module loads where only the simulators are used
+
             self._rm = pyvisa.ResourceManager(self.visa_library)
             self._inst = self._rm.open_resource(
                 self.resource,
-                open_timeout=int(self.timeout * 1000),
-                timeout=int(self.timeout * 1000),
+                open_timeout=int(timeout * 1000),
+                timeout=int(_SLICE * 1000),
                 read_termination="\n",
                 write_termination="\n",
             )
         except Exception as exc:  # noqa: BLE001 - pyvisa raises many types for a bad address
             self._drop_session()
-            raise InstrumentError(f"{self.name}: cannot open {self.resource}: {_one_line(exc)}") from None
+            what = "no answer" if _is_timeout(exc) else _one_line(exc)
+            raise InstrumentError(f"{self.name}: cannot open {self.resource} within {timeout:g} s: {what}") from None
 
     def _drop_session(self) -> None:
         inst, rm = self._inst, self._rm
@@ -366,19 +485,54 @@ class Keithley2450(Potentiostat):
     def _write(self, cmd: str) -> None:
         if self._inst is None:
             raise InstrumentError(f"{self.name}: not connected")
+        if self._out_of_step:
+            self._drain(_SAFE_TIMEOUT)
         self._inst.write(cmd)
 
-    def _query(self, cmd: str) -> str:
-        if self._inst is None:
-            raise InstrumentError(f"{self.name}: not connected")
+    def _query(self, cmd: str, timeout: float | None = None) -> str:
+        """Write ``cmd`` and wait for its reply in slices of at most _SLICE s, up to ``timeout`` s in all."""
+        self._write(cmd)
         self._last_query = cmd
-        self._inst.write(cmd)
-        raw = self._inst.read_raw()
+        self._last_timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + self._last_timeout
+        while True:
+            self._set_visa_timeout(min(_SLICE, max(0.01, deadline - time.monotonic())))
+            try:
+                raw = self._inst.read_raw()  # type: ignore[union-attr]
+                break
+            except Exception as exc:
+                if not _is_timeout(exc) or time.monotonic() >= deadline:
+                    raise
+                if self._interrupt.is_set():
+                    self._out_of_step = True
+                    raise _Interrupted(f"interrupted while waiting for the reply to {cmd!r}") from None
         self._reached = True
         try:
             return raw.decode("ascii").strip()
         except UnicodeDecodeError:
             raise _BadReply(f"unreadable reply {_clip(repr(raw))} to {cmd!r}") from None
+
+    def _set_visa_timeout(self, seconds: float) -> None:
+        ms = max(1, int(seconds * 1000))
+        if ms != self._visa_timeout:
+            self._inst.timeout = ms  # type: ignore[union-attr]
+            self._visa_timeout = ms
+
+    def _drain(self, limit: float) -> None:
+        """Discard replies still in the pipe (a late answer to an abandoned query), for at most ``limit`` s.
+
+        Replaces VISA ``clear()``: on a socket the peer has closed, pyvisa-py's clear never returns.
+        """
+        self._out_of_step = False
+        deadline = time.monotonic() + limit
+        self._set_visa_timeout(0.05)
+        while time.monotonic() < deadline:
+            try:
+                self._inst.read_raw()  # type: ignore[union-attr]
+            except Exception as exc:
+                if _is_timeout(exc):
+                    return
+                raise
 
     def _check_connected(self) -> None:
         if self._inst is None:
@@ -448,51 +602,55 @@ class Keithley2450(Potentiostat):
     @contextmanager
     def _failsafe(self, action: str) -> Iterator[None]:
         """Any failure inside: switch the output off, drop the link, raise one readable InstrumentError."""
+        self._interrupt.clear()
         try:
             yield
         except InstrumentError as exc:
             safe = self._make_safe()
             raise InstrumentError(f"{exc}{safe}") from None
-        except _BadReply as exc:
+        except (_BadReply, _Interrupted) as exc:
             safe = self._make_safe()
             raise InstrumentError(f"{self.name}: {action}: {exc}{safe}") from None
         except Exception as exc:  # noqa: BLE001 - VISA and socket errors of every kind end here
             if _is_timeout(exc):
-                what = f"no reply to {self._last_query!r} within {self.timeout:g} s"
+                what = f"no reply to {self._last_query!r} within {self._last_timeout:g} s"
             elif not self._reached:
                 what = f"cannot reach {self.resource} ({_one_line(exc)})"
             else:
                 what = f"link failure ({_one_line(exc)})"
             safe = self._make_safe()
             raise InstrumentError(f"{self.name}: {action}: {what}{safe}") from None
+        except BaseException:
+            self._out_of_step = True  # Ctrl-C mid-exchange: drain the pipe before the next command
+            raise
 
     def _make_safe(self) -> str:
         """Output off by every means there is; returns a note for the error message.
 
         Off commands on the present link, confirmed by ``:OUTP?``; when that fails (link lost, silent
-        instrument) once more over a fresh connection. The link is dropped afterwards: after a failure
-        the reply stream may be out of step, and a reconnect starts clean.
+        instrument) once more over a fresh connection. Every wait here is short (_SAFE_TIMEOUT), so
+        this ends within about 2 s + one connection attempt. The link is dropped afterwards: after a
+        failure the reply stream may be out of step, and a reconnect starts clean.
         """
         self._mode = "off"
+        self._interrupt.clear()
         if self._inst is None or not self._reached:
             self._drop_session()  # never talked to it: nothing of ours can be on
             return ""
         tsp = self._lang not in (None, "SCPI")
-        off = ["smu.source.output = smu.OFF"] if tsp else [":ABOR", ":OUTP OFF"]
+        off = "smu.source.output = smu.OFF" if tsp else ":ABOR;:OUTP OFF"
         note = ""
         for attempt in range(2):
             try:
                 if attempt:
                     self._drop_session()
-                    self._open()
-                for cmd in off:
-                    self._write(cmd)
+                    self._open(min(self.timeout, 2 * _SAFE_TIMEOUT))
+                self._out_of_step = True  # discard a late reply still in the pipe first
+                self._write(off)
                 if tsp:
                     note = "; output-off command sent (TSP)"
                     break
-                self._inst.timeout = int(min(self.timeout, 0.5) * 1000)  # type: ignore[union-attr]
-                self._inst.clear()  # type: ignore[union-attr]  # discard a late reply still in the pipe
-                state = self._query(":OUTP?")
+                state = self._query(":OUTP?", timeout=min(self.timeout, _SAFE_TIMEOUT))
             except Exception as exc:  # noqa: BLE001 - try the next means
                 note = f"; COULD NOT CONFIRM THE OUTPUT OFF ({_one_line(exc)}): check the instrument"
                 continue
@@ -513,6 +671,8 @@ def _range(value: float, ranges: tuple[float, ...]) -> float:
 
 
 def _is_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, TimeoutError):
+        return True
     try:
         from pyvisa import constants, errors
     except ImportError:  # pragma: no cover

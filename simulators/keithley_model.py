@@ -13,7 +13,6 @@ Two-terminal measurement: the SMU sees the cell voltage (working vs counter), E_
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import deque
 from dataclasses import dataclass
