@@ -8,9 +8,8 @@ enforce by itself is pushed into it:
   driver asks ``:SOUR:CURR:VLIM:TRIP?`` at every read and then switches the output off (FLAG_HW_LIMIT at
   the sample where it happened). VLIM is symmetric, so it is max(|v_min|, |v_max|); the asymmetric
   window is checked by the driver on every buffered sample, with the same flag and the same stop;
-- a fixed source range (``:SOUR:CURR:RANG``) sized to the step's current;
-- the output-off state is high impedance (``:OUTP:SMOD HIMP``): the output relay opens, so an
-  "off" instrument does not hold the cell at 0 V (the 2450's NORMAL off state would).
+- a fixed source range sized to the step's current; the output-off state high impedance
+  (``:OUTP:SMOD HIMP``: the relay opens; the NORMAL off state would hold the cell at 0 V).
 
 Samples are buffered in the instrument (``:TRAC:MAKE``, a trigger model of delay + measure blocks,
 ``:TRAC:DATA? ... READ,SOUR,REL``), so the PC's timing does not set the data's: times are the
@@ -32,9 +31,6 @@ if the connection itself was lost) before the InstrumentError reaches the caller
 from __future__ import annotations
 
 import math
-import re
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,58 +39,22 @@ import numpy as np
 
 from daq.clock import Clock, RealClock
 from daq.errors import InstrumentError
-from drivers.potentiostat import Capabilities, InstrumentInfo, Potentiostat
-from drivers.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
-
-KEITHLEY2450_CAPABILITIES = Capabilities(
-    max_current=1.05,  # A, 1 A range (105 % overrange)
-    current_resolution=5e-13,  # A, source resolution on the 10 nA range
-    max_voltage=210.0,  # V (21 V above 105 mA)
-    min_sample_period=5e-3,  # s, delay + a fast measurement in the trigger model
-    galvanostatic=True,
-    potentiostatic=True,  # holds the two-terminal cell voltage, not E_we vs a reference
-    eis_galvanostatic=False,
-    eis_potentiostatic=False,
-    reference_electrode=False,
-    hardware_voltage_limit=True,
+from drivers.keithley2450_scpi import (
+    KEITHLEY2450_CAPABILITIES,
+    deadman_blocks,
+    parse_error,
+    parse_idn,
+    source_commands,
+    to_floats,
+    to_int,
 )
+from drivers.potentiostat import InstrumentInfo, Potentiostat
+from drivers.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
+from drivers.scpi_link import BadReply, Interrupted, ScpiLink, is_timeout, one_line
 
-_CURRENT_RANGES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # A
-_VOLTAGE_RANGES = (0.02, 0.2, 2.0, 20.0, 200.0)  # V
 _OCV_VLIM = 20.0  # V, limit while sampling the open-circuit voltage at 0 A
-_SLICE = 0.25  # s, longest single wait for a reply: Ctrl-C and interrupt() act between slices
 _SAFE_TIMEOUT = 0.5  # s, per reply while making the output safe after a failure
 _MIN_DEADMAN = 0.5  # s
-
-
-def deadman_blocks(buffer: str, period: float, deadman_count: int, count: int) -> list[str]:
-    """The trigger model of one measurement loop (2450 SCPI, TRIGger:BLOCk subsystem).
-
-    Output on; then ``count`` times a delay and a reading; a ``*TRG`` seen since the last pass resets
-    the dead-man counter, which otherwise ends the loop after ``deadman_count`` readings; the last block
-    switches the output off.
-    """
-    return [
-        ':TRIG:LOAD "Empty"',
-        f':TRIG:BLOC:BUFF:CLE 1, "{buffer}"',
-        ":TRIG:BLOC:SOUR:STAT 2, ON",
-        f":TRIG:BLOC:DEL:CONS 3, {period!r}",
-        f':TRIG:BLOC:MEAS 4, "{buffer}"',
-        ":TRIG:BLOC:BRAN:EVEN 5, COMM, 8",
-        f":TRIG:BLOC:BRAN:COUN 6, {deadman_count}, 9",
-        ":TRIG:BLOC:BRAN:ALW 7, 10",
-        ":TRIG:BLOC:BRAN:COUN:RES 8, 6",
-        f":TRIG:BLOC:BRAN:COUN 9, {count}, 3",
-        ":TRIG:BLOC:SOUR:STAT 10, OFF",
-    ]
-
-
-class _BadReply(Exception):
-    """A reply that cannot be what the command returns."""
-
-
-class _Interrupted(Exception):
-    """A wait for a reply ended by ``interrupt()``."""
 
 
 class Keithley2450(Potentiostat):
@@ -121,18 +81,13 @@ class Keithley2450(Potentiostat):
         if not (math.isfinite(timeout) and timeout > 0):
             raise InstrumentError(f"{name}: timeout {timeout!r} s must be positive")
         self._deadman = float(deadman_s)
-        self._open_resource = open_resource  # (resource, timeout) -> VISA-like session; None: pyvisa
-        self._interrupt = threading.Event()
-        self._out_of_step = False  # a reply may still be in the pipe (a wait was interrupted)
+        # open_resource: (resource, timeout) -> a VISA-like session, for wire-level tests; None: pyvisa
+        self._link = ScpiLink(name, resource, timeout, visa_library, open_resource)
         self._expired: str | None = None  # the dead-man switch ended the output; reported at the next read
-        self.timeout = float(timeout)  # s, every VISA operation
         self.buffer_size = int(buffer_size)  # readings in the instrument buffer (one trigger loop)
         self.chunk = int(chunk)  # readings per :TRAC:DATA? transfer
-        self.visa_library = visa_library
         self.capabilities = KEITHLEY2450_CAPABILITIES
         self.info: InstrumentInfo | None = None
-        self._rm = None
-        self._inst = None
         self._lang: str | None = None
         self._function: str | None = None  # source function the instrument is set to
         self._output = False
@@ -144,11 +99,16 @@ class Keithley2450(Potentiostat):
         self._count = 0  # readings of the running loop
         self._fetched = 0  # of those, already read
         self._t_init = 0.0
-        self._reached = False  # the present link has carried at least one reply
-        self._last_query = ""
-        self._last_timeout = self.timeout
-        self._visa_timeout = -1  # ms, the VISA timeout last set on the session
         self._rolled = False  # the present read started the next loop
+
+    @property
+    def timeout(self) -> float:
+        """Seconds to wait for any one reply (and for the connection)."""
+        return self._link.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self._link.timeout = float(seconds)
 
     @property
     def deadman_s(self) -> float:
@@ -158,7 +118,7 @@ class Keithley2450(Potentiostat):
     def interrupt(self) -> None:
         """Make a wait for a reply end now (thread-safe; e.g. from a signal handler). The call waiting
         raises InstrumentError after switching the output off."""
-        self._interrupt.set()
+        self._link.interrupt()
 
     # --- interface ----------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
@@ -168,10 +128,10 @@ class Keithley2450(Potentiostat):
         with self._failsafe("connect"):
             self._open()
             idn = self._query("*IDN?")
-            info = self._parse_idn(idn)
+            info = parse_idn(self.name, self.resource, idn)
             self._check_language()
             self._write(":ABOR")
-            if self._int(self._query(":OUTP?"), ":OUTP?"):
+            if to_int(self._query(":OUTP?"), ":OUTP?"):
                 self._write(":OUTP OFF")
             self._output = False
             self._mode = "off"
@@ -190,18 +150,18 @@ class Keithley2450(Potentiostat):
         self._drop_session()
         try:
             self._open()
-            info = self._parse_idn(self._query("*IDN?"))
+            info = parse_idn(self.name, self.resource, self._query("*IDN?"))
             self._check_language()
-            return info, bool(self._int(self._query(":OUTP?"), ":OUTP?"))
+            return info, bool(to_int(self._query(":OUTP?"), ":OUTP?"))
         except InstrumentError:
             raise
-        except _BadReply as exc:
+        except BadReply as exc:
             raise InstrumentError(f"{self.name}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - VISA and socket errors of every kind become one InstrumentError
             what = (
-                f"no reply to {self._last_query!r} within {self.timeout:g} s"
-                if _is_timeout(exc)
-                else f"cannot reach {self.resource} ({_one_line(exc)})"
+                f"no reply to {self._link.last_query!r} within {self.timeout:g} s"
+                if is_timeout(exc)
+                else f"cannot reach {self.resource} ({one_line(exc)})"
             )
             raise InstrumentError(f"{self.name}: {what}") from None
         finally:
@@ -236,7 +196,7 @@ class Keithley2450(Potentiostat):
 
     def open_circuit(self, sample_period: float | None = None) -> None:
         """Without a period: output off (relay open). With one: source 0 A and sample the voltage."""
-        if self._inst is None:
+        if not self._link.connected:
             self._mode = "off"
             return
         if sample_period is None:
@@ -258,7 +218,7 @@ class Keithley2450(Potentiostat):
 
     def close(self) -> None:
         """Output off, then release the link. Safe to call more than once."""
-        if self._inst is not None:
+        if self._link.connected:
             try:
                 self._write(":ABOR")
                 self._write(":OUTP OFF")
@@ -291,7 +251,8 @@ class Keithley2450(Potentiostat):
                 self._output = False
             self._mode = "off"
             self._period, self._vlim, self._window, self._remaining = period, limit, window, total
-            config = [*self._source_commands(function, level, limit), *self._loop_commands()]
+            config = [*source_commands(function, level, limit), *self._loop_commands()]
+            self._function = function
             if self._output:
                 # Already sourcing: stop the old model, set the new level and start the new model in one
                 # message, so that no moment exists in which the output is on without a running model.
@@ -315,26 +276,6 @@ class Keithley2450(Potentiostat):
                 f"{self.name}: sample period {period:g} s too long for the dead-man time of {self._deadman:g} s "
                 f"(at most half of it, {self._deadman / 2:g} s); raise the dead-man time or sample faster"
             )
-
-    def _source_commands(self, function: str, level: float, limit: float) -> list[str]:
-        sense = "CURR" if function == "VOLT" else "VOLT"
-        cmds = [f":SOUR:FUNC {function}", f":OUTP:{function}:SMOD HIMP"]
-        if function == "CURR":
-            cmds += [
-                f":SOUR:CURR:RANG {_range(abs(level), _CURRENT_RANGES):.6g}",
-                f":SOUR:CURR {level!r}",
-                f":SOUR:CURR:VLIM {limit!r}",
-                ":SOUR:CURR:READ:BACK ON",
-            ]
-        else:
-            cmds += [
-                f":SOUR:VOLT:RANG {_range(abs(level), _VOLTAGE_RANGES):.6g}",
-                f":SOUR:VOLT {level!r}",
-                f":SOUR:VOLT:ILIM {limit!r}",
-                ":SOUR:VOLT:READ:BACK ON",
-            ]
-        self._function = function
-        return [*cmds, f':SENS:FUNC "{sense}"', f":SENS:{sense}:RANG:AUTO ON"]
 
     def _loop_commands(self) -> list[str]:
         """The next measurement loop: as many readings as the buffer holds or the step still needs."""
@@ -373,7 +314,7 @@ class Keithley2450(Potentiostat):
         if self._mode == "current":
             stop_at = self._limit_index(voltage)
         elif self._mode == "potential" and len(t):
-            if self._int(self._query(":SOUR:VOLT:ILIM:TRIP?"), ":SOUR:VOLT:ILIM:TRIP?"):
+            if to_int(self._query(":SOUR:VOLT:ILIM:TRIP?"), ":SOUR:VOLT:ILIM:TRIP?"):
                 flags[-1] |= FLAG_OVERLOAD
         if stop_at is not None:
             flags[stop_at] |= FLAG_HW_LIMIT
@@ -386,9 +327,9 @@ class Keithley2450(Potentiostat):
 
     def _fetch(self) -> np.ndarray:
         """Readings of the present loop not read yet, as rows (reading, source, relative time)."""
-        n = self._int(self._query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
+        n = to_int(self._query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
         if not self._fetched <= n <= self._count:
-            raise _BadReply(
+            raise BadReply(
                 f":TRAC:ACT? says {n} readings; {self._fetched} were already read from this "
                 f"{self._count}-reading loop (buffer cleared or loop restarted from elsewhere?)"
             )
@@ -396,7 +337,7 @@ class Keithley2450(Potentiostat):
         while self._fetched < n:
             last = min(n, self._fetched + self.chunk)
             cmd = f':TRAC:DATA? {self._fetched + 1}, {last}, "{self.BUFFER}", READ, SOUR, REL'
-            values = self._floats(self._query(cmd), cmd, 3 * (last - self._fetched))
+            values = to_floats(self._query(cmd), cmd, 3 * (last - self._fetched))
             parts.append(values.reshape(-1, 3))
             self._fetched = last
         return np.concatenate(parts)
@@ -430,7 +371,7 @@ class Keithley2450(Potentiostat):
         out = np.flatnonzero((voltage < lo) | (voltage > hi))
         if out.size:
             return int(out[0])
-        if self._int(self._query(":SOUR:CURR:VLIM:TRIP?"), ":SOUR:CURR:VLIM:TRIP?"):
+        if to_int(self._query(":SOUR:CURR:VLIM:TRIP?"), ":SOUR:CURR:VLIM:TRIP?"):
             at = np.flatnonzero(np.abs(voltage) >= self._vlim * (1 - 1e-3))
             if at.size:
                 return int(at[0])
@@ -444,105 +385,30 @@ class Keithley2450(Potentiostat):
         self._mode = "off"
         state = self._query(":OUTP?")  # confirms, and the instrument has acted before we return
         if state != "0":
-            raise _BadReply(f"output still on after :OUTP OFF (':OUTP?' answered {state!r})")
+            raise BadReply(f"output still on after :OUTP OFF (':OUTP?' answered {state!r})")
 
-    # --- VISA ---------------------------------------------------------------------------------
+    # --- link ---------------------------------------------------------------------------------
     def _open(self, timeout: float | None = None) -> None:
-        """Open the link; ``timeout`` (s) bounds the connection attempt (default: ``self.timeout``)."""
-        timeout = self.timeout if timeout is None else timeout
-        self._reached = False
-        self._out_of_step = False
-        self._visa_timeout = -1
-        try:
-            if self._open_resource is not None:
-                self._inst = self._open_resource(self.resource, timeout)
-                return
-            import pyvisa  # imported here so the module loads where only the simulators are used
-
-            self._rm = pyvisa.ResourceManager(self.visa_library)
-            self._inst = self._rm.open_resource(
-                self.resource,
-                open_timeout=int(timeout * 1000),
-                timeout=int(_SLICE * 1000),
-                read_termination="\n",
-                write_termination="\n",
-            )
-        except Exception as exc:  # noqa: BLE001 - pyvisa raises many types for a bad address
-            self._drop_session()
-            what = "no answer" if _is_timeout(exc) else _one_line(exc)
-            raise InstrumentError(f"{self.name}: cannot open {self.resource} within {timeout:g} s: {what}") from None
+        self._link.open(timeout)
 
     def _drop_session(self) -> None:
-        inst, rm = self._inst, self._rm
-        self._inst = self._rm = None
-        for obj in (inst, rm):
-            if obj is not None:
-                try:
-                    obj.close()
-                except Exception:  # noqa: BLE001 - releasing a broken link
-                    pass
+        self._link.close()
 
     def _write(self, cmd: str) -> None:
-        if self._inst is None:
-            raise InstrumentError(f"{self.name}: not connected")
-        if self._out_of_step:
-            self._drain(_SAFE_TIMEOUT)
-        self._inst.write(cmd)
+        self._link.write(cmd)
 
     def _query(self, cmd: str, timeout: float | None = None) -> str:
-        """Write ``cmd`` and wait for its reply in slices of at most _SLICE s, up to ``timeout`` s in all."""
-        self._write(cmd)
-        self._last_query = cmd
-        self._last_timeout = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + self._last_timeout
-        while True:
-            self._set_visa_timeout(min(_SLICE, max(0.01, deadline - time.monotonic())))
-            try:
-                raw = self._inst.read_raw()  # type: ignore[union-attr]
-                break
-            except Exception as exc:
-                if not _is_timeout(exc) or time.monotonic() >= deadline:
-                    raise
-                if self._interrupt.is_set():
-                    self._out_of_step = True
-                    raise _Interrupted(f"interrupted while waiting for the reply to {cmd!r}") from None
-        self._reached = True
-        try:
-            return raw.decode("ascii").strip()
-        except UnicodeDecodeError:
-            raise _BadReply(f"unreadable reply {_clip(repr(raw))} to {cmd!r}") from None
-
-    def _set_visa_timeout(self, seconds: float) -> None:
-        ms = max(1, int(seconds * 1000))
-        if ms != self._visa_timeout:
-            self._inst.timeout = ms  # type: ignore[union-attr]
-            self._visa_timeout = ms
-
-    def _drain(self, limit: float) -> None:
-        """Discard replies still in the pipe (a late answer to an abandoned query), for at most ``limit`` s.
-
-        Replaces VISA ``clear()``: on a socket the peer has closed, pyvisa-py's clear never returns.
-        """
-        self._out_of_step = False
-        deadline = time.monotonic() + limit
-        self._set_visa_timeout(0.05)
-        while time.monotonic() < deadline:
-            try:
-                self._inst.read_raw()  # type: ignore[union-attr]
-            except Exception as exc:
-                if _is_timeout(exc):
-                    return
-                raise
+        return self._link.query(cmd, timeout)
 
     def _check_connected(self) -> None:
-        if self._inst is None:
+        if not self._link.connected:
             raise InstrumentError(f"{self.name}: not connected")
 
     def _check_language(self) -> None:
         try:
             lang = self._query("*LANG?").upper()
         except Exception as exc:
-            if _is_timeout(exc):
+            if is_timeout(exc):
                 raise InstrumentError(
                     f"{self.name}: no answer to *LANG? within {self.timeout:g} s; check that "
                     "the 2450 uses the SCPI command set and newline termination"
@@ -560,10 +426,7 @@ class Keithley2450(Potentiostat):
         found = []
         for _ in range(32):
             reply = self._query(":SYST:ERR?")
-            m = re.match(r'\s*([-+]?\d+)\s*,\s*"?([^";]*)', reply)
-            if not m:
-                raise _BadReply(f"unreadable reply {reply!r} to ':SYST:ERR?'")
-            code, text = int(m[1]), m[2].strip()
+            code, text = parse_error(reply)
             if code == 0:
                 break
             if not any(word in text.lower() for word in ignore):
@@ -571,57 +434,30 @@ class Keithley2450(Potentiostat):
         if found:
             raise InstrumentError(f"{self.name}: the instrument refused the {stage}: {'; '.join(found)}")
 
-    def _parse_idn(self, idn: str) -> InstrumentInfo:
-        fields = [f.strip() for f in idn.split(",")]
-        if len(fields) < 4 or "KEITHLEY" not in fields[0].upper():
-            raise _BadReply(f"unreadable reply {idn!r} to '*IDN?'; is this a Keithley 2450?")
-        model = fields[1].upper().replace("MODEL", "").strip()
-        if model != "2450":
-            raise InstrumentError(
-                f"{self.name}: {self.resource} is a Keithley {model}, not a 2450; this driver "
-                "only knows the 2450's ranges"
-            )
-        return InstrumentInfo("Keithley", model, fields[2], fields[3], "drivers.keithley2450", self.resource)
-
-    def _int(self, reply: str, cmd: str) -> int:
-        try:
-            return int(float(reply))
-        except ValueError:
-            raise _BadReply(f"unreadable reply {reply!r} to {cmd!r}") from None
-
-    def _floats(self, reply: str, cmd: str, n: int) -> np.ndarray:
-        try:
-            values = np.array([float(x) for x in reply.split(",")])
-        except ValueError:
-            raise _BadReply(f"unreadable reply {_clip(reply)!r} to {cmd!r}") from None
-        if len(values) != n or not np.all(np.isfinite(values)):
-            raise _BadReply(f"reply {_clip(reply)!r} to {cmd!r} has {len(values)} values, expected {n}")
-        return values
-
     # --- failure handling ---------------------------------------------------------------------
     @contextmanager
     def _failsafe(self, action: str) -> Iterator[None]:
         """Any failure inside: switch the output off, drop the link, raise one readable InstrumentError."""
-        self._interrupt.clear()
+        self._link.clear_interrupt()
         try:
             yield
         except InstrumentError as exc:
             safe = self._make_safe()
             raise InstrumentError(f"{exc}{safe}") from None
-        except (_BadReply, _Interrupted) as exc:
+        except (BadReply, Interrupted) as exc:
             safe = self._make_safe()
             raise InstrumentError(f"{self.name}: {action}: {exc}{safe}") from None
         except Exception as exc:  # noqa: BLE001 - VISA and socket errors of every kind end here
-            if _is_timeout(exc):
-                what = f"no reply to {self._last_query!r} within {self._last_timeout:g} s"
-            elif not self._reached:
-                what = f"cannot reach {self.resource} ({_one_line(exc)})"
+            if is_timeout(exc):
+                what = f"no reply to {self._link.last_query!r} within {self._link.last_timeout:g} s"
+            elif not self._link.reached:
+                what = f"cannot reach {self.resource} ({one_line(exc)})"
             else:
-                what = f"link failure ({_one_line(exc)})"
+                what = f"link failure ({one_line(exc)})"
             safe = self._make_safe()
             raise InstrumentError(f"{self.name}: {action}: {what}{safe}") from None
         except BaseException:
-            self._out_of_step = True  # Ctrl-C mid-exchange: drain the pipe before the next command
+            self._link.out_of_step = True  # Ctrl-C mid-exchange: drain the pipe before the next command
             raise
 
     def _make_safe(self) -> str:
@@ -633,8 +469,8 @@ class Keithley2450(Potentiostat):
         failure the reply stream may be out of step, and a reconnect starts clean.
         """
         self._mode = "off"
-        self._interrupt.clear()
-        if self._inst is None or not self._reached:
+        self._link.clear_interrupt()
+        if not self._link.connected or not self._link.reached:
             self._drop_session()  # never talked to it: nothing of ours can be on
             return ""
         tsp = self._lang not in (None, "SCPI")
@@ -645,14 +481,14 @@ class Keithley2450(Potentiostat):
                 if attempt:
                     self._drop_session()
                     self._open(min(self.timeout, 2 * _SAFE_TIMEOUT))
-                self._out_of_step = True  # discard a late reply still in the pipe first
+                self._link.out_of_step = True  # discard a late reply still in the pipe first
                 self._write(off)
                 if tsp:
                     note = "; output-off command sent (TSP)"
                     break
                 state = self._query(":OUTP?", timeout=min(self.timeout, _SAFE_TIMEOUT))
             except Exception as exc:  # noqa: BLE001 - try the next means
-                note = f"; COULD NOT CONFIRM THE OUTPUT OFF ({_one_line(exc)}): check the instrument"
+                note = f"; COULD NOT CONFIRM THE OUTPUT OFF ({one_line(exc)}): check the instrument"
                 continue
             if state == "0":
                 note = "; output switched off" + (" over a new connection" if attempt else "")
@@ -661,29 +497,3 @@ class Keithley2450(Potentiostat):
         self._output = False
         self._drop_session()
         return note
-
-
-def _range(value: float, ranges: tuple[float, ...]) -> float:
-    for r in ranges:
-        if value <= r * 1.05:
-            return r
-    return ranges[-1]
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    if isinstance(exc, TimeoutError):
-        return True
-    try:
-        from pyvisa import constants, errors
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, errors.VisaIOError) and exc.error_code == constants.StatusCode.error_timeout
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _clip(text: str, n: int = 80) -> str:
-    return text if len(text) <= n else text[:n] + "..."
