@@ -123,23 +123,23 @@ class Keithley2450(Potentiostat):
     # --- interface ----------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
         """Open the link, check identity and command set, leave the output off. Never switches it on."""
-        self._drop_session()
+        self._link.close()
         self._expired = None
         with self._failsafe("connect"):
-            self._open()
-            idn = self._query("*IDN?")
+            self._link.open()
+            idn = self._link.query("*IDN?")
             info = parse_idn(self.name, self.resource, idn)
             self._check_language()
-            self._write(":ABOR")
-            if to_int(self._query(":OUTP?"), ":OUTP?"):
-                self._write(":OUTP OFF")
+            self._link.write(":ABOR")
+            if to_int(self._link.query(":OUTP?"), ":OUTP?"):
+                self._link.write(":OUTP OFF")
             self._output = False
             self._mode = "off"
             self._function = None
-            self._write(":OUTP:SMOD HIMP")
-            self._write("*CLS")
-            self._write(":FORM:ASC:PREC 16")
-            self._write(f':TRAC:MAKE "{self.BUFFER}", {self.buffer_size}')
+            self._link.write(":OUTP:SMOD HIMP")
+            self._link.write("*CLS")
+            self._link.write(":FORM:ASC:PREC 16")
+            self._link.write(f':TRAC:MAKE "{self.BUFFER}", {self.buffer_size}')
             self._check_errors("connect", ignore=("exist",))  # the buffer may survive a reconnect
         self.info = info
         return info
@@ -147,12 +147,12 @@ class Keithley2450(Potentiostat):
     def probe(self) -> tuple[InstrumentInfo, bool]:
         """Identity and whether the output is on, changing nothing (no *CLS, no output change): listing a
         rig must not disturb a run another process may have going on this instrument. Closes the link."""
-        self._drop_session()
+        self._link.close()
         try:
-            self._open()
-            info = parse_idn(self.name, self.resource, self._query("*IDN?"))
+            self._link.open()
+            info = parse_idn(self.name, self.resource, self._link.query("*IDN?"))
             self._check_language()
-            return info, bool(to_int(self._query(":OUTP?"), ":OUTP?"))
+            return info, bool(to_int(self._link.query(":OUTP?"), ":OUTP?"))
         except InstrumentError:
             raise
         except BadReply as exc:
@@ -165,7 +165,7 @@ class Keithley2450(Potentiostat):
             )
             raise InstrumentError(f"{self.name}: {what}") from None
         finally:
-            self._drop_session()
+            self._link.close()
 
     def apply_current(
         self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
@@ -206,28 +206,31 @@ class Keithley2450(Potentiostat):
         self._start("ocv", 0.0, _OCV_VLIM, sample_period, None, None)
 
     def read(self) -> SampleBlock:
-        """Samples since the last read; re-arms the dead-man switch."""
-        if self._expired is not None:
+        """Samples since the last read; re-arms the dead-man switch (``*TRG``)."""
+        if self._expired is not None:  # samples made before the switch-off were handed over first
             message, self._expired = self._expired, None
             raise InstrumentError(message)
         self._check_connected()
         if self._mode == "off":
             return SampleBlock.empty()
         with self._failsafe("read"):
-            return self._read()
+            block = self._read()
+        if self._expired is not None and not len(block):
+            return self.read()  # nothing to hand over first: report the dead-man switch now
+        return block
 
     def close(self) -> None:
         """Output off, then release the link. Safe to call more than once."""
         if self._link.connected:
             try:
-                self._write(":ABOR")
-                self._write(":OUTP OFF")
-                self._query(":OUTP?")  # the instrument has acted on the commands before the link closes
+                self._link.write(":ABOR")
+                self._link.write(":OUTP OFF")
+                self._link.query(":OUTP?")  # the instrument has acted on the commands before the link closes
             except Exception:  # noqa: BLE001 - closing anyway; make the cell safe as best we can
                 self._make_safe()
         self._mode = "off"
         self._output = False
-        self._drop_session()
+        self._link.close()
 
     # --- steps --------------------------------------------------------------------------------
     def _start(
@@ -247,7 +250,7 @@ class Keithley2450(Potentiostat):
         function = "VOLT" if mode == "potential" else "CURR"
         with self._failsafe(mode if mode != "ocv" else "open_circuit"):
             if self._output and self._function != function:
-                self._write(":ABOR;:OUTP OFF")  # the source function cannot change with the output on
+                self._link.write(":ABOR;:OUTP OFF")  # the source function cannot change with the output on
                 self._output = False
             self._mode = "off"
             self._period, self._vlim, self._window, self._remaining = period, limit, window, total
@@ -256,12 +259,12 @@ class Keithley2450(Potentiostat):
             if self._output:
                 # Already sourcing: stop the old model, set the new level and start the new model in one
                 # message, so that no moment exists in which the output is on without a running model.
-                self._write(";".join([":ABOR", *config, ":INIT"]))
+                self._link.write(";".join([":ABOR", *config, ":INIT"]))
                 self._started()
             else:
-                self._write(";".join(config))
+                self._link.write(";".join(config))
                 self._check_errors("configuration")  # nothing is switched on before the settings are accepted
-                self._write(":INIT")  # the model's source block switches the output on
+                self._link.write(":INIT")  # the model's source block switches the output on
                 self._started()
             self._output = True
             self._mode = mode
@@ -295,13 +298,13 @@ class Keithley2450(Potentiostat):
         self._check_errors("start of the measurement loop")
 
     def _read(self) -> SampleBlock:
-        self._write("*TRG")  # re-arm the dead-man switch
-        state = self._query(":TRIG:STAT?").split(";")[0].strip().upper()
+        self._link.write("*TRG")  # re-arm the dead-man switch
+        state = self._link.query(":TRIG:STAT?").split(";")[0].strip().upper()
         data = self._fetch()
         running = state in ("RUNNING", "WAITING")
         t_init = self._t_init
         if running and self._fetched * 2 >= self._count and self._more_after_loop():
-            self._write(":ABOR")  # buffer half full: read the rest and start the next loop
+            self._link.write(":ABOR")  # buffer half full: read the rest and start the next loop
             data = np.concatenate([data, self._fetch()])
             self._rollover()
         t = t_init + self._period + data[:, 2]
@@ -314,7 +317,7 @@ class Keithley2450(Potentiostat):
         if self._mode == "current":
             stop_at = self._limit_index(voltage)
         elif self._mode == "potential" and len(t):
-            if to_int(self._query(":SOUR:VOLT:ILIM:TRIP?"), ":SOUR:VOLT:ILIM:TRIP?"):
+            if to_int(self._link.query(":SOUR:VOLT:ILIM:TRIP?"), ":SOUR:VOLT:ILIM:TRIP?"):
                 flags[-1] |= FLAG_OVERLOAD
         if stop_at is not None:
             flags[stop_at] |= FLAG_HW_LIMIT
@@ -327,7 +330,7 @@ class Keithley2450(Potentiostat):
 
     def _fetch(self) -> np.ndarray:
         """Readings of the present loop not read yet, as rows (reading, source, relative time)."""
-        n = to_int(self._query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
+        n = to_int(self._link.query(f':TRAC:ACT? "{self.BUFFER}"'), ":TRAC:ACT?")
         if not self._fetched <= n <= self._count:
             raise BadReply(
                 f":TRAC:ACT? says {n} readings; {self._fetched} were already read from this "
@@ -337,7 +340,7 @@ class Keithley2450(Potentiostat):
         while self._fetched < n:
             last = min(n, self._fetched + self.chunk)
             cmd = f':TRAC:DATA? {self._fetched + 1}, {last}, "{self.BUFFER}", READ, SOUR, REL'
-            values = to_floats(self._query(cmd), cmd, 3 * (last - self._fetched))
+            values = to_floats(self._link.query(cmd), cmd, 3 * (last - self._fetched))
             parts.append(values.reshape(-1, 3))
             self._fetched = last
         return np.concatenate(parts)
@@ -349,7 +352,7 @@ class Keithley2450(Potentiostat):
         """The model is aborted (output still on) and its readings read: start the next loop."""
         if self._remaining is not None:
             self._remaining -= self._fetched
-        self._write(";".join([*self._loop_commands(), ":INIT"]))
+        self._link.write(";".join([*self._loop_commands(), ":INIT"]))
         self._started()
         self._rolled = True
 
@@ -371,7 +374,7 @@ class Keithley2450(Potentiostat):
         out = np.flatnonzero((voltage < lo) | (voltage > hi))
         if out.size:
             return int(out[0])
-        if to_int(self._query(":SOUR:CURR:VLIM:TRIP?"), ":SOUR:CURR:VLIM:TRIP?"):
+        if to_int(self._link.query(":SOUR:CURR:VLIM:TRIP?"), ":SOUR:CURR:VLIM:TRIP?"):
             at = np.flatnonzero(np.abs(voltage) >= self._vlim * (1 - 1e-3))
             if at.size:
                 return int(at[0])
@@ -379,26 +382,13 @@ class Keithley2450(Potentiostat):
         return None
 
     def _output_off(self) -> None:
-        self._write(":ABOR")
-        self._write(":OUTP OFF")
+        self._link.write(":ABOR")
+        self._link.write(":OUTP OFF")
         self._output = False
         self._mode = "off"
-        state = self._query(":OUTP?")  # confirms, and the instrument has acted before we return
+        state = self._link.query(":OUTP?")  # confirms, and the instrument has acted before we return
         if state != "0":
             raise BadReply(f"output still on after :OUTP OFF (':OUTP?' answered {state!r})")
-
-    # --- link ---------------------------------------------------------------------------------
-    def _open(self, timeout: float | None = None) -> None:
-        self._link.open(timeout)
-
-    def _drop_session(self) -> None:
-        self._link.close()
-
-    def _write(self, cmd: str) -> None:
-        self._link.write(cmd)
-
-    def _query(self, cmd: str, timeout: float | None = None) -> str:
-        return self._link.query(cmd, timeout)
 
     def _check_connected(self) -> None:
         if not self._link.connected:
@@ -406,7 +396,7 @@ class Keithley2450(Potentiostat):
 
     def _check_language(self) -> None:
         try:
-            lang = self._query("*LANG?").upper()
+            lang = self._link.query("*LANG?").upper()
         except Exception as exc:
             if is_timeout(exc):
                 raise InstrumentError(
@@ -425,7 +415,7 @@ class Keithley2450(Potentiostat):
         """Drain :SYST:ERR?; any entry (other than ``ignore``d ones) is an InstrumentError."""
         found = []
         for _ in range(32):
-            reply = self._query(":SYST:ERR?")
+            reply = self._link.query(":SYST:ERR?")
             code, text = parse_error(reply)
             if code == 0:
                 break
@@ -471,7 +461,7 @@ class Keithley2450(Potentiostat):
         self._mode = "off"
         self._link.clear_interrupt()
         if not self._link.connected or not self._link.reached:
-            self._drop_session()  # never talked to it: nothing of ours can be on
+            self._link.close()  # never talked to it: nothing of ours can be on
             return ""
         tsp = self._lang not in (None, "SCPI")
         off = "smu.source.output = smu.OFF" if tsp else ":ABOR;:OUTP OFF"
@@ -479,14 +469,14 @@ class Keithley2450(Potentiostat):
         for attempt in range(2):
             try:
                 if attempt:
-                    self._drop_session()
-                    self._open(min(self.timeout, 2 * _SAFE_TIMEOUT))
+                    self._link.close()
+                    self._link.open(min(self.timeout, 2 * _SAFE_TIMEOUT))
                 self._link.out_of_step = True  # discard a late reply still in the pipe first
-                self._write(off)
+                self._link.write(off)
                 if tsp:
                     note = "; output-off command sent (TSP)"
                     break
-                state = self._query(":OUTP?", timeout=min(self.timeout, _SAFE_TIMEOUT))
+                state = self._link.query(":OUTP?", timeout=min(self.timeout, _SAFE_TIMEOUT))
             except Exception as exc:  # noqa: BLE001 - try the next means
                 note = f"; COULD NOT CONFIRM THE OUTPUT OFF ({one_line(exc)}): check the instrument"
                 continue
@@ -495,5 +485,5 @@ class Keithley2450(Potentiostat):
                 break
             note = "; OUTPUT STILL ON: check the instrument"
         self._output = False
-        self._drop_session()
+        self._link.close()
         return note
