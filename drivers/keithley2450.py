@@ -274,11 +274,15 @@ class Keithley2450(Potentiostat):
             raise InstrumentError(
                 f"{self.name}: sample period {period:g} s below {self.capabilities.min_sample_period:g} s"
             )
-        if not self.clock.virtual and period > self._deadman / 2:
+        if not self.clock.virtual and period > self._deadman_clock() / 2:
             raise InstrumentError(
                 f"{self.name}: sample period {period:g} s too long for the dead-man time of {self._deadman:g} s "
-                f"(at most half of it, {self._deadman / 2:g} s); raise the dead-man time or sample faster"
+                f"(at most half of it, {self._deadman_clock() / 2:g} s); raise the dead-man time or sample faster"
             )
+
+    def _deadman_clock(self) -> float:
+        """The dead-man time (wall seconds) in run-clock seconds: a scaled clock runs ``speed`` x faster."""
+        return self._deadman * float(getattr(self.clock, "speed", 1.0))
 
     def _loop_commands(self) -> list[str]:
         """The next measurement loop: as many readings as the buffer holds or the step still needs."""
@@ -288,7 +292,7 @@ class Keithley2450(Potentiostat):
             deadman_count = self._count
         else:
             # A *TRG is seen at the next pass (within one period), then this many readings: <= deadman_s.
-            deadman_count = max(1, math.floor(self._deadman / self._period + 1e-9) - 1)
+            deadman_count = max(1, math.floor(self._deadman_clock() / self._period + 1e-9) - 1)
         return deadman_blocks(self.BUFFER, self._period, deadman_count, self._count)
 
     def _started(self) -> None:

@@ -200,3 +200,18 @@ def test_silent_instrument_times_out_and_the_output_is_switched_off():
             k.read()
         assert time.monotonic() - started < 0.3 + 1.0  # the timeout, a drain of at most 0.5 s, one reply
     assert session.closed
+
+
+class FastClock(WallClock):
+    """A scaled clock: run time passes ``speed`` times faster than the wall clock."""
+
+    speed = 10.0
+
+
+def test_dead_man_time_is_wall_time_on_a_scaled_clock():
+    """2 s of wall time at 10x is 20 s of run time: at 1 s per reading the counter is 19, not 1."""
+    start = [(plating("-5e-05", 1000, 19), None), NO_ERROR, (":INIT", None), NO_ERROR]
+    with expected_protocol(CONNECT + start) as session:
+        k = driver(session, FastClock(), deadman_s=2.0)
+        k.connect()
+        k.apply_current(-50e-6, -2.0, 2.0, 1.0)
