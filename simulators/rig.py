@@ -32,6 +32,12 @@ class SimulatedTransducer(PressureSensor):
         pass
 
 
+def simulated_channel(cell: Cell, clock: Clock) -> tuple[SimulatedPotentiostat, SimulatedTransducer]:
+    """A fresh simulated cell's potentiostat and press (a campaign's channel factory)."""
+    _, pstat, transducer = simulated_rig(cell, clock)
+    return pstat, transducer
+
+
 def simulated_rig(cell: Cell, clock: Clock) -> tuple[SimulatedCell, SimulatedPotentiostat, SimulatedTransducer]:
     sim = SimulatedCell(cell)
     return sim, SimulatedPotentiostat(sim, clock), SimulatedTransducer(sim, clock)
