@@ -206,3 +206,19 @@ def si_unit(kind: Kind) -> str:
             (num if e > 0 else den).append(token)
     text = " ".join(num) or "1"
     return text + ("/" + " ".join(den) if den else "")
+
+
+_SI_NAMES = ("s", "V", "A", "C", "ohm", "Hz", "W", "J", "F", "S", "m^2", "m", "kg", "Pa", "N", "K")
+
+
+def si_name(unit: str) -> str | None:
+    """The SI unit a unit expression measures ("mA" -> "A", "kOhm" -> "ohm"; "1" if dimensionless), or
+    None when it cannot be parsed."""
+    try:
+        _, dim = _unit_factor(unit)
+    except ValueError:
+        return None
+    for name in _SI_NAMES:
+        if _same_dim(dim, _unit_factor(name)[1]):
+            return name
+    return "1" if _same_dim(dim, _NONE) else None

@@ -398,6 +398,10 @@ class Notifier:
             )
         return None
 
+    def reset_throttling(self) -> None:
+        """Forget when each kind of notice was last sent: the next one of every kind goes out."""
+        self._last.clear()
+
     def _admit(self, notice: Notice) -> bool:
         """Interlock and instrument notices of one kind at most once per ``repeat_after`` (wall time)."""
         if notice.category in _NEVER_THROTTLED:

@@ -215,7 +215,7 @@ def test_background_delivery_and_throttling(tmp_path, hook):
     notices = read_notices(hook[1])
     assert [n["env"]["DAQ_NOTIFY_CATEGORY"] for n in notices] == ["interlock", "stop"]
     assert notices[1]["env"]["DAQ_NOTIFY_SUBJECT"] == "C1: run stopped: aborted"
-    notifier._last.clear()
+    notifier.reset_throttling()
     notifier(Event(99.0, "interlock", 0, "pressure low again"))
     notifier.close()
     assert "2 similar notice(s) suppressed" in read_notices(hook[1])[-1]["env"]["DAQ_NOTIFY_MESSAGE"]
