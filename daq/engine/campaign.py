@@ -23,6 +23,7 @@ import numpy as np
 from daq.core.clock import VirtualClock
 from daq.engine.runner import predictions, run_protocol
 from daq.models.cell import cell_from_text, read_cell_text
+from daq.storage.naming import confined
 from daq.storage.writer import utc_now
 from protocols.campaign import Campaign
 from protocols.loader import load_protocol
@@ -98,7 +99,7 @@ def run_campaign(
                 protocol = load_protocol(campaign.protocol_path, {"current_density": f"{cd / 10:.6g} mA/cm^2"})
                 clock = VirtualClock()
                 _, pstat, transducer = simulated_rig(cell, clock)
-                path = out / f"{cell.cell_id}_{cd / 10:g}mAcm2_r{rep}.h5"
+                path = confined(out, f"{cell.cell_id}_{cd / 10:g}mAcm2_r{rep}.h5")
                 res = run_protocol(
                     protocol,
                     cell,
