@@ -205,7 +205,7 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
 _INTERLOCK_KINDS = {"pressure": u.PRESSURE, "temperature": u.TEMPERATURE, "overload": None}
 _INTERLOCK_RANGE = {
     "pressure": (0.0, L.MAX_PRESSURE, "MPa"),
-    "temperature": (L.MIN_TEMPERATURE, L.MAX_TEMPERATURE, "K"),
+    "temperature": (L.MIN_TEMPERATURE, L.MAX_TEMPERATURE, "degC"),
 }
 
 
