@@ -296,9 +296,7 @@ def test_email_with_login(smtp_server, monkeypatch):
 
     inbox, port = smtp_server(authenticator=authenticator, auth_require_tls=False)
     monkeypatch.setenv("RIG_SMTP_PASSWORD", "s3cret")
-    notifier = Notifier(
-        email_config(port, username="rig", password_env="RIG_SMTP_PASSWORD", allow_plaintext_auth=True)
-    )
+    notifier = Notifier(email_config(port, username="rig", password_env="RIG_SMTP_PASSWORD", allow_plaintext_auth=True))
     assert notifier.deliver(Notice("fault", "test", "body")) == [("email", None)]
     assert seen == [True] and len(inbox.messages) == 1
     monkeypatch.setenv("RIG_SMTP_PASSWORD", "wrong")
