@@ -30,7 +30,11 @@ from simulators.potentiostat import SIM_CAPABILITIES
 from tests.conftest import CELLS, EXAMPLES, ROOT
 
 FAST = settings(
-    max_examples=40, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    max_examples=int(os.environ.get("DAQ_FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
 )
 CELL_TEXT = (CELLS / "li6ps5cl_99.toml").read_text()
 RIG_TEXT = (EXAMPLES / "rigs" / "glovebox_rig.toml").read_text().replace('"../cells/', f'"{CELLS}/')
