@@ -105,6 +105,7 @@ def _stop_on(t: ConfigTable, default: tuple[str, ...]) -> tuple[str, ...]:
 
 def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
     t = ConfigTable(data, path)
+    t.refuse_unknown(STEP_FIELDS)
     kind = t.raw("kind")
     if kind not in STEP_KINDS:
         if kind is None:

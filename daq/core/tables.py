@@ -150,7 +150,7 @@ def unknown_text(key: str, allowed: Any) -> str:
     """The problem text for an unknown field: the likely intended one first, then all of them."""
     names = ", ".join(sorted(allowed))
     hint = suggest(key, allowed)
-    return f"unknown field{hint} (expected one of {names})" if hint else f"unknown field; expected one of {names}"
+    return f"unknown field{hint}" if hint else f"unknown field; expected one of {names}"
 
 
 def _bounds_text(lo: float | None, hi: float | None, unit: str | None) -> str:
@@ -318,6 +318,13 @@ class ConfigTable:
                     self.data[key] if show_value else None,
                     unknown_text(key, allowed),
                 )
+
+    def refuse_unknown(self, known: set[str] | frozenset[str] | tuple[str, ...]) -> None:
+        """Refuse, before anything is reported missing, keys that no variant of this table knows (a typo
+        hides the field it meant, so it is the error to show first)."""
+        for key in self.data:
+            if key not in known:
+                raise ConfigError(self.at(key), self.data[key], unknown_text(key, known))
 
     def finish(self) -> None:
         """Refuse keys nobody asked for."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +180,24 @@ def _disc_area(sec: ConfigTable, name: str, required: bool) -> tuple[float | Non
     return area, None
 
 
+# Every field of each section, so a misspelt one is named before a required one is reported missing.
+_ELECTRODES = {f"{e}_{k}" for e in ("working", "counter", "reference") for k in ("diameter", "area")}
+CELL_FIELDS = {
+    "cell": {"id", "configuration", "notes"},
+    "electrolyte": {"material", "relative_density", "thickness", "diameter", "conductivity", "fracture_toughness"},
+    "electrodes": _ELECTRODES,
+    "microstructure": {"pore_radius", "pore_separation", "crack_length", "crack_width", "source"},
+    "conditions": {"stack_pressure", "pressed_area", "temperature"},
+    "simulation": {f.name for f in fields(SimulationParameters)},
+}
+
+
 def cell_from_dict(doc: dict[str, Any]) -> Cell:
     root = ConfigTable(doc, "")
+    root.refuse_unknown(CELL_FIELDS)
+    for section, known in CELL_FIELDS.items():
+        if isinstance(doc.get(section), dict):
+            ConfigTable(doc[section], section).refuse_unknown(known)
     meta = root.sub("cell")
     el = root.sub("electrolyte")
     electrolyte = Electrolyte(
