@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from daq.core import units as u
+from daq.core.errors import ConfigError
 from daq.importers import Recording, read_recording
 from daq.storage import layout as L
 from daq.storage.writer import RunWriter
@@ -87,6 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     area = u.parse(args.area, u.AREA, "--area") if args.area is not None else None
+    if area is not None and not 0 < area <= 0.1:  # 0.1 m^2 = 1000 cm^2, beyond any cell
+        raise ConfigError("--area", args.area, "must be a positive area of at most 1000 cm^2")
     rec = read_recording(args.file)
     out = Path(args.out) if args.out else Path.cwd() / (Path(args.file).stem + ".h5")
     write_run(rec, out, area=area, overwrite=args.force)

@@ -25,6 +25,7 @@ from daq.core.capabilities import Potentiostat, PressureSensor
 from daq.core.clock import Clock, VirtualClock
 from daq.engine.runner import predictions, run_protocol
 from daq.models.cell import Cell, cell_from_text, read_cell_text
+from daq.storage.naming import confined
 from daq.storage.writer import utc_now
 from protocols.campaign import Campaign
 from protocols.loader import load_protocol
@@ -106,7 +107,7 @@ def run_campaign(
                 protocol = load_protocol(campaign.protocol_path, {"current_density": f"{density:.6g} mA/cm^2"})
                 clock = VirtualClock()
                 pstat, transducer = channel(cell, clock)
-                path = out / f"{cell.cell_id}_{density:g}mAcm2_r{rep}.h5"
+                path = confined(out, f"{cell.cell_id}_{density:g}mAcm2_r{rep}.h5")
                 res = run_protocol(
                     protocol,
                     cell,

@@ -28,7 +28,6 @@ a driver is built, so a rig without vendor instruments needs none of the vendor 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from daq.core import units as u
 from daq.core.capabilities import Calibration, Potentiostat, PressureSensor
 from daq.core.clock import Clock
 from daq.core.errors import ConfigError
+from daq.core.tables import ConfigTable, read_toml
 from daq.models.cell import Cell, load_cell
 from drivers.registry import BuildContext, instrument_entry, transducer_entry
 
@@ -113,80 +113,17 @@ class Rig:
 
 
 # --- reading and checking ---------------------------------------------------------------------
-class _Table:
-    def __init__(self, data: object, name: str):
-        if not isinstance(data, dict):
-            raise ConfigError(name, data if not isinstance(data, (list, tuple)) else None, "must be a table")
-        self.data, self.name = data, name
+MAX_IO_TIMEOUT = 600.0  # s: an instrument or transducer that needs longer to answer has failed
 
-    def path(self, key: str) -> str:
-        return f"{self.name}.{key}"
 
-    def unknown(self, allowed: set[str]) -> None:
-        for key in self.data:
-            if key not in allowed:
-                raise ConfigError(
-                    self.path(key), self.data[key], f"unknown field; expected one of {', '.join(sorted(allowed))}"
-                )
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.data.get(key, default)
-        if value is None:
-            raise ConfigError(self.path(key), None, "missing")
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(self.path(key), value, "must be non-empty text")
-        return value
-
-    def integer(self, key: str, default: int | None = None, minimum: int | None = None) -> int:
-        value = self.data.get(key, default)
-        if value is None:
-            raise ConfigError(self.path(key), None, "missing")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(self.path(key), value, "must be a whole number")
-        if minimum is not None and value < minimum:
-            raise ConfigError(self.path(key), value, f"must be at least {minimum}")
-        return value
-
-    def number(self, key: str, default: float | None = None) -> float | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(self.path(key), value, "must be a number")
-        return float(value)
-
-    def quantity(self, key: str, *kinds: u.Kind, zero_ok: bool = False) -> float | None:
-        if key not in self.data:
-            return None
-        value = self.data[key]
-        error = None
-        for kind in kinds:
-            try:
-                parsed = u.parse(value, kind, self.path(key))
-            except ConfigError as exc:
-                error = error or exc
-                continue
-            if parsed < 0 or (parsed == 0 and not zero_ok):
-                raise ConfigError(self.path(key), value, f"must be a positive {kind.name}")
-            return parsed
-        if len(kinds) > 1:
-            raise ConfigError(
-                self.path(key),
-                value,
-                f'expected a {" or ".join(k.name for k in kinds)} with its unit, e.g. "{kinds[0].example}"',
-            )
-        raise error  # type: ignore[misc]
+def _seconds(t: ConfigTable, key: str) -> float | None:
+    return t.quantity(key, u.TIME, hi=MAX_IO_TIMEOUT, unit="s")
 
 
 def load_rig(path: str | Path) -> Rig:
     """Read and check a rig file; cell files are resolved relative to it."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("rig", str(path), "file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("rig", str(path), f"not valid TOML: {exc}") from None
+    _, doc = read_toml(path, "rig")
     try:
         return rig_from_dict(doc, path.parent, path)
     except ConfigError as exc:
@@ -194,18 +131,20 @@ def load_rig(path: str | Path) -> Rig:
 
 
 def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | None = None) -> Rig:
-    root = _Table(doc, "rig file")
+    root = ConfigTable(doc, "")
     root.unknown({"rig", "instruments", "transducers", "channels"})
-    meta = _Table(doc.get("rig", {}), "rig")
+    meta = ConfigTable(doc.get("rig", {}), "rig")
     meta.unknown({"name", "description", "operator", "location"})
-    name = meta.text("name", path.stem if path else "rig")
+    name = meta.text("name", path.stem if path else "rig", nonempty=True)
     instruments = {
-        key: _instrument(key, value) for key, value in _Table(doc.get("instruments", {}), "instruments").data.items()
+        key: _instrument(key, value)
+        for key, value in ConfigTable(doc.get("instruments", {}), "instruments").data.items()
     }
     transducers = {
-        key: _transducer(key, value) for key, value in _Table(doc.get("transducers", {}), "transducers").data.items()
+        key: _transducer(key, value)
+        for key, value in ConfigTable(doc.get("transducers", {}), "transducers").data.items()
     }
-    channels_table = _Table(doc.get("channels", {}), "channels")
+    channels_table = ConfigTable(doc.get("channels", {}), "channels")
     if not channels_table.data:
         raise ConfigError("channels", None, "the rig has no channels; add [channels.NAME] with instrument and cell")
     channels = {
@@ -234,28 +173,28 @@ def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | 
 
 
 def _instrument(name: str, data: object) -> InstrumentSpec:
-    t = _Table(data, f"instruments.{name}")
-    kind = t.text("kind")
-    entry = _entry(instrument_entry, kind, t.path("kind"))
+    t = ConfigTable(data, f"instruments.{name}")
+    kind = t.text("kind", nonempty=True)
+    entry = _entry(instrument_entry, kind, t.at("kind"))
     t.unknown({"kind", "resource", "timeout", "description"} | {o.name for o in entry.options})
     if entry.resource_example is None:
         resource = t.data.get("resource", f"sim://{name}")
         if not isinstance(resource, str):
-            raise ConfigError(t.path("resource"), resource, "must be text")
+            raise ConfigError(t.at("resource"), resource, "must be text")
     else:
-        resource = t.text("resource")
+        resource = t.text("resource", nonempty=True)
         if not entry.resource_check(resource):
-            raise ConfigError(t.path("resource"), resource, f"expected {entry.resource_example}")
+            raise ConfigError(t.at("resource"), resource, f"expected {entry.resource_example}")
     options: dict[str, Any] = {}
     for option in entry.options:
         if option.name in t.data:
             if option.kind == "integer":
-                options[option.name] = t.integer(option.name, minimum=int(option.minimum or 0))
+                options[option.name] = t.integer(option.name, minimum=int(option.minimum or 0), maximum=10_000_000)
             elif option.kind == "time":
-                options[option.name] = t.quantity(option.name, u.TIME)
+                options[option.name] = _seconds(t, option.name)
             else:
-                options[option.name] = t.text(option.name)
-    timeout = t.quantity("timeout", u.TIME)
+                options[option.name] = t.text(option.name, nonempty=True)
+    timeout = _seconds(t, "timeout")
     if timeout is not None:
         options["timeout"] = timeout
     return InstrumentSpec(name, kind, resource, options)
@@ -270,59 +209,59 @@ def _entry(load: Any, kind: str, field_name: str) -> Any:
 
 
 def _transducer(name: str, data: object) -> TransducerSpec:
-    t = _Table(data, f"transducers.{name}")
-    kind = t.text("kind")
-    entry = _entry(transducer_entry, kind, t.path("kind"))
+    t = ConfigTable(data, f"transducers.{name}")
+    kind = t.text("kind", nonempty=True)
+    entry = _entry(transducer_entry, kind, t.at("kind"))
     t.unknown({"kind", "port", "pressed_area", "calibration", "description"} | entry.keys)
-    port = t.text("port") if entry.needs_port else f"sim://{name}"
+    port = t.text("port", nonempty=True) if entry.needs_port else f"sim://{name}"
     pressed_area = t.quantity("pressed_area", u.AREA)
     options: dict[str, Any] = {}
     if "baudrate" in t.data:
-        options["baudrate"] = t.integer("baudrate", minimum=50)
+        options["baudrate"] = t.integer("baudrate", minimum=50, maximum=4_000_000)
     if "timeout" in t.data:
-        options["timeout"] = t.quantity("timeout", u.TIME)
+        options["timeout"] = _seconds(t, "timeout")
     for key in ("parity",):
         if key in t.data:
-            value = t.text(key)
+            value = t.text(key, nonempty=True)
             if value not in ("N", "E", "O"):
-                raise ConfigError(t.path(key), value, 'must be "N", "E" or "O"')
+                raise ConfigError(t.at(key), value, 'must be "N", "E" or "O"')
             options[key] = value
     if "stopbits" in t.data:
-        options["stopbits"] = t.integer("stopbits", minimum=1)
+        options["stopbits"] = t.integer("stopbits", minimum=1, maximum=2)
     if "bytesize" in t.data:
-        options["bytesize"] = t.integer("bytesize", minimum=5)
+        options["bytesize"] = t.integer("bytesize", minimum=5, maximum=8)
     if "unit" in t.data:
         from drivers.transducers import unit_factor
 
-        options["unit"] = t.text("unit")
-        unit_factor(options["unit"], t.path("unit"))
+        options["unit"] = t.text("unit", nonempty=True)
+        unit_factor(options["unit"], t.at("unit"))
     if "scale" in t.data:
-        options["scale"] = t.number("scale")
+        options["scale"] = t.number("scale", None)
         if not options["scale"]:
-            raise ConfigError(t.path("scale"), t.data["scale"], "must be a non-zero number")
+            raise ConfigError(t.at("scale"), t.data["scale"], "must be a non-zero number")
     if "recognition" in t.data:
-        options["recognition"] = t.text("recognition")
+        options["recognition"] = t.text("recognition", nonempty=True)
     if "capacity" in t.data:
-        options["capacity"] = t.quantity("capacity", u.FORCE, u.PRESSURE)
+        options["capacity"] = t.quantity("capacity", (u.FORCE, u.PRESSURE))
     if "ram_area" in t.data:
         options["ram_area"] = t.quantity("ram_area", u.AREA)
     if "noise" in t.data:
-        options["noise"] = t.quantity("noise", u.PRESSURE, zero_ok=True)
+        options["noise"] = t.quantity("noise", u.PRESSURE, positive=False, lo=0.0, unit="Pa")
     registers = None
     if "registers" in entry.keys:
-        registers = _registers(_Table(t.data.get("registers", {}), t.path("registers")))
+        registers = _registers(ConfigTable(t.data.get("registers", {}), t.at("registers")))
     calibration = _calibration(t, entry.measures(options))
     return TransducerSpec(name, kind, port, pressed_area, calibration, options, registers)
 
 
-def _calibration(t: _Table, measures: str) -> Calibration:
+def _calibration(t: ConfigTable, measures: str) -> Calibration:
     if "calibration" not in t.data:
         return Calibration()
-    c = _Table(t.data["calibration"], t.path("calibration"))
+    c = ConfigTable(t.data["calibration"], t.at("calibration"))
     c.unknown({"gain", "offset", "date", "reference"})
     gain = c.number("gain", 1.0)
     if not gain or gain <= 0:
-        raise ConfigError(c.path("gain"), c.data.get("gain"), "must be a positive number")
+        raise ConfigError(c.at("gain"), c.data.get("gain"), "must be a positive number")
     offset = 0.0
     if "offset" in c.data:
         kind_ = u.FORCE if measures == "force" else u.PRESSURE
@@ -330,53 +269,53 @@ def _calibration(t: _Table, measures: str) -> Calibration:
         if raw == 0:
             offset = 0.0
         else:
-            offset = u.parse(raw, kind_, c.path("offset"))
+            offset = u.parse(raw, kind_, c.at("offset"))
     date = c.data.get("date", "")
     if hasattr(date, "isoformat"):
         date = date.isoformat()  # a TOML date
     if not isinstance(date, str):
-        raise ConfigError(c.path("date"), date, "must be a date, e.g. 2025-03-14")
+        raise ConfigError(c.at("date"), date, "must be a date, e.g. 2025-03-14")
     reference = c.data.get("reference", "")
     if not isinstance(reference, str):
-        raise ConfigError(c.path("reference"), reference, "must be text")
+        raise ConfigError(c.at("reference"), reference, "must be text")
     return Calibration(gain=gain, offset=offset, date=date, reference=reference)
 
 
-def _registers(t: _Table) -> Any:
+def _registers(t: ConfigTable) -> Any:
     from drivers.transducers import RegisterMap
 
     t.unknown(_REGISTER_KEYS)
     kw: dict[str, Any] = {}
     for key in ("value", "decimals", "unit", "fixed_decimals", "device_id"):
         if key in t.data:
-            kw[key] = t.integer(key, minimum=0)
+            kw[key] = t.integer(key, minimum=0, maximum=65535)
     for key in ("value_type", "word_order", "fixed_unit", "function"):
         if key in t.data:
-            kw[key] = t.text(key)
+            kw[key] = t.text(key, nonempty=True)
     if "scale" in t.data:
-        kw["scale"] = t.number("scale")
+        kw["scale"] = t.number("scale", None)
     if "unit_codes" in t.data:
-        codes = _Table(t.data["unit_codes"], t.path("unit_codes"))
+        codes = ConfigTable(t.data["unit_codes"], t.at("unit_codes"))
         parsed = {}
         for code, unit in codes.data.items():
             if not str(code).isdigit():
-                raise ConfigError(codes.path(str(code)), unit, "unit codes are register values (0, 1, 2 ...)")
+                raise ConfigError(codes.at(str(code)), unit, "unit codes are register values (0, 1, 2 ...)")
             if not isinstance(unit, str):
-                raise ConfigError(codes.path(str(code)), unit, 'must be a unit, e.g. "bar"')
+                raise ConfigError(codes.at(str(code)), unit, 'must be a unit, e.g. "bar"')
             parsed[int(code)] = unit
         kw["unit_codes"] = parsed
     if "overflow" in t.data:
         values = t.data["overflow"]
         if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise ConfigError(t.path("overflow"), values, "must be a list of whole numbers, e.g. [32767, -32768]")
+            raise ConfigError(t.at("overflow"), values, "must be a list of whole numbers, e.g. [32767, -32768]")
         kw["overflow"] = tuple(values)
     if "unit" in kw and not kw.get("unit_codes"):
-        raise ConfigError(t.path("unit_codes"), None, 'a unit register needs unit_codes, e.g. { 0 = "bar" }')
+        raise ConfigError(t.at("unit_codes"), None, 'a unit register needs unit_codes, e.g. { 0 = "bar" }')
     try:
         return RegisterMap(**kw)
     except ConfigError as exc:
         field_name = exc.field.replace("registers.", "")
-        raise ConfigError(t.path(field_name), exc.value, exc.problem) from None
+        raise ConfigError(t.at(field_name), exc.value, exc.problem) from None
 
 
 def _channel(
@@ -386,32 +325,32 @@ def _channel(
     transducers: dict[str, TransducerSpec],
     base_dir: Path,
 ) -> ChannelSpec:
-    t = _Table(data, f"channels.{name}")
+    t = ConfigTable(data, f"channels.{name}")
     t.unknown({"instrument", "channel", "cell", "transducer", "description"})
-    instrument = t.text("instrument")
+    instrument = t.text("instrument", nonempty=True)
     if instrument not in instruments:
         known = ", ".join(instruments) or "none defined"
-        raise ConfigError(t.path("instrument"), instrument, f"no such instrument (instruments: {known})")
-    channel = t.integer("channel", 1, minimum=1)
+        raise ConfigError(t.at("instrument"), instrument, f"no such instrument (instruments: {known})")
+    channel = t.integer("channel", 1, minimum=1, maximum=256)
     spec = instruments[instrument]
     entry = instrument_entry(spec.kind)
     if entry.channels is not None and channel > entry.channels:
         has = "one channel (1)" if entry.channels == 1 else f"{entry.channels} channels"
-        raise ConfigError(t.path("channel"), channel, f"{entry.title} has {has}")
+        raise ConfigError(t.at("channel"), channel, f"{entry.title} has {has}")
     transducer = t.data.get("transducer")
     if transducer is not None:
-        transducer = t.text("transducer")
+        transducer = t.text("transducer", nonempty=True)
         if transducer not in transducers:
             known = ", ".join(transducers) or "none defined"
-            raise ConfigError(t.path("transducer"), transducer, f"no such transducer (transducers: {known})")
-    cell_path = Path(t.text("cell"))
+            raise ConfigError(t.at("transducer"), transducer, f"no such transducer (transducers: {known})")
+    cell_path = Path(t.text("cell", nonempty=True))
     if not cell_path.is_absolute():
         cell_path = base_dir / cell_path
     try:
         cell = load_cell(cell_path)
     except ConfigError as exc:
         if exc.field == "cell" and exc.problem == "file not found":
-            raise ConfigError(t.path("cell"), t.data["cell"], f"cell file not found ({cell_path})") from None
+            raise ConfigError(t.at("cell"), t.data["cell"], f"cell file not found ({cell_path})") from None
         raise
     return ChannelSpec(name, instrument, channel, cell_path, cell, transducer)
 
