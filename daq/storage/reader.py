@@ -19,8 +19,8 @@ from daq.core.errors import DataFileError
 from daq.core.records import ResumePoint
 from daq.storage import layout as L
 from daq.storage.hdf5 import file_access_without_locks, open_h5
+from daq.storage.lock import writer_alive
 from daq.storage.recovery import writer_flag_set
-from daq.storage.writer import writer_alive
 
 
 def _decode(value: Any) -> Any:
@@ -89,10 +89,11 @@ class RunFile:
 
     @property
     def status(self) -> str:
-        """'running' only while a writer holds the run; a dead writer's run reads 'interrupted'."""
+        """'running' while a writer holds the run; a run whose end is not recorded reads 'interrupted'
+        (the file itself says 'interrupted' until the end is recorded; older files said 'running')."""
         status = _decode(self.f.attrs.get("status", ""))
-        if status == L.RUNNING and not writer_alive(self.path):
-            return L.INTERRUPTED
+        if status in (L.RUNNING, L.INTERRUPTED):
+            return L.RUNNING if writer_alive(self.path) else L.INTERRUPTED
         return status
 
     @property
