@@ -1,12 +1,12 @@
 """Every run-file open goes through here: one locking mode and one set of library-version bounds.
 
-HDF5 locks a whole file per open, so a reader following a run (the GUI, another process, a user's
-notebook) would block the writer's final status update and fail the run's close. Run files are guarded
-by their own writer lock instead (RUN.h5.lock, daq.storage.lock.WriterLock), and SWMR keeps readers
-consistent while the writer appends. HDF5 refuses to open one file twice in a process with different
-locking flags, so the product turns HDF5's file locks off for the whole process
-(``HDF5_USE_FILE_LOCKING=FALSE``, read by the library at every open, and taking precedence over the
-flag a caller passes): a user's plain ``h5py.File(path)`` beside ``open_run(path)`` then matches.
+Locking: HDF5's own default, the mode a plain ``h5py.File(path)`` uses, because HDF5 refuses to open
+one file twice in a process with different locking flags (a notebook using ``open_run`` and
+``h5py.File`` side by side). The reader opens a file in SWMR mode whenever a writer holds it
+(RUN.h5.lock). A reader in another process, which holds a shared lock, must not stop a run from
+recording its end: a write open that finds the file locked by a reader is made without HDF5's lock,
+the run's own writer lock (RUN.h5.lock) keeping writers apart.
+``HDF5_USE_FILE_LOCKING=FALSE`` in the environment turns locks off for every open alike.
 
 Library-version bounds: objects are written in the HDF5 1.10 formats (the lowest that has SWMR), so
 any HDF5 1.10 or later tool (h5dump, HDFView, MATLAB, Igor) opens the files.
@@ -14,23 +14,27 @@ any HDF5 1.10 or later tool (h5dump, HDFView, MATLAB, Igor) opens the files.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import h5py
 
-os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"
-
 LIBVER = ("v110", "v110")
 
 
 def open_h5(path: str | Path, mode: str, **kwargs: Any) -> h5py.File:
-    return h5py.File(path, mode, locking=False, **kwargs)
+    """Open with HDF5's default locking; objects written in the HDF5 1.10 formats."""
+    if mode == "r":
+        return h5py.File(path, mode, **kwargs)
+    kwargs.setdefault("libver", LIBVER)
+    try:
+        return h5py.File(path, mode, **kwargs)
+    except OSError as exc:
+        if "unable to lock file" not in str(exc):
+            raise
+        return h5py.File(path, mode, locking=False, **kwargs)
 
 
-def file_access_without_locks() -> h5py.h5p.PropFAID:
-    """A file-access property list for low-level opens, with HDF5 file locking off."""
-    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_file_locking(False, True)
-    return fapl
+def file_access() -> h5py.h5p.PropFAID:
+    """A file-access property list for low-level opens, with the same (default) locking as open_h5."""
+    return h5py.h5p.create(h5py.h5p.FILE_ACCESS)

@@ -83,7 +83,7 @@ def left_empty(path: Path) -> bool:
         return False
     try:
         flagged = writer_flag_set(path)
-        with h5py.File(path, "r", swmr=flagged, locking=False) as f:
+        with open_h5(path, "r", swmr=flagged) as f:
             status = f.attrs.get("status", "")
             return status in (L.RUNNING, L.INTERRUPTED) and len(f["timeseries/t"]) == 0 and len(f["steps"]) == 0
     except (OSError, KeyError, ValueError):
@@ -274,7 +274,7 @@ class RunWriter:
 
     def _row(self, name: str, row: np.ndarray) -> None:
         with self._mutex:
-            if self._failure is not None and not self._disk_full:
+            if self._failure is not None and not self._intact:
                 raise self._failure
             self._tables[name].append(row)
             self._due()
@@ -304,11 +304,13 @@ class RunWriter:
         return self._rows[name] + sum(len(r) for r in self._tables[name])
 
     def _due(self) -> None:
-        """Flush if the flush interval has passed (or an append's worth of samples waits); otherwise
-        make sure a timer writes what waits by the end of the interval."""
+        """Flush once the flush interval has passed; write (without HDF5's flush) when an append's worth
+        of samples waits; otherwise make sure a timer writes what waits by the end of the interval."""
         waited = time.monotonic() - self._last_flush
-        if waited >= self.flush_interval or self._buffered >= CHUNKS_PER_APPEND * self.chunk:
+        if waited >= self.flush_interval:
             self.flush()
+        elif self._buffered >= CHUNKS_PER_APPEND * self.chunk:
+            self.flush(durable=False)
         elif self._timer is None and self._swmr:
             self._timer = threading.Timer(self.flush_interval - waited, self._flush_on_time)
             self._timer.daemon = True
@@ -319,15 +321,19 @@ class RunWriter:
             self._timer = None
             if self.closed or self._failure is not None:
                 return
+            if time.monotonic() - self._last_flush < self.flush_interval:  # a record flushed meanwhile
+                if self._buffered or any(self._tables.values()):
+                    self._due()
+                return
             try:
                 self.flush()
             except DataFileError:
                 pass  # kept in self._failure: the engine's next record raises it
 
-    def flush(self) -> None:
-        """Write everything buffered, then make it durable (HDF5 flush)."""
+    def flush(self, durable: bool = True) -> None:
+        """Write everything buffered, then (``durable``) make it durable with HDF5's flush."""
         with self._mutex:
-            if self._failure is not None and not self._disk_full:
+            if self._failure is not None and not self._intact:
                 raise self._failure
             samples_first = self._failure is None
             with self._writing("writing failed"):
@@ -341,6 +347,8 @@ class RunWriter:
                         self._rows[name] += sum(len(r) for r in rows)
                         self._tables[name] = []
                 self._flush_transcript()
+                if not durable:
+                    return
                 self.f.flush()
             self._last_flush = time.monotonic()
             if self._swmr:  # a killed writer leaves a file plain readers can open
@@ -438,7 +446,7 @@ class RunWriter:
                 except DataFileError:
                     pass  # kept in self._failure
             if self._failure is not None and not self._intact:
-                _close_quietly(self.f)
+                _abandon(self.f)
             else:
                 self.f.close()
                 self._record_end(L.INTERRUPTED if self._disk_full else status, outcome, analysis)
@@ -489,6 +497,21 @@ class _WriteGuard:
         w._disk_full = w._disk_full or isinstance(error, space.DiskFull)
         w._failure = error
         raise error from None
+
+
+def _abandon(f: h5py.File) -> None:
+    """Close a file whose write failed, without letting HDF5 write to it again: after a failed write
+    (a full disk) the library retries its cached metadata at every close and, failing again, crashes the
+    process when it exits. Its descriptor is pointed at /dev/null first, so the file on disk stays as
+    it was after the last write that succeeded, and the close completes."""
+    try:
+        fd = f.id.get_vfd_handle()
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, fd)
+        os.close(null)
+    except Exception:  # noqa: BLE001 - not the POSIX driver: an ordinary close, best effort
+        pass
+    _close_quietly(f)
 
 
 def _close_quietly(f: h5py.File) -> None:
