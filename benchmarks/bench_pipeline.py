@@ -48,6 +48,7 @@ from daq.core.samples import FLAG_HW_LIMIT, SampleBlock
 from daq.engine.engine import Engine
 from daq.engine.runner import predictions, resolved
 from daq.engine.safety import ShortCircuitDetector
+from daq.engine.stream import RecordStream
 from daq.models.cell import ATTR_UNITS, Cell, load_cell
 from daq.storage import layout as L
 from daq.storage import space
@@ -112,11 +113,9 @@ class Record:
 class SyntheticPotentiostat(Potentiostat):
     """An instrument whose buffer is a pre-generated record: read() returns views of the samples due by
     the clock's now, so the benchmark measures the pipeline, not the source. Rewinds like the simulator
-    (it is speculative), which only matters if a stop trips."""
+    (it is Rewindable), which only matters if a stop trips."""
 
-    capabilities = Capabilities(
-        max_current=1.0, current_resolution=1e-12, max_voltage=10.0, min_sample_period=1e-3, speculative=True
-    )
+    capabilities = Capabilities(max_current=1.0, current_resolution=1e-12, max_voltage=10.0, min_sample_period=1e-3)
 
     def __init__(self, record: Record, clock: Clock):
         self.record, self.clock = record, clock
@@ -193,7 +192,7 @@ def product(record: Record, cell: Cell, path: Path) -> tuple[float, int]:
     )
     pstat = TranscriptPotentiostat(SyntheticPotentiostat(record, clock), writer, clock.now)
     writer.add_instrument("potentiostat", dataclasses.asdict(pstat.connect()))
-    result = Engine(protocol, cell, pstat, clock, writer).run()
+    result = Engine(protocol, cell, pstat, clock, RecordStream(required=[writer]), str(path)).run()
     wall = time.perf_counter() - t0
     if result.outcome != "completed" or result.samples != len(record):
         raise RuntimeError(f"pipeline run ended {result.outcome} after {result.samples} samples: {result.message}")

@@ -109,6 +109,7 @@ def run_protocol(
     if resilience is not None:
         potentiostat, transducer = resilient.wrap(potentiostat, transducer, clock, resilience)
     aux = ["pressure", "force"] if transducer is not None else []
+    binding.check(protocol, cell, potentiostat.capabilities)  # bad values named before the disk's figures
     sizing = space.plan(protocol, out, aux, transcript, virtual=clock.virtual)  # refuses a too-full disk
     writer = RunWriter(
         out,
