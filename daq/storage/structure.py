@@ -55,6 +55,25 @@ def append_rows(ds: h5py.Dataset, rows: np.ndarray) -> None:
     ds.id.write(h5s.create_simple((m,)), file_space, np.ascontiguousarray(rows))
 
 
+def append_chunks(ds: h5py.Dataset, column: np.ndarray, stored: int, chunk: int) -> None:
+    """Append ``column`` to a 1-D dataset of ``stored`` rows chunked by ``chunk``: whole chunks are
+    handed to HDF5 as they are (direct chunk writes: no chunk cache, no conversion, no selection), the
+    rest (the end of a part-filled chunk, a trailing part-chunk) through an ordinary write."""
+    m = len(column)
+    head = min(m, (-stored) % chunk)  # rows that fill the part-filled last chunk
+    whole = (m - head) // chunk
+    if head:
+        append_rows(ds, column[:head])
+    if whole:
+        start = stored + head
+        ds.id.set_extent((start + whole * chunk,))
+        for k in range(whole):
+            piece = column[head + k * chunk : head + (k + 1) * chunk]
+            ds.id.write_direct_chunk((start + k * chunk,), memoryview(np.ascontiguousarray(piece)).cast("B"))
+    if head + whole * chunk < m:
+        append_rows(ds, column[head + whole * chunk :])
+
+
 # --- instrument transcript (/transcript, docs/hdf5-layout.md) ------------------------------------
 # Every command sent to the potentiostat and every data block it returned, in call order (``seq`` runs
 # across both tables), so a run can be replayed against the recording (simulators/replay.py).

@@ -40,6 +40,7 @@ from daq.storage.recovery import clear_writer_flags, writer_flag_set
 from daq.storage.structure import (
     TRANSCRIPT_COMMANDS,
     TRANSCRIPT_READS,
+    append_chunks,
     append_rows,
     create_structure,
     plain,
@@ -340,7 +341,7 @@ class RunWriter:
                 reserve = space.RESERVE_BYTES if samples_first else 0  # the reserve is for the end
                 space.need_space(self.path, self._bytes_waiting(samples_first), reserve)
                 if samples_first:
-                    self._write_samples()
+                    self._write_samples(whole_chunks_only=not durable)
                 for name, rows in self._tables.items():
                     if rows:
                         append_rows(self._datasets[name], np.concatenate(rows))
@@ -354,14 +355,25 @@ class RunWriter:
             if self._swmr:  # a killed writer leaves a file plain readers can open
                 clear_writer_flags(self.path)
 
-    def _write_samples(self) -> None:
+    def _write_samples(self, whole_chunks_only: bool = False) -> None:
+        """Write the buffered samples; ``whole_chunks_only``: keep a trailing part-chunk buffered (it is
+        written with the next append, or at the next flush)."""
         if not self._buffer:
             return
+        n = self._buffered
+        if whole_chunks_only:
+            n = (self._stored + n) // self.chunk * self.chunk - self._stored
+            if n <= 0:
+                return
+        keep: dict[str, np.ndarray] = {}
         for name, ds in self._ts.items():
             parts = [b[name] if name in b else np.full(len(b["t"]), np.nan) for b in self._buffer]
-            append_rows(ds, np.concatenate(parts).astype(ds.dtype, copy=False))
-        self._stored += self._buffered
-        self._buffer, self._buffered = [], 0
+            column = np.concatenate(parts).astype(ds.dtype, copy=False)
+            append_chunks(ds, column[:n], self._stored, self.chunk)
+            keep[name] = column[n:]
+        self._stored += n
+        self._buffered -= n
+        self._buffer = [keep] if self._buffered else []
 
     def _bytes_waiting(self, samples: bool) -> int:
         """Bytes the next flush may take on disk: new chunks of every column, table rows, metadata."""
