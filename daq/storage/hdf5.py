@@ -14,6 +14,7 @@ any HDF5 1.10 or later tool (h5dump, HDFView, MATLAB, Igor) opens the files.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +39,26 @@ def open_h5(path: str | Path, mode: str, **kwargs: Any) -> h5py.File:
 def file_access() -> h5py.h5p.PropFAID:
     """A file-access property list for low-level opens, with the same (default) locking as open_h5."""
     return h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+
+
+def abandon(f: h5py.File) -> None:
+    """Close a file whose write failed, without letting HDF5 write to it again: after a failed write
+    (a full disk) the library retries its cached metadata at every close and, failing again, crashes the
+    process when it exits. Its descriptor is pointed at /dev/null first, so the file on disk stays as
+    it was after the last write that succeeded, and the close completes."""
+    try:
+        fd = f.id.get_vfd_handle()
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, fd)
+        os.close(null)
+    except Exception:  # noqa: BLE001 - not the POSIX driver: an ordinary close, best effort
+        pass
+    close_quietly(f)
+
+
+def close_quietly(f: h5py.File) -> None:
+    """Close a file after a failed write; HDF5 may fail again flushing its cache, which changes nothing."""
+    try:
+        f.close()
+    except Exception:  # noqa: BLE001 - the write failure has been reported; closing is best effort
+        pass

@@ -22,7 +22,7 @@ from daq.core.records import ResumePoint
 from daq.storage import layout as L
 from daq.storage.hdf5 import file_access, open_h5
 from daq.storage.lock import writer_alive
-from daq.storage.recovery import writer_flag_set
+from daq.storage.recovery import check_structure, writer_flag_set
 
 CURRENT_DENSITY_UNIT, AREAL_CAPACITY_UNIT = "mA/cm^2", "mAh/cm^2"
 
@@ -53,9 +53,11 @@ class RunFile:
         self.path = Path(path)
         if not self.path.exists():
             raise DataFileError(f"{self.path}: no such run file")
+        live = writer_alive(self.path)
+        check_structure(self.path, live)  # damage the HDF5 library might loop on, named before it looks
         try:
-            # A file whose writer is live or died mid-run carries the writer flag: only SWMR reads open it.
-            swmr = writer_flag_set(self.path) or writer_alive(self.path)
+            # A file whose writer is live (or died with the writer flag set) is read in SWMR mode.
+            swmr = writer_flag_set(self.path) or live
             self.f = _open_swmr(self.path) if swmr else open_h5(self.path, "r")
         except _DAMAGE as exc:
             raise DataFileError(f"{self.path}: not a readable run file ({exc})") from None

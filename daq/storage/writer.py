@@ -34,9 +34,9 @@ from daq.core.errors import DataFileError
 from daq.core.records import Event, Record, RunEnd, RunStart, Samples, Spectrum, StepEnd
 from daq.storage import layout as L
 from daq.storage import space
-from daq.storage.hdf5 import LIBVER, open_h5
+from daq.storage.hdf5 import LIBVER, abandon, close_quietly, open_h5
 from daq.storage.lock import WriterLock, lock_path, writer_alive
-from daq.storage.recovery import clear_writer_flags, writer_flag_set
+from daq.storage.recovery import clear_writer_flags, refuse_existing
 from daq.storage.structure import (
     TRANSCRIPT_COMMANDS,
     TRANSCRIPT_READS,
@@ -48,7 +48,7 @@ from daq.storage.structure import (
     utc_now,
 )
 
-__all__ = ["RunWriter", "WriterLock", "chunk_samples", "lock_path", "utc_now", "writer_alive"]
+__all__ = ["RunWriter", "WriterLock", "chunk_samples", "lock_path", "refuse_existing", "utc_now", "writer_alive"]
 
 # Chunk sizes in samples: large chunks make appends cheap (HDF5's cost is per chunk and per call), small
 # ones keep a short run's file small (every chunk is allocated whole). See chunk_samples().
@@ -76,29 +76,6 @@ def chunk_samples(sample_rate: float | None, flush_interval: float, expected_sam
 def temp_path(path: Path) -> Path:
     """Where a run file is built before it gets its name (same folder, so the rename is atomic)."""
     return path.with_name(f".{path.name}.creating")
-
-
-def left_empty(path: Path) -> bool:
-    """True if ``path`` is a run file left by a run killed before it recorded anything."""
-    if writer_alive(path):
-        return False
-    try:
-        flagged = writer_flag_set(path)
-        with open_h5(path, "r", swmr=flagged) as f:
-            status = f.attrs.get("status", "")
-            return status in (L.RUNNING, L.INTERRUPTED) and len(f["timeseries/t"]) == 0 and len(f["steps"]) == 0
-    except (OSError, KeyError, ValueError):
-        return False
-
-
-def refuse_existing(path: Path) -> None:
-    """The error for an ``--out`` that exists, saying what it is and the way on."""
-    if left_empty(path):
-        raise DataFileError(
-            f"{path}: was left by a run killed before it recorded anything; remove it (it holds no "
-            f"samples) or choose another --out (--force where the command has it)"
-        )
-    raise DataFileError(f"{path}: already exists; choose another --out, remove it or use --force where offered")
 
 
 class RunWriter:
@@ -159,7 +136,7 @@ class RunWriter:
             f.flush()
             os.replace(tmp, self.path)  # the name appears once the structure is complete
         except BaseException as exc:
-            _close_quietly(f)
+            close_quietly(f)
             tmp.unlink(missing_ok=True)
             self.lock.release()
             if isinstance(exc, Exception):
@@ -430,7 +407,7 @@ class RunWriter:
         """Remove a new run file that never recorded anything (the run was refused after connecting)."""
         if not self.closed:
             self._stop_timer()
-            _close_quietly(self.f)
+            close_quietly(self.f)
             self.path.unlink(missing_ok=True)
             self.lock.release()
 
@@ -458,7 +435,7 @@ class RunWriter:
                 except DataFileError:
                     pass  # kept in self._failure
             if self._failure is not None and not self._intact:
-                _abandon(self.f)
+                abandon(self.f)
             else:
                 self.f.close()
                 self._record_end(L.INTERRUPTED if self._disk_full else status, outcome, analysis)
@@ -509,26 +486,3 @@ class _WriteGuard:
         w._disk_full = w._disk_full or isinstance(error, space.DiskFull)
         w._failure = error
         raise error from None
-
-
-def _abandon(f: h5py.File) -> None:
-    """Close a file whose write failed, without letting HDF5 write to it again: after a failed write
-    (a full disk) the library retries its cached metadata at every close and, failing again, crashes the
-    process when it exits. Its descriptor is pointed at /dev/null first, so the file on disk stays as
-    it was after the last write that succeeded, and the close completes."""
-    try:
-        fd = f.id.get_vfd_handle()
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, fd)
-        os.close(null)
-    except Exception:  # noqa: BLE001 - not the POSIX driver: an ordinary close, best effort
-        pass
-    _close_quietly(f)
-
-
-def _close_quietly(f: h5py.File) -> None:
-    """Close a file after a failed write; HDF5 may fail again flushing its cache, which changes nothing."""
-    try:
-        f.close()
-    except Exception:  # noqa: BLE001 - the write failure has been reported; closing is best effort
-        pass
