@@ -224,3 +224,23 @@ def test_samples_read_back_exactly_whatever_the_block_sizes(tmp_path):
         assert f["timeseries/t"].chunks == (2048,)
         for name in ("t", "E_we", "step", "flags"):
             np.testing.assert_array_equal(f["timeseries"][name][:], np.concatenate([b[name] for b in blocks]))
+
+
+def test_damage_recognised_from_the_structure_before_hdf5_reads(finished, tmp_path):
+    from daq.storage.recovery import check_structure
+
+    data = bytearray(finished.read_bytes())
+    check_structure(finished)  # the undamaged file passes
+    root = int.from_bytes(data[36:44], "little")  # superblock v3, 8-byte addresses: root header address
+    cases = {
+        "cut short": bytes(data[: len(data) // 2]),
+        "superblock's checksum": bytes(data[:20]) + bytes([data[20] ^ 0x40]) + bytes(data[21:]),
+        "root group's object header": bytes(data[: root + 12])
+        + bytes([data[root + 12] ^ 0x01])
+        + bytes(data[root + 13 :]),
+    }
+    for what, damaged in cases.items():
+        path = tmp_path / f"{what.split()[0]}.h5"
+        path.write_bytes(damaged)
+        with pytest.raises(DataFileError, match=what):
+            open_run(path)
