@@ -10,9 +10,15 @@ sampling, no stop until the step's duration ends) goes through:
   (charge, short-circuit collapse over the preceding 10 s, voltage limits, hardware-limit flag, end of
   step) written as a PyMeasure user would: per sample, or with numpy per polled block emitted as
   'batch results';
-- raw h5py: the same columns appended with h5py's ordinary API (``ds.resize``, ``ds[a:b] = ...``) in
-  the run writer's write size (32768 samples) to 8192-sample chunked datasets with the writer's chunk
-  cache: plain file (flushed at close) and SWMR (flushed after every append so readers see the data).
+- plain h5py in its best configuration for this load: the same columns appended with h5py's ordinary
+  API (``ds.resize``, ``ds[a:b] = ...``), 262,144 samples per append to 65,536-sample chunks, SWMR
+  and flushed after every append (so readers see the data, as the product's file); and the same
+  without SWMR, flushed at close (information);
+- page-cache ``write()``: the same bytes (every column of every sample) written with ``os.write`` in
+  262,144-sample pieces, no fsync: what the machine's file system takes at most.
+
+Rates are given per CPU second of the process (all its threads: ``time.process_time``), beside wall
+time: the machine is shared, and CPU time is what the pipeline itself costs.
 
 PyMeasure is a benchmark-only dependency (``pip install -e .[bench]``); the product never imports it.
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import tempfile
 import threading
 import time
@@ -41,9 +48,11 @@ from daq.core.samples import FLAG_HW_LIMIT, SampleBlock
 from daq.engine.engine import Engine
 from daq.engine.runner import predictions, resolved
 from daq.engine.safety import ShortCircuitDetector
+from daq.engine.stream import RecordStream
 from daq.models.cell import ATTR_UNITS, Cell, load_cell
 from daq.storage import layout as L
-from daq.storage.writer import CHUNK, CHUNK_CACHE, FLUSH_SAMPLES, RunWriter
+from daq.storage import space
+from daq.storage.writer import RunWriter
 from drivers.transcript import TranscriptPotentiostat
 from protocols.loader import protocol_from_text
 from protocols.steps import ShortCircuitCriteria
@@ -51,6 +60,7 @@ from protocols.steps import ShortCircuitCriteria
 ROOT = Path(__file__).resolve().parents[1]
 CELL = ROOT / "protocols/examples/cells/li6ps5cl_99.toml"
 PERIOD = 1.0  # s
+BEST_CHUNK, BEST_APPEND = 65536, 262144  # the fastest plain-h5py configuration measured for this load
 POLL = 256  # samples per instrument poll in the PyMeasure procedure (the engine's virtual-clock block)
 V_MIN, V_MAX = -2.0, 2.0
 CRITERIA = ShortCircuitCriteria()  # the protocol's [short_circuit] defaults: 0.5 x, 10 s, 5 mV
@@ -103,11 +113,9 @@ class Record:
 class SyntheticPotentiostat(Potentiostat):
     """An instrument whose buffer is a pre-generated record: read() returns views of the samples due by
     the clock's now, so the benchmark measures the pipeline, not the source. Rewinds like the simulator
-    (it is speculative), which only matters if a stop trips."""
+    (it is Rewindable), which only matters if a stop trips."""
 
-    capabilities = Capabilities(
-        max_current=1.0, current_resolution=1e-12, max_voltage=10.0, min_sample_period=1e-3, speculative=True
-    )
+    capabilities = Capabilities(max_current=1.0, current_resolution=1e-12, max_voltage=10.0, min_sample_period=1e-3)
 
     def __init__(self, record: Record, clock: Clock):
         self.record, self.clock = record, clock
@@ -165,10 +173,12 @@ class SyntheticPotentiostat(Potentiostat):
 
 def product(record: Record, cell: Cell, path: Path) -> tuple[float, int]:
     """Wall time and samples stored: the engine running one plating step over the whole record, set up
-    as daq.engine.runner does it (instrument transcript on), without the post-run analysis."""
+    as daq.engine.runner does it (free-space check, chunk sizing, instrument transcript on), without the
+    post-run analysis."""
     protocol = protocol_from_text(PROTOCOL.format(duration=len(record) * PERIOD))
     clock = VirtualClock()
     t0 = time.perf_counter()
+    sizing = space.plan(protocol, path, [], True, virtual=True)
     writer = RunWriter(
         path,
         cell_attrs=cell.attrs(),
@@ -178,38 +188,78 @@ def product(record: Record, cell: Cell, path: Path) -> tuple[float, int]:
         protocol_resolved=resolved(protocol),
         predictions=predictions(cell),
         transcript=True,
+        **sizing,
     )
     pstat = TranscriptPotentiostat(SyntheticPotentiostat(record, clock), writer, clock.now)
     writer.add_instrument("potentiostat", dataclasses.asdict(pstat.connect()))
-    result = Engine(protocol, cell, pstat, clock, writer).run()
+    result = Engine(protocol, cell, pstat, clock, RecordStream(required=[writer]), str(path)).run()
     wall = time.perf_counter() - t0
     if result.outcome != "completed" or result.samples != len(record):
         raise RuntimeError(f"pipeline run ended {result.outcome} after {result.samples} samples: {result.message}")
     return wall, result.samples
 
 
-def raw_h5py(record: Record, path: Path, swmr: bool, piece: int = FLUSH_SAMPLES) -> tuple[float, int]:
-    """Wall time to append the engine's columns with h5py alone, ``piece`` samples per append (the run
-    writer's write size), to CHUNK-sample chunked datasets with the writer's chunk cache (faster than
-    h5py's default here); SWMR flushes after every append."""
+def raw_h5py(record: Record, path: Path, swmr: bool, piece: int = BEST_APPEND) -> tuple[float, int]:
+    """Wall time to append the engine's columns with h5py alone, ``piece`` samples per append to
+    BEST_CHUNK-sample chunks; SWMR flushes after every append."""
     cols = record.columns()
     dtypes = {name: L.TIMESERIES[name][0] for name in cols}
     t0 = time.perf_counter()
-    with h5py.File(path, "w", libver="latest" if swmr else "earliest", rdcc_nbytes=CHUNK_CACHE) as f:
+    with h5py.File(path, "w", libver="latest" if swmr else "earliest", rdcc_nbytes=4 * BEST_CHUNK * 8) as f:
         g = f.create_group("timeseries")
         ds = {
-            name: g.create_dataset(name, (0,), maxshape=(None,), chunks=(CHUNK,), dtype=dtypes[name]) for name in cols
+            name: g.create_dataset(name, (0,), maxshape=(None,), chunks=(BEST_CHUNK,), dtype=dtypes[name])
+            for name in cols
         }
         if swmr:
             f.swmr_mode = True
         n = len(record)
         for a in range(0, n, piece):
             b = min(n, a + piece)
-            for name, d in ds.items():
-                d.resize((b,))
-                d[a:b] = cols[name][a:b]
+            for name, values in cols.items():
+                ds[name].resize((b,))
+                ds[name][a:b] = values[a:b].astype(dtypes[name], copy=False)
             if swmr:
                 f.flush()
+    return time.perf_counter() - t0, len(record)
+
+
+def storage_only(record: Record, cell: Cell, path: Path, block: int = 8192) -> tuple[float, int]:
+    """Wall time of the run writer alone, fed the record in the engine's block size (information: the
+    storage's share of the pipeline; the engine's stop and short-circuit checks are the rest)."""
+    cols = record.columns()
+    t0 = time.perf_counter()
+    writer = RunWriter(
+        path,
+        cell_attrs=cell.attrs(),
+        cell_units=ATTR_UNITS,
+        protocol_source="",
+        protocol_path="",
+        protocol_resolved={},
+        predictions={},
+        expected_samples=len(record),
+    )
+    writer.start()
+    for a in range(0, len(record), block):
+        writer.append({name: values[a : a + block] for name, values in cols.items()})
+    writer.close()
+    return time.perf_counter() - t0, len(record)
+
+
+def page_cache_write(record: Record, path: Path, piece: int = BEST_APPEND) -> tuple[float, int]:
+    """Wall time to write the same bytes (every column, in the layout's dtypes) with os.write."""
+    cols = record.columns()
+    dtypes = {name: L.TIMESERIES[name][0] for name in cols}
+    t0 = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        n = len(record)
+        for a in range(0, n, piece):
+            b = min(n, a + piece)
+            for name, values in cols.items():
+                os.write(fd, values[a:b].astype(dtypes[name], copy=False).tobytes())
+    finally:
+        os.close(fd)
     return time.perf_counter() - t0, len(record)
 
 
@@ -322,21 +372,24 @@ def pymeasure(record: Record, cell: Cell, path: Path, batch: bool) -> tuple[floa
     return wall, procedure.stored
 
 
-def best_rate(fn: Callable[[Path], tuple[float, int]], repeat: int) -> tuple[float, float]:
-    """(samples/s, file bytes) of the fastest of ``repeat`` runs, each into a fresh file."""
-    best, size = 0.0, 0
+def best_rate(fn: Callable[[Path], tuple[float, int]], repeat: int) -> tuple[float, float, float]:
+    """(samples per wall second, samples per CPU second, file bytes): the best of ``repeat`` runs, each
+    into a fresh file."""
+    best_wall, best_cpu, size = 0.0, 0.0, 0
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeat):
             path = Path(tmp) / f"run{i}"
+            cpu0 = time.process_time()
             wall, n = fn(path)
-            best = max(best, n / wall)
+            cpu = max(time.process_time() - cpu0, 1e-9)
+            best_wall, best_cpu = max(best_wall, n / wall), max(best_cpu, n / cpu)
             size = path.stat().st_size
             path.unlink()
-    return best, size
+    return best_wall, best_cpu, size
 
 
-def measure(samples: int, pm_samples: int, repeat: int) -> dict[str, tuple[float, float, int]]:
-    """Name -> (samples/s, bytes per sample, samples) for every pipeline."""
+def measure(samples: int, pm_samples: int, repeat: int) -> dict[str, tuple[float, float, float, int]]:
+    """Name -> (samples per wall s, samples per CPU s, bytes per sample, samples) for every pipeline."""
     cell = load_cell(CELL)
     current = cell.current(-90.0)  # 9 mA/cm^2, plating
     big, small = Record(samples, current), Record(pm_samples, current)
@@ -345,12 +398,14 @@ def measure(samples: int, pm_samples: int, repeat: int) -> dict[str, tuple[float
         "product": (big, lambda p: product(big, cell, p)),
         "h5py": (big, lambda p: raw_h5py(big, p, swmr=False)),
         "h5py_swmr": (big, lambda p: raw_h5py(big, p, swmr=True)),
+        "write": (big, lambda p: page_cache_write(big, p)),
+        "storage": (big, lambda p: storage_only(big, cell, p)),
         "pymeasure": (small, lambda p: pymeasure(small, cell, p, batch=False)),
         "pymeasure_batch": (small, lambda p: pymeasure(small, cell, p, batch=True)),
     }
     for name, (record, fn) in cases.items():
-        rate, size = best_rate(fn, repeat)
-        out[name] = (rate, size / len(record), len(record))
+        wall, cpu, size = best_rate(fn, repeat)
+        out[name] = (wall, cpu, size / len(record), len(record))
     return out
 
 
@@ -360,38 +415,55 @@ Row = tuple[str, str, str, str, str, bool | None]
 def rows(samples: int = 2_000_000, pm_samples: int = 50_000, repeat: int = 3) -> list[Row]:
     """Table rows: (measurement, this product, reference, ratio, target, met)."""
     m = measure(samples, pm_samples, repeat)
-    ours = m["product"][0]
     fmt = lambda r: f"{r / 1e6:.2f} M samples/s" if r >= 1e5 else f"{r / 1e3:.1f} k samples/s"  # noqa: E731
+    both = lambda k: f"{fmt(m[k][1])} CPU ({fmt(m[k][0])} wall)"  # noqa: E731
     out = []
     for key, label in (
         ("pymeasure", "PyMeasure Procedure, per-sample checks, CSV Results"),
         ("pymeasure_batch", "PyMeasure Procedure, numpy checks per poll, batch emit, CSV Results"),
     ):
-        ratio = ours / m[key][0]
+        ratio = m["product"][1] / m[key][1]
         out.append(
-            (f"pipeline throughput vs {label}", fmt(ours), fmt(m[key][0]), f"{ratio:,.0f}x", ">= 20x", ratio >= 20)
+            (f"pipeline throughput vs {label}", both("product"), both(key), f"{ratio:,.0f}x", ">= 20x", ratio >= 20)
         )
     for key, label, target in (
-        ("h5py_swmr", f"raw h5py, SWMR, flush per {FLUSH_SAMPLES}-sample append", 0.5),
-        ("h5py", "raw h5py, no SWMR, flush at close", None),
+        (
+            "h5py_swmr",
+            f"best plain h5py (SWMR, {BEST_CHUNK}-sample chunks, {BEST_APPEND}-sample appends, flush per append)",
+            0.8,
+        ),
+        ("write", f"page-cache write() of the same bytes ({BEST_APPEND}-sample pieces, no fsync)", 0.5),
+        ("h5py", f"plain h5py without SWMR ({BEST_CHUNK}-sample chunks), flush at close", None),
     ):
-        ratio = ours / m[key][0]
+        ratio = m["product"][1] / m[key][1]
+        wall_ratio = m["product"][0] / m[key][0]
         out.append(
             (
-                f"pipeline throughput vs {label}",
-                fmt(ours),
-                fmt(m[key][0]),
+                f"pipeline throughput vs {label}, per CPU second (wall-time ratio {wall_ratio:.2f})",
+                both("product"),
+                both(key),
                 f"{ratio:.2f}",
-                ">= 0.5" if target else "(information)",
-                ratio >= 0.5 if target else None,
+                f">= {target}" if target else "(information)",
+                ratio >= target if target else None,
             )
         )
+    ratio = m["storage"][1] / m["h5py_swmr"][1]
+    out.append(
+        (
+            "storage alone (run writer fed the engine's blocks) vs best plain h5py, per CPU second",
+            both("storage"),
+            both("h5py_swmr"),
+            f"{ratio:.2f}",
+            "(information)",
+            None,
+        )
+    )
     out.append(
         (
             "bytes per stored sample (8 columns), this product vs PyMeasure CSV",
-            f"{m['product'][1]:.0f} B",
-            f"{m['pymeasure'][1]:.0f} B",
-            f"{m['pymeasure'][1] / m['product'][1]:.1f}x smaller",
+            f"{m['product'][2]:.0f} B",
+            f"{m['pymeasure'][2]:.0f} B",
+            f"{m['pymeasure'][2] / m['product'][2]:.1f}x smaller",
             "(information)",
             None,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from daq.core import units as u
 from daq.core.errors import ConfigError
 from daq.importers import Recording, read_recording
 from daq.storage import layout as L
-from daq.storage.writer import RunWriter
+from daq.storage.writer import RunWriter, refuse_existing
 
 _KIND_BY_TECHNIQUE = {
     "geis": "eis",
@@ -211,7 +212,10 @@ def _end_time(start: str, span: float) -> str:
 
 def write_run(rec: Recording, out: str | Path, *, area: float | None = None, overwrite: bool = False) -> Path:
     """Write ``rec`` as a run file at ``out``; ``area`` (m^2) overrides the recording's electrode area."""
-    out = Path(out)
+    final = Path(out)
+    if final.exists() and not overwrite:
+        refuse_existing(final)
+    out = final.with_name(f".{final.name}.importing")  # written whole under this name, then renamed
     m, mu, ts = rec.metadata, rec.metadata_units, rec.timeseries
     area_m2 = area if area is not None else m.get("electrode_area", math.nan)
     segments = _segments(rec)
@@ -260,7 +264,7 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
         predictions={},
         run_attrs=run_attrs,
         aux_columns=aux,
-        overwrite=overwrite,
+        overwrite=True,
     )
     try:
         instrument = {
@@ -356,7 +360,8 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
     else:
         writer.close(L.COMPLETED, "imported")
     _write_imported(rec, out, start)
-    return out
+    os.replace(out, final)
+    return final
 
 
 def _write_imported(rec: Recording, out: Path, start: str) -> None:

@@ -22,6 +22,7 @@ from daq.engine.stream import RecordStream
 from daq.models import ccd, voids
 from daq.models import cell as cellmod
 from daq.models.cell import Cell, cell_from_text
+from daq.storage import space
 from daq.storage.layout import INTERRUPTED
 from daq.storage.reader import open_run
 from daq.storage.writer import RunWriter
@@ -108,6 +109,8 @@ def run_protocol(
     if resilience is not None:
         potentiostat, transducer = resilient.wrap(potentiostat, transducer, clock, resilience)
     aux = ["pressure", "force"] if transducer is not None else []
+    binding.check(protocol, cell, potentiostat.capabilities)  # bad values named before the disk's figures
+    sizing = space.plan(protocol, out, aux, transcript, virtual=clock.virtual)  # refuses a too-full disk
     writer = RunWriter(
         out,
         cell_attrs=cell.attrs(),
@@ -124,6 +127,7 @@ def run_protocol(
         protocol_overrides=dict(protocol.overrides),
         cell_overrides=cell_overrides,
         transcript=transcript,
+        **sizing,
     )
     return execute(
         writer,

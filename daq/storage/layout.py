@@ -76,3 +76,8 @@ POINT_UNITS = {"frequency": "Hz", "z_real": "ohm", "z_imag": "ohm", "t": "s", "E
 
 # Run status (root attr ``status``). "running" with no live writer reads as "interrupted".
 RUNNING, COMPLETED, INTERRUPTED = "running", "completed", "interrupted"
+# What a plain reader needs to know about ``status`` (stored beside it as ``status_note``).
+STATUS_NOTE = (
+    "'interrupted' until the writer records the end ('completed' or 'failed'); a file being written also "
+    "reads 'interrupted' here while its writer holds RUN.h5.lock (open_run reports it as 'running')"
+)

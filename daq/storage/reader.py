@@ -6,6 +6,7 @@ Tables come back as pandas DataFrames in SI with units in ``df.attrs["units"]``.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 from pathlib import Path
@@ -15,12 +16,15 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from daq.core import units as u
 from daq.core.errors import DataFileError
 from daq.core.records import ResumePoint
 from daq.storage import layout as L
-from daq.storage.hdf5 import file_access_without_locks, open_h5
-from daq.storage.recovery import writer_flag_set
-from daq.storage.writer import writer_alive
+from daq.storage.hdf5 import file_access, open_h5
+from daq.storage.lock import writer_alive
+from daq.storage.recovery import check_structure, writer_flag_set
+
+CURRENT_DENSITY_UNIT, AREAL_CAPACITY_UNIT = "mA/cm^2", "mAh/cm^2"
 
 
 def _decode(value: Any) -> Any:
@@ -49,9 +53,11 @@ class RunFile:
         self.path = Path(path)
         if not self.path.exists():
             raise DataFileError(f"{self.path}: no such run file")
+        live = writer_alive(self.path)
+        check_structure(self.path, live)  # damage the HDF5 library might loop on, named before it looks
         try:
-            # A file whose writer is live or died mid-run carries the writer flag: only SWMR reads open it.
-            swmr = writer_flag_set(self.path)
+            # A file whose writer is live (or died with the writer flag set) is read in SWMR mode.
+            swmr = writer_flag_set(self.path) or live
             self.f = _open_swmr(self.path) if swmr else open_h5(self.path, "r")
         except _DAMAGE as exc:
             raise DataFileError(f"{self.path}: not a readable run file ({exc})") from None
@@ -89,10 +95,11 @@ class RunFile:
 
     @property
     def status(self) -> str:
-        """'running' only while a writer holds the run; a dead writer's run reads 'interrupted'."""
+        """'running' while a writer holds the run; a run whose end is not recorded reads 'interrupted'
+        (the file itself says 'interrupted' until the end is recorded; older files said 'running')."""
         status = _decode(self.f.attrs.get("status", ""))
-        if status == L.RUNNING and not writer_alive(self.path):
-            return L.INTERRUPTED
+        if status in (L.RUNNING, L.INTERRUPTED):
+            return L.RUNNING if writer_alive(self.path) else L.INTERRUPTED
         return status
 
     @property
@@ -163,12 +170,32 @@ class RunFile:
         return {name: _decode(ds.attrs["unit"]) for name, ds in self.f["timeseries"].items()}
 
     def timeseries(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        """Samples ``start``..``stop`` in the documented column order (docs/hdf5-layout.md: the layout's
+        columns, then auxiliary channels), followed by ``current_density`` (mA/cm^2) and
+        ``areal_capacity`` (mAh/cm^2, |Q| of the step per working-electrode area); units in
+        ``df.attrs["units"]``."""
         ts = self.f["timeseries"]
         n = min(len(ds) for ds in ts.values())  # columns are flushed together; guard a torn read
         stop = n if stop is None else min(stop, n)
-        df = pd.DataFrame({name: ds[start:stop] for name, ds in ts.items()})
-        df.attrs["units"] = self.units()
+        names = [c for c in (*L.TIMESERIES, *L.AUX) if c in ts] + sorted(set(ts) - set(L.TIMESERIES) - set(L.AUX))
+        df = pd.DataFrame({name: ts[name][start:stop] for name in names})
+        units = self.units()
+        area = self.working_area
+        df["current_density"] = u.to_unit(1.0, CURRENT_DENSITY_UNIT) * df["I"] / area
+        df["areal_capacity"] = u.to_unit(1.0, AREAL_CAPACITY_UNIT) * df["Q"].abs() / area
+        units.update(current_density=CURRENT_DENSITY_UNIT, areal_capacity=AREAL_CAPACITY_UNIT)
+        df.attrs["units"] = {name: units[name] for name in df.columns}
         return df
+
+    @property
+    def working_area(self) -> float:
+        """Working-electrode area (m^2) as the cell file gave it; NaN if the file does not say."""
+        value = self.f["cell"].attrs.get("electrodes.working_area", np.nan)
+        try:
+            area = float(value)
+        except (TypeError, ValueError):
+            return float("nan")
+        return area if area > 0 else float("nan")
 
     def steps(self) -> pd.DataFrame:
         return _table(self.f["steps"])
@@ -221,7 +248,7 @@ def _open_swmr(path: Path) -> h5py.File:
     setter = _hdf5_read_attempts_setter()
     if setter is None:
         return open_h5(path, "r", swmr=True)
-    fapl = file_access_without_locks()
+    fapl = file_access()
     if setter(fapl.id, _SWMR_READ_ATTEMPTS) < 0:
         return open_h5(path, "r", swmr=True)
     return h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl))
@@ -235,6 +262,15 @@ def _damaged(path: Path, exc: BaseException) -> DataFileError:
     return DataFileError(f"{path}: damaged or unreadable run file ({type(exc).__name__}: {exc})")
 
 
+def _accepts(fn: Any, self: RunFile, args: tuple, kwargs: dict) -> bool:
+    """True if ``fn`` accepts these arguments (a TypeError inside it is then the file's doing)."""
+    try:
+        inspect.signature(fn).bind(self, *args, **kwargs)
+    except TypeError:
+        return False
+    return True
+
+
 def _guarded(fn: Any) -> Any:
     @functools.wraps(fn)
     def read(self: RunFile, *args: Any, **kwargs: Any) -> Any:
@@ -243,6 +279,8 @@ def _guarded(fn: Any) -> Any:
         except DataFileError:
             raise
         except _DAMAGE as exc:
+            if isinstance(exc, TypeError) and not _accepts(fn, self, args, kwargs):
+                raise TypeError(f"{fn.__name__}() called with wrong arguments: {exc}") from None
             raise _damaged(self.path, exc) from None
 
     return read

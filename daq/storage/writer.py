@@ -1,151 +1,89 @@
-"""The run file writer: HDF5 in SWMR mode, flushed at least every second, never losing what it has.
+"""The run file writer: HDF5 in SWMR mode, flushed once per flush interval, never losing what it has.
 
 Everything a run appends to (timeseries columns, steps, events, spectra) is created before SWMR starts,
 because SWMR allows appending to existing datasets only. Static content (cell, protocol, predictions,
-instruments) is written first. A lock file beside the run (``RUN.h5.lock``, flock-held by the writer)
-tells readers whether a "running" file still has a live writer; if not, the run was interrupted.
+instruments) is written first, under a temporary name in the same folder; the file gets its name once
+its structure is complete, so a run file is valid from its first byte. A lock file beside the run
+(``RUN.h5.lock``, flock-held by the writer) tells readers whether a file still has a live writer.
+
+The root attribute ``status`` reads "interrupted" until the writer records the end ("completed",
+"failed"): a file whose writer was killed says so to any reader, and ``open_run`` reports "running"
+while the writer's lock is held. After every flush the superblock's "open for write" flags are cleared,
+so a killed run opens with plain ``h5py.File(path, "r")``.
+
+Samples, steps, events, spectra and transcript rows are buffered and written together at most once per
+flush interval (a timer writes what waits when no further record comes): a killed process loses at most
+the last flush interval. Before every write the free space is checked, so a full disk stops the run
+with the file intact (``daq.storage.space``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import json
 import os
-import socket
+import threading
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-from h5py import h5s
 
-import daq
 from daq.core.errors import DataFileError
 from daq.core.records import Event, Record, RunEnd, RunStart, Samples, Spectrum, StepEnd
 from daq.storage import layout as L
-from daq.storage.hdf5 import open_h5
-from daq.storage.recovery import clear_writer_flags
-
-CHUNK = 8192  # samples per chunk: 64 kB per float column
-# Samples buffered before a write even within flush_interval (reached in accelerated time only): each
-# append then covers whole chunks, and h5py's fixed cost per call (~0.1 ms per column) is paid a
-# quarter as often as at one chunk per write.
-FLUSH_SAMPLES = 4 * CHUNK
-# Chunk cache per dataset of the writing file. The writer only appends, so it needs the chunk being
-# filled and little else; HDF5 2.0's default (8 MiB per dataset) kept up to a million samples of every
-# column in memory, so a long run's memory grew with its length.
-CHUNK_CACHE = 4 * CHUNK * 8
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
-class WriterLock:
-    """An flock on ``RUN.h5.lock`` held while a process writes the run."""
-
-    def __init__(self, path: Path):
-        self.path = lock_path(path)
-        self._fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._fh.close()
-            raise DataFileError(f"{path}: another process is writing this run") from None
-        self._fh.seek(0)
-        self._fh.truncate()
-        self._fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-        self._fh.flush()
-
-    def release(self) -> None:
-        if not self._fh.closed:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self.path.unlink(missing_ok=True)
-
-
-def writer_alive(path: Path) -> bool:
-    """True while some process holds the run's writer lock."""
-    lp = lock_path(path)
-    if not lp.exists():
-        return False
-    with open(lp) as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
-
-
-def _plain(value: Any) -> Any:
-    """StrEnum members as plain str: h5py stores str subclasses as fixed-width unicode, which it cannot."""
-    return str(value) if isinstance(value, str) else value
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=lambda o: o.__dict__ if hasattr(o, "__dict__") else str(o))
-
-
-def _appendable(group: h5py.Group, name: str, dtype: Any, chunk: int, attrs: dict[str, str]) -> h5py.Dataset:
-    ds = group.create_dataset(name, (0,), maxshape=(None,), chunks=(chunk,), dtype=dtype)
-    for key, value in attrs.items():
-        ds.attrs[key] = value
-    return ds
-
-
-def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
-    """Append ``rows`` (the dataset's dtype) at the end of a 1-D dataset.
-
-    Written through h5py's low-level calls: ``ds[n:] = rows`` spends longer in h5py's selection
-    machinery than HDF5 takes to write a 32768-sample column, and runs append ten columns at a time.
-    """
-    m = len(rows)
-    if not m:
-        return
-    n = ds.id.get_space().shape[0]
-    ds.id.set_extent((n + m,))
-    file_space = ds.id.get_space()
-    file_space.select_hyperslab((n,), (m,))
-    ds.id.write(h5s.create_simple((m,)), file_space, np.ascontiguousarray(rows))
-
-
-# --- instrument transcript (/transcript, docs/hdf5-layout.md) ------------------------------------
-# Every command sent to the potentiostat and every data block it returned, in call order (``seq`` runs
-# across both tables), so a run can be replayed against the recording (simulators/replay.py).
-TRANSCRIPT_COMMANDS = np.dtype(
-    [
-        ("seq", "i8"),
-        ("t", "f8"),
-        ("method", L.STR),
-        ("arguments", L.STR),
-        ("outcome", L.STR),
-        ("error", L.STR),
-        ("latency", "f8"),
-    ]
+from daq.storage import space
+from daq.storage.hdf5 import LIBVER, abandon, close_quietly, open_h5
+from daq.storage.lock import WriterLock, lock_path, writer_alive
+from daq.storage.recovery import clear_writer_flags, refuse_existing
+from daq.storage.structure import (
+    TRANSCRIPT_COMMANDS,
+    TRANSCRIPT_READS,
+    append_chunks,
+    append_rows,
+    create_structure,
+    plain,
+    to_json,
+    utc_now,
 )
-TRANSCRIPT_READS = np.dtype(
-    [("seq", "i8"), ("t", "f8"), ("kind", L.STR), ("first", "i8"), ("n", "i8"), ("latency", "f8")]
-)
-TRANSCRIPT_UNITS = {"t": "s", "latency": "s", "arguments": "JSON, SI units"}
+
+__all__ = ["RunWriter", "WriterLock", "chunk_samples", "lock_path", "refuse_existing", "utc_now", "writer_alive"]
+
+# Chunk sizes in samples: large chunks make appends cheap (HDF5's cost is per chunk and per call), small
+# ones keep a short run's file small (every chunk is allocated whole). See chunk_samples().
+MIN_CHUNK, MAX_CHUNK = 1024, 65536
+# Appends cover this many chunks at a time (when samples come faster than the flush interval).
+CHUNKS_PER_APPEND = 4
+# Bytes of metadata a flush may add (chunk index, object headers), for the free-space check.
+FLUSH_METADATA_BYTES = 64 * 1024
 
 
-def _create_transcript(f: h5py.File) -> None:
-    g = f.create_group("transcript")
-    _appendable(g, "commands", TRANSCRIPT_COMMANDS, 64, {"units": _json(TRANSCRIPT_UNITS)})
-    _appendable(g, "reads", TRANSCRIPT_READS, 1024, {"units": _json(TRANSCRIPT_UNITS)})
+def chunk_samples(sample_rate: float | None, flush_interval: float, expected_samples: int | None = None) -> int:
+    """Samples per chunk: what arrives in a few flush intervals at ``sample_rate`` (samples per wall
+    second; None: as fast as the run is computed), a power of two in [1024, 65536], no larger than the
+    run's expected length."""
+    per_flush = float("inf") if not sample_rate else sample_rate * max(flush_interval, 1e-3) * CHUNKS_PER_APPEND
+    if expected_samples is not None:
+        per_flush = min(per_flush, float(expected_samples))
+    if per_flush <= MIN_CHUNK:
+        return MIN_CHUNK
+    if per_flush >= MAX_CHUNK:
+        return MAX_CHUNK
+    return 1 << int(np.ceil(np.log2(per_flush)))
+
+
+def temp_path(path: Path) -> Path:
+    """Where a run file is built before it gets its name (same folder, so the rename is atomic)."""
+    return path.with_name(f".{path.name}.creating")
 
 
 class RunWriter:
-    """Creates a run file and appends to it. Use as a context manager or call close(status)."""
+    """Creates a run file and appends to it. Use as a context manager or call close(status).
+
+    ``sample_rate`` (samples per wall-clock second; None when the run is computed as fast as possible)
+    and ``expected_samples`` size the chunks (chunk_samples); every failed write raises one
+    DataFileError, a full disk naming the disk."""
 
     def __init__(
         self,
@@ -165,69 +103,74 @@ class RunWriter:
         protocol_overrides: dict[str, Any] | None = None,
         cell_overrides: dict[str, Any] | None = None,
         transcript: bool = False,
+        sample_rate: float | None = None,
+        expected_samples: int | None = None,
     ):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
-            raise DataFileError(f"{self.path}: already exists; choose another --out or remove it first")
+            refuse_existing(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = WriterLock(self.path)
         self.flush_interval = flush_interval
+        self.chunk = chunk_samples(sample_rate, flush_interval, expected_samples)
         columns = list(L.TIMESERIES) + [c for c in L.AUX if c in set(aux_columns)]
-        f = open_h5(self.path, "w", libver="latest", rdcc_nbytes=CHUNK_CACHE)
-        root_attrs = {
-            "schema_version": L.SCHEMA_VERSION,
-            "software": f"sse-rig {daq.__version__}",
-            "status": L.RUNNING,
-            "start_time": utc_now(),
-            "end_time": "",
-            "outcome": "",
-            "host": socket.gethostname(),
-        }
-        root_attrs.update(run_attrs or {})
-        for key, value in root_attrs.items():
-            f.attrs[key] = value
-        cell = f.create_group("cell")
-        for key, value in cell_attrs.items():
-            cell.attrs[key] = value
-        cell.attrs["units"] = _json(cell_units)
-        cell.attrs["overrides"] = _json(cell_overrides or {})
-        cell.create_dataset("source", data=cell_source, dtype=L.STR)
-        f.create_group("instruments")
-        proto = f.create_group("protocol")
-        proto.create_dataset("source", data=protocol_source, dtype=L.STR)
-        proto.create_dataset("resolved", data=_json(protocol_resolved), dtype=L.STR)
-        proto.attrs["path"] = protocol_path
-        proto.attrs["overrides"] = _json(protocol_overrides or {})
-        pred = f.create_group("predictions")
-        for name, attrs in predictions.items():
-            g = pred.create_group(name)
-            for key, value in attrs.items():
-                g.attrs[key] = _json(value) if isinstance(value, dict) else value
-        ts = f.create_group("timeseries")
-        for name in columns:
-            dtype, unit, desc = {**L.TIMESERIES, **L.AUX}[name]
-            _appendable(ts, name, dtype, CHUNK, {"unit": unit, "description": desc})
-        _appendable(f, "steps", L.STEPS, 64, {"units": _json(L.STEP_UNITS)})
-        _appendable(f, "events", L.EVENTS, 64, {"units": _json(L.EVENT_UNITS)})
-        eis = f.create_group("eis")
-        _appendable(eis, "spectra", L.SPECTRA, 64, {"units": _json(L.SPECTRA_UNITS)})
-        _appendable(eis, "points", L.POINTS, 1024, {"units": _json(L.POINT_UNITS)})
-        if transcript:
-            _create_transcript(f)
+        tmp = temp_path(self.path)
+        try:
+            space.need_space(self.path, space.BASE_BYTES)
+            tmp.unlink(missing_ok=True)  # left by a run killed while creating (the lock says none is)
+            f = open_h5(tmp, "w", libver=LIBVER, rdcc_nbytes=self._cache_bytes())
+        except (OSError, DataFileError) as exc:
+            self.lock.release()
+            raise self._as_error(exc, "cannot be created") from None
+        try:
+            create_structure(
+                f,
+                dict(run_attrs or {}),
+                columns,
+                self.chunk,
+                cell=(cell_attrs, cell_units, cell_source, cell_overrides or {}),
+                protocol=(protocol_source, protocol_path, protocol_resolved, protocol_overrides or {}),
+                predictions=predictions,
+                transcript=transcript,
+            )
+            f.flush()
+            os.replace(tmp, self.path)  # the name appears once the structure is complete
+        except BaseException as exc:
+            close_quietly(f)
+            tmp.unlink(missing_ok=True)
+            self.lock.release()
+            if isinstance(exc, Exception):
+                raise self._as_error(exc, "cannot be created") from None
+            raise
         self._attach(f)
+
+    def _cache_bytes(self) -> int:
+        """Chunk cache per dataset: the writer only appends, so it needs the chunk being filled and
+        the chunks of one append; more would keep a long run's samples in memory."""
+        return (CHUNKS_PER_APPEND + 1) * self.chunk * 8
 
     def _attach(self, f: h5py.File) -> None:
         self.f = f
         self._instruments = f["instruments"]
         self._ts = dict(f["timeseries"].items())
-        # Speed: rows in /timeseries and dataset handles kept here, as next_row() and the transcript ask
-        # for them on every block and an h5py lookup or len() costs tens of microseconds.
+        # Speed: dataset handles and row counts kept here, as an h5py lookup or len() costs tens of
+        # microseconds and next_row() is asked on every block.
+        self._datasets: dict[str, h5py.Dataset] = {
+            name: f[name] for name in ("steps", "events", "eis/spectra", "eis/points") if name in f
+        }
+        self._rows = {name: len(ds) for name, ds in self._datasets.items()}
         self._stored = len(self._ts["t"])
-        self._datasets: dict[str, h5py.Dataset] = {}
+        self._bps = sum(ds.dtype.itemsize for ds in self._ts.values())
         self._buffer: list[dict[str, np.ndarray]] = []
         self._buffered = 0
+        self._tables: dict[str, list[np.ndarray]] = {name: [] for name in self._datasets}
         self._last_flush = time.monotonic()
+        self._timer: threading.Timer | None = None
+        self._mutex = threading.RLock()
         self._swmr = False
+        self._failure: DataFileError | None = None  # a write failed: no more HDF5 writes
+        self._disk_full = False
+        self._intact = True  # after a failure: True if it was refused before writing (file as last flushed)
         self.closed = False
         self._attach_transcript(f)
 
@@ -240,14 +183,26 @@ class RunWriter:
         self.lock = WriterLock(path)  # refuses if another process still writes it
         try:
             clear_writer_flags(path)
-            f = open_h5(path, "a", libver="latest", rdcc_nbytes=CHUNK_CACHE)
-        except OSError as exc:
+            with open_h5(path, "r") as f:
+                self.chunk = int(f["timeseries/t"].chunks[0])
+            f = open_h5(path, "a", libver=LIBVER, rdcc_nbytes=self._cache_bytes())
+            f.attrs["status"] = L.INTERRUPTED
+            f.attrs["end_time"] = ""
+        except (OSError, KeyError, DataFileError) as exc:
             self.lock.release()
             raise DataFileError(f"{path}: cannot be reopened for writing ({exc})") from None
-        f.attrs["status"] = L.RUNNING
-        f.attrs["end_time"] = ""
         self._attach(f)
         return self
+
+    def _as_error(self, exc: BaseException, what: str) -> DataFileError:
+        """One DataFileError for a failed write: the full disk named, or the file and what failed."""
+        if isinstance(exc, DataFileError):
+            return exc
+        if space.is_disk_full(exc):
+            self._disk_full = True
+            return space.disk_full(self.path)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return DataFileError(f"{self.path}: {what}: {first}")
 
     # --- static content that may arrive after creation but before SWMR ------------------------
     def add_instrument(self, role: str, info: dict[str, Any]) -> None:
@@ -255,15 +210,17 @@ class RunWriter:
             raise RuntimeError("instruments must be recorded before acquisition starts")
         if role in self._instruments:  # a resumed run may be on another instrument: keep both
             role = f"{role}_{len(self._instruments)}"
-        g = self._instruments.create_group(role)
-        for key, value in info.items():
-            g.attrs[key] = value
+        with self._writing("recording the instruments failed"):
+            g = self._instruments.create_group(role)
+            for key, value in info.items():
+                g.attrs[key] = value
 
     def start(self) -> None:
         """Switch to SWMR: from now on readers may follow the file; only appends are allowed."""
-        self.f.swmr_mode = True
-        self._swmr = True
-        self.f.flush()
+        with self._writing("starting the recording failed"):
+            self.f.swmr_mode = True
+            self._swmr = True
+        self.flush()
 
     # --- the engine's record stream: the writer is its required subscriber -----------------------
     def __call__(self, record: Record) -> None:
@@ -281,55 +238,136 @@ class RunWriter:
             case RunEnd(status, outcome, summary):
                 self.close(status, outcome, summary)
 
-    # --- appends --------------------------------------------------------------------------------
+    # --- appends: buffered, written at most once per flush interval ------------------------------
     def append(self, columns: dict[str, np.ndarray]) -> None:
         """Buffer one block of samples (every column of the layout, same length)."""
-        n = len(columns["t"])
-        if n:
-            self._buffer.append(columns)
-            self._buffered += n
-        if self._buffered >= FLUSH_SAMPLES or time.monotonic() - self._last_flush >= self.flush_interval:
-            self.flush()
+        with self._mutex:
+            if self._failure is not None:
+                raise self._failure
+            n = len(columns["t"])
+            if n:
+                self._buffer.append(columns)
+                self._buffered += n
+            self._due()
+
+    def _row(self, name: str, row: np.ndarray) -> None:
+        with self._mutex:
+            if self._failure is not None and not self._intact:
+                raise self._failure
+            self._tables[name].append(row)
+            self._due()
 
     def add_step(self, row: dict[str, Any]) -> None:
         row = dict(row)
-        row["parameters"] = _json(row.get("parameters", {}))
-        _append(self.f["steps"], np.array([tuple(row[k] for k in L.STEPS.names)], dtype=L.STEPS))
-        self.flush()
+        row["parameters"] = to_json(row.get("parameters", {}))
+        self._row("steps", np.array([tuple(plain(row[k]) for k in L.STEPS.names)], dtype=L.STEPS))
 
     def add_event(self, t: float, kind: str, step: int, message: str, data: dict[str, Any] | None = None) -> None:
-        _append(self.f["events"], np.array([(t, kind, step, message, _json(data or {}))], dtype=L.EVENTS))
-        self.flush()
+        self._row("events", np.array([(t, str(kind), step, message, to_json(data or {}))], dtype=L.EVENTS))
 
     def add_spectrum(self, meta: dict[str, Any], points: np.ndarray) -> int:
         """Store one spectrum (``points`` with the POINTS dtype, spectrum field filled here)."""
-        spectra, pts = self.f["eis/spectra"], self.f["eis/points"]
-        index = len(spectra)
-        points = points.copy()
-        points["spectrum"] = index
-        row = dict(meta, index=index, first_point=len(pts), n_points=len(points))
-        _append(pts, points)
-        _append(spectra, np.array([tuple(row[k] for k in L.SPECTRA.names)], dtype=L.SPECTRA))
-        self.flush()
-        return index
+        with self._mutex:
+            index = self._pending("eis/spectra")
+            points = points.copy()
+            points["spectrum"] = index
+            row = dict(meta, index=index, first_point=self._pending("eis/points"), n_points=len(points))
+            self._tables["eis/points"].append(points)
+            spectrum = np.array([tuple(plain(row[k]) for k in L.SPECTRA.names)], dtype=L.SPECTRA)
+            self._row("eis/spectra", spectrum)
+            return index
 
-    def flush(self) -> None:
-        if self._buffer:
-            for name, ds in self._ts.items():
-                parts = [b[name] if name in b else np.full(len(b["t"]), np.nan) for b in self._buffer]
-                _append(ds, np.concatenate(parts).astype(ds.dtype, copy=False))
-            self._buffer, self._buffered = [], 0
-            self._stored = len(self._ts["t"])
-        self._flush_transcript()
-        self.f.flush()
-        self._last_flush = time.monotonic()
+    def _pending(self, name: str) -> int:
+        """Rows of table ``name`` once what is buffered is written."""
+        return self._rows[name] + sum(len(r) for r in self._tables[name])
+
+    def _due(self) -> None:
+        """Flush once the flush interval has passed; write (without HDF5's flush) when an append's worth
+        of samples waits; otherwise make sure a timer writes what waits by the end of the interval."""
+        waited = time.monotonic() - self._last_flush
+        if waited >= self.flush_interval:
+            self.flush()
+        elif self._buffered >= CHUNKS_PER_APPEND * self.chunk:
+            self.flush(durable=False)
+        elif self._timer is None and self._swmr:
+            self._timer = threading.Timer(self.flush_interval - waited, self._flush_on_time)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _flush_on_time(self) -> None:
+        with self._mutex:
+            self._timer = None
+            if self.closed or self._failure is not None:
+                return
+            if time.monotonic() - self._last_flush < self.flush_interval:  # a record flushed meanwhile
+                if self._buffered or any(self._tables.values()):
+                    self._due()
+                return
+            try:
+                self.flush()
+            except DataFileError:
+                pass  # kept in self._failure: the engine's next record raises it
+
+    def flush(self, durable: bool = True) -> None:
+        """Write everything buffered, then (``durable``) make it durable with HDF5's flush."""
+        with self._mutex:
+            if self._failure is not None and not self._intact:
+                raise self._failure
+            samples_first = self._failure is None
+            with self._writing("writing failed"):
+                reserve = space.RESERVE_BYTES if samples_first else 0  # the reserve is for the end
+                space.need_space(self.path, self._bytes_waiting(samples_first), reserve)
+                if samples_first:
+                    self._write_samples(whole_chunks_only=not durable)
+                for name, rows in self._tables.items():
+                    if rows:
+                        append_rows(self._datasets[name], np.concatenate(rows))
+                        self._rows[name] += sum(len(r) for r in rows)
+                        self._tables[name] = []
+                self._flush_transcript()
+                if not durable:
+                    return
+                self.f.flush()
+            self._last_flush = time.monotonic()
+            if self._swmr:  # a killed writer leaves a file plain readers can open
+                clear_writer_flags(self.path)
+
+    def _write_samples(self, whole_chunks_only: bool = False) -> None:
+        """Write the buffered samples; ``whole_chunks_only``: keep a trailing part-chunk buffered (it is
+        written with the next append, or at the next flush)."""
+        if not self._buffer:
+            return
+        n = self._buffered
+        if whole_chunks_only:
+            n = (self._stored + n) // self.chunk * self.chunk - self._stored
+            if n <= 0:
+                return
+        keep: dict[str, np.ndarray] = {}
+        for name, ds in self._ts.items():
+            parts = [b[name] if name in b else np.full(len(b["t"]), np.nan) for b in self._buffer]
+            column = np.concatenate(parts).astype(ds.dtype, copy=False)
+            append_chunks(ds, column[:n], self._stored, self.chunk)
+            keep[name] = column[n:]
+        self._stored += n
+        self._buffered -= n
+        self._buffer = [keep] if self._buffered else []
+
+    def _bytes_waiting(self, samples: bool) -> int:
+        """Bytes the next flush may take on disk: new chunks of every column, table rows, metadata."""
+        new_chunks = -(-(self._stored + self._buffered) // self.chunk) - (-(-self._stored // self.chunk))
+        rows = sum(sum(r.nbytes for r in rows) for rows in self._tables.values())
+        return (new_chunks * self.chunk * self._bps if samples else 0) + rows * 4 + FLUSH_METADATA_BYTES
+
+    def _writing(self, what: str) -> Any:
+        return _WriteGuard(self, what)
 
     # --- instrument transcript: rows are buffered and written with the samples -------------------
     def _attach_transcript(self, f: h5py.File) -> None:
         self.transcript = "transcript" in f
         self._tx_commands: list[tuple] = []
         self._tx_reads: list[tuple] = []
-        self._tx_seq = len(f["transcript/commands"]) + len(f["transcript/reads"]) if self.transcript else 0
+        self._tx = {name: f[f"transcript/{name}"] for name in ("commands", "reads")} if self.transcript else {}
+        self._tx_seq = sum(len(ds) for ds in self._tx.values())
 
     def add_command(
         self,
@@ -342,7 +380,7 @@ class RunWriter:
     ) -> None:
         """One command sent to the potentiostat (run time ``t``, s; ``latency``: wall time of the call, s)."""
         if self.transcript and not self.closed:
-            self._tx_commands.append((self._tx_seq, t, method, _json(arguments), outcome, error, latency))
+            self._tx_commands.append((self._tx_seq, t, method, to_json(arguments), outcome, error, latency))
             self._tx_seq += 1
 
     def add_read(self, t: float, kind: str, first: int, n: int, latency: float = 0.0) -> None:
@@ -354,40 +392,61 @@ class RunWriter:
 
     def next_row(self, kind: str) -> int:
         """Where the next block will be stored: row of /timeseries ("samples") or /eis/points ("impedance")."""
-        return self._stored + self._buffered if kind == "samples" else len(self._dataset("eis/points"))
-
-    def _dataset(self, name: str) -> h5py.Dataset:
-        """``self.f[name]``, looked up once."""
-        if name not in self._datasets:
-            self._datasets[name] = self.f[name]
-        return self._datasets[name]
+        return self._stored + self._buffered if kind == "samples" else self._pending("eis/points")
 
     def _flush_transcript(self) -> None:
         if self._tx_commands:
-            _append(self._dataset("transcript/commands"), np.array(self._tx_commands, dtype=TRANSCRIPT_COMMANDS))
+            append_rows(self._tx["commands"], np.array(self._tx_commands, dtype=TRANSCRIPT_COMMANDS))
             self._tx_commands = []
         if self._tx_reads:
-            _append(self._dataset("transcript/reads"), np.array(self._tx_reads, dtype=TRANSCRIPT_READS))
+            append_rows(self._tx["reads"], np.array(self._tx_reads, dtype=TRANSCRIPT_READS))
             self._tx_reads = []
 
+    # --- the end ----------------------------------------------------------------------------------
     def discard(self) -> None:
         """Remove a new run file that never recorded anything (the run was refused after connecting)."""
         if not self.closed:
-            self.closed = True
-            self.f.close()
+            self._stop_timer()
+            close_quietly(self.f)
             self.path.unlink(missing_ok=True)
             self.lock.release()
 
+    def _stop_timer(self) -> None:
+        with self._mutex:
+            self.closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
     def close(self, status: str = L.COMPLETED, outcome: str = "", analysis: dict[str, Any] | None = None) -> None:
-        """Flush, leave SWMR, then record the final status (and post-run analysis) as attributes."""
+        """Flush, leave SWMR, then record the final status (and post-run analysis) as attributes.
+
+        After a failed write the file is closed as it is; a run stopped by a full disk keeps the status
+        "interrupted", so that ``daq resume`` completes it once space is made. Raises the failure only
+        if it happened here (an earlier one has already stopped the run)."""
         if self.closed:
             return
-        self.closed = True
+        reported = self._failure
+        self._stop_timer()
         try:
-            self.flush()
+            if self._failure is None or self._intact:
+                try:
+                    self.flush()
+                except DataFileError:
+                    pass  # kept in self._failure
+            if self._failure is not None and not self._intact:
+                abandon(self.f)
+            else:
+                self.f.close()
+                self._record_end(L.INTERRUPTED if self._disk_full else status, outcome, analysis)
         finally:
-            self.f.close()
+            self.lock.release()
+        if self._failure is not None and self._failure is not reported:
+            raise self._failure
+
+    def _record_end(self, status: str, outcome: str, analysis: dict[str, Any] | None) -> None:
         try:
+            space.need_space(self.path, FLUSH_METADATA_BYTES, reserve=0)
             with open_h5(self.path, "a") as f:
                 f.attrs["status"] = str(status)
                 f.attrs["outcome"] = str(outcome)
@@ -395,12 +454,35 @@ class RunWriter:
                 if analysis:
                     g = f.require_group("analysis")
                     for key, value in analysis.items():
-                        g.attrs[key] = _json(value) if isinstance(value, (dict, list)) else _plain(value)
-        finally:
-            self.lock.release()
+                        g.attrs[key] = to_json(value) if isinstance(value, (dict, list)) else plain(value)
+        except (OSError, RuntimeError, ValueError, DataFileError) as exc:
+            self._intact = isinstance(exc, space.DiskFull)
+            self._failure = self._as_error(exc, "recording the end of the run failed")
 
     def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close(L.INTERRUPTED if exc[0] else L.COMPLETED)
+
+
+class _WriteGuard:
+    """Turns any failure of the writes inside it into the writer's one DataFileError, and remembers it:
+    after a failure the HDF5 library is not asked to write samples again."""
+
+    def __init__(self, writer: RunWriter, what: str):
+        self.writer, self.what = writer, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        w = self.writer
+        error = w._as_error(exc, self.what)
+        intact = isinstance(exc, space.DiskFull)  # refused before writing: the file is as last flushed
+        w._intact = intact if w._failure is None else (w._intact and intact)
+        w._disk_full = w._disk_full or isinstance(error, space.DiskFull)
+        w._failure = error
+        raise error from None
