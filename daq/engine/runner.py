@@ -109,8 +109,13 @@ def run_protocol(
     if resilience is not None:
         potentiostat, transducer = resilient.wrap(potentiostat, transducer, clock, resilience)
     aux = ["pressure", "force"] if transducer is not None else []
-    binding.check(protocol, cell, potentiostat.capabilities)  # bad values named before the disk's figures
-    sizing = space.plan(protocol, out, aux, transcript, virtual=clock.virtual)  # refuses a too-full disk
+    try:
+        sizing = space.plan(protocol, out, aux, transcript, virtual=clock.virtual)  # refuses a too-full disk
+    except ConfigError:
+        # An absurd value (a current too small to control) also makes an absurd estimate: name the value.
+        # Checked here against the instrument's nominal ranges only; connecting may widen them.
+        binding.check(protocol, cell, potentiostat.capabilities)
+        raise
     writer = RunWriter(
         out,
         cell_attrs=cell.attrs(),

@@ -242,6 +242,8 @@ class RunWriter:
     def append(self, columns: dict[str, np.ndarray]) -> None:
         """Buffer one block of samples (every column of the layout, same length)."""
         with self._mutex:
+            if self.closed:
+                raise DataFileError(f"{self.path}: the run file is already closed")
             if self._failure is not None:
                 raise self._failure
             n = len(columns["t"])
@@ -252,6 +254,8 @@ class RunWriter:
 
     def _row(self, name: str, row: np.ndarray) -> None:
         with self._mutex:
+            if self.closed:  # never accept a row that can no longer reach the file
+                raise DataFileError(f"{self.path}: the run file is already closed")
             if self._failure is not None and not self._intact:
                 raise self._failure
             self._tables[name].append(row)
