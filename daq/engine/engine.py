@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from daq.core.capabilities import EisRequest, Potentiostat, PressureSensor, Rewindable
-from daq.core.clock import Clock
+from daq.core.clock import Clock, RealClock
 from daq.core.errors import DaqError, InstrumentError
 from daq.core.records import (
     Event,
@@ -52,6 +52,7 @@ class RunControl:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self.abort_requested = False
+        self.running = False  # True while an engine runs the protocol (its loop acts on abort)
         self.pause_requested: str | None = None  # "now" | "step_end"
         self.reason = ""
 
@@ -73,8 +74,10 @@ class RunControl:
             self._lock.notify_all()
 
     def wait(self, seconds: float) -> None:
+        """Wait up to ``seconds`` of wall time; an abort ends the wait at once."""
         with self._lock:
-            self._lock.wait(seconds)
+            if not self.abort_requested:
+                self._lock.wait(seconds)
 
 
 class _Stop(Exception):
@@ -148,10 +151,22 @@ class Engine:
         self.plated = 0.0
         self.short: dict[str, float] | None = None
         self.events: list[dict[str, Any]] = []
+        self._first_dt: float | None = None  # after a command: the first sample's charge spans at most this
+        self._open_row: dict[str, Any] | None = None  # the step under way (its /steps row is not written yet)
+        self._step_q = 0.0  # C, charge of the step under way up to its last stored sample
+        self._unchecked: dict[str, np.ndarray] | None = None  # last stored block not yet seen by interlocks
 
     # --- plumbing -----------------------------------------------------------------------------
     def _now(self) -> float:
         return self.clock.now() - self.t0
+
+    def _sleep(self, seconds: float) -> None:
+        """Let clock time pass; on the wall clock an abort (a signal, the GUI) ends the wait at once."""
+        if isinstance(self.clock, RealClock):
+            if seconds > 0 and not self.control.abort_requested:
+                self.control.wait(seconds)
+            return
+        self.clock.sleep(seconds)
 
     def _emit(self, record: Record) -> None:
         """Deliver a record; optional subscribers that fail are dropped, never the run."""
@@ -196,6 +211,11 @@ class Engine:
         dt = np.empty(n)  # np.diff(t, prepend=t_prev) without its per-call overhead (same subtractions)
         if n:
             dt[0] = t[0] - t_prev
+            if self._first_dt is not None:
+                # The instrument started the command at or after t_prev and samples every period: its first
+                # sample carries at most one period's charge, however late the PC read it.
+                dt[0] = min(max(dt[0], 0.0), self._first_dt)
+                self._first_dt = None
             np.subtract(t[1:], t[:-1], out=dt[1:])
         q = q_prev + np.cumsum(block.I * dt)
         cols = {
@@ -236,20 +256,42 @@ class Engine:
 
     def _store(self, cols: dict[str, np.ndarray]) -> None:
         self.samples += len(cols["t"])
+        if len(cols["t"]):
+            self._step_q = float(cols["Q"][-1])
+            self._unchecked = cols
         self._emit(Samples(cols))
+
+    def _commanded(self, period: float) -> float:
+        """Called just before a command that starts sampling: returns the run time the instrument's
+        samples are counted from (charge bookkeeping on the instrument's sample times)."""
+        self._first_dt = period
+        return self._now()
+
+    def _drain(self, q: float, t_prev: float) -> tuple[dict[str, np.ndarray] | None, float, float]:
+        """Store what the instrument buffered up to the step's last command: samples belong to the step
+        whose command produced them, never to the next one. Returns (block or None, q, t_prev)."""
+        block = self.pstat.read()
+        if not len(block):
+            return None, q, t_prev
+        cols = self._columns(block, q, t_prev)
+        self._store(cols)
+        return cols, float(cols["Q"][-1]), float(cols["t"][-1])
 
     # --- protocol -----------------------------------------------------------------------------
     def run(self) -> RunResult:
         self.t0 = self.clock.now() - (self.resume.t_last if self.resume else 0.0)
         if self.resume:
             self.samples = self.resume.samples
+        self.control.running = True
         self._emit(RunStart(self.resume.t_last if self.resume else 0.0))
         outcome, message, status = Outcome.COMPLETED, "protocol completed", RunStatus.COMPLETED
         try:
             self._run_steps(self.protocol.steps)
         except _Stop as stop:
             outcome, message = Outcome(stop.reason), stop.message
-            if stop.reason in (S.SHORT_CIRCUIT, S.VOLTAGE_LIMIT, S.CURRENT_LIMIT) and self.after_stop > 0:
+            if self._open_row is not None:  # an abort or an interlock that never cleared: one way to record
+                self._interrupted(StopReason(stop.reason), message)
+            elif stop.reason in (S.SHORT_CIRCUIT, S.VOLTAGE_LIMIT, S.CURRENT_LIMIT) and self.after_stop > 0:
                 # Record the cell at open circuit after the cut-off: shows the current is off and what the
                 # cell does then (a shorted cell stays near 0 V).
                 self._rest(S.Rest("open circuit after stop", self.after_stop, 1.0))
@@ -258,15 +300,64 @@ class Engine:
                     # resistance (for its diameter); 5 mV around open circuit is harmless.
                     self._eis(S.Eis("impedance after short", POST_SHORT_EIS))
         except (DaqError, Exception) as exc:  # noqa: BLE001 - any failure mid-run must still end with the cell off
-            self._safe()
             outcome, status = Outcome.FAULT, RunStatus.FAILED
             message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, DaqError) else str(exc)
             try:
-                self.event("fault", message)
+                self._interrupted(StopReason.FAULT, message)
             except Exception:  # noqa: BLE001 - storage itself failed; the message still reaches the caller
-                pass
+                self._safe()
         finally:
             self._safe()
+            self.control.running = False
+        return self._finish(status, outcome, message)
+
+    def _interrupted(self, reason: StopReason, message: str) -> None:
+        """An abort, a fault or an interlock that did not clear, recorded one way: current off, the
+        interrupted step's row, an event, then the open-circuit record (or an event saying the output
+        could not be confirmed off)."""
+        problem = ""
+        try:
+            self.pstat.open_circuit(None)
+        except Exception as exc:  # noqa: BLE001 - a dead instrument: say so, never raise over the run's end
+            problem = f"{type(exc).__name__}: {exc}"
+        if not problem and self._open_row is not None:
+            try:
+                self._drain(self._step_q, self._last_t())
+            except Exception as exc:  # noqa: BLE001 - as above
+                problem = f"{type(exc).__name__}: {exc}"
+        if self._open_row is not None:
+            self._end(self._open_row, reason, self._step_q)
+        kind = EventKind.ABORTED if reason == StopReason.ABORTED else EventKind.FAULT
+        if reason == StopReason.INTERLOCK:
+            kind = EventKind.INTERLOCK
+        self.event(kind, message)
+        if not problem:
+            try:
+                self._open_circuit_record(f"open circuit after {reason.value}")
+                return
+            except Exception as exc:  # noqa: BLE001 - as above
+                problem = f"{type(exc).__name__}: {exc}"
+            if self._open_row is not None:
+                self._end(self._open_row, StopReason.FAULT, 0.0)
+        self.event(
+            EventKind.SAFE_STATE_UNCONFIRMED,
+            f"the output could not be confirmed off ({problem}); the instrument's own dead-man time is the "
+            "only guarantee: check the channel and run `daq safe` on it",
+            error=problem,
+        )
+
+    def _open_circuit_record(self, label: str) -> None:
+        """A short rest at I = 0 that shows the output off: a few samples, at most about a second."""
+        period = max(self.pstat.capabilities.min_sample_period, 0.25)
+        rest = S.Rest(label, min(self.after_stop, 4 * period) if self.after_stop > 0 else 4 * period, period)
+        self.resume = None
+        self._rest(rest)
+
+    def _last_t(self) -> float:
+        cols = self._unchecked
+        return float(cols["t"][-1]) if cols is not None and len(cols["t"]) else self._now()
+
+    def _finish(self, status: RunStatus, outcome: Outcome, message: str) -> RunResult:
         duration = self._now()
         result = RunResult(
             self.path,
@@ -343,9 +434,11 @@ class Engine:
             "parameters": step_parameters(step),
         }
         self._emit(StepStart(**row))
+        self._open_row, self._step_q, self._unchecked = row, charge, None
         return row["t_start"], row, elapsed, charge
 
     def _end(self, row: dict[str, Any], reason: str, q: float) -> None:
+        self._open_row = None
         self._emit(StepEnd(**dict(row, t_end=self._now(), end_reason=StopReason(reason), Q=q)))
 
     def _check_control(
@@ -369,13 +462,41 @@ class Engine:
                 raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
             self.event("resumed", "resumed")
             return "paused"
-        if cols is not None:
-            for interlock in self.interlocks:
-                message = interlock.violation(cols)
-                if message:
-                    self._hold(interlock, message, period, q)
+        if between_steps and self.interlocks:
+            # The last block of the step just ended, then a fresh reading: nothing starts while a
+            # condition is present, however short the steps are.
+            last, self._unchecked = self._unchecked, None
+            for block in (last, self._fresh_reading()):
+                if block is not None and self._interlocked(block, period, q):
                     return "paused"
+        if cols is not None:
+            self._unchecked = None
+            if self._interlocked(cols, period, q):
+                return "paused"
         return None
+
+    def _interlocked(self, cols: dict[str, np.ndarray], period: float, q: float) -> bool:
+        """Hold the cell at open circuit while an interlock's condition is present in ``cols``."""
+        for interlock in self.interlocks:
+            message = interlock.violation(cols)
+            if message:
+                self._hold(interlock, message, period, q)
+                return True
+        return False
+
+    def _fresh_reading(self) -> dict[str, np.ndarray] | None:
+        """The transducer's reading now, as a one-row block (None without a transducer)."""
+        if self.transducer is None:
+            return None
+        try:
+            reading = self.transducer.read()
+        except InstrumentError as exc:
+            self.event(EventKind.TRANSDUCER_FAULT, str(exc))
+            return None
+        cols = {"pressure": np.array([reading.pressure])}
+        if reading.force is not None:
+            cols["force"] = np.array([reading.force])
+        return cols
 
     def _hold(self, interlock: Interlock, message: str, period: float, q: float) -> None:
         """Open circuit (still sampling; the step's charge stays at ``q``) until the interlock has been
@@ -388,7 +509,7 @@ class Engine:
         while True:
             if self.control.abort_requested:
                 raise _Stop(S.ABORTED, self.control.reason or "aborted by the operator")
-            self.clock.sleep(
+            self._sleep(
                 self._interval(period)
                 if not self.clock.virtual
                 else min(self._interval(period), max(interlock.clear_wait, period))
@@ -408,6 +529,8 @@ class Engine:
                     f"{interlock.name} clear for {now - clear_since:.0f} s; resuming",
                     interlock=interlock.name,
                 )
+                self.pstat.open_circuit(None)
+                self._drain(q, t_prev)  # the hold's samples stay with the hold
                 return
             if now - t_trip > interlock.timeout:
                 raise _Stop(
@@ -421,19 +544,22 @@ class Engine:
         if self._skip():
             return
         t_start, row, elapsed, _ = self._begin(step)
+        t_prev, q = self._commanded(step.sample_period), 0.0
         self.pstat.open_circuit(step.sample_period)
-        t_prev, q = self._now(), 0.0
         deadline = t_start + step.duration
         while True:
-            self.clock.sleep(min(self._interval(step.sample_period, rewound=True), deadline - self._now()))
+            self._sleep(min(self._interval(step.sample_period, rewound=True), deadline - self._now()))
             cols = self._columns(self.pstat.read(), q, t_prev)
             self._store(cols)
             if len(cols["t"]):
                 t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
             if self._now() >= deadline - 1e-9:
                 break
-            if self._check_control() == "paused":
+            if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
+                t_prev = self._commanded(step.sample_period)
                 self.pstat.open_circuit(step.sample_period)
+        self.pstat.open_circuit(None)
+        _, q, _ = self._drain(q, t_prev)
         self._end(row, S.TIME_REACHED, q)
 
     def _galvanostatic(self, step: S.Galvanostatic) -> None:
@@ -443,23 +569,26 @@ class Engine:
         q_target = step.capacity * self.area if step.capacity is not None else math.inf  # C
         t_limit = step.duration if step.duration is not None else math.inf
         every = step.eis_every * self.area if step.eis_every else math.inf
-        t_start, row, _, q = self._begin(step)
-        t_prev = self._now()
+        t_start, row, elapsed, q = self._begin(step)
         next_eis = every * (math.floor(abs(q) / every + 1e-9) + 1) if every < math.inf else math.inf
+        used = elapsed  # s the current has flowed in this step (on the instrument's samples)
 
-        def apply() -> tuple[ShortCircuitDetector, float, float]:
-            """(Re)apply the current for what is left of the step; returns detector, t_on, |q| then."""
-            remaining = min((q_target - abs(q)) / abs(current), t_limit - (self._now() - t_start))
+        def apply() -> tuple[ShortCircuitDetector, float, float, float, float]:
+            """(Re)apply the current for what is left of the step; returns a fresh detector (no history
+            from before this command), the run time the command was sent, t_on, |q| then, the duration."""
+            remaining = min((q_target - abs(q)) / abs(current), t_limit - used)
+            t_cmd = self._commanded(step.sample_period)
             self.pstat.apply_current(current, step.v_min, step.v_max, step.sample_period, remaining)
-            return ShortCircuitDetector(self.protocol.short_circuit, step.sample_period, current), self._now(), abs(q)
+            detector = ShortCircuitDetector(self.protocol.short_circuit, step.sample_period, current)
+            return detector, t_cmd, self._now(), abs(q), remaining
 
-        detector, t_on, q_on = apply()
-        reason = None
+        detector, t_prev, t_on, q_on, remaining = apply()
+        reason, k, cols = None, -1, None
         while reason is None:
             now = self._now()
-            t_end = t_on + min((q_target - q_on) / abs(current), t_limit - (t_on - t_start))
+            t_end = t_on + remaining
             t_eis = t_on + (next_eis - q_on) / abs(current)
-            self.clock.sleep(min(now + self._interval(step.sample_period, rewound=True), t_end, t_eis) - now)
+            self._sleep(min(now + self._interval(step.sample_period, rewound=True), t_end, t_eis) - now)
             cols = self._columns(self.pstat.read(), q, t_prev)
             reason, k = self._galvanostatic_stop(step, cols, detector)
             if reason is not None:
@@ -468,25 +597,52 @@ class Engine:
             self._store(cols)
             if len(cols["t"]):
                 t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
-                if step.direction == S.PLATE:
-                    self.plated = max(self.plated, abs(q) / self.area)
             if reason is None and self._now() >= t_end - 1e-9:
-                reason = S.CAPACITY_REACHED if abs(q) >= q_target * (1 - 1e-6) else S.TIME_REACHED
+                # The instrument ended the technique by itself (its duration): collect its last samples
+                # before judging, so the step's charge is what the instrument delivered.
                 self.pstat.open_circuit(None)
+                last, q, t_prev = self._drain(q, t_prev)
+                reason, k = self._galvanostatic_stop(step, last, detector) if last is not None else (None, -1)
+                if reason is not None:
+                    cols = last
+                else:
+                    full = abs(q) >= q_target - 0.5 * abs(current) * step.sample_period * (1 + 1e-9)
+                    reason = S.CAPACITY_REACHED if full else S.TIME_REACHED
             if reason is not None:
                 self._record_stop(step, reason, cols, k, q)
                 break
-            # Due by charge, or by time: a real instrument's charge can land a hair short of the mark.
             due = abs(q) >= next_eis * (1 - 1e-9) or self._now() >= t_eis - 1e-9
             if due and step.operando_eis is not None:
-                q, t_prev = self._sweep(step.operando_eis, q, t_prev, dc_current=current)
+                q, t_prev, swept = self._sweep(step.operando_eis, q, t_prev, dc_current=current)
                 next_eis += every
+                if swept is not None:  # the instrument may have tripped its limit during the sweep
+                    k = self._limit_trip(step, swept)
+                    if k is not None:
+                        reason = S.VOLTAGE_LIMIT
+                        self.pstat.open_circuit(None)
+                        self._record_stop(step, reason, swept, k, q)
+                        break
+            if step.direction == S.PLATE:
+                self.plated = max(self.plated, abs(q) / self.area)
             if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
-                detector, t_on, q_on = apply()
-                t_prev = t_on  # charge flows again from the moment the current is re-applied
-        self._end(row, reason, q)
+                used += t_prev - t_on
+                detector, t_prev, t_on, q_on, remaining = apply()
+        if step.direction == S.PLATE:
+            self.plated = max(self.plated, abs(q) / self.area)
+        self._drain(q, t_prev)
+        self._end(row, reason, self._step_q)
         if reason in step.stop_on:
             raise _Stop(reason, self.events[-1]["message"])
+
+    def _limit_trip(self, step: S.Step, cols: dict[str, np.ndarray]) -> int | None:
+        """First sample where the instrument's own limit switched the output off, or E_we left the step's
+        window; None if neither."""
+        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
+        found = [int(hw[0])] if hw.size else []
+        k = first_outside(cols["E_we"], getattr(step, "v_min", -math.inf), getattr(step, "v_max", math.inf))
+        if k is not None:
+            found.append(k)
+        return min(found) if found else None
 
     def _galvanostatic_stop(
         self, step: S.Galvanostatic, cols: dict[str, np.ndarray], detector: ShortCircuitDetector
@@ -526,7 +682,14 @@ class Engine:
         elif reason == S.VOLTAGE_LIMIT:
             e = float(cols["E_we"][k]) if k >= 0 else math.nan
             lo, hi = getattr(step, "v_min", math.nan), getattr(step, "v_max", math.nan)
-            self.event(S.VOLTAGE_LIMIT, f"voltage limit reached: E_we = {e:.3f} V outside [{lo:g}, {hi:g}] V", E=e)
+            tripped = k >= 0 and bool(cols["flags"][k] & FLAG_HW_LIMIT)
+            how = "; the instrument's own limit switched the output off" if tripped else ""
+            self.event(
+                S.VOLTAGE_LIMIT,
+                f"voltage limit reached: E_we = {e:.3f} V outside [{lo:g}, {hi:g}] V{how}",
+                E=e,
+                hardware=tripped,
+            )
         elif reason == S.CURRENT_LIMIT:
             self.event(S.CURRENT_LIMIT, f"current limit reached: I = {float(cols['I'][k]):.3e} A")
         else:
@@ -542,13 +705,18 @@ class Engine:
         i_lim = step.i_limit * self.area
         t_start, row, _, q = self._begin(step)
         deadline = t_start + step.duration
-        self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, deadline - self._now())
-        t_prev = self._now()
+
+        def apply() -> float:
+            t_cmd = self._commanded(step.sample_period)
+            self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, deadline - self._now())
+            return t_cmd
+
+        t_prev = apply()
         reason = None
         while reason is None:
-            self.clock.sleep(min(self._interval(step.sample_period), deadline - self._now()))
+            self._sleep(min(self._interval(step.sample_period), deadline - self._now()))
             cols = self._columns(self.pstat.read(), q, t_prev)
-            k = first_outside(np.abs(cols["I"]), -1.0, i_lim * (1 - 1e-9))
+            k = self._current_trip(cols, i_lim)
             if k is not None:
                 reason = S.CURRENT_LIMIT
                 cols = self._react(cols, k)
@@ -557,17 +725,28 @@ class Engine:
             if len(cols["t"]):
                 t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
             if reason is None and self._now() >= deadline - 1e-9:
-                reason, k = S.TIME_REACHED, -1
+                self.pstat.open_circuit(None)
+                last, q, t_prev = self._drain(q, t_prev)
+                k = self._current_trip(last, i_lim) if last is not None else None
+                reason, cols = (S.CURRENT_LIMIT, last) if k is not None else (S.TIME_REACHED, cols)
             if reason is not None:
                 self._record_stop(step, reason, cols, k if k is not None else -1, q)
                 break
             if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
-                self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, deadline - self._now())
-                t_prev = self._now()
+                t_prev = apply()
         self.pstat.open_circuit(None)
-        self._end(row, reason, q)
+        self._drain(q, t_prev)
+        self._end(row, reason, self._step_q)
         if reason in step.stop_on:
             raise _Stop(reason, self.events[-1]["message"])
+
+    @staticmethod
+    def _current_trip(cols: dict[str, np.ndarray], i_lim: float) -> int | None:
+        """First sample at the current limit, or where the instrument's own limit switched it off."""
+        k = first_outside(np.abs(cols["I"]), -1.0, i_lim * (1 - 1e-9))
+        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
+        found = [x for x in (k, int(hw[0]) if hw.size else None) if x is not None]
+        return min(found) if found else None
 
     def _eis(self, step: S.Eis) -> None:
         """A whole sweep; an interrupted sweep is measured again from its first frequency on resume."""
@@ -575,6 +754,7 @@ class Engine:
             return
         _, row, _, _ = self._begin(step)
         spec = step.spec
+        t_cmd = self._commanded(1.0)
         if spec.mode == "galvanostatic" and spec.dc:
             dc = self.cell.current(spec.dc)
             self.pstat.apply_current(dc, -5.0, 5.0, 1.0)
@@ -586,13 +766,21 @@ class Engine:
         else:
             dc = 0.0
             self.pstat.open_circuit(1.0)
-        q, _ = self._sweep(spec, 0.0, self._now(), dc_current=dc if spec.mode == "galvanostatic" else 0.0)
+        q, t_prev, swept = self._sweep(spec, 0.0, t_cmd, dc_current=dc if spec.mode == "galvanostatic" else 0.0)
         self.pstat.open_circuit(None)
-        self._end(row, S.COMPLETED, q)
+        self._drain(q, t_prev)
+        k = self._limit_trip(step, swept) if swept is not None and spec.mode == "galvanostatic" else None
+        if k is not None:  # the instrument's limit cut the DC level mid-sweep: the spectrum is not valid
+            self._record_stop(step, S.VOLTAGE_LIMIT, swept, k, self._step_q)
+            self._end(row, S.VOLTAGE_LIMIT, self._step_q)
+            raise _Stop(S.VOLTAGE_LIMIT, self.events[-1]["message"])
+        self._end(row, S.COMPLETED, self._step_q)
 
-    def _sweep(self, spec: S.EisSpec, q: float, t_prev: float, dc_current: float) -> tuple[float, float]:
+    def _sweep(
+        self, spec: S.EisSpec, q: float, t_prev: float, dc_current: float
+    ) -> tuple[float, float, dict[str, np.ndarray] | None]:
         """Measure and store one spectrum; samples taken meanwhile are stored too (charge bookkeeping
-        goes on). Returns the step charge and the time of the last sample."""
+        goes on). Returns the step charge, the time of the last sample and those samples (or None)."""
         amplitude = self.cell.current(spec.amplitude) if spec.mode == "galvanostatic" else spec.amplitude
         dc = dc_current if spec.mode == "galvanostatic" else spec.dc
         request = EisRequest(spec.mode, list(spec.frequencies()), amplitude, dc)
@@ -616,8 +804,8 @@ class Engine:
         self._emit(Spectrum(self.spectra, meta, arr))
         self.spectra += 1
         block = self.pstat.read()
-        if len(block):
-            cols = self._columns(block, q, t_prev)
-            self._store(cols)
-            q, t_prev = float(cols["Q"][-1]), float(cols["t"][-1])
-        return q, t_prev
+        if not len(block):
+            return q, t_prev, None
+        cols = self._columns(block, q, t_prev)
+        self._store(cols)
+        return float(cols["Q"][-1]), float(cols["t"][-1]), cols

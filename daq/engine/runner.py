@@ -207,6 +207,9 @@ def execute(
         if isinstance(exc, DaqError) or not isinstance(exc, Exception):
             raise
         raise InstrumentError(f"could not start the run: {exc}") from exc
+    control = engine_options.get("control")
+    if control is not None:  # from here on a stop signal is the engine's to handle: it records the abort
+        control.running = True
     subscribers = list(engine_options.pop("subscribers", ()))
     stream = RecordStream(required=[writer], optional=subscribers)
     engine = Engine(
