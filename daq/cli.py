@@ -23,6 +23,7 @@ COMMANDS = [
     "daq.commands.import_",
     "daq.commands.replay",
     "daq.commands.instruments",
+    "daq.commands.safe",
     "daq.commands.gui",
 ]
 

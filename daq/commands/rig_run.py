@@ -18,7 +18,7 @@ from daq.commands.summary import summary
 from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.core.errors import ConfigError
 from daq.engine.engine import RunControl
-from daq.engine.rig import build_channel, load_rig
+from daq.engine.rig import build_channel, deadman_note, load_rig
 from daq.engine.runner import run_protocol
 from daq.models.cell import Cell, cell_from_text, read_cell_text
 from daq.storage.naming import default_out
@@ -47,6 +47,7 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
         raise ConfigError("--speed", args.speed, "only a simulated channel can run faster than real time")
     clock: Clock = (ScaledClock(args.speed) if args.speed else VirtualClock()) if simulated else RealClock()
     out = Path(args.out) if args.out else default_out(protocol.name, cell.cell_id)
+    deadman, backing = deadman_note(rig.instruments[channel.instrument])
     control = RunControl()
     with abort_on_signals(control):
         hardware = build_channel(rig, channel, clock, cell)
@@ -64,6 +65,9 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
                 "channel": channel.name,
                 "instrument": channel.instrument,
                 "clock": "wall" if not clock.virtual else "virtual",
+                "deadman_s": deadman,
+                "deadman_unit": "s",
+                "deadman_backing": backing,
             },
             **stored,
         )

@@ -41,6 +41,8 @@ from daq.core.clock import Clock
 from daq.core.errors import ConfigError
 from daq.models.cell import Cell, load_cell
 
+DEFAULT_DEADMAN = 60.0  # s: rig-file ``deadman`` when not given
+
 # kind -> (module, class); imported lazily by name.
 POTENTIOSTAT_KINDS: dict[str, tuple[str, str]] = {
     "sim": ("simulators.potentiostat", "SimulatedPotentiostat"),
@@ -79,6 +81,7 @@ class InstrumentSpec:
     kind: str
     resource: str
     options: dict[str, Any] = field(default_factory=dict)  # SI values (timeout in s ...)
+    deadman: float = DEFAULT_DEADMAN  # s the instrument sources without the engine re-arming it
 
 
 @dataclass(frozen=True)
@@ -111,19 +114,17 @@ class Rig:
     channels: dict[str, ChannelSpec]
 
     def channel_for(self, name: str | None = None, cell_id: str | None = None) -> ChannelSpec:
-        """The channel called ``name``; without one, the only channel or the one holding ``cell_id``."""
+        """The channel called ``name``; without one, the rig's only channel. ``cell_id`` is kept for callers
+        but never picks a channel of a rig of several."""
         if name is not None:
             if name not in self.channels:
                 raise ConfigError("channel", name, f"not in the rig; channels: {', '.join(self.channels)}")
             return self.channels[name]
         if len(self.channels) == 1:
             return next(iter(self.channels.values()))
-        matching = [c for c in self.channels.values() if cell_id is not None and c.cell.cell_id == cell_id]
-        if len(matching) == 1:
-            return matching[0]
-        raise ConfigError(
-            "channel", None, f"the rig has channels {', '.join(self.channels)}; name one (RIG.toml#CHANNEL)"
-        )
+        # Never guessed, not even from the cell: a wrong channel sends current into another cell.
+        listing = ", ".join(f"{c.name} ({c.instrument}, cell {c.cell.cell_id})" for c in self.channels.values())
+        raise ConfigError("channel", None, f"the rig has channels {listing}; name one as RIG.toml#CHANNEL")
 
     def channels_of(self, instrument: str) -> list[ChannelSpec]:
         return [c for c in self.channels.values() if c.instrument == instrument]
@@ -257,7 +258,7 @@ def _instrument(name: str, data: object) -> InstrumentSpec:
         raise ConfigError(
             t.path("kind"), kind, f"unknown instrument kind; expected one of {', '.join(POTENTIOSTAT_KINDS)}"
         )
-    allowed = {"kind", "resource", "timeout", "description"}
+    allowed = {"kind", "resource", "timeout", "description", "deadman"}
     if kind == "keithley2450":
         allowed |= {"buffer_size"}
     t.unknown(allowed)
@@ -278,7 +279,33 @@ def _instrument(name: str, data: object) -> InstrumentSpec:
     timeout = t.quantity("timeout", u.TIME)
     if timeout is not None:
         options["timeout"] = timeout
-    return InstrumentSpec(name, kind, resource, options)
+    deadman = t.quantity("deadman", u.TIME)
+    if deadman is not None and not 1.0 <= deadman <= 86400.0:
+        raise ConfigError(t.path("deadman"), t.data["deadman"], "must be between 1 s and 24 h")
+    return InstrumentSpec(name, kind, resource, options, DEFAULT_DEADMAN if deadman is None else deadman)
+
+
+def accepts_deadman(cls: type) -> bool:
+    """Whether a driver class takes a ``deadman_s`` constructor argument (its own dead-man time)."""
+    try:
+        return "deadman_s" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def deadman_note(spec: InstrumentSpec) -> tuple[float, str]:
+    """(dead-man time in s, what backs it) for ``daq instruments`` and the run file."""
+    if spec.kind == "sim":
+        return spec.deadman, "simulated instrument"
+    try:
+        cls = driver_class(spec.kind)
+    except ConfigError as exc:  # a missing vendor package: say so, do not fail the listing
+        return spec.deadman, f"driver not loadable ({type(exc).__name__})"
+    if not accepts_deadman(cls):
+        return spec.deadman, "not guaranteed: the driver does not program a dead-man time"
+    if getattr(cls, "deadman_guaranteed", True) is False:
+        return spec.deadman, "not guaranteed by this instrument (see docs/drivers.md)"
+    return spec.deadman, "programmed into the instrument"
 
 
 def _transducer(name: str, data: object) -> TransducerSpec:
@@ -471,7 +498,8 @@ def build_potentiostat(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: A
         )
     cls = driver_class(spec.kind)
     if spec.kind == "keithley2450":
-        return cls(spec.resource, clock, name=spec.name, **spec.options)
+        extra = {"deadman_s": spec.deadman} if accepts_deadman(cls) else {}
+        return cls(spec.resource, clock, name=spec.name, **spec.options, **extra)
     resource: Any = spec.resource
     if spec.kind == "biologic":
         # One connection per instrument, shared by its channels (one BL_Connect per device).
@@ -504,6 +532,8 @@ def _construct(cls: type, spec: InstrumentSpec, resource: Any, channel: ChannelS
             value = spec.options["timeout"]
         elif pname == "name":
             value = f"{spec.name}:{channel.channel}"
+        elif pname == "deadman_s":
+            value = spec.deadman
         else:
             continue
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:

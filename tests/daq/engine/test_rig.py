@@ -52,9 +52,10 @@ def test_example_rig(doc):
     assert regs.unit_codes[3] == "psi" and regs.overflow == (32767, -32768)
     assert rig.transducers["press_b"].options["ram_area"] == pytest.approx(3.14e-4)
     assert rig.transducers["press_c"].pressed_area == pytest.approx(19.63e-6)
-    assert rig.channel_for(cell_id="LPSCl-95-01").name == "B"
-    with pytest.raises(ConfigError, match="channels A, B, C, D"):
-        rig.channel_for()
+    # Without #CHANNEL a rig of several channels is refused with its channels, even when a cell matches.
+    for kwargs in ({"cell_id": "LPSCl-95-01"}, {}):
+        with pytest.raises(ConfigError, match=r"channels A \(.*\), B \(.*cell LPSCl-95-01\), C .*, D .*#CHANNEL"):
+            rig.channel_for(**kwargs)
 
 
 def _set(doc, dotted: str, value):
