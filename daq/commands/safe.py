@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="rig file and channel (the channel may be left out only on a rig of one channel)",
     )
     p.add_argument("--timeout", type=float, help="seconds to wait for each instrument reply (overrides the rig file)")
+    p.add_argument(
+        "--deadline", type=float, default=30.0, help="seconds for the whole command (default 30); then exit 1"
+    )
     p.set_defaults(func=cmd_safe)
 
 
@@ -46,13 +50,24 @@ def cmd_safe(args: argparse.Namespace) -> int:
     rig_path, _, channel_name = str(args.target).partition("#")
     rig = load_rig(rig_path)
     channel = rig.channel_for(channel_name or None)
+    if not (math.isfinite(args.deadline) and args.deadline > 0):
+        raise ConfigError("--deadline", args.deadline, "must be a positive number of seconds")
     clock = RealClock()
-    with abort_on_signals(RunControl()):  # a signal leaves a hanging call at once (connecting never starts current)
-        pstat = build_potentiostat(rig, channel, clock)
-        if args.timeout is not None and hasattr(pstat, "timeout"):
-            pstat.timeout = args.timeout
-        ok, how = make_safe(pstat, clock)
+    pstat = build_potentiostat(rig, channel, clock)
+    if args.timeout is not None and hasattr(pstat, "timeout"):
+        pstat.timeout = args.timeout
     where = f"rig '{rig.name}', channel {channel.name} ({channel.instrument})"
+    verdict: list[tuple[bool, str]] = []
+    # The instrument is talked to in a worker, so that neither a driver call that hangs nor a signal can
+    # keep this command from answering within its deadline.
+    worker = threading.Thread(target=lambda: verdict.append(make_safe(pstat, clock)), daemon=True)
+    try:
+        with abort_on_signals(RunControl()):
+            worker.start()
+            worker.join(args.deadline)
+    except KeyboardInterrupt as exc:
+        verdict = [(False, f"interrupted by {exc or 'a signal'} before the output was confirmed off")]
+    ok, how = verdict[0] if verdict else (False, f"no confirmation within {args.deadline:g} s")
     if ok:
         print(f"{where}: output off, confirmed ({how})")
         return 0
