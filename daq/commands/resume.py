@@ -110,7 +110,9 @@ def _hardware(
 
     rig_path, _, channel_name = str(args.rig).partition("#")
     rig = load_rig(rig_path)
-    channel = rig.channel_for(channel_name or None, cell.cell_id)
+    with open_run(path) as run:  # without #CHANNEL: the channel the run file says it ran on, never a guess
+        stored = str(run.attrs.get("channel", "") or "")
+    channel = rig.channel_for(channel_name or stored or None, cell.cell_id)
     if channel.cell.cell_id != cell.cell_id:
         raise ConfigError(
             "--rig",

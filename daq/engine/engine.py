@@ -151,6 +151,7 @@ class Engine:
         self.plated = 0.0
         self.short: dict[str, float] | None = None
         self.events: list[dict[str, Any]] = []
+        self._period = 1.0  # s, sample period of the latest step
         self._first_dt: float | None = None  # after a command: the first sample's charge spans at most this
         self._open_row: dict[str, Any] | None = None  # the step under way (its /steps row is not written yet)
         self._step_q = 0.0  # C, charge of the step under way up to its last stored sample
@@ -347,9 +348,9 @@ class Engine:
         )
 
     def _open_circuit_record(self, label: str) -> None:
-        """A short rest at I = 0 that shows the output off: a few samples, at most about a second."""
-        period = max(self.pstat.capabilities.min_sample_period, 0.25)
-        rest = S.Rest(label, min(self.after_stop, 4 * period) if self.after_stop > 0 else 4 * period, period)
+        """A short rest at I = 0 that shows the output off: two samples at the last step's period."""
+        period = self._period  # the interrupted step's: the instrument is known to sample at it
+        rest = S.Rest(label, 2 * period, period)
         self.resume = None
         self._rest(rest)
 
@@ -415,6 +416,7 @@ class Engine:
         """Start a step; returns (t_start, row, elapsed, charge): the progress already made when this
         is the step an interrupted run is resuming."""
         self.step_index += 1
+        self._period = getattr(step, "sample_period", self._period)
         elapsed, charge = 0.0, 0.0
         if self.resume is not None and self.step_index == self.resume.steps_done:
             elapsed, charge = self.resume.elapsed, self.resume.charge

@@ -241,7 +241,9 @@ cell = "{CELL}"
     assert "Keithley 2450, serial 04412345, firmware 1.7.12b; output off" in text
     assert "output ON (in use by another run?)" in text
     assert "ranges: +-1050 mA" in text and "no EIS" in text and "reference electrode: no (two-terminal)" in text
-    gone = text.split("gone: keithley2450")[1].splitlines()[1]
+    gone_lines = text.split("gone: keithley2450")[1].splitlines()
+    assert gone_lines[1] == "    dead-man time: 60 s (not guaranteed: the driver does not program a dead-man time)"
+    gone = gone_lines[2]
     assert "UNREACHABLE" in gone and ("cannot reach" in gone or "no reply" in gone)
     assert "simulated SimPstat-1" in text
     gauge_lines = text.split("gauge: mark10")[1].splitlines()
