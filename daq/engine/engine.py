@@ -9,14 +9,12 @@ VirtualClock (accelerated time).
 from __future__ import annotations
 
 import dataclasses
-import math
-import threading
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from daq.core.capabilities import EisRequest, Potentiostat, PressureSensor, Rewindable
+from daq.core.capabilities import Potentiostat, PressureSensor, Rewindable
 from daq.core.clock import Clock, RealClock
 from daq.core.errors import DaqError, InstrumentError
 from daq.core.records import (
@@ -30,62 +28,21 @@ from daq.core.records import (
     RunStart,
     RunStatus,
     Samples,
-    Spectrum,
     StepEnd,
     StepStart,
     StopReason,
 )
-from daq.core.samples import FLAG_HW_LIMIT, SampleBlock
+from daq.core.samples import SampleBlock
+from daq.engine.control import RunControl
 from daq.engine.interlocks import Interlock
-from daq.engine.safety import ShortCircuitDetector, first_outside
+from daq.engine.step_runners import StepRunners, StopRun
 from daq.engine.stream import RecordStream
 from daq.models.cell import Cell
-from daq.storage import layout as L
 from protocols import steps as S
 
+__all__ = ["Engine", "RunControl", "step_parameters"]  # RunControl lives in daq.engine.control
+
 POST_SHORT_EIS = S.EisSpec("potentiostatic", 1e5, 1.0, 5, 0.005, None)
-
-
-class RunControl:
-    """Operator requests to a running engine, safe to call from any thread (GUI, signal handler)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Condition()
-        self.abort_requested = False
-        self.running = False  # True while an engine runs the protocol (its loop acts on abort)
-        self.pause_requested: str | None = None  # "now" | "step_end"
-        self.reason = ""
-
-    def abort(self, reason: str = "operator abort") -> None:
-        with self._lock:
-            self.abort_requested, self.reason = True, reason
-            self._lock.notify_all()
-
-    def pause(self, when: str = "now", reason: str = "operator pause") -> None:
-        if when not in ("now", "step_end"):
-            raise ValueError("pause when 'now' or 'step_end'")
-        with self._lock:
-            self.pause_requested, self.reason = when, reason
-            self._lock.notify_all()
-
-    def resume(self) -> None:
-        with self._lock:
-            self.pause_requested = None
-            self._lock.notify_all()
-
-    def wait(self, seconds: float) -> None:
-        """Wait up to ``seconds`` of wall time; an abort ends the wait at once."""
-        with self._lock:
-            if not self.abort_requested:
-                self._lock.wait(seconds)
-
-
-class _Stop(Exception):
-    """Ends the protocol: a terminal stop condition, an abort or a fault."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason, self.message = reason, message
 
 
 def step_parameters(step: S.Step) -> dict[str, Any]:
@@ -98,7 +55,7 @@ def step_parameters(step: S.Step) -> dict[str, Any]:
     return out
 
 
-class Engine:
+class Engine(StepRunners):
     """Executes a Protocol on a potentiostat (and optional transducer), emitting records to a stream
     (the run file's writer is one of its subscribers)."""
 
@@ -288,7 +245,7 @@ class Engine:
         outcome, message, status = Outcome.COMPLETED, "protocol completed", RunStatus.COMPLETED
         try:
             self._run_steps(self.protocol.steps)
-        except _Stop as stop:
+        except StopRun as stop:
             outcome, message = Outcome(stop.reason), stop.message
             if self._open_row is not None:  # an abort or an interlock that never cleared: one way to record
                 self._interrupted(StopReason(stop.reason), message)
@@ -392,7 +349,7 @@ class Engine:
                     for c in range(1, step.cycles + 1):
                         self.cycle = c
                         self._run_steps(step.steps)
-                except _Stop as stop:
+                except StopRun as stop:
                     if stop.reason not in step.until:
                         raise
                     self.event("loop_end", f"{step.label} ended in cycle {self.cycle}: {stop.message}")
@@ -454,14 +411,14 @@ class Engine:
         and the step must re-apply its current."""
         c = self.control
         if c.abort_requested:
-            raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
+            raise StopRun(S.ABORTED, c.reason or "aborted by the operator")
         if c.pause_requested == "now" or (between_steps and c.pause_requested == "step_end"):
             self.pstat.open_circuit(None)
             self.event("paused", c.reason or "paused", when=c.pause_requested)
             while c.pause_requested and not c.abort_requested:
                 c.wait(0.2)  # the cell is off and not sampled: wait for the operator in wall time
             if c.abort_requested:
-                raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
+                raise StopRun(S.ABORTED, c.reason or "aborted by the operator")
             self.event("resumed", "resumed")
             return "paused"
         if between_steps and self.interlocks:
@@ -510,7 +467,7 @@ class Engine:
         t_prev = t_trip
         while True:
             if self.control.abort_requested:
-                raise _Stop(S.ABORTED, self.control.reason or "aborted by the operator")
+                raise StopRun(S.ABORTED, self.control.reason or "aborted by the operator")
             self._sleep(
                 self._interval(period)
                 if not self.clock.virtual
@@ -535,279 +492,8 @@ class Engine:
                 self._drain(q, t_prev)  # the hold's samples stay with the hold
                 return
             if now - t_trip > interlock.timeout:
-                raise _Stop(
+                raise StopRun(
                     S.INTERLOCK,
                     f"{interlock.name} did not clear within {interlock.timeout:.0f} s: "
                     f"{message}; run stopped with the cell at open circuit",
                 )
-
-    # --- steps --------------------------------------------------------------------------------
-    def _rest(self, step: S.Rest) -> None:
-        if self._skip():
-            return
-        t_start, row, elapsed, _ = self._begin(step)
-        t_prev, q = self._commanded(step.sample_period), 0.0
-        self.pstat.open_circuit(step.sample_period)
-        deadline = t_start + step.duration
-        while True:
-            self._sleep(min(self._interval(step.sample_period, rewound=True), deadline - self._now()))
-            cols = self._columns(self.pstat.read(), q, t_prev)
-            self._store(cols)
-            if len(cols["t"]):
-                t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
-            if self._now() >= deadline - 1e-9:
-                break
-            if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
-                t_prev = self._commanded(step.sample_period)
-                self.pstat.open_circuit(step.sample_period)
-        self.pstat.open_circuit(None)
-        _, q, _ = self._drain(q, t_prev)
-        self._end(row, S.TIME_REACHED, q)
-
-    def _galvanostatic(self, step: S.Galvanostatic) -> None:
-        if self._skip():
-            return
-        current = self.cell.current(step.signed_current_density)
-        q_target = step.capacity * self.area if step.capacity is not None else math.inf  # C
-        t_limit = step.duration if step.duration is not None else math.inf
-        every = step.eis_every * self.area if step.eis_every else math.inf
-        t_start, row, elapsed, q = self._begin(step)
-        next_eis = every * (math.floor(abs(q) / every + 1e-9) + 1) if every < math.inf else math.inf
-        used = elapsed  # s the current has flowed in this step (on the instrument's samples)
-
-        def apply() -> tuple[ShortCircuitDetector, float, float, float, float]:
-            """(Re)apply the current for what is left of the step; returns a fresh detector (no history
-            from before this command), the run time the command was sent, t_on, |q| then, the duration."""
-            remaining = min((q_target - abs(q)) / abs(current), t_limit - used)
-            t_cmd = self._commanded(step.sample_period)
-            self.pstat.apply_current(current, step.v_min, step.v_max, step.sample_period, remaining)
-            detector = ShortCircuitDetector(self.protocol.short_circuit, step.sample_period, current)
-            return detector, t_cmd, self._now(), abs(q), remaining
-
-        detector, t_prev, t_on, q_on, remaining = apply()
-        reason, k, cols = None, -1, None
-        while reason is None:
-            now = self._now()
-            t_end = t_on + remaining
-            t_eis = t_on + (next_eis - q_on) / abs(current)
-            self._sleep(min(now + self._interval(step.sample_period, rewound=True), t_end, t_eis) - now)
-            cols = self._columns(self.pstat.read(), q, t_prev)
-            reason, k = self._galvanostatic_stop(step, cols, detector)
-            if reason is not None:
-                cols = self._react(cols, k)
-                self.pstat.open_circuit(None)  # current off before anything else
-            self._store(cols)
-            if len(cols["t"]):
-                t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
-            if reason is None and self._now() >= t_end - 1e-9:
-                # The instrument ended the technique by itself (its duration): collect its last samples
-                # before judging, so the step's charge is what the instrument delivered.
-                self.pstat.open_circuit(None)
-                last, q, t_prev = self._drain(q, t_prev)
-                reason, k = self._galvanostatic_stop(step, last, detector) if last is not None else (None, -1)
-                if reason is not None:
-                    cols = last
-                else:
-                    full = abs(q) >= q_target - 0.5 * abs(current) * step.sample_period * (1 + 1e-9)
-                    reason = S.CAPACITY_REACHED if full else S.TIME_REACHED
-            if reason is not None:
-                self._record_stop(step, reason, cols, k, q)
-                break
-            due = abs(q) >= next_eis * (1 - 1e-9) or self._now() >= t_eis - 1e-9
-            if due and step.operando_eis is not None:
-                q, t_prev, swept = self._sweep(step.operando_eis, q, t_prev, dc_current=current)
-                next_eis += every
-                if swept is not None:  # the instrument may have tripped its limit during the sweep
-                    k = self._limit_trip(step, swept)
-                    if k is not None:
-                        reason = S.VOLTAGE_LIMIT
-                        self.pstat.open_circuit(None)
-                        self._record_stop(step, reason, swept, k, q)
-                        break
-            if step.direction == S.PLATE:
-                self.plated = max(self.plated, abs(q) / self.area)
-            if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
-                used += t_prev - t_on
-                detector, t_prev, t_on, q_on, remaining = apply()
-        if step.direction == S.PLATE:
-            self.plated = max(self.plated, abs(q) / self.area)
-        self._drain(q, t_prev)
-        self._end(row, reason, self._step_q)
-        if reason in step.stop_on:
-            raise _Stop(reason, self.events[-1]["message"])
-
-    def _limit_trip(self, step: S.Step, cols: dict[str, np.ndarray]) -> int | None:
-        """First sample where the instrument's own limit switched the output off, or E_we left the step's
-        window; None if neither."""
-        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
-        found = [int(hw[0])] if hw.size else []
-        k = first_outside(cols["E_we"], getattr(step, "v_min", -math.inf), getattr(step, "v_max", math.inf))
-        if k is not None:
-            found.append(k)
-        return min(found) if found else None
-
-    def _galvanostatic_stop(
-        self, step: S.Galvanostatic, cols: dict[str, np.ndarray], detector: ShortCircuitDetector
-    ) -> tuple[str | None, int]:
-        """The first stop condition in the block and the sample where it happened."""
-        e = cols["E_we"] if self.use_reference else cols["E_cell"]
-        found: list[tuple[int, str]] = []
-        k = detector.check(e, cols["I"])
-        if k is not None:
-            found.append((k, S.SHORT_CIRCUIT))
-        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
-        if hw.size:
-            found.append((int(hw[0]), S.VOLTAGE_LIMIT))
-        k = first_outside(cols["E_we"], step.v_min, step.v_max)
-        if k is not None:
-            found.append((k, S.VOLTAGE_LIMIT))
-        if not found:
-            return None, -1
-        k, reason = min(found)
-        return reason, k
-
-    def _record_stop(self, step: S.Step, reason: str, cols: dict[str, np.ndarray], k: int, q: float) -> None:
-        if reason == S.SHORT_CIRCUIT:
-            t = float(cols["t"][k])
-            cap = abs(float(cols["Q"][k])) / self.area
-            self.short = {"t": t, "capacity": cap, "sample": self.samples - len(cols["t"]) + k}
-            self.event(
-                S.SHORT_CIRCUIT,
-                f"short circuit at {t:.0f} s after {cap / 36000:.3f} mAh/cm^2: polarisation collapsed from "
-                f"{1e3 * float(np.max(np.abs(cols['E_we'][max(0, k - 10) : k + 1]))):.1f} mV to "
-                f"{1e3 * abs(float(cols['E_we'][k])):.1f} mV; current switched off",
-                t_trip=t,
-                capacity=cap,
-                E_at_trip=float(cols["E_we"][k]),
-                sample=self.short["sample"],
-            )
-        elif reason == S.VOLTAGE_LIMIT:
-            e = float(cols["E_we"][k]) if k >= 0 else math.nan
-            lo, hi = getattr(step, "v_min", math.nan), getattr(step, "v_max", math.nan)
-            tripped = k >= 0 and bool(cols["flags"][k] & FLAG_HW_LIMIT)
-            how = "; the instrument's own limit switched the output off" if tripped else ""
-            self.event(
-                S.VOLTAGE_LIMIT,
-                f"voltage limit reached: E_we = {e:.3f} V outside [{lo:g}, {hi:g}] V{how}",
-                E=e,
-                hardware=tripped,
-            )
-        elif reason == S.CURRENT_LIMIT:
-            self.event(S.CURRENT_LIMIT, f"current limit reached: I = {float(cols['I'][k]):.3e} A")
-        else:
-            self.event(
-                "step_end",
-                f"{step.label}: {reason.replace('_', ' ')} ({abs(q) / self.area / 36000:.3f} mAh/cm^2)",
-                reason=reason,
-            )
-
-    def _potentiostatic(self, step: S.Potentiostatic) -> None:
-        if self._skip():
-            return
-        i_lim = step.i_limit * self.area
-        t_start, row, _, q = self._begin(step)
-        deadline = t_start + step.duration
-
-        def apply() -> float:
-            t_cmd = self._commanded(step.sample_period)
-            self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, deadline - self._now())
-            return t_cmd
-
-        t_prev = apply()
-        reason = None
-        while reason is None:
-            self._sleep(min(self._interval(step.sample_period), deadline - self._now()))
-            cols = self._columns(self.pstat.read(), q, t_prev)
-            k = self._current_trip(cols, i_lim)
-            if k is not None:
-                reason = S.CURRENT_LIMIT
-                cols = self._react(cols, k)
-                self.pstat.open_circuit(None)
-            self._store(cols)
-            if len(cols["t"]):
-                t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
-            if reason is None and self._now() >= deadline - 1e-9:
-                self.pstat.open_circuit(None)
-                last, q, t_prev = self._drain(q, t_prev)
-                k = self._current_trip(last, i_lim) if last is not None else None
-                reason, cols = (S.CURRENT_LIMIT, last) if k is not None else (S.TIME_REACHED, cols)
-            if reason is not None:
-                self._record_stop(step, reason, cols, k if k is not None else -1, q)
-                break
-            if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
-                t_prev = apply()
-        self.pstat.open_circuit(None)
-        self._drain(q, t_prev)
-        self._end(row, reason, self._step_q)
-        if reason in step.stop_on:
-            raise _Stop(reason, self.events[-1]["message"])
-
-    @staticmethod
-    def _current_trip(cols: dict[str, np.ndarray], i_lim: float) -> int | None:
-        """First sample at the current limit, or where the instrument's own limit switched it off."""
-        k = first_outside(np.abs(cols["I"]), -1.0, i_lim * (1 - 1e-9))
-        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
-        found = [x for x in (k, int(hw[0]) if hw.size else None) if x is not None]
-        return min(found) if found else None
-
-    def _eis(self, step: S.Eis) -> None:
-        """A whole sweep; an interrupted sweep is measured again from its first frequency on resume."""
-        if self._skip():
-            return
-        _, row, _, _ = self._begin(step)
-        spec = step.spec
-        t_cmd = self._commanded(1.0)
-        if spec.mode == "galvanostatic" and spec.dc:
-            dc = self.cell.current(spec.dc)
-            self.pstat.apply_current(dc, -5.0, 5.0, 1.0)
-        elif spec.mode == "potentiostatic" and spec.dc is not None:
-            dc = spec.dc
-            self.pstat.apply_potential(
-                dc, -self.pstat.capabilities.max_current, self.pstat.capabilities.max_current, 1.0
-            )
-        else:
-            dc = 0.0
-            self.pstat.open_circuit(1.0)
-        q, t_prev, swept = self._sweep(spec, 0.0, t_cmd, dc_current=dc if spec.mode == "galvanostatic" else 0.0)
-        self.pstat.open_circuit(None)
-        self._drain(q, t_prev)
-        k = self._limit_trip(step, swept) if swept is not None and spec.mode == "galvanostatic" else None
-        if k is not None:  # the instrument's limit cut the DC level mid-sweep: the spectrum is not valid
-            self._record_stop(step, S.VOLTAGE_LIMIT, swept, k, self._step_q)
-            self._end(row, S.VOLTAGE_LIMIT, self._step_q)
-            raise _Stop(S.VOLTAGE_LIMIT, self.events[-1]["message"])
-        self._end(row, S.COMPLETED, self._step_q)
-
-    def _sweep(
-        self, spec: S.EisSpec, q: float, t_prev: float, dc_current: float
-    ) -> tuple[float, float, dict[str, np.ndarray] | None]:
-        """Measure and store one spectrum; samples taken meanwhile are stored too (charge bookkeeping
-        goes on). Returns the step charge, the time of the last sample and those samples (or None)."""
-        amplitude = self.cell.current(spec.amplitude) if spec.mode == "galvanostatic" else spec.amplitude
-        dc = dc_current if spec.mode == "galvanostatic" else spec.dc
-        request = EisRequest(spec.mode, list(spec.frequencies()), amplitude, dc)
-        t_begin = self._now()
-        points = []
-        for p in self.pstat.impedance(request):
-            points.append((0, p.frequency, p.z_real, p.z_imag, p.t - self.t0, p.E_dc, p.I_dc, p.ok))
-            if self.control.abort_requested:
-                break
-        arr = np.array(points, dtype=L.POINTS)
-        meta = {
-            "t_start": t_begin,
-            "t_end": self._now(),
-            "step": self.step_index,
-            "cycle": self.cycle,
-            "Q": q,
-            "mode": spec.mode,
-            "dc": dc if dc is not None else math.nan,
-            "amplitude": amplitude,
-        }
-        self._emit(Spectrum(self.spectra, meta, arr))
-        self.spectra += 1
-        block = self.pstat.read()
-        if not len(block):
-            return q, t_prev, None
-        cols = self._columns(block, q, t_prev)
-        self._store(cols)
-        return float(cols["Q"][-1]), float(cols["t"][-1]), cols
