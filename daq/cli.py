@@ -26,6 +26,7 @@ COMMANDS = [
     "daq.commands.import_",
     "daq.commands.replay",
     "daq.commands.instruments",
+    "daq.commands.safe",
     "daq.commands.gui",
 ]
 

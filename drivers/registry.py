@@ -43,6 +43,7 @@ class BuildContext:
     clock: Clock
     shared: dict[str, Any] = field(default_factory=dict)  # objects the parts of one channel share
     connections: dict[Any, Any] = field(default_factory=dict)  # objects the channels of one process share
+    deadman: float = 60.0  # s the instrument may source without being re-armed (instruments only)
     pressed_area: float = 0.0  # m^2, transducers only
     calibration: Calibration = field(default_factory=Calibration)  # transducers only
 
@@ -55,6 +56,7 @@ class InstrumentEntry:
     channels: int | None = None  # channels the instrument has; None: as many as the rig names
     resource_example: str | None = None  # a resource is required; its form, for messages
     resource_check: Callable[[str], bool] = lambda resource: True
+    deadman: str = "not guaranteed: the driver does not program a dead-man time"  # what stops a dead PC's current
 
 
 @dataclass(frozen=True)

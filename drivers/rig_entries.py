@@ -16,7 +16,7 @@ from drivers.registry import BuildContext, InstrumentEntry, Option, TransducerEn
 def _keithley2450(ctx: BuildContext) -> Any:
     from drivers.keithley2450 import Keithley2450
 
-    return Keithley2450(ctx.resource, ctx.clock, name=ctx.name, **ctx.options)
+    return Keithley2450(ctx.resource, ctx.clock, name=ctx.name, deadman_s=ctx.deadman, **ctx.options)
 
 
 def _gamry(ctx: BuildContext) -> Any:
@@ -33,12 +33,12 @@ def _biologic(ctx: BuildContext) -> Any:
     key = ("biologic", ctx.resource)
     if key not in ctx.connections:
         ctx.connections[key] = BiologicConnection(ctx.resource)
-    options = {k: v for k, v in ctx.options.items() if k == "deadman_s"}
     return BiologicPotentiostat(
-        ctx.connections[key], ctx.channel - 1, clock=ctx.clock, name=f"{ctx.name}:{ctx.channel}", **options
+        ctx.connections[key], ctx.channel - 1, clock=ctx.clock, name=f"{ctx.name}:{ctx.channel}", deadman_s=ctx.deadman
     )
 
 
+PROGRAMMED = "programmed into the instrument"
 KEITHLEY2450 = InstrumentEntry(
     _keithley2450,
     options=(Option("buffer_size", "integer", minimum=10),),
@@ -46,11 +46,14 @@ KEITHLEY2450 = InstrumentEntry(
     channels=1,
     resource_example='a VISA resource, e.g. "TCPIP::192.168.1.50::5025::SOCKET"',
     resource_check=lambda resource: "::" in resource,
+    deadman=PROGRAMMED,
 )
 GAMRY = InstrumentEntry(
     _gamry, title="a Gamry potentiostat", channels=1, resource_example='its section, e.g. "IFC1010-12345"'
 )
-BIOLOGIC = InstrumentEntry(_biologic, title="a BioLogic instrument", resource_example='an address, e.g. "USB0"')
+BIOLOGIC = InstrumentEntry(
+    _biologic, title="a BioLogic instrument", resource_example='an address, e.g. "USB0"', deadman=PROGRAMMED
+)
 
 
 # --- transducers ------------------------------------------------------------------------------

@@ -60,5 +60,5 @@ def _build_transducer(ctx: BuildContext) -> SimulatedTransducer:
     return sim
 
 
-POTENTIOSTAT_ENTRY = InstrumentEntry(_build_potentiostat)
+POTENTIOSTAT_ENTRY = InstrumentEntry(_build_potentiostat, deadman="simulated instrument")
 TRANSDUCER_ENTRY = TransducerEntry(_build_transducer, frozenset({"noise"}), needs_port=False)

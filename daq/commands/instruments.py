@@ -1,6 +1,7 @@
 """``daq instruments RIG.toml``: connect to everything a rig names and list what answers.
 
-Identity, firmware and ranges of each potentiostat, one reading of each transducer with its
+Identity, firmware and ranges of each potentiostat, its dead-man time (how long it sources current
+without the engine re-arming it, and whether the instrument guarantees that), one reading of each transducer with its
 calibration. No current is applied: drivers are only connected and closed (a Keithley 2450 is only
 probed, so an output another process has switched on stays as it is). An instrument that does not
 answer is listed with the reason and the others are still listed; the exit code is 1 if any failed.
@@ -14,7 +15,7 @@ from typing import Any
 from daq.core import units as u
 from daq.core.clock import RealClock
 from daq.core.errors import ConfigError
-from daq.engine.rig import Rig, build_potentiostat, build_transducer, load_rig
+from daq.engine.rig import Rig, build_potentiostat, build_transducer, deadman_note, load_rig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +48,8 @@ def describe_rig(rig: Rig, timeout: float | None = None) -> tuple[list[str], int
         channels = rig.channels_of(spec.name)
         used = ", ".join(f"{c.name} (ch {c.channel})" for c in channels) or "no channel"
         lines.append(f"  {spec.name}: {spec.kind} at {spec.resource}; serves {used}")
+        seconds, backing = deadman_note(spec)
+        lines.append(f"    dead-man time: {seconds:g} s ({backing})")
         if not channels:
             lines.append("    not used by any channel; not connected")
             continue

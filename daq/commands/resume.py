@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from daq.commands.inputs import check_speed, check_where, parse_settings
+from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
 from daq.core import units as u
 from daq.core.capabilities import Potentiostat, PressureSensor
@@ -110,7 +110,9 @@ def _hardware(
 
     rig_path, _, channel_name = str(args.rig).partition("#")
     rig = load_rig(rig_path)
-    channel = rig.channel_for(channel_name or None, cell.cell_id)
+    with open_run(path) as run:  # without #CHANNEL: the channel the run file says it ran on, never a guess
+        stored = str(run.attrs.get("channel", "") or "")
+    channel = rig.channel_for(channel_name or stored or None, cell.cell_id)
     if channel.cell.cell_id != cell.cell_id:
         raise ConfigError(
             "--rig",
@@ -146,41 +148,40 @@ def cmd_resume(args: argparse.Namespace) -> int:
     protocol, cell, point, _ = rebuild(path)
     with open_run(path) as run:
         reference = reference_from_run(run, cell)
-    raw_pstat, raw_transducer, clock, attrs, simulated = _hardware(args, path, cell)
-    pstat = ResilientPotentiostat(raw_pstat, clock)
-    transducer = ResilientTransducer(raw_transducer, clock) if raw_transducer is not None else None
-    notifier = (
-        Notifier(notify_config, {"run_file": str(path), "cell_id": cell.cell_id, "protocol": protocol.name})
-        if notify_config
-        else None
-    )
-    binding.check(protocol, cell, pstat.capabilities)
-    try:
-        pstat.connect()
-        report = check_cell(pstat, clock, cell, reference, limits)
-    except BaseException:
-        _off(pstat)
-        raise
-    if not report.ok:
-        _off(pstat)
-        message = f"{path}: not resumed: {report.problem}"
-        try:
-            record(path, "resume_refused", f"resume refused, no current applied: {report.problem}", report.data())
-        except DaqError as exc:
-            message += f" (could not be recorded in the file: {exc})"
-        _refused_notice(notifier, message, cell)
-        raise SoundnessError(message, report)
-    record(path, "soundness_check", f"before resuming: {report.summary()}", report.data())
-    control = RunControl()
-    previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
-    try:
-        result = resume_protocol(
-            path, pstat, clock, transducer, control=control, subscribers=[notifier] if notifier else []
+    control = RunControl()  # every stop signal aborts, from connecting on
+    with abort_on_signals(control):
+        raw_pstat, raw_transducer, clock, attrs, simulated = _hardware(args, path, cell)
+        pstat = ResilientPotentiostat(raw_pstat, clock)
+        transducer = ResilientTransducer(raw_transducer, clock) if raw_transducer is not None else None
+        notifier = (
+            Notifier(notify_config, {"run_file": str(path), "cell_id": cell.cell_id, "protocol": protocol.name})
+            if notify_config
+            else None
         )
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        for line in notifier.close() if notifier else []:
-            print(f"daq: warning: {line}", file=sys.stderr)
+        binding.check(protocol, cell, pstat.capabilities)
+        try:
+            pstat.connect()
+            report = check_cell(pstat, clock, cell, reference, limits)
+        except BaseException:
+            _off(pstat)
+            raise
+        if not report.ok:
+            _off(pstat)
+            message = f"{path}: not resumed: {report.problem}"
+            try:
+                record(path, "resume_refused", f"resume refused, no current applied: {report.problem}", report.data())
+            except DaqError as exc:
+                message += f" (could not be recorded in the file: {exc})"
+            _refused_notice(notifier, message, cell)
+            raise SoundnessError(message, report)
+        record(path, "soundness_check", f"before resuming: {report.summary()}", report.data())
+        try:
+            result = resume_protocol(
+                path, pstat, clock, transducer, control=control, subscribers=[notifier] if notifier else []
+            )
+        finally:
+            for line in notifier.close() if notifier else []:
+                print(f"daq: warning: {line}", file=sys.stderr)
     print(
         f"resumed {path} in step {point.steps_done + 1} after {point.t_last:.0f} s of run time "
         f"({attrs.get('rig', '')}); {report.summary()}"

@@ -10,15 +10,15 @@ densities become currents through its electrode area. A simulated channel runs i
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
 from typing import Any
 
+from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
 from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.core.errors import ConfigError
 from daq.engine.engine import RunControl
-from daq.engine.rig import build_channel, load_rig
+from daq.engine.rig import build_channel, deadman_note, load_rig
 from daq.engine.runner import run_protocol
 from daq.models.cell import Cell, cell_from_text, read_cell_text
 from daq.storage.naming import default_out
@@ -46,12 +46,11 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
     if args.speed is not None and not simulated:
         raise ConfigError("--speed", args.speed, "only a simulated channel can run faster than real time")
     clock: Clock = (ScaledClock(args.speed) if args.speed else VirtualClock()) if simulated else RealClock()
-    hardware = build_channel(rig, channel, clock, cell)
-
     out = Path(args.out) if args.out else default_out(protocol.name, cell.cell_id)
+    deadman, backing = deadman_note(rig.instruments[channel.instrument])
     control = RunControl()
-    previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
-    try:
+    with abort_on_signals(control):
+        hardware = build_channel(rig, channel, clock, cell)
         result = run_protocol(
             protocol,
             cell,
@@ -66,11 +65,12 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
                 "channel": channel.name,
                 "instrument": channel.instrument,
                 "clock": "wall" if not clock.virtual else "virtual",
+                "deadman_s": deadman,
+                "deadman_unit": "s",
+                "deadman_backing": backing,
             },
             **stored,
         )
-    finally:
-        signal.signal(signal.SIGINT, previous)
     print(f"rig '{rig.name}', channel {channel.name} ({channel.instrument}); run file {out}")
     print(summary(result, protocol, cell, simulated=simulated))
     return 0 if result.status != "failed" else 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
 
 from daq.commands.inputs import DEFAULT_PROTOCOL, check_speed, check_where, load_inputs
+from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
 from daq.core.clock import ScaledClock, VirtualClock
 from daq.engine.engine import RunControl
@@ -68,8 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sim, pstat, transducer = simulated_rig(cell, clock)
     out = Path(args.out) if args.out else default_out(protocol.name, cell.cell_id)
     control = RunControl()
-    previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
-    try:
+    with abort_on_signals(control):
         result = run_protocol(
             protocol,
             cell,
@@ -81,7 +80,5 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_attrs={"rig": "simulator", "clock": "virtual" if clock.virtual else "scaled"},
             **stored,
         )
-    finally:
-        signal.signal(signal.SIGINT, previous)
     print(summary(result, protocol, cell, simulated=True))
     return 0 if result.status != "failed" else 1

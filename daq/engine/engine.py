@@ -9,15 +9,13 @@ VirtualClock (accelerated time).
 from __future__ import annotations
 
 import dataclasses
-import math
-import threading
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from daq.core.capabilities import EisRequest, Potentiostat, PressureSensor, Rewindable
-from daq.core.clock import Clock
+from daq.core.capabilities import Potentiostat, PressureSensor, Rewindable
+from daq.core.clock import Clock, RealClock
 from daq.core.errors import DaqError, InstrumentError
 from daq.core.records import (
     Event,
@@ -30,59 +28,21 @@ from daq.core.records import (
     RunStart,
     RunStatus,
     Samples,
-    Spectrum,
     StepEnd,
     StepStart,
     StopReason,
 )
-from daq.core.samples import FLAG_HW_LIMIT, SampleBlock
+from daq.core.samples import SampleBlock
+from daq.engine.control import RunControl
 from daq.engine.interlocks import Interlock
-from daq.engine.safety import ShortCircuitDetector, first_outside
+from daq.engine.step_runners import StepRunners, StopRun
 from daq.engine.stream import RecordStream
 from daq.models.cell import Cell
-from daq.storage import layout as L
 from protocols import steps as S
 
+__all__ = ["Engine", "RunControl", "step_parameters"]  # RunControl lives in daq.engine.control
+
 POST_SHORT_EIS = S.EisSpec("potentiostatic", 1e5, 1.0, 5, 0.005, None)
-
-
-class RunControl:
-    """Operator requests to a running engine, safe to call from any thread (GUI, signal handler)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Condition()
-        self.abort_requested = False
-        self.pause_requested: str | None = None  # "now" | "step_end"
-        self.reason = ""
-
-    def abort(self, reason: str = "operator abort") -> None:
-        with self._lock:
-            self.abort_requested, self.reason = True, reason
-            self._lock.notify_all()
-
-    def pause(self, when: str = "now", reason: str = "operator pause") -> None:
-        if when not in ("now", "step_end"):
-            raise ValueError("pause when 'now' or 'step_end'")
-        with self._lock:
-            self.pause_requested, self.reason = when, reason
-            self._lock.notify_all()
-
-    def resume(self) -> None:
-        with self._lock:
-            self.pause_requested = None
-            self._lock.notify_all()
-
-    def wait(self, seconds: float) -> None:
-        with self._lock:
-            self._lock.wait(seconds)
-
-
-class _Stop(Exception):
-    """Ends the protocol: a terminal stop condition, an abort or a fault."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason, self.message = reason, message
 
 
 def step_parameters(step: S.Step) -> dict[str, Any]:
@@ -95,7 +55,7 @@ def step_parameters(step: S.Step) -> dict[str, Any]:
     return out
 
 
-class Engine:
+class Engine(StepRunners):
     """Executes a Protocol on a potentiostat (and optional transducer), emitting records to a stream
     (the run file's writer is one of its subscribers)."""
 
@@ -148,10 +108,23 @@ class Engine:
         self.plated = 0.0
         self.short: dict[str, float] | None = None
         self.events: list[dict[str, Any]] = []
+        self._period = 1.0  # s, sample period of the latest step
+        self._first_dt: float | None = None  # after a command: the first sample's charge spans at most this
+        self._open_row: dict[str, Any] | None = None  # the step under way (its /steps row is not written yet)
+        self._step_q = 0.0  # C, charge of the step under way up to its last stored sample
+        self._unchecked: dict[str, np.ndarray] | None = None  # last stored block not yet seen by interlocks
 
     # --- plumbing -----------------------------------------------------------------------------
     def _now(self) -> float:
         return self.clock.now() - self.t0
+
+    def _sleep(self, seconds: float) -> None:
+        """Let clock time pass; on the wall clock an abort (a signal, the GUI) ends the wait at once."""
+        if isinstance(self.clock, RealClock):
+            if seconds > 0 and not self.control.abort_requested:
+                self.control.wait(seconds)
+            return
+        self.clock.sleep(seconds)
 
     def _emit(self, record: Record) -> None:
         """Deliver a record; optional subscribers that fail are dropped, never the run."""
@@ -196,6 +169,11 @@ class Engine:
         dt = np.empty(n)  # np.diff(t, prepend=t_prev) without its per-call overhead (same subtractions)
         if n:
             dt[0] = t[0] - t_prev
+            if self._first_dt is not None:
+                # The instrument started the command at or after t_prev and samples every period: its first
+                # sample carries at most one period's charge, however late the PC read it.
+                dt[0] = min(max(dt[0], 0.0), self._first_dt)
+                self._first_dt = None
             np.subtract(t[1:], t[:-1], out=dt[1:])
         q = q_prev + np.cumsum(block.I * dt)
         cols = {
@@ -236,20 +214,42 @@ class Engine:
 
     def _store(self, cols: dict[str, np.ndarray]) -> None:
         self.samples += len(cols["t"])
+        if len(cols["t"]):
+            self._step_q = float(cols["Q"][-1])
+            self._unchecked = cols
         self._emit(Samples(cols))
+
+    def _commanded(self, period: float) -> float:
+        """Called just before a command that starts sampling: returns the run time the instrument's
+        samples are counted from (charge bookkeeping on the instrument's sample times)."""
+        self._first_dt = period
+        return self._now()
+
+    def _drain(self, q: float, t_prev: float) -> tuple[dict[str, np.ndarray] | None, float, float]:
+        """Store what the instrument buffered up to the step's last command: samples belong to the step
+        whose command produced them, never to the next one. Returns (block or None, q, t_prev)."""
+        block = self.pstat.read()
+        if not len(block):
+            return None, q, t_prev
+        cols = self._columns(block, q, t_prev)
+        self._store(cols)
+        return cols, float(cols["Q"][-1]), float(cols["t"][-1])
 
     # --- protocol -----------------------------------------------------------------------------
     def run(self) -> RunResult:
         self.t0 = self.clock.now() - (self.resume.t_last if self.resume else 0.0)
         if self.resume:
             self.samples = self.resume.samples
+        self.control.running = True
         self._emit(RunStart(self.resume.t_last if self.resume else 0.0))
         outcome, message, status = Outcome.COMPLETED, "protocol completed", RunStatus.COMPLETED
         try:
             self._run_steps(self.protocol.steps)
-        except _Stop as stop:
+        except StopRun as stop:
             outcome, message = Outcome(stop.reason), stop.message
-            if stop.reason in (S.SHORT_CIRCUIT, S.VOLTAGE_LIMIT, S.CURRENT_LIMIT) and self.after_stop > 0:
+            if self._open_row is not None:  # an abort or an interlock that never cleared: one way to record
+                self._interrupted(StopReason(stop.reason), message)
+            elif stop.reason in (S.SHORT_CIRCUIT, S.VOLTAGE_LIMIT, S.CURRENT_LIMIT) and self.after_stop > 0:
                 # Record the cell at open circuit after the cut-off: shows the current is off and what the
                 # cell does then (a shorted cell stays near 0 V).
                 self._rest(S.Rest("open circuit after stop", self.after_stop, 1.0))
@@ -258,15 +258,64 @@ class Engine:
                     # resistance (for its diameter); 5 mV around open circuit is harmless.
                     self._eis(S.Eis("impedance after short", POST_SHORT_EIS))
         except (DaqError, Exception) as exc:  # noqa: BLE001 - any failure mid-run must still end with the cell off
-            self._safe()
             outcome, status = Outcome.FAULT, RunStatus.FAILED
             message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, DaqError) else str(exc)
             try:
-                self.event("fault", message)
+                self._interrupted(StopReason.FAULT, message)
             except Exception:  # noqa: BLE001 - storage itself failed; the message still reaches the caller
-                pass
+                self._safe()
         finally:
             self._safe()
+            self.control.running = False
+        return self._finish(status, outcome, message)
+
+    def _interrupted(self, reason: StopReason, message: str) -> None:
+        """An abort, a fault or an interlock that did not clear, recorded one way: current off, the
+        interrupted step's row, an event, then the open-circuit record (or an event saying the output
+        could not be confirmed off)."""
+        problem = ""
+        try:
+            self.pstat.open_circuit(None)
+        except Exception as exc:  # noqa: BLE001 - a dead instrument: say so, never raise over the run's end
+            problem = f"{type(exc).__name__}: {exc}"
+        if not problem and self._open_row is not None:
+            try:
+                self._drain(self._step_q, self._last_t())
+            except Exception as exc:  # noqa: BLE001 - as above
+                problem = f"{type(exc).__name__}: {exc}"
+        if self._open_row is not None:
+            self._end(self._open_row, reason, self._step_q)
+        kind = EventKind.ABORTED if reason == StopReason.ABORTED else EventKind.FAULT
+        if reason == StopReason.INTERLOCK:
+            kind = EventKind.INTERLOCK
+        self.event(kind, message)
+        if not problem:
+            try:
+                self._open_circuit_record(f"open circuit after {reason.value}")
+                return
+            except Exception as exc:  # noqa: BLE001 - as above
+                problem = f"{type(exc).__name__}: {exc}"
+            if self._open_row is not None:
+                self._end(self._open_row, StopReason.FAULT, 0.0)
+        self.event(
+            EventKind.SAFE_STATE_UNCONFIRMED,
+            f"the output could not be confirmed off ({problem}); the instrument's own dead-man time is the "
+            "only guarantee: check the channel and run `daq safe` on it",
+            error=problem,
+        )
+
+    def _open_circuit_record(self, label: str) -> None:
+        """A short rest at I = 0 that shows the output off: two samples at the last step's period."""
+        period = self._period  # the interrupted step's: the instrument is known to sample at it
+        rest = S.Rest(label, 2 * period, period)
+        self.resume = None
+        self._rest(rest)
+
+    def _last_t(self) -> float:
+        cols = self._unchecked
+        return float(cols["t"][-1]) if cols is not None and len(cols["t"]) else self._now()
+
+    def _finish(self, status: RunStatus, outcome: Outcome, message: str) -> RunResult:
         duration = self._now()
         result = RunResult(
             self.path,
@@ -300,7 +349,7 @@ class Engine:
                     for c in range(1, step.cycles + 1):
                         self.cycle = c
                         self._run_steps(step.steps)
-                except _Stop as stop:
+                except StopRun as stop:
                     if stop.reason not in step.until:
                         raise
                     self.event("loop_end", f"{step.label} ended in cycle {self.cycle}: {stop.message}")
@@ -324,6 +373,7 @@ class Engine:
         """Start a step; returns (t_start, row, elapsed, charge): the progress already made when this
         is the step an interrupted run is resuming."""
         self.step_index += 1
+        self._period = getattr(step, "sample_period", self._period)
         elapsed, charge = 0.0, 0.0
         if self.resume is not None and self.step_index == self.resume.steps_done:
             elapsed, charge = self.resume.elapsed, self.resume.charge
@@ -343,9 +393,11 @@ class Engine:
             "parameters": step_parameters(step),
         }
         self._emit(StepStart(**row))
+        self._open_row, self._step_q, self._unchecked = row, charge, None
         return row["t_start"], row, elapsed, charge
 
     def _end(self, row: dict[str, Any], reason: str, q: float) -> None:
+        self._open_row = None
         self._emit(StepEnd(**dict(row, t_end=self._now(), end_reason=StopReason(reason), Q=q)))
 
     def _check_control(
@@ -359,23 +411,51 @@ class Engine:
         and the step must re-apply its current."""
         c = self.control
         if c.abort_requested:
-            raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
+            raise StopRun(S.ABORTED, c.reason or "aborted by the operator")
         if c.pause_requested == "now" or (between_steps and c.pause_requested == "step_end"):
             self.pstat.open_circuit(None)
             self.event("paused", c.reason or "paused", when=c.pause_requested)
             while c.pause_requested and not c.abort_requested:
                 c.wait(0.2)  # the cell is off and not sampled: wait for the operator in wall time
             if c.abort_requested:
-                raise _Stop(S.ABORTED, c.reason or "aborted by the operator")
+                raise StopRun(S.ABORTED, c.reason or "aborted by the operator")
             self.event("resumed", "resumed")
             return "paused"
-        if cols is not None:
-            for interlock in self.interlocks:
-                message = interlock.violation(cols)
-                if message:
-                    self._hold(interlock, message, period, q)
+        if between_steps and self.interlocks:
+            # The last block of the step just ended, then a fresh reading: nothing starts while a
+            # condition is present, however short the steps are.
+            last, self._unchecked = self._unchecked, None
+            for block in (last, self._fresh_reading()):
+                if block is not None and self._interlocked(block, period, q):
                     return "paused"
+        if cols is not None:
+            self._unchecked = None
+            if self._interlocked(cols, period, q):
+                return "paused"
         return None
+
+    def _interlocked(self, cols: dict[str, np.ndarray], period: float, q: float) -> bool:
+        """Hold the cell at open circuit while an interlock's condition is present in ``cols``."""
+        for interlock in self.interlocks:
+            message = interlock.violation(cols)
+            if message:
+                self._hold(interlock, message, period, q)
+                return True
+        return False
+
+    def _fresh_reading(self) -> dict[str, np.ndarray] | None:
+        """The transducer's reading now, as a one-row block (None without a transducer)."""
+        if self.transducer is None:
+            return None
+        try:
+            reading = self.transducer.read()
+        except InstrumentError as exc:
+            self.event(EventKind.TRANSDUCER_FAULT, str(exc))
+            return None
+        cols = {"pressure": np.array([reading.pressure])}
+        if reading.force is not None:
+            cols["force"] = np.array([reading.force])
+        return cols
 
     def _hold(self, interlock: Interlock, message: str, period: float, q: float) -> None:
         """Open circuit (still sampling; the step's charge stays at ``q``) until the interlock has been
@@ -387,8 +467,8 @@ class Engine:
         t_prev = t_trip
         while True:
             if self.control.abort_requested:
-                raise _Stop(S.ABORTED, self.control.reason or "aborted by the operator")
-            self.clock.sleep(
+                raise StopRun(S.ABORTED, self.control.reason or "aborted by the operator")
+            self._sleep(
                 self._interval(period)
                 if not self.clock.virtual
                 else min(self._interval(period), max(interlock.clear_wait, period))
@@ -408,216 +488,12 @@ class Engine:
                     f"{interlock.name} clear for {now - clear_since:.0f} s; resuming",
                     interlock=interlock.name,
                 )
+                self.pstat.open_circuit(None)
+                self._drain(q, t_prev)  # the hold's samples stay with the hold
                 return
             if now - t_trip > interlock.timeout:
-                raise _Stop(
+                raise StopRun(
                     S.INTERLOCK,
                     f"{interlock.name} did not clear within {interlock.timeout:.0f} s: "
                     f"{message}; run stopped with the cell at open circuit",
                 )
-
-    # --- steps --------------------------------------------------------------------------------
-    def _rest(self, step: S.Rest) -> None:
-        if self._skip():
-            return
-        t_start, row, elapsed, _ = self._begin(step)
-        self.pstat.open_circuit(step.sample_period)
-        t_prev, q = self._now(), 0.0
-        deadline = t_start + step.duration
-        while True:
-            self.clock.sleep(min(self._interval(step.sample_period, rewound=True), deadline - self._now()))
-            cols = self._columns(self.pstat.read(), q, t_prev)
-            self._store(cols)
-            if len(cols["t"]):
-                t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
-            if self._now() >= deadline - 1e-9:
-                break
-            if self._check_control() == "paused":
-                self.pstat.open_circuit(step.sample_period)
-        self._end(row, S.TIME_REACHED, q)
-
-    def _galvanostatic(self, step: S.Galvanostatic) -> None:
-        if self._skip():
-            return
-        current = self.cell.current(step.signed_current_density)
-        q_target = step.capacity * self.area if step.capacity is not None else math.inf  # C
-        t_limit = step.duration if step.duration is not None else math.inf
-        every = step.eis_every * self.area if step.eis_every else math.inf
-        t_start, row, _, q = self._begin(step)
-        t_prev = self._now()
-        next_eis = every * (math.floor(abs(q) / every + 1e-9) + 1) if every < math.inf else math.inf
-
-        def apply() -> tuple[ShortCircuitDetector, float, float]:
-            """(Re)apply the current for what is left of the step; returns detector, t_on, |q| then."""
-            remaining = min((q_target - abs(q)) / abs(current), t_limit - (self._now() - t_start))
-            self.pstat.apply_current(current, step.v_min, step.v_max, step.sample_period, remaining)
-            return ShortCircuitDetector(self.protocol.short_circuit, step.sample_period, current), self._now(), abs(q)
-
-        detector, t_on, q_on = apply()
-        reason = None
-        while reason is None:
-            now = self._now()
-            t_end = t_on + min((q_target - q_on) / abs(current), t_limit - (t_on - t_start))
-            t_eis = t_on + (next_eis - q_on) / abs(current)
-            self.clock.sleep(min(now + self._interval(step.sample_period, rewound=True), t_end, t_eis) - now)
-            cols = self._columns(self.pstat.read(), q, t_prev)
-            reason, k = self._galvanostatic_stop(step, cols, detector)
-            if reason is not None:
-                cols = self._react(cols, k)
-                self.pstat.open_circuit(None)  # current off before anything else
-            self._store(cols)
-            if len(cols["t"]):
-                t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
-                if step.direction == S.PLATE:
-                    self.plated = max(self.plated, abs(q) / self.area)
-            if reason is None and self._now() >= t_end - 1e-9:
-                reason = S.CAPACITY_REACHED if abs(q) >= q_target * (1 - 1e-6) else S.TIME_REACHED
-                self.pstat.open_circuit(None)
-            if reason is not None:
-                self._record_stop(step, reason, cols, k, q)
-                break
-            # Due by charge, or by time: a real instrument's charge can land a hair short of the mark.
-            due = abs(q) >= next_eis * (1 - 1e-9) or self._now() >= t_eis - 1e-9
-            if due and step.operando_eis is not None:
-                q, t_prev = self._sweep(step.operando_eis, q, t_prev, dc_current=current)
-                next_eis += every
-            if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
-                detector, t_on, q_on = apply()
-                t_prev = t_on  # charge flows again from the moment the current is re-applied
-        self._end(row, reason, q)
-        if reason in step.stop_on:
-            raise _Stop(reason, self.events[-1]["message"])
-
-    def _galvanostatic_stop(
-        self, step: S.Galvanostatic, cols: dict[str, np.ndarray], detector: ShortCircuitDetector
-    ) -> tuple[str | None, int]:
-        """The first stop condition in the block and the sample where it happened."""
-        e = cols["E_we"] if self.use_reference else cols["E_cell"]
-        found: list[tuple[int, str]] = []
-        k = detector.check(e, cols["I"])
-        if k is not None:
-            found.append((k, S.SHORT_CIRCUIT))
-        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
-        if hw.size:
-            found.append((int(hw[0]), S.VOLTAGE_LIMIT))
-        k = first_outside(cols["E_we"], step.v_min, step.v_max)
-        if k is not None:
-            found.append((k, S.VOLTAGE_LIMIT))
-        if not found:
-            return None, -1
-        k, reason = min(found)
-        return reason, k
-
-    def _record_stop(self, step: S.Step, reason: str, cols: dict[str, np.ndarray], k: int, q: float) -> None:
-        if reason == S.SHORT_CIRCUIT:
-            t = float(cols["t"][k])
-            cap = abs(float(cols["Q"][k])) / self.area
-            self.short = {"t": t, "capacity": cap, "sample": self.samples - len(cols["t"]) + k}
-            self.event(
-                S.SHORT_CIRCUIT,
-                f"short circuit at {t:.0f} s after {cap / 36000:.3f} mAh/cm^2: polarisation collapsed from "
-                f"{1e3 * float(np.max(np.abs(cols['E_we'][max(0, k - 10) : k + 1]))):.1f} mV to "
-                f"{1e3 * abs(float(cols['E_we'][k])):.1f} mV; current switched off",
-                t_trip=t,
-                capacity=cap,
-                E_at_trip=float(cols["E_we"][k]),
-                sample=self.short["sample"],
-            )
-        elif reason == S.VOLTAGE_LIMIT:
-            e = float(cols["E_we"][k]) if k >= 0 else math.nan
-            lo, hi = getattr(step, "v_min", math.nan), getattr(step, "v_max", math.nan)
-            self.event(S.VOLTAGE_LIMIT, f"voltage limit reached: E_we = {e:.3f} V outside [{lo:g}, {hi:g}] V", E=e)
-        elif reason == S.CURRENT_LIMIT:
-            self.event(S.CURRENT_LIMIT, f"current limit reached: I = {float(cols['I'][k]):.3e} A")
-        else:
-            self.event(
-                "step_end",
-                f"{step.label}: {reason.replace('_', ' ')} ({abs(q) / self.area / 36000:.3f} mAh/cm^2)",
-                reason=reason,
-            )
-
-    def _potentiostatic(self, step: S.Potentiostatic) -> None:
-        if self._skip():
-            return
-        i_lim = step.i_limit * self.area
-        t_start, row, _, q = self._begin(step)
-        deadline = t_start + step.duration
-        self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, deadline - self._now())
-        t_prev = self._now()
-        reason = None
-        while reason is None:
-            self.clock.sleep(min(self._interval(step.sample_period), deadline - self._now()))
-            cols = self._columns(self.pstat.read(), q, t_prev)
-            k = first_outside(np.abs(cols["I"]), -1.0, i_lim * (1 - 1e-9))
-            if k is not None:
-                reason = S.CURRENT_LIMIT
-                cols = self._react(cols, k)
-                self.pstat.open_circuit(None)
-            self._store(cols)
-            if len(cols["t"]):
-                t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
-            if reason is None and self._now() >= deadline - 1e-9:
-                reason, k = S.TIME_REACHED, -1
-            if reason is not None:
-                self._record_stop(step, reason, cols, k if k is not None else -1, q)
-                break
-            if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
-                self.pstat.apply_potential(step.potential, -i_lim, i_lim, step.sample_period, deadline - self._now())
-                t_prev = self._now()
-        self.pstat.open_circuit(None)
-        self._end(row, reason, q)
-        if reason in step.stop_on:
-            raise _Stop(reason, self.events[-1]["message"])
-
-    def _eis(self, step: S.Eis) -> None:
-        """A whole sweep; an interrupted sweep is measured again from its first frequency on resume."""
-        if self._skip():
-            return
-        _, row, _, _ = self._begin(step)
-        spec = step.spec
-        if spec.mode == "galvanostatic" and spec.dc:
-            dc = self.cell.current(spec.dc)
-            self.pstat.apply_current(dc, -5.0, 5.0, 1.0)
-        elif spec.mode == "potentiostatic" and spec.dc is not None:
-            dc = spec.dc
-            self.pstat.apply_potential(
-                dc, -self.pstat.capabilities.max_current, self.pstat.capabilities.max_current, 1.0
-            )
-        else:
-            dc = 0.0
-            self.pstat.open_circuit(1.0)
-        q, _ = self._sweep(spec, 0.0, self._now(), dc_current=dc if spec.mode == "galvanostatic" else 0.0)
-        self.pstat.open_circuit(None)
-        self._end(row, S.COMPLETED, q)
-
-    def _sweep(self, spec: S.EisSpec, q: float, t_prev: float, dc_current: float) -> tuple[float, float]:
-        """Measure and store one spectrum; samples taken meanwhile are stored too (charge bookkeeping
-        goes on). Returns the step charge and the time of the last sample."""
-        amplitude = self.cell.current(spec.amplitude) if spec.mode == "galvanostatic" else spec.amplitude
-        dc = dc_current if spec.mode == "galvanostatic" else spec.dc
-        request = EisRequest(spec.mode, list(spec.frequencies()), amplitude, dc)
-        t_begin = self._now()
-        points = []
-        for p in self.pstat.impedance(request):
-            points.append((0, p.frequency, p.z_real, p.z_imag, p.t - self.t0, p.E_dc, p.I_dc, p.ok))
-            if self.control.abort_requested:
-                break
-        arr = np.array(points, dtype=L.POINTS)
-        meta = {
-            "t_start": t_begin,
-            "t_end": self._now(),
-            "step": self.step_index,
-            "cycle": self.cycle,
-            "Q": q,
-            "mode": spec.mode,
-            "dc": dc if dc is not None else math.nan,
-            "amplitude": amplitude,
-        }
-        self._emit(Spectrum(self.spectra, meta, arr))
-        self.spectra += 1
-        block = self.pstat.read()
-        if len(block):
-            cols = self._columns(block, q, t_prev)
-            self._store(cols)
-            q, t_prev = float(cols["Q"][-1]), float(cols["t"][-1])
-        return q, t_prev

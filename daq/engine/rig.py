@@ -40,6 +40,8 @@ from daq.core.tables import ConfigTable, read_toml
 from daq.models.cell import Cell, load_cell
 from drivers.registry import BuildContext, instrument_entry, transducer_entry
 
+DEFAULT_DEADMAN = 60.0  # s: rig-file ``deadman`` when not given
+
 _REGISTER_KEYS = {
     "value",
     "value_type",
@@ -62,6 +64,7 @@ class InstrumentSpec:
     kind: str
     resource: str
     options: dict[str, Any] = field(default_factory=dict)  # SI values (timeout in s ...)
+    deadman: float = DEFAULT_DEADMAN  # s the instrument sources without the engine re-arming it
 
 
 @dataclass(frozen=True)
@@ -94,19 +97,17 @@ class Rig:
     channels: dict[str, ChannelSpec]
 
     def channel_for(self, name: str | None = None, cell_id: str | None = None) -> ChannelSpec:
-        """The channel called ``name``; without one, the only channel or the one holding ``cell_id``."""
+        """The channel called ``name``; without one, the rig's only channel. ``cell_id`` is kept for callers
+        but never picks a channel of a rig of several."""
         if name is not None:
             if name not in self.channels:
                 raise ConfigError("channel", name, f"not in the rig; channels: {', '.join(self.channels)}")
             return self.channels[name]
         if len(self.channels) == 1:
             return next(iter(self.channels.values()))
-        matching = [c for c in self.channels.values() if cell_id is not None and c.cell.cell_id == cell_id]
-        if len(matching) == 1:
-            return matching[0]
-        raise ConfigError(
-            "channel", None, f"the rig has channels {', '.join(self.channels)}; name one (RIG.toml#CHANNEL)"
-        )
+        # Never guessed, not even from the cell: a wrong channel sends current into another cell.
+        listing = ", ".join(f"{c.name} ({c.instrument}, cell {c.cell.cell_id})" for c in self.channels.values())
+        raise ConfigError("channel", None, f"the rig has channels {listing}; name one as RIG.toml#CHANNEL")
 
     def channels_of(self, instrument: str) -> list[ChannelSpec]:
         return [c for c in self.channels.values() if c.instrument == instrument]
@@ -176,7 +177,7 @@ def _instrument(name: str, data: object) -> InstrumentSpec:
     t = ConfigTable(data, f"instruments.{name}")
     kind = t.text("kind", nonempty=True)
     entry = _entry(instrument_entry, kind, t.at("kind"))
-    t.unknown({"kind", "resource", "timeout", "description"} | {o.name for o in entry.options})
+    t.unknown({"kind", "resource", "timeout", "description", "deadman"} | {o.name for o in entry.options})
     if entry.resource_example is None:
         resource = t.data.get("resource", f"sim://{name}")
         if not isinstance(resource, str):
@@ -197,7 +198,13 @@ def _instrument(name: str, data: object) -> InstrumentSpec:
     timeout = _seconds(t, "timeout")
     if timeout is not None:
         options["timeout"] = timeout
-    return InstrumentSpec(name, kind, resource, options)
+    deadman = t.quantity("deadman", u.TIME, lo=1.0, hi=86400.0, unit="s")
+    return InstrumentSpec(name, kind, resource, options, DEFAULT_DEADMAN if deadman is None else deadman)
+
+
+def deadman_note(spec: InstrumentSpec) -> tuple[float, str]:
+    """(dead-man time in s, what backs it) for ``daq instruments`` and the run file."""
+    return spec.deadman, instrument_entry(spec.kind).deadman
 
 
 def _entry(load: Any, kind: str, field_name: str) -> Any:
@@ -360,9 +367,12 @@ _connections: dict[Any, Any] = {}  # per process: connections shared by the chan
 
 
 def _context(spec: InstrumentSpec | TransducerSpec, resource: str, channel: ChannelSpec, clock: Clock, shared: dict):
-    return BuildContext(
+    ctx = BuildContext(
         spec.name, resource, dict(spec.options), channel.channel, channel.cell, clock, shared, _connections
     )
+    if isinstance(spec, InstrumentSpec):
+        ctx.deadman = spec.deadman
+    return ctx
 
 
 def build_potentiostat(rig: Rig, channel: ChannelSpec, clock: Clock, shared: dict | None = None) -> Potentiostat:

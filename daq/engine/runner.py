@@ -7,6 +7,7 @@ connected, so bad input never leaves current flowing or a half-made file behind.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from drivers.transcript import TranscriptPotentiostat
 from protocols import binding
 from protocols.loader import protocol_from_text
 from protocols.steps import Loop, Protocol, Step
+
+CLOSE_AFTER_SIGNAL = 0.3  # s given to closing an instrument interrupted while connecting
 
 
 def predictions(cell: Cell) -> dict[str, dict[str, Any]]:
@@ -203,7 +206,10 @@ def execute(
             )
     except BaseException as exc:
         try:
-            potentiostat.close()
+            if isinstance(exc, Exception):
+                potentiostat.close()
+            else:  # a stop signal while connecting: the output was never switched on; do not wait long
+                _close_within(potentiostat, CLOSE_AFTER_SIGNAL)
         finally:
             if isinstance(exc, ConfigError) and not engine_options.get("resume"):
                 writer.discard()  # refused before anything ran: no half-made file
@@ -216,6 +222,9 @@ def execute(
         if isinstance(exc, DaqError) or not isinstance(exc, Exception):
             raise
         raise InstrumentError(f"could not start the run: {exc}") from exc
+    control = engine_options.get("control")
+    if control is not None:  # from here on a stop signal is the engine's to handle: it records the abort
+        control.running = True
     subscribers = list(engine_options.pop("subscribers", ()))
     stream = RecordStream(required=[writer], optional=subscribers)
     engine = Engine(
@@ -245,6 +254,13 @@ def execute(
     except Exception as exc:  # noqa: BLE001 - analysis never costs the recorded run
         result.message += f" (post-run analysis failed: {type(exc).__name__}: {exc})"
     return result
+
+
+def _close_within(part: Potentiostat, seconds: float) -> None:
+    """Close in a worker and wait at most ``seconds``: a half-open link must not hold up a stop."""
+    worker = threading.Thread(target=_close_all, args=(part, None), daemon=True)
+    worker.start()
+    worker.join(seconds)
 
 
 def _close_all(potentiostat: Potentiostat, transducer: PressureSensor | None) -> str:

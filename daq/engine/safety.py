@@ -15,8 +15,9 @@ class ShortCircuitDetector:
 
     The reference is the largest |E| over the preceding ``window`` (carried across blocks), so a slow
     drift never trips it but a dendrite short, where |E| falls to a few percent in one sample period,
-    does. Samples where the set current is not flowing (instrument limit, end of the step) are ignored:
-    there the polarisation relaxes for a harmless reason.
+    does. Samples where the set current is not flowing in its direction (instrument limit, end of the
+    step, a sample of the previous command) are ignored: there the polarisation changes for a harmless
+    reason. A detector belongs to one command: make a new one at every (re)apply.
     """
 
     def __init__(self, criteria: ShortCircuitCriteria, sample_period: float, set_current: float):
@@ -30,7 +31,8 @@ class ShortCircuitDetector:
         c = self.criteria
         if not c.enabled or len(potential) == 0 or self.set_current == 0:
             return None
-        flowing = np.abs(current) >= 0.5 * abs(self.set_current)
+        # Only samples of this command count: the set current flowing in the set direction.
+        flowing = current * math.copysign(1.0, self.set_current) >= 0.5 * abs(self.set_current)
         mag = np.where(flowing, np.abs(potential), 0.0)
         joined = np.concatenate([self._tail, mag])
         w = self.width

@@ -131,9 +131,18 @@ class RunFile:
     def cell_overrides(self) -> dict[str, Any]:
         return json.loads(_decode(self.f["cell"].attrs.get("overrides", "{}")))
 
+    def _steps_done(self) -> int:
+        """Protocol steps that finished: rows of /steps up to the first one an abort or a fault cut
+        short (that step is resumed; rows after it record how the run ended, not protocol progress)."""
+        reasons = self.f["steps"].fields("end_reason")[()] if len(self.f["steps"]) else []
+        for index, reason in enumerate(reasons):
+            if _text(reason) in ("aborted", "fault", "interlock"):
+                return index
+        return len(reasons)
+
     def resume_point(self) -> ResumePoint:
         """Where an interrupted run stopped: finished steps, progress of the step cut short."""
-        steps_done = len(self.f["steps"])
+        steps_done = self._steps_done()
         n = len(self)
         spectra = len(self.f["eis/spectra"])
         if n == 0:
@@ -296,3 +305,7 @@ for _name, _member in list(vars(RunFile).items()):
 
 def open_run(path: str | Path) -> RunFile:
     return RunFile(path)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

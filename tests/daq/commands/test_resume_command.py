@@ -145,7 +145,9 @@ def test_resume_on_a_rig_channel_checks_the_cell(run_file, tmp_path, capsys):
     )
     assert main(["resume", str(run_file), "--rig", f"{rig}#B"]) == 2
     assert "channel B holds cell" in one_line_error(capsys)
-    assert main(["resume", str(run_file), "--rig", str(rig)]) == 0  # the channel holding the run's cell
+    assert main(["resume", str(run_file), "--rig", str(rig)]) == 2  # never a guessed channel
+    assert "channels A (sim, cell LPSCl-99-01), B (sim, cell LPSCl-95-01)" in one_line_error(capsys)
+    assert main(["resume", str(run_file), "--rig", f"{rig}#A"]) == 0
     with open_run(run_file) as run:
         assert run.status == "completed"
 

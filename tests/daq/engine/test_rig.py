@@ -52,9 +52,10 @@ def test_example_rig(doc):
     assert regs.unit_codes[3] == "psi" and regs.overflow == (32767, -32768)
     assert rig.transducers["press_b"].options["ram_area"] == pytest.approx(3.14e-4)
     assert rig.transducers["press_c"].pressed_area == pytest.approx(19.63e-6)
-    assert rig.channel_for(cell_id="LPSCl-95-01").name == "B"
-    with pytest.raises(ConfigError, match="channels A, B, C, D"):
-        rig.channel_for()
+    # Without #CHANNEL a rig of several channels is refused with its channels, even when a cell matches.
+    for kwargs in ({"cell_id": "LPSCl-95-01"}, {}):
+        with pytest.raises(ConfigError, match=r"channels A \(.*\), B \(.*cell LPSCl-95-01\), C .*, D .*#CHANNEL"):
+            rig.channel_for(**kwargs)
 
 
 def _set(doc, dotted: str, value):
@@ -240,7 +241,9 @@ cell = "{CELL}"
     assert "Keithley 2450, serial 04412345, firmware 1.7.12b; output off" in text
     assert "output ON (in use by another run?)" in text
     assert "ranges: +-1050 mA" in text and "no EIS" in text and "reference electrode: no (two-terminal)" in text
-    gone = text.split("gone: keithley2450")[1].splitlines()[1]
+    gone_lines = text.split("gone: keithley2450")[1].splitlines()
+    assert gone_lines[1] == "    dead-man time: 60 s (programmed into the instrument)"
+    gone = gone_lines[2]
     assert "UNREACHABLE" in gone and ("cannot reach" in gone or "no reply" in gone)
     assert "simulated SimPstat-1" in text
     gauge_lines = text.split("gauge: mark10")[1].splitlines()
