@@ -20,6 +20,7 @@ import numpy as np
 
 from daq.analysis import AnalysisError
 from daq.analysis.contact_loss import contact_loss
+from daq.analysis.cycles import cycle_table, potential_column, store_cycles
 from daq.analysis.eis_fit import fit_circuit
 from daq.core.errors import DaqError
 from daq.models.cracks import filament_diameter
@@ -101,6 +102,7 @@ def analyse(path: str | Path) -> dict[str, Any]:
         events = run.events()
         steps = run.steps()
         fits = fit_spectra(run)
+        cycles, potential = cycle_table(run), potential_column(run)
         spectra = run.spectra()
         results: dict[str, Any] = {}
         shorts = events[events.kind == "short_circuit"]
@@ -143,6 +145,8 @@ def analyse(path: str | Path) -> dict[str, Any]:
                 "regions": list(cl.regions),
             }
     _store(path, results, fits)
+    with open_h5(path, "a") as f:
+        store_cycles(f.require_group("analysis"), cycles, potential)
     return results
 
 
