@@ -5,7 +5,7 @@ One row per loop cycle (the ``cycle`` column of /timeseries, 0 outside loops is 
 - plated and stripped charge (C) and areal capacity (C/m^2): the charge of each current-carrying step
   of the cycle (the last ``Q`` of the step, which the engine integrates and a resumed step continues);
   negative charge is plating, positive stripping;
-- coulombic efficiency: stripped / plated charge;
+- coulombic efficiency: stripped / plated charge (NaN for a cycle cut short before it stripped);
 - mean, end and largest (by magnitude, signed) potential of each half cycle, over the samples whose
   current has the sign of that half (plating I < 0, stripping I > 0), so samples after a trip switched
   the current off do not count. The potential is E_we vs the reference on a three-electrode cell and
@@ -168,7 +168,7 @@ def cycle_table(run) -> np.ndarray:
         entry = cycles[c]
         charges = np.array(list(entry.step_charge.values()) or [0.0])
         plated, stripped = float(-charges[charges < 0].sum()), float(charges[charges > 0].sum())
-        ce = stripped / plated if plated > 0 else math.nan
+        ce = stripped / plated if plated > 0 and entry.strip.n else math.nan  # undefined before stripping
         rows.append(
             (
                 c,
