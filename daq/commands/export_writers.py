@@ -201,7 +201,7 @@ def _dta(run: RunFile, out: Path) -> int:
         f"DATE\tLABEL\t{date}\tDate",
         f"TIME\tLABEL\t{time}\tTime",
         f"AREA\tQUANT\t{area_cm2:.5E}\tSample Area (cm^2)",
-        f"NOTES\tNOTES\t1\tNotes...",
+        "NOTES\tNOTES\t1\tNotes...",
         f"\t{cell.get('cell_id', '')}, exported by {attrs.get('software', '')}",
         f"CURVE\tTABLE\t{n}",
         "\tPt\t" + "\t".join(name for name, _, _ in cols.values()),
