@@ -55,16 +55,24 @@ class CyclesView(QWidget):
         self.efficiency = self.plots.addPlot(row=1, col=0)
         self.capacity = self.plots.addPlot(row=2, col=0)
         for item, label, title in (
-            (self.potential, "overpotential (mV)", "Overpotential per half cycle (mean, and largest dashed)"),
-            (self.efficiency, "CE (%)", "Coulombic efficiency"),
-            (self.capacity, "capacity (mAh/cm^2)", "Plated and stripped capacity"),
+            (
+                self.potential,
+                "overpotential (mV)",
+                "Overpotential: <span style='color:#1f4e9c'>plating</span>, "
+                "<span style='color:#c03030'>stripping</span> (mean solid, largest dashed)",
+            ),
+            (self.efficiency, "CE (%)", "Coulombic efficiency (stripped / plated)"),
+            (
+                self.capacity,
+                "capacity (mAh/cm^2)",
+                "<span style='color:#1f4e9c'>Plated</span> and <span style='color:#c03030'>stripped</span> capacity",
+            ),
         ):
             item.setTitle(title, size="9pt")
             item.setLabel("left", label)
             item.setLabel("bottom", "cycle")
             item.showGrid(x=True, y=True, alpha=0.3)
             item.getAxis("left").enableAutoSIPrefix(False)
-        self.potential.addLegend(offset=(-10, 10), labelTextSize="8pt")
         self.efficiency.setXLink(self.potential)
         self.capacity.setXLink(self.potential)
         left.addWidget(self.plots, 1)
