@@ -75,19 +75,22 @@ def cycles_figure(table) -> plt.Figure:
     fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     c = table.cycle.values
     pot = table.attrs.get("potential", "E_we")
+    ms = 3 if len(c) <= 100 else 1  # hundreds of cycles: markers would merge into a band
     for half, colour in (("plate", "tab:blue"), ("strip", "tab:red")):
-        a1.plot(c, 1e3 * table[f"{half}_mean"], "o-", ms=3, color=colour, label=f"{half} mean")
-        a1.plot(c, 1e3 * table[f"{half}_end"], "s", ms=3, mfc="none", color=colour, label=f"{half} end")
-        a1.plot(c, 1e3 * table[f"{half}_extreme"], "^", ms=3, color=colour, alpha=0.5, label=f"{half} largest")
+        a1.plot(c, 1e3 * table[f"{half}_mean"], "o-", ms=ms, color=colour, label=f"{half} mean")
+        a1.plot(c, 1e3 * table[f"{half}_end"], "s", ms=ms, mfc="none", color=colour, label=f"{half} end")
+        a1.plot(c, 1e3 * table[f"{half}_extreme"], "^", ms=ms, color=colour, alpha=0.5, label=f"{half} largest")
     a1.axhline(0, color="grey", lw=0.5)
     a1.set_ylabel(f"overpotential ({pot}) / mV")
     a1.legend(fontsize=7, ncol=2, loc="best")
-    a2.plot(c, 100 * table.coulombic_efficiency, "o-", ms=3, color="k")
+    a2.plot(c, 100 * table.coulombic_efficiency, "o-", ms=ms, color="k")
     a2.set_ylabel("coulombic efficiency / %")
-    a3.plot(c, _mah(table.plate_capacity), "o-", ms=3, color="tab:blue", label="plated")
-    a3.plot(c, _mah(table.strip_capacity), "s--", ms=3, color="tab:red", label="stripped")
+    a3.plot(c, _mah(table.plate_capacity), "o-", ms=ms, color="tab:blue", label="plated")
+    a3.plot(c, _mah(table.strip_capacity), "s--", ms=ms, color="tab:red", label="stripped")
     a3.set_ylabel("capacity / mAh cm$^{-2}$")
     a3.set_xlabel("cycle")
+    top = float(np.nanmax(_mah(table[["plate_capacity", "strip_capacity"]].to_numpy()), initial=0.0))
+    a3.set_ylim(0, 1.15 * top if top > 0 else 1)  # from zero: equal capacities read 0.5, not 1e-12 + 5e-1
     a3.legend(fontsize=7)
     for row in table[table.stop == "short_circuit"].itertuples():
         for ax in (a1, a2, a3):
