@@ -48,21 +48,25 @@ def decimate(x: np.ndarray, y: np.ndarray, points: int = BINS) -> tuple[np.ndarr
     return np.repeat(x[edges], 2), np.column_stack([lo, hi]).ravel()
 
 
-def cycle_ranges(run, chunk: int = CHUNK) -> dict[int, tuple[int, int]]:
-    """{cycle: (first sample, one past the last)} for every loop cycle (cycle > 0)."""
+def value_ranges(run, column: str, chunk: int = CHUNK) -> dict[int, tuple[int, int]]:
+    """{value: (first sample, one past the last)} of an integer column (``cycle``, ``step``), from one
+    chunked pass; the values label contiguous runs of samples."""
     out: dict[int, tuple[int, int]] = {}
     n = len(run)
     for start in range(0, n, chunk):
-        cyc = run.column("cycle", start, min(n, start + chunk))
-        change = np.flatnonzero(np.diff(cyc, prepend=cyc[0] - 1) != 0)
-        ends = np.append(change[1:], len(cyc))
+        col = run.column(column, start, min(n, start + chunk))
+        change = np.flatnonzero(np.diff(col, prepend=col[0] - 1) != 0)
+        ends = np.append(change[1:], len(col))
         for a, b in zip(change, ends):
-            c = int(cyc[a])
-            if c <= 0:
-                continue
-            first = out.get(c, (start + int(a), 0))[0]
-            out[c] = (first, start + int(b))
+            v = int(col[a])
+            first = out.get(v, (start + int(a), 0))[0]
+            out[v] = (first, start + int(b))
     return out
+
+
+def cycle_ranges(run, chunk: int = CHUNK) -> dict[int, tuple[int, int]]:
+    """{cycle: (first sample, one past the last)} for every loop cycle (cycle > 0)."""
+    return {c: r for c, r in value_ranges(run, "cycle", chunk).items() if c > 0}
 
 
 def parse_cycles(text: str | None, available: list[int], default: int = 12) -> list[int]:

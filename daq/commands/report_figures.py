@@ -139,8 +139,11 @@ def step_curves_figure(run: RunFile) -> plt.Figure:
     steps = run.steps()
     plating = steps[steps.parameters.str.contains('"direction": "plate"')]
     fig, ax = plt.subplots(figsize=(8, 5))
+    ranges = D.value_ranges(run, "step")
     for row in plating.head(20).itertuples():
-        lo, hi = _step_range(run, int(row.index))
+        if int(row.index) not in ranges:
+            continue
+        lo, hi = ranges[int(row.index)]
         q, e = run.column("Q", lo, hi), run.column("E_we", lo, hi)
         ax.plot(*D.decimate(_mah(np.abs(q) / area), e), lw=0.8, label=f"step {row.index + 1} {row.label}")
     ax.set_xlabel("plated capacity / mAh cm$^{-2}$")
@@ -149,16 +152,6 @@ def step_curves_figure(run: RunFile) -> plt.Figure:
     if len(plating):
         ax.legend(fontsize=7)
     return fig
-
-
-def _step_range(run: RunFile, index: int) -> tuple[int, int]:
-    lo, hi, n = None, 0, len(run)
-    for start in range(0, n, D.CHUNK):
-        where = np.flatnonzero(run.column("step", start, min(n, start + D.CHUNK)) == index)
-        if len(where):
-            lo = start + int(where[0]) if lo is None else lo
-            hi = start + int(where[-1]) + 1
-    return (lo or 0), hi
 
 
 FIT_CIRCUITS = ("R0-p(R1,CPE1)-p(R2,CPE2)", "R0-p(R1,CPE1)")  # two arcs (bulk, interface), one as fallback
