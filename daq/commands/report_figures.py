@@ -181,8 +181,21 @@ def _fit(f: np.ndarray, z: np.ndarray):
 def _hz(f: float) -> str:
     for scale, unit in ((1e6, "MHz"), (1e3, "kHz"), (1.0, "Hz"), (1e-3, "mHz")):
         if f >= scale:
-            return f"{f / scale:g} {unit}"
-    return f"{f:g} Hz"
+            return f"{f / scale:.3g} {unit}"
+    return f"{f:.3g} Hz"
+
+
+def _mark_decades(ax, f: np.ndarray, z: np.ndarray, span: float) -> None:
+    """An x and its frequency at the point nearest each decade; points closer than 4 % of the plot's
+    span (the low-frequency end of a resistive spectrum, a small post-short arc) are labelled once."""
+    placed: list[complex] = []
+    for decade in 10.0 ** np.arange(np.floor(np.log10(f.min())), np.ceil(np.log10(f.max())) + 1):
+        j = int(np.argmin(np.abs(np.log10(f) - np.log10(decade))))
+        if abs(np.log10(f[j]) - np.log10(decade)) >= 0.15 or any(abs(z[j] - p) < 0.04 * span for p in placed):
+            continue
+        placed.append(z[j])
+        ax.plot(z.real[j], -z.imag[j], "x", color="k", ms=6)
+        ax.annotate(_hz(f[j]), (z.real[j], -z.imag[j]), xytext=(4, 4), textcoords="offset points", fontsize=7)
 
 
 def nyquist_figure(run: RunFile, fits: bool = True) -> plt.Figure | None:
@@ -199,8 +212,8 @@ def nyquist_figure(run: RunFile, fits: bool = True) -> plt.Figure | None:
     norm = Normalize(vmin=value.min(), vmax=value.max() if value.max() > value.min() else value.min() + 1)
     cmap = plt.get_cmap("viridis")
     drawn = np.unique(np.linspace(0, len(spectra) - 1, min(len(spectra), MAX_SPECTRA)).round().astype(int))
-    fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
-    top = 0.0
+    fig, ax = plt.subplots(figsize=(8, 7), layout="constrained")
+    top, marked = 0.0, []
     for k, i in enumerate(drawn):
         s = run.spectrum(int(i))
         s = s[s.ok.astype(bool)]
@@ -214,13 +227,10 @@ def nyquist_figure(run: RunFile, fits: bool = True) -> plt.Figure | None:
             zf = fit.impedance(grid)
             ax.plot(zf.real, -zf.imag, "-", lw=1.0, color=colour, alpha=0.8)
         if k in (0, len(drawn) - 1) and len(f):
-            for decade in 10.0 ** np.arange(np.floor(np.log10(f.min())), np.ceil(np.log10(f.max())) + 1):
-                j = int(np.argmin(np.abs(np.log10(f) - np.log10(decade))))
-                if abs(np.log10(f[j]) - np.log10(decade)) < 0.15:
-                    ax.plot(z.real[j], -z.imag[j], "x", color="k", ms=6)
-                    ax.annotate(
-                        _hz(f[j]), (z.real[j], -z.imag[j]), xytext=(4, 4), textcoords="offset points", fontsize=7
-                    )
+            marked.append((f, z))
+    span = max(top, float(np.ptp(ax.dataLim.intervalx)), 1e-12)
+    for f, z in marked:
+        _mark_decades(ax, f, z, span)
     ax.set_xlabel("Z' / ohm")
     ax.set_ylabel("-Z'' / ohm")
     ax.set_ylim(bottom=-0.05 * top if top > 0 else None)
@@ -228,8 +238,8 @@ def nyquist_figure(run: RunFile, fits: bool = True) -> plt.Figure | None:
     ax.set_title("Nyquist: points measured, lines circuit fits, x decade frequencies", fontsize=9)
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
     bar.set_label("plated capacity / mAh cm$^{-2}$" if by_capacity else "spectrum number")
-    if len(drawn) <= 12:
-        ax.legend(fontsize=7, loc="upper left")
+    if len(drawn) <= 12:  # below the plot: a legend inside would hide the arcs
+        fig.legend(fontsize=7, loc="outside lower center", ncol=2, frameon=False)
     return fig
 
 
