@@ -100,6 +100,7 @@ def test_nyquist_colour_bar_fit_and_post_short_label(run_path):
     ax, bar = fig.axes
     assert bar.get_ylabel() and ax.get_ylabel() == "-Z'' / ohm"
     assert len(ax.get_lines()) >= 2  # measured points and the fitted line
+    assert any(t.get_text().endswith("Hz") for t in ax.texts)  # decade frequencies marked
     assert ax.get_ylim()[0] > -0.1 * ax.get_ylim()[1]  # no half-height below zero
     plt.close(fig)
 
