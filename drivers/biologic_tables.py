@@ -141,16 +141,22 @@ class BoardFiles:
     ecc_suffix: str  # technique files: cp.ecc, cp4.ecc, cp5.ecc
 
 
+# Firmware by board type as BioLogic's C++ example of the package loads it (get_firmware_files; seen in a
+# public repository whose name the search did not give: unconfirmed by path); technique suffixes "", "4", "5"
+# as PyExpLabSys PyExpLabSys/drivers/bio_logic.py (SP-300 series: "4") and easy-biologic's techniques-6.08
+# folder (cplimit5.ecc, ca5.ecc ...) name them.
 BOARD_FILES: dict[int, BoardFiles] = {
     ESSENTIAL: BoardFiles("kernel.bin", "Vmp_ii_0437_a6.xlx", ""),
     PREMIUM: BoardFiles("kernel4.bin", "Vmp_iv_0395_aa.xlx", "4"),
-    DIGICORE: BoardFiles("kernel.bin", "", "5"),
+    DIGICORE: BoardFiles("kernel5.bin", "", "5"),
 }
 
-# Which family a device belongs to, to cross-check a board type that reads back wrong.
+# Which family a device belongs to, to cross-check a board type that reads back wrong: BioLogic's
+# kbio/kbio_types.py (CombiMatrix-AI/CombiMatrix.Py) VMP3_FAMILY and VMP300_FAMILY; PyExpLabSys's SP300SERIES
+# also puts the SP-100 and SP-240 with the SP-300. The e-series (VMP3_FAMILY there) carry DIGICORE boards.
 DEVICE_FAMILY: dict[int, int] = {
-    **dict.fromkeys((0, 1, 2, 3, 5, 6, 13, 14, 22, 23, 27, 28, 29, 30, 31), ESSENTIAL),
-    **dict.fromkeys((12, 16, 20, 21, 32), PREMIUM),
+    **dict.fromkeys((1, 3, 4, 5, 6, 7, 10, 11, 13, 14, 15, 17, 18, 19, 22, 28, 29, 30, 31), ESSENTIAL),
+    **dict.fromkeys((12, 16, 20, 21, 23, 27, 32), PREMIUM),
     **dict.fromkeys((33, 34, 35, 36), DIGICORE),
 }
 
@@ -225,55 +231,12 @@ MAX_STEPS = 100  # CP/CPLIMIT step tables
 DATA_BUFFER_WORDS = 1000  # TDataBuffer_t
 
 # Limit tests of CPLIMIT/CALIMIT: Test<n>_Config bit field (active bit 0, logic bit 1, sign bits 2.., variable
-# bits 5-6: 00 = Ewe); Exit_Cond 0 = next step, 1 = next technique, 2 = stop the experiment.
+# bits 5-6: 00 = Ewe, 11 = I); Exit_Cond 0 = next step, 1 = next technique, 2 = stop the experiment.
+# Unconfirmed: the encoding is that of a public kbio-based driver's get_test_magic (active + 2*and + 4*max +
+# 96*current); no BioLogic document was found.
 TEST_EWE_BELOW, TEST_EWE_ABOVE, TEST_OFF = 1, 5, 0
+TEST_I_BELOW, TEST_I_ABOVE = 97, 101
 EXIT_NEXT_STEP, EXIT_NEXT_TECHNIQUE, EXIT_STOP = 0, 1, 2
-
-# Data layouts of BL_GetData rows: (technique, process, board family or None for all) -> column names.
-# "t_high"/"t_low" are the two words of the time counter; "cycle"/"blank*" are integer words; the rest
-# are 32-bit floats.
-_EIS_FREQ_ROW = (
-    "freq",
-    "abs_Ewe",
-    "abs_I",
-    "Phase_Zwe",
-    "Ewe",
-    "I",
-    "blank0",
-    "abs_Ece",
-    "abs_Ice",
-    "Phase_Zce",
-    "Ece",
-    "blank1",
-    "blank2",
-    "t",
-    "Irange",
-)
-DATA_COLUMNS: dict[tuple[int, int], tuple[str, ...]] = {
-    (TECH_CP, 0): ("t_high", "t_low", "Ewe", "I", "cycle"),
-    (TECH_CPLIMIT, 0): ("t_high", "t_low", "Ewe", "I", "cycle"),
-    (TECH_CA, 0): ("t_high", "t_low", "Ewe", "I", "cycle"),
-    (TECH_CALIMIT, 0): ("t_high", "t_low", "Ewe", "I", "cycle"),
-    (TECH_GEIS, 0): ("t_high", "t_low", "Ewe", "I"),
-    (TECH_GEIS, 1): _EIS_FREQ_ROW,
-    (TECH_PEIS, 0): ("t_high", "t_low", "Ewe", "I"),
-    (TECH_PEIS, 1): _EIS_FREQ_ROW,
-}
-# OCV reports Ece as well on VMP3-technology boards only.
-OCV_COLUMNS = {
-    ESSENTIAL: ("t_high", "t_low", "Ewe", "Ece"),
-    PREMIUM: ("t_high", "t_low", "Ewe"),
-    DIGICORE: ("t_high", "t_low", "Ewe"),
-}
-INTEGER_COLUMNS = frozenset({"t_high", "t_low", "cycle", "blank0", "blank1", "blank2"})
-PHASE_UNIT = "deg"  # Phase_Zwe in process-1 EIS rows
-
-
-def data_columns(technique: int, process: int, board: int) -> tuple[str, ...] | None:
-    if technique == TECH_OCV and process == 0:
-        return OCV_COLUMNS.get(board)
-    return DATA_COLUMNS.get((technique, process))
-
 
 # --- parameter labels, per package version --------------------------------------------------------------
 # label -> type ("int" | "bool" | "single"). A technique's table lists every label the driver sends.
@@ -290,6 +253,28 @@ _CP = {
     "E_Range": "int",
     "Bandwidth": "int",
 }
+_CA = {
+    "Voltage_step": "single",
+    "vs_initial": "bool",
+    "Duration_step": "single",
+    "Step_number": "int",
+    "Record_every_dT": "single",
+    "Record_every_dI": "single",
+    "N_Cycles": "int",
+    "I_Range": "int",
+    "E_Range": "int",
+    "Bandwidth": "int",
+}
+_TESTS = {
+    "Test1_Config": "int",
+    "Test1_Value": "single",
+    "Test2_Config": "int",
+    "Test2_Value": "single",
+    "Test3_Config": "int",
+    "Test3_Value": "single",
+    "Exit_Cond": "int",
+}
+_CALIMIT = {**_CA, **_TESTS}
 _CPLIMIT = {
     **_CP,
     "Test1_Config": "int",
@@ -344,6 +329,17 @@ _PEIS = {
 }
 
 
+_TABLE = {
+    TECH_OCV: _OCV,
+    TECH_CP: _CP,
+    TECH_CPLIMIT: _CPLIMIT,
+    TECH_CA: _CA,
+    TECH_CALIMIT: _CALIMIT,
+    TECH_GEIS: _GEIS,
+    TECH_PEIS: _PEIS,
+}
+
+
 @dataclass(frozen=True)
 class LabelTable:
     """The parameter labels of one package version. ``optional`` labels exist in that version but the
@@ -356,13 +352,11 @@ class LabelTable:
 
 LABEL_TABLES: dict[str, LabelTable] = {
     # EC-Lab Development Package 6.0x (C/Delphi/LabVIEW era).
-    "6.0": LabelTable(
-        "6.0", {TECH_OCV: _OCV, TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS, TECH_PEIS: _PEIS}, {}
-    ),
+    "6.0": LabelTable("6.0", _TABLE, {}),
     # 6.04 and later (Python "kbio" examples): same core labels; EIS techniques accept an extra-controls word.
     "6.04": LabelTable(
         "6.04",
-        {TECH_OCV: _OCV, TECH_CP: _CP, TECH_CPLIMIT: _CPLIMIT, TECH_GEIS: _GEIS, TECH_PEIS: _PEIS},
+        _TABLE,
         {TECH_GEIS: {"xctr": "int"}, TECH_PEIS: {"xctr": "int"}},
     ),
 }

@@ -164,7 +164,7 @@ class SerialTransducer(_Base):
     def _identify(self) -> InstrumentInfo:
         return InstrumentInfo(self.vendor, self.model, "", "", "drivers.transducers", self.port)
 
-    def _ask(self, command: str, terminator: bytes | None = None) -> str:
+    def ask(self, command: str, terminator: bytes | None = None) -> str:
         """Send one command, return the reply line without its terminator (bounded by the timeout)."""
         import serial
 
@@ -203,7 +203,7 @@ class Mark10Gauge(SerialTransducer):
     offset_unit = "N"
 
     def read(self) -> PressureReading:
-        reply = self._ask("?")
+        reply = self.ask("?")
         if reply.startswith("*"):
             meaning = {
                 "*10": "illegal command",
@@ -249,7 +249,7 @@ class OmegaDP41(SerialTransducer):
 
     def read(self) -> PressureReading:
         cmd = f"{self.recognition}X01"
-        reply = self._ask(cmd)
+        reply = self.ask(cmd)
         if reply.startswith("X01"):
             reply = reply[3:].strip()  # echo mode repeats the command
         if re.fullmatch(r"\?[-+–]999999", reply):
@@ -288,10 +288,10 @@ class HbmAed(SerialTransducer):
         self.scale = float(scale)
 
     def _identify(self) -> InstrumentInfo:
-        ack = self._ask("COF3;")
+        ack = self.ask("COF3;")
         if ack != "0":
             raise InstrumentError(f"{self.name}: the amplifier refused ASCII output: {ack!r} to 'COF3;'")
-        idn = self._ask("IDN?;")
+        idn = self.ask("IDN?;")
         fields = [f.strip() for f in idn.split(",")]
         if len(fields) < 2:
             raise InstrumentError(f"{self.name}: unreadable reply {idn!r} to 'IDN?;'")
@@ -301,7 +301,7 @@ class HbmAed(SerialTransducer):
         return InstrumentInfo(vendor, model, serial_no, firmware, "drivers.transducers", self.port)
 
     def read(self) -> PressureReading:
-        reply = self._ask("MSV?;")
+        reply = self.ask("MSV?;")
         if reply == "?":
             raise InstrumentError(f"{self.name}: amplifier answered '?' (error) to 'MSV?;'")
         if not re.fullmatch(r"[-+]?\d+", reply):

@@ -8,6 +8,7 @@ from daq.core import units as u
 from daq.core.capabilities import Capabilities
 from daq.core.errors import ConfigError
 from daq.models.cell import Cell
+from protocols import limits as L
 from protocols.steps import Eis, EisSpec, Galvanostatic, Loop, Potentiostatic, Protocol, Rest, Step
 
 
@@ -55,9 +56,43 @@ def _check_eis(path: str, spec: EisSpec, cell: Cell, caps: Capabilities) -> None
         _check_current(path, "amplitude", spec.amplitude, cell, caps)
 
 
+def _check_step_length(path: str, step: Galvanostatic) -> None:
+    """A step ended by its capacity alone must end within the longest step and sample count allowed."""
+    if step.capacity is None or step.duration is not None:
+        return
+    duration = step.capacity / step.current_density
+    if duration > L.MAX_DURATION or duration / step.sample_period > L.MAX_SAMPLES_PER_STEP:
+        raise ConfigError(
+            f"{path}.capacity",
+            u.fmt(step.capacity, "mAh/cm^2"),
+            f"takes {duration / L.DAY:.3g} days at {u.fmt(step.current_density, 'mA/cm^2')} "
+            f"({duration / step.sample_period:.3g} samples); at most {L.MAX_DURATION / L.DAY:.0f} days and "
+            f"{L.MAX_SAMPLES_PER_STEP:.0e} samples per step",
+        )
+
+
+def _check_voltages(path: str, step: Step, caps: Capabilities) -> None:
+    """Voltage limits and set potentials must lie within the instrument's compliance."""
+    fields: list[tuple[str, float | None]] = []
+    if isinstance(step, Galvanostatic):
+        fields = [("v_min", step.v_min), ("v_max", step.v_max)]
+    elif isinstance(step, Potentiostatic):
+        fields = [("potential", step.potential)]
+    elif isinstance(step, Eis) and step.spec.mode == "potentiostatic":
+        fields = [("dc", step.spec.dc)]
+    for name, value in fields:
+        if value is not None and abs(value) > caps.max_voltage:
+            raise ConfigError(
+                f"{path}.{name}",
+                u.fmt(value, "V"),
+                f"beyond the instrument's compliance of ±{caps.max_voltage:g} V",
+            )
+
+
 def check(protocol: Protocol, cell: Cell, caps: Capabilities) -> None:
     """Raise ConfigError for anything the cell or instrument cannot do."""
     for path, step in walk_paths(protocol.steps):
+        _check_voltages(path, step, caps)
         period = getattr(step, "sample_period", None)
         if period is not None and period < caps.min_sample_period:
             raise ConfigError(
@@ -69,6 +104,7 @@ def check(protocol: Protocol, cell: Cell, caps: Capabilities) -> None:
             if not caps.galvanostatic:
                 raise ConfigError(f"{path}.kind", step.kind, "the instrument cannot run galvanostatic steps")
             _check_current(path, "current_density", step.current_density, cell, caps)
+            _check_step_length(path, step)
             if step.operando_eis is not None:
                 _check_eis(f"{path}.operando_eis", step.operando_eis, cell, caps)
         elif isinstance(step, Potentiostatic) and not caps.potentiostatic:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,8 @@ import numpy as np
 
 from daq.core import units as u
 from daq.core.errors import ConfigError
-from daq.core.tables import ConfigTable
+from daq.core.tables import ConfigTable, parse_toml, read_user_file, suggest
+from protocols import limits as L
 from protocols.steps import (
     CURRENT_LIMIT,
     PLATE,
@@ -37,12 +37,18 @@ from protocols.steps import (
 
 STEP_KINDS = ("rest", "galvanostatic", "potentiostatic", "eis", "loop")
 STOP_CONDITIONS = (SHORT_CIRCUIT, VOLTAGE_LIMIT, CURRENT_LIMIT)
+# Every field a step table can hold (for "did you mean" on --set names).
+STEP_FIELDS = frozenset(
+    "kind label sample_period duration direction current_density capacity v_min v_max eis_every operando_eis "
+    "stop_on potential i_limit mode f_start f_end points_per_decade amplitude dc cycles steps until".split()
+)
 
 
 def _eis_spec(t: ConfigTable, mode: str | None = None) -> EisSpec:
     mode = mode or t.choice("mode", ("galvanostatic", "potentiostatic"))
-    f_start = t.quantity("f_start", u.FREQUENCY, required=True)
-    f_end = t.quantity("f_end", u.FREQUENCY, required=True)
+    band = {"lo": L.MIN_FREQUENCY, "hi": L.MAX_FREQUENCY, "unit": "Hz"}
+    f_start = t.quantity("f_start", u.FREQUENCY, required=True, **band)
+    f_end = t.quantity("f_end", u.FREQUENCY, required=True, **band)
     if not f_start > f_end:
         raise ConfigError(
             t.at("f_end"),
@@ -50,15 +56,42 @@ def _eis_spec(t: ConfigTable, mode: str | None = None) -> EisSpec:
             f"frequency range reversed: sweeps run from high to low, f_start ({t.data.get('f_start')})"
             " must be above f_end",
         )
-    ppd = t.integer("points_per_decade", 10)
+    ppd = t.integer("points_per_decade", 10, maximum=L.MAX_POINTS_PER_DECADE)
+    cd = {"unit": "mA/cm^2"}
     if mode == "galvanostatic":
-        amplitude = t.quantity("amplitude", u.CURRENT_DENSITY, required=True)
-        dc = t.quantity("dc", u.CURRENT_DENSITY, 0.0, positive=False)
+        amplitude = t.quantity("amplitude", u.CURRENT_DENSITY, required=True, hi=L.MAX_EIS_CURRENT_AMPLITUDE, **cd)
+        dc = t.quantity(
+            "dc", u.CURRENT_DENSITY, 0.0, positive=False, lo=-L.MAX_CURRENT_DENSITY, hi=L.MAX_CURRENT_DENSITY, **cd
+        )
     else:
-        amplitude = t.quantity("amplitude", u.VOLTAGE, required=True)
-        dc_raw = t.raw("dc")
-        dc = None if dc_raw in (None, "ocv", "OCV") else u.parse(dc_raw, u.VOLTAGE, t.at("dc"))
-    return EisSpec(mode, f_start, f_end, ppd, amplitude, dc)  # type: ignore[arg-type]
+        amplitude = t.quantity("amplitude", u.VOLTAGE, required=True, hi=L.MAX_EIS_POTENTIAL_AMPLITUDE, unit="mV")
+        dc = None
+        if t.data.get("dc") not in (None, "ocv", "OCV"):
+            dc = t.quantity("dc", u.VOLTAGE, positive=False, lo=-L.MAX_POTENTIAL, hi=L.MAX_POTENTIAL, unit="V")
+        t.used.add("dc")
+    spec = EisSpec(mode, f_start, f_end, ppd, amplitude, dc)  # type: ignore[arg-type]
+    points = _sweep_points(f_start, f_end, ppd)  # type: ignore[arg-type]
+    if points > L.MAX_SWEEP_POINTS:
+        raise ConfigError(
+            t.at("points_per_decade"), ppd, f"makes a sweep of {points} frequencies, more than {L.MAX_SWEEP_POINTS}"
+        )
+    return spec
+
+
+def _sweep_points(f_start: float, f_end: float, ppd: int) -> int:
+    """Frequencies in a sweep, computed as EisSpec.frequencies() does, without building the array."""
+    return max(round(abs(np.log10(f_end / f_start)) * ppd) + 1, 2)
+
+
+def _check_samples(t: ConfigTable, key: str, duration: float | None, period: float) -> None:
+    """Refuse a step that would record more samples than a run file is meant to hold."""
+    if duration is not None and duration / period > L.MAX_SAMPLES_PER_STEP:
+        raise ConfigError(
+            t.at(key),
+            t.data.get(key),
+            f"makes {duration / period:.3g} samples at {u.fmt(period, 's')} per sample, more than "
+            f"{L.MAX_SAMPLES_PER_STEP:.0e}; lengthen sample_period or shorten the step",
+        )
 
 
 def _stop_on(t: ConfigTable, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -72,31 +105,48 @@ def _stop_on(t: ConfigTable, default: tuple[str, ...]) -> tuple[str, ...]:
 
 def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
     t = ConfigTable(data, path)
+    t.refuse_unknown(STEP_FIELDS)
     kind = t.raw("kind")
     if kind not in STEP_KINDS:
-        raise ConfigError(t.at("kind"), kind, f"unknown step kind; expected one of {', '.join(STEP_KINDS)}")
+        if kind is None:
+            raise t.missing("kind", f"missing; give the step kind, one of {', '.join(STEP_KINDS)}")
+        hint = suggest(kind, STEP_KINDS)
+        raise ConfigError(t.at("kind"), kind, f"unknown step kind{hint or ';'} expected one of {', '.join(STEP_KINDS)}")
     label = t.text("label", kind)
-    period = t.quantity("sample_period", u.TIME, defaults["sample_period"])
+    period = t.quantity(
+        "sample_period", u.TIME, defaults["sample_period"], lo=L.MIN_SAMPLE_PERIOD, hi=L.MAX_SAMPLE_PERIOD, unit="s"
+    )
+    span = {"hi": L.MAX_DURATION, "unit": "d"}
+    volts = {"positive": False, "lo": -L.MAX_POTENTIAL, "hi": L.MAX_POTENTIAL, "unit": "V"}
     step: Step
     if kind == "rest":
-        step = Rest(label, t.quantity("duration", u.TIME, required=True), period)
+        step = Rest(label, t.quantity("duration", u.TIME, required=True, **span), period)
+        _check_samples(t, "duration", step.duration, period)
     elif kind == "galvanostatic":
         direction = t.choice("direction", (PLATE, STRIP))
         cd_raw = t.data.get("current_density")
-        cd = t.quantity("current_density", u.CURRENT_DENSITY, required=True, positive=False)
+        cd = t.quantity(
+            "current_density",
+            u.CURRENT_DENSITY,
+            required=True,
+            positive=False,
+            hi=L.MAX_CURRENT_DENSITY,
+            unit="mA/cm^2",
+        )
         if not cd > 0:
             raise ConfigError(
                 t.at("current_density"), cd_raw, 'must be positive; the sign comes from direction = "plate" or "strip"'
             )
-        capacity = t.quantity("capacity", u.AREAL_CAPACITY)
-        duration = t.quantity("duration", u.TIME)
+        capacity = t.quantity("capacity", u.AREAL_CAPACITY, hi=L.MAX_AREAL_CAPACITY, unit="mAh/cm^2")
+        duration = t.quantity("duration", u.TIME, **span)
         if capacity is None and duration is None:
-            raise ConfigError(t.at("capacity"), None, 'give a capacity (e.g. "8 mAh/cm^2") or a duration')
-        v_min = t.quantity("v_min", u.VOLTAGE, -2.0, positive=False)
-        v_max = t.quantity("v_max", u.VOLTAGE, 2.0, positive=False)
+            raise t.missing("capacity", 'give a capacity (e.g. "8 mAh/cm^2") or a duration')
+        _check_samples(t, "duration", duration, period)  # a capacity's duration: protocols.binding
+        v_min = t.quantity("v_min", u.VOLTAGE, -2.0, **volts)
+        v_max = t.quantity("v_max", u.VOLTAGE, 2.0, **volts)
         if not v_min < v_max:  # type: ignore[operator]
             raise ConfigError(t.at("v_min"), t.data.get("v_min"), "must be below v_max")
-        every = t.quantity("eis_every", u.AREAL_CAPACITY)
+        every = t.quantity("eis_every", u.AREAL_CAPACITY, hi=L.MAX_AREAL_CAPACITY, unit="mAh/cm^2")
         operando = None
         if t.has("operando_eis") or every is not None:
             if every is None or not t.has("operando_eis"):
@@ -126,16 +176,17 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
     elif kind == "potentiostatic":
         step = Potentiostatic(
             label,
-            t.quantity("potential", u.VOLTAGE, required=True, positive=False),
-            t.quantity("duration", u.TIME, required=True),
-            t.quantity("i_limit", u.CURRENT_DENSITY, 100.0),
+            t.quantity("potential", u.VOLTAGE, required=True, **volts),
+            t.quantity("duration", u.TIME, required=True, **span),
+            t.quantity("i_limit", u.CURRENT_DENSITY, 100.0, hi=L.MAX_CURRENT_DENSITY, unit="mA/cm^2"),
             period,
             _stop_on(t, (SHORT_CIRCUIT, CURRENT_LIMIT)),
         )
+        _check_samples(t, "duration", step.duration, period)
     elif kind == "eis":
         step = Eis(label, _eis_spec(t))
     else:
-        cycles = t.integer("cycles")
+        cycles = t.integer("cycles", maximum=L.MAX_CYCLES)
         children = t.raw("steps")
         if not isinstance(children, list) or not children:
             raise ConfigError(t.at("steps"), children, "a loop needs a non-empty list of [[...steps]]")
@@ -153,6 +204,10 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
 
 
 _INTERLOCK_KINDS = {"pressure": u.PRESSURE, "temperature": u.TEMPERATURE, "overload": None}
+_INTERLOCK_RANGE = {
+    "pressure": (0.0, L.MAX_PRESSURE, "MPa"),
+    "temperature": (L.MIN_TEMPERATURE, L.MAX_TEMPERATURE, "degC"),
+}
 
 
 def _interlocks(t: ConfigTable) -> tuple[InterlockSpec, ...]:
@@ -167,8 +222,9 @@ def _interlocks(t: ConfigTable) -> tuple[InterlockSpec, ...]:
         quantity = _INTERLOCK_KINDS[kind]
         low, high = -np.inf, np.inf
         if quantity is not None:
-            low = it.quantity("min", quantity, -np.inf, positive=False)
-            high = it.quantity("max", quantity, np.inf, positive=False)
+            lo, hi, unit = _INTERLOCK_RANGE[kind]
+            low = it.quantity("min", quantity, -np.inf, positive=False, lo=lo, hi=hi, unit=unit)
+            high = it.quantity("max", quantity, np.inf, positive=False, lo=lo, hi=hi, unit=unit)
             if not low < high:
                 raise ConfigError(it.at("min"), it.data.get("min"), "must be below max")
             if low == -np.inf and high == np.inf:
@@ -177,8 +233,8 @@ def _interlocks(t: ConfigTable) -> tuple[InterlockSpec, ...]:
             kind,
             low,
             high,
-            it.quantity("clear_wait", u.TIME, 60.0, positive=False),
-            it.quantity("timeout", u.TIME, 3600.0),
+            it.quantity("clear_wait", u.TIME, 60.0, positive=False, hi=L.MAX_CLEAR_WAIT, unit="h"),
+            it.quantity("timeout", u.TIME, 3600.0, hi=L.MAX_INTERLOCK_TIMEOUT, unit="d"),
         )
         it.finish()
         specs.append(spec)
@@ -194,6 +250,11 @@ def apply_overrides(doc: dict[str, Any], overrides: dict[str, str]) -> dict[str,
         parts = key.split(".")
         if len(parts) == 1:
             holders = [s for s in _all_step_tables(doc.get("steps", [])) if key in s]
+            if not holders:
+                known = {k for s in _all_step_tables(doc.get("steps", [])) for k in s} | STEP_FIELDS
+                hint = suggest(key, known)
+                if hint:
+                    raise ConfigError(f"--set {key}", value, f"no step has it{hint}")
             if len(holders) != 1:
                 where = "no step has it" if not holders else f"{len(holders)} steps have it"
                 raise ConfigError(f"--set {key}", value, f"{where}; name the step, e.g. steps.2.{key}")
@@ -225,10 +286,7 @@ def _all_step_tables(steps: Any) -> list[dict[str, Any]]:
 
 
 def protocol_from_text(text: str, source: str = "<protocol>", overrides: dict[str, str] | None = None) -> Protocol:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("protocol", source, f"not valid TOML: {exc}") from None
+    doc = parse_toml(text, "protocol", source)
     try:
         doc = apply_overrides(doc, overrides or {})
         root = ConfigTable(doc, "")
@@ -240,14 +298,18 @@ def protocol_from_text(text: str, source: str = "<protocol>", overrides: dict[st
             raise ConfigError("protocol.cell", cell, "must be a path to a cell file")
         meta.finish()
         dt = ConfigTable(root.raw("defaults") or {}, "defaults")
-        defaults = {"sample_period": dt.quantity("sample_period", u.TIME, 1.0)}
+        defaults = {
+            "sample_period": dt.quantity(
+                "sample_period", u.TIME, 1.0, lo=L.MIN_SAMPLE_PERIOD, hi=L.MAX_SAMPLE_PERIOD, unit="s"
+            )
+        }
         dt.finish()
         sc = ConfigTable(root.raw("short_circuit") or {}, "short_circuit")
         criteria = ShortCircuitCriteria(
             enabled=sc.flag("enabled", True),
             collapse_fraction=sc.number("collapse_fraction", 0.5, 0.0, 1.0),
-            window=sc.quantity("window", u.TIME, 10.0),
-            min_drop=sc.quantity("min_drop", u.VOLTAGE, 0.005),
+            window=sc.quantity("window", u.TIME, 10.0, hi=L.DAY, unit="h"),
+            min_drop=sc.quantity("min_drop", u.VOLTAGE, 0.005, hi=L.MAX_POTENTIAL, unit="V"),
         )
         sc.finish()
         interlocks = _interlocks(ConfigTable(root.raw("interlocks") or {}, "interlocks"))
@@ -265,12 +327,7 @@ def protocol_from_text(text: str, source: str = "<protocol>", overrides: dict[st
 
 def load_protocol(path: str | Path, overrides: dict[str, str] | None = None) -> Protocol:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("protocol", str(path), "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("protocol", str(path), f"cannot be read: {exc}") from None
+    text = read_user_file(path, "protocol")
     protocol = protocol_from_text(text, str(path), overrides)
     if protocol.cell_path is not None:
         protocol = dataclasses.replace(protocol, cell_path=str((path.parent / protocol.cell_path).resolve()))

@@ -62,6 +62,11 @@ class SimulatedPotentiostat(Potentiostat):
             "simulated", "SimPstat-1", self.name, "1.0", "simulators.potentiostat", f"sim://{self.name}"
         )
 
+    @property
+    def mode(self) -> str:
+        """What the output does now: "off", "ocv", "current" or "potential"."""
+        return self._mode
+
     def apply_current(
         self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
     ) -> None:

@@ -7,6 +7,7 @@ import numpy as np
 from daq.core.capabilities import Calibration, InstrumentInfo, PressureReading, PressureSensor
 from daq.core.clock import Clock
 from daq.models.cell import Cell
+from drivers.registry import BuildContext, InstrumentEntry, TransducerEntry
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
 
@@ -31,6 +32,33 @@ class SimulatedTransducer(PressureSensor):
         pass
 
 
+def simulated_channel(cell: Cell, clock: Clock) -> tuple[SimulatedPotentiostat, SimulatedTransducer]:
+    """A fresh simulated cell's potentiostat and press (a campaign's channel factory)."""
+    _, pstat, transducer = simulated_rig(cell, clock)
+    return pstat, transducer
+
+
 def simulated_rig(cell: Cell, clock: Clock) -> tuple[SimulatedCell, SimulatedPotentiostat, SimulatedTransducer]:
     sim = SimulatedCell(cell)
     return sim, SimulatedPotentiostat(sim, clock), SimulatedTransducer(sim, clock)
+
+
+def _channel_cell(ctx: BuildContext) -> SimulatedCell:
+    """The one simulated cell behind a channel's simulated potentiostat and press."""
+    if "sim_cell" not in ctx.shared:
+        ctx.shared["sim_cell"] = SimulatedCell(ctx.cell)
+    return ctx.shared["sim_cell"]
+
+
+def _build_potentiostat(ctx: BuildContext) -> SimulatedPotentiostat:
+    return SimulatedPotentiostat(_channel_cell(ctx), ctx.clock, name=f"{ctx.name}:{ctx.channel}")
+
+
+def _build_transducer(ctx: BuildContext) -> SimulatedTransducer:
+    sim = SimulatedTransducer(_channel_cell(ctx), ctx.clock, **ctx.options)
+    sim.pressed_area = ctx.pressed_area
+    return sim
+
+
+POTENTIOSTAT_ENTRY = InstrumentEntry(_build_potentiostat)
+TRANSDUCER_ENTRY = TransducerEntry(_build_transducer, frozenset({"noise"}), needs_port=False)

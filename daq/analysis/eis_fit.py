@@ -7,10 +7,10 @@ Choices, and why:
   unweighted fits would ignore the high-frequency (bulk) arc that matters most for dendrite detection.
 - Parameters with a non-negative lower bound (all by default) are fitted as log(p): positivity comes
   for free, and R ~ 1e3 ohm and Q ~ 1e-10 are equally well conditioned.
-- Analytic Jacobian from the circuit (daq.analysis.circuits) and MINPACK Levenberg-Marquardt, with
-  every bound mapped away (alpha <= 1 by a logistic map) and parameters the data push onto a bound
-  pinned there (an active set): a 60-point two-arc spectrum fits in 2-3 ms, fast enough for every
-  operando spectrum, where scipy's bounded trust-region solver takes ten times longer.
+- Analytic Jacobian from the circuit (daq.analysis.circuits) and scipy's bounded trust-region solver
+  ('trf', Jacobian scaling), in log(p) for positive parameters, inside physical bounds taken from the
+  data (:func:`physical_bounds`). Where the first start leaves a poor fit, further starts (time
+  constants a decade off, alpha 0.7, DRT peaks) are tried in a fixed order and the best is kept.
 - Automatic initial guesses from the spectrum shape: high-frequency intercept, arc widths between
   minima of -Im Z, and arc peak frequencies (tau = 1/(2 pi f_peak)); arcs are matched to the circuit's
   parallel groups in the order written, which by convention runs from high to low frequency (bulk first).
@@ -234,56 +234,6 @@ def _bounds(c: Circuit, bounds: dict[str, tuple[float, float]] | None) -> tuple[
     return lo, hi
 
 
-class _Transform:
-    """Fitted variables u <-> parameters p, mapping every bound away so that MINPACK's unbounded
-    Levenberg-Marquardt (fast) can do the work: p = lo + e^u above a lower bound (log space for the
-    usual lo = 0), p = hi - e^u below an upper bound, a logistic map between two finite bounds (in log
-    space when lo > 0), identity when unbounded.
-    """
-
-    def __init__(self, lo: np.ndarray, hi: np.ndarray):
-        self.lo, self.hi = lo, hi
-        fin_lo, fin_hi = np.isfinite(lo), np.isfinite(hi)
-        self.box = fin_lo & fin_hi
-        self.box_log = self.box & (lo > 0)
-        self.above = fin_lo & ~fin_hi
-        self.below = ~fin_lo & fin_hi
-        safe_lo, safe_hi = np.where(self.box, lo, 0.0), np.where(self.box, hi, 1.0)
-        self.a = np.where(self.box_log, np.log(np.where(self.box_log, safe_lo, 1.0)), safe_lo)
-        self.b = np.where(self.box_log, np.log(np.where(self.box_log, safe_hi, 1.0)), safe_hi)
-
-    def to_p(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """p(u) and dp/du."""
-        e = np.exp(np.clip(u, -700, 700))
-        s = 1.0 / (1.0 + np.exp(-np.clip(u, -700, 700)))
-        v = self.a + (self.b - self.a) * s
-        dv = (self.b - self.a) * s * (1 - s)
-        ev = np.exp(np.where(self.box_log, v, 0.0))
-        p = np.select(
-            [self.box_log, self.box, self.above, self.below],
-            [ev, v, np.where(self.above, self.lo, 0) + e, np.where(self.below, self.hi, 0) - e],
-            u,
-        )
-        d = np.select([self.box_log, self.box, self.above, self.below], [ev * dv, dv, e, -e], 1.0)
-        return p, d
-
-    def to_u(self, p: np.ndarray) -> np.ndarray:
-        p = np.asarray(p, dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            pos = np.where(self.box_log, np.log(np.maximum(p, 1e-300)), p)
-            s = np.clip((pos - self.a) / np.where(self.box, self.b - self.a, 1.0), 1e-6, 1 - 1e-6)
-            tiny = 1e-12 * np.maximum(np.abs(p), 1e-300)
-            return np.select(
-                [self.box, self.above, self.below],
-                [
-                    np.log(s / (1 - s)),
-                    np.log(np.maximum(p - np.where(self.above, self.lo, 0), tiny)),
-                    np.log(np.maximum(np.where(self.below, self.hi, 0) - p, tiny)),
-                ],
-                p,
-            )
-
-
 def _arc_order(c: Circuit) -> list[list[int]]:
     """Parameter-index blocks of the top-level parallel groups that share one shape (e.g. p(R,CPE))."""
     items = list(c.root.children) if isinstance(c.root, Series) else [c.root]
@@ -338,6 +288,132 @@ def _canonical_order(c: Circuit, p: np.ndarray) -> np.ndarray:
     return perm
 
 
+def physical_bounds(c: Circuit, f: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds a real cell respects, from the data's own scales.
+
+    R in [1e-9, 10] x max|Z| (a resistance above ten times the largest impedance measured is not in the
+    data); C and CPE Q such that the time constant R*C (or (R Q)^(1/alpha)) lies within three decades
+    beyond the measured range 1/(2 pi f); 0.2 <= alpha <= 1 (below 0.2 a CPE is no longer an arc);
+    L and Warburg coefficients within six decades of what the data's extremes imply.
+    """
+    zmax, zmin = float(np.abs(z).max()), float(np.abs(z).min())
+    r_lo, r_hi = 1e-9 * zmax, 10.0 * zmax
+    tau_lo, tau_hi = 1e-3 / (2 * np.pi * f.max()), 1e3 / (2 * np.pi * f.min())
+    lo, hi = np.empty(len(c)), np.empty(len(c))
+    for i, kind in enumerate(c.kinds):
+        if kind == "R":
+            lo[i], hi[i] = r_lo, r_hi
+        elif kind == "C":
+            lo[i], hi[i] = tau_lo / r_hi, tau_hi / (1e-3 * zmin)
+        elif kind == "Q":
+            lo[i], hi[i] = min(tau_lo, tau_lo**0.2) / r_hi, max(tau_hi, tau_hi**0.2) / (1e-3 * zmin)
+        elif kind == "alpha":
+            lo[i], hi[i] = 0.2, 1.0
+        elif kind == "L":
+            lo[i], hi[i] = 1e-6 * zmin / (2 * np.pi * f.max()), 1e3 * zmax / (2 * np.pi * f.min())
+        else:  # Warburg sigma, ohm s^-1/2
+            lo[i], hi[i] = 1e-6 * zmin * np.sqrt(2 * np.pi * f.min()), 1e3 * zmax * np.sqrt(2 * np.pi * f.max())
+    return lo, hi
+
+
+def _starts(c: Circuit, f: np.ndarray, z: np.ndarray, p0: np.ndarray) -> list[np.ndarray]:
+    """Further starting points, tried (in this fixed order) when the first fit is poor.
+
+    Arc time constants moved by a decade either way, CPE exponents at 0.7, and arcs placed at the
+    peaks of the distribution of relaxation times (DRT). The list depends only on the data.
+    """
+    starts = []
+    kinds = np.array(c.kinds)
+    for factor in (10.0, 0.1):
+        p = p0.copy()
+        p[kinds == "C"] *= factor
+        q = kinds == "Q"
+        p[q] *= factor ** p[np.flatnonzero(q) + 1]
+        starts.append(p)
+    p = p0.copy()
+    alpha = np.flatnonzero(kinds == "alpha")
+    p[alpha - 1] = p[alpha - 1] * 0.0 + (1.0 / (2 * np.pi * np.sqrt(f.max() * f.min()))) ** 0.7 / np.abs(z).max()
+    p[alpha] = 0.7
+    starts.append(p)
+    drt_start = _drt_start(c, f, z, p0)
+    if drt_start is not None:
+        starts.insert(0, drt_start)
+    return starts
+
+
+def _drt_start(c: Circuit, f: np.ndarray, z: np.ndarray, p0: np.ndarray) -> np.ndarray | None:
+    """Arcs at the largest DRT peaks (time constant and resistance), high frequency first."""
+    from daq.analysis.drt import drt
+
+    items = list(c.root.children) if isinstance(c.root, Series) else [c.root]
+    groups = [it for it in items if not isinstance(it, Element)]
+    if not groups:
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            res = drt(f, z)
+    except (AnalysisError, ValueError, np.linalg.LinAlgError):
+        return None
+    peaks = sorted(res.peaks, key=lambda pk: pk.resistance, reverse=True)[: len(groups)]
+    if len(peaks) < len(groups):
+        return None
+    p = p0.copy()
+    feats = _features(f, z, len(groups), lf_tail=_blocks_dc(c.root))
+    for group, pk in zip(groups, sorted(peaks, key=lambda pk: pk.tau)):
+        _fill_group(p, _elements(group), max(pk.resistance, 1e-6 * feats.z_scale), pk.tau, feats)
+    return p
+
+
+def _solve(
+    c: Circuit, f: np.ndarray, z: np.ndarray, p0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int
+) -> tuple[np.ndarray, object]:
+    """Bounded trust-region least squares (scipy 'trf', Jacobian scaling) in log(p) for positive
+    parameters and p itself for CPE exponents; residuals (Z_model - Z)/|Z|."""
+    linear = np.array(c.kinds) == "alpha"
+    ev = c.evaluator(f)
+    w = 1.0 / np.abs(z)
+
+    def to_p(u: np.ndarray) -> np.ndarray:
+        return np.where(linear, u, np.exp(np.clip(u, -700, 700)))
+
+    def fun(u: np.ndarray) -> np.ndarray:
+        r = (ev.z(to_p(u)) - z) * w
+        return np.concatenate([r.real, r.imag])
+
+    def jac(u: np.ndarray) -> np.ndarray:
+        p = to_p(u)
+        _, j = ev.z_jac(p)
+        j = j * np.where(linear, 1.0, p)[None, :] * w[:, None]
+        return np.concatenate([j.real, j.imag])
+
+    ulo, uhi = np.where(linear, lo, np.log(lo)), np.where(linear, hi, np.log(hi))
+    u0 = np.clip(np.where(linear, p0, np.log(np.maximum(p0, 1e-300))), ulo, uhi)
+    u0 = np.where(u0 <= ulo, ulo + 1e-6 * (uhi - ulo), np.where(u0 >= uhi, uhi - 1e-6 * (uhi - ulo), u0))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        res = least_squares(
+            fun,
+            u0,
+            jac=jac,
+            bounds=(ulo, uhi),
+            method="trf",
+            x_scale="jac",
+            max_nfev=max_nfev,
+            xtol=1e-8,
+            ftol=1e-8,
+            gtol=1e-8,
+        )
+    at_lo, at_hi = res.x - ulo < 1e-6 * (uhi - ulo), uhi - res.x < 1e-6 * (uhi - ulo)
+    # Physical limits are answers, not pinned parameters: a resistance at ~0 (R >= 0; the lower bound is
+    # 1e-9 max|Z|), a CPE exponent of 1 (a capacitor).
+    physical = (np.array(c.kinds) == "R") & at_lo | linear & (np.abs(res.x - 1.0) < 1e-6)
+    at_bound = (at_lo | at_hi) & ~physical
+    return to_p(res.x), (res, at_bound)
+
+
+GOOD_ENOUGH = 0.02  # relative residual below which the first start is accepted without trying others
+MAX_ACCEPTED_RESIDUAL = 0.25  # above this a "fit" describes the data too poorly to be reported as one
+
+
 def fit_circuit(
     frequencies: np.ndarray,
     impedance: np.ndarray,
@@ -346,121 +422,91 @@ def fit_circuit(
     bounds: dict[str, tuple[float, float]] | None = None,
     max_evaluations: int = 2000,
 ) -> FitResult:
-    """Fit ``circuit`` to a spectrum (f in Hz, complex Z in ohm).
+    """Fit ``circuit`` to a spectrum (f in Hz, complex Z in ohm). Deterministic: the result depends on
+    the data and arguments only.
 
     ``initial`` (SI, by name or in ``circuit.names`` order) overrides the automatic guess; ``bounds``
-    maps parameter names to (low, high) in SI (defaults: every parameter >= 0, CPE alpha <= 1).
-    A parameter the data cannot hold away from a bound (e.g. a series resistance far below the bulk
-    arc of a spectrum that stops at 1 MHz) is pinned there and listed in ``at_bound``; its standard
-    error still says how large it could be.
+    maps parameter names to (low, high) in SI and narrows the physical bounds (:func:`physical_bounds`).
+    Without ``initial``, further starts (:func:`_starts`) are tried when the first fit leaves a relative
+    residual above 2 % or a parameter on a bound, and the best is kept. ``success`` means a real fit:
+    the solver converged, the relative residual is below 25 %, no parameter sits on a bound (listed in
+    ``at_bound`` otherwise) and every standard error is finite; ``message`` says which failed.
     """
     c = circuit if isinstance(circuit, Circuit) else Circuit(circuit)
     f, z = as_spectrum(frequencies, impedance)
     n, k = f.size, len(c)
     if 2 * n <= k:
         raise AnalysisError(f"{n} points cannot determine the {k} parameters of {c.text}")
-    lo, hi = _bounds(c, bounds)
+    lo, hi = physical_bounds(c, f, z)
+    user_lo, user_hi = _bounds(c, bounds)
+    for name in bounds or {}:
+        i = c.index(name)
+        lo[i], hi[i] = max(user_lo[i], 1e-300) if c.kinds[i] != "alpha" else user_lo[i], user_hi[i]
     p0 = initial_guess(f, z, c) if initial is None else c.params(initial)
-    outside = (p0 < lo) | (p0 > hi)
-    if initial is not None and outside.any():
-        bad = c.names[int(np.flatnonzero(outside)[0])]
-        raise ConfigError(f"initial[{bad}]", float(p0[c.index(bad)]), "outside its bounds")
-    tr = _Transform(lo, hi)
-    ev = c.evaluator(f)
-    weight = 1.0 / np.abs(z)
-    u = tr.to_u(p0)
-    free = np.ones(k, dtype=bool)
-    pinned_value = np.where(np.isfinite(lo), lo, hi)
-    cache: dict[str, object] = {}
-
-    def evaluate(uf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        key = uf.tobytes()
-        if cache.get("key") != key:
-            full = u.copy()
-            full[free] = uf
-            p, dp = tr.to_p(full)
-            p = np.where(free, p, pinned_value)
-            zm, jac = ev.z_jac(p)
-            cache.update(key=key, value=(zm, jac[:, free] * dp[free][None, :] * weight[:, None]))
-        return cache["value"]  # type: ignore[return-value]
-
-    def residuals(uf: np.ndarray) -> np.ndarray:
-        r = (evaluate(uf)[0] - z) * weight
-        return np.concatenate([r.real, r.imag])
-
-    def jacobian(uf: np.ndarray) -> np.ndarray:
-        jw = evaluate(uf)[1]
-        return np.concatenate([jw.real, jw.imag])
-
-    def linear_model(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Residuals and their Jacobian with respect to p itself (not the fitted variables)."""
-        zm, jac = ev.z_jac(p)
-        rz, jw = (zm - z) * weight, jac * weight[:, None]
-        return np.concatenate([rz.real, rz.imag]), np.concatenate([jw.real, jw.imag])
-
-    # Active set: a few LM iterations at a time. A parameter whose optimum lies beyond its bound (a
-    # series resistance the spectrum cannot resolve, a CPE that is really a capacitor) would make LM in
-    # the mapped variables creep after it for ever; the Gauss-Newton step in p itself shows it, so it is
-    # pinned at the bound. At convergence a pinned parameter the data pull back inside is released once.
-    nfev, success, message, released = 0, False, "", False
-    while nfev < max_evaluations:
-        cache.clear()
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            res = least_squares(
-                residuals,
-                u[free],
-                jac=jacobian,
-                method="lm",
-                max_nfev=min(max_evaluations - nfev, 12),
-                xtol=1e-8,
-                ftol=1e-8,
-                gtol=1e-8,
-            )
+    if initial is not None:
+        outside = (p0 < lo) | (p0 > hi)
+        if outside.any():
+            bad = c.names[int(np.flatnonzero(outside)[0])]
+            raise ConfigError(f"initial[{bad}]", float(p0[c.index(bad)]), "outside its bounds")
+    budget = max(max_evaluations // 5, 50)
+    best = None
+    nfev = 0
+    for start in [p0] + ([] if initial is not None else _starts(c, f, z, p0)):
+        p, (res, at_bound) = _solve(c, f, z, start, lo, hi, budget)
         nfev += int(res.nfev)
-        u[free] = res.x
-        success, message = bool(res.success), str(res.message)
-        p = np.where(free, tr.to_p(u)[0], pinned_value)
-        r, jac_p = linear_model(p)
-        if not (np.all(np.isfinite(r)) and np.all(np.isfinite(jac_p))):
+        rel = _relative(c, f, z, p)
+        key = (bool(at_bound.any()), rel)
+        if best is None or key < best[0]:
+            best = (key, p, res, at_bound, start)
+        if not at_bound.any() and rel < GOOD_ENOUGH:
             break
-        if not success:
-            col = np.linalg.norm(jac_p[:, free], axis=0)
-            col = np.where(col > 0, col, 1.0)
-            step = np.linalg.lstsq(jac_p[:, free] / col, -r, rcond=None)[0] / col
-            target = np.full(k, np.nan)
-            target[free] = p[free] + step
-            bound = np.where(target > hi, hi, np.where(np.isfinite(lo), lo, hi))
-            pin = np.zeros(k, dtype=bool)
-            for i in np.flatnonzero(free & ((target < lo) | (target > hi))):
-                trial = pin.copy()
-                trial[i] = True
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    finite = np.all(np.isfinite(ev.z(np.where(trial, bound, p))))
-                if finite and trial.sum() < free.sum():  # never pin where the model breaks (Q = 0)
-                    pin = trial
-            free &= ~pin
-            pinned_value = np.where(pin, bound, pinned_value)
-            continue
-        g = jac_p.T @ r
-        release = ~free & (((pinned_value == lo) & (g < 0)) | ((pinned_value == hi) & (g > 0)))
-        if not release.any() or released:
-            break
-        released = True
-        free |= release
-        u = np.where(release, tr.to_u(np.where(release, pinned_value + 0.01 * (p0 - pinned_value), p0)), u)
-    p = np.where(free, tr.to_p(u)[0], pinned_value)
-    perm = _canonical_order(c, p)
-    p, free = p[perm], free[perm]
-    r, jac = linear_model(p)
-    dof = max(2 * n - k, 1)
-    s2 = float(r @ r) / dof
+    assert best is not None
+    _, p, res, at_bound, start = best
+    if res.status == 0:  # the best start ran out of its share of evaluations: carry on from where it stopped
+        p_more, (res_more, bound_more) = _solve(c, f, z, p, lo, hi, max_evaluations)
+        nfev += int(res_more.nfev)
+        if _relative(c, f, z, p_more) <= best[0][1] * (1 + 1e-9):
+            p, res, at_bound = p_more, res_more, bound_more
+    perm = np.arange(len(c)) if bounds else _canonical_order(c, p)  # bounds name a specific arc: keep it
+    p, at_bound = p[perm], at_bound[perm]
+    return _result(c, f, z, p, at_bound, res, start, nfev)
+
+
+def _relative(c: Circuit, f: np.ndarray, z: np.ndarray, p: np.ndarray) -> float:
+    with np.errstate(all="ignore"):
+        zm = c.evaluator(f).z(p)
+    rel = float(np.sqrt(np.mean(np.abs(zm - z) ** 2 / np.abs(z) ** 2)))
+    return rel if np.isfinite(rel) else np.inf
+
+
+def _result(c, f, z, p, at_bound, res, start, nfev) -> FitResult:
+    """Standard errors cov = s^2 (J^T J)^-1 at the solution (J in p, residuals weighted by 1/|Z|)."""
+    n, k = f.size, len(c)
+    w = 1.0 / np.abs(z)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        # column scaling keeps J^T J invertible in floating point when parameters span 1e-10..1e3
-        col = np.linalg.norm(jac, axis=0)
+        zm, jac = c.evaluator(f).z_jac(p)
+        rz, jw = (zm - z) * w, jac * w[:, None]
+        r, j = np.concatenate([rz.real, rz.imag]), np.concatenate([jw.real, jw.imag])
+        s2 = float(r @ r) / max(2 * n - k, 1)
+        col = np.linalg.norm(j, axis=0)
         col = np.where(col > 0, col, 1.0)
-        cov = np.linalg.pinv((jac / col).T @ (jac / col)) / np.outer(col, col) * s2
-    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    rel = float(np.sqrt(np.mean(r[:n] ** 2 + r[n:] ** 2)))
-    ok = success and bool(np.all(np.isfinite(p))) and bool(np.all(np.isfinite(r)))
-    at_bound = tuple(name for name, fr in zip(c.names, free) if not fr)
-    return FitResult(c.text, c.names, p, stderr, c.units, rel, cov, ok, message, p0, nfev, at_bound)
+        try:
+            cov = np.linalg.inv((j / col).T @ (j / col)) / np.outer(col, col) * s2
+        except np.linalg.LinAlgError:
+            cov = np.full((k, k), np.inf)
+    stderr = np.sqrt(np.abs(np.diag(cov)))
+    rel = _relative(c, f, z, p)
+    problems = []
+    if not res.success:
+        problems.append(f"solver: {res.message}")
+    if not np.isfinite(rel) or rel > MAX_ACCEPTED_RESIDUAL:
+        problems.append(f"relative residual {rel:.1%} above {MAX_ACCEPTED_RESIDUAL:.0%}")
+    pinned = tuple(name for name, b in zip(c.names, at_bound) if b)
+    if pinned:
+        problems.append("at a bound: " + ", ".join(pinned))
+    zero = (np.array(c.kinds) == "R") & (p <= 1e-8 * np.abs(z).max())  # R = 0: its error is an upper limit
+    if not np.all(np.isfinite(stderr)) or np.any((stderr > 1e6 * np.abs(p)) & ~zero):
+        problems.append("uncertainties not finite (parameters not determined by the data)")
+    ok = not problems
+    message = "converged" if ok else "; ".join(problems)
+    return FitResult(c.text, c.names, p, stderr, c.units, rel, cov, ok, message, start, nfev, pinned)

@@ -44,6 +44,7 @@ FIT_DTYPE = np.dtype(
         ("R2_err", "f8"),
         ("relative_residual", "f8"),
         ("success", "u1"),
+        ("message", "S160"),  # why a fit is not a real fit (empty when it is): never skipped silently
     ]
 )
 FIT_UNITS = {
@@ -71,7 +72,12 @@ def fit_spectra(run) -> np.ndarray:
         try:
             with np.errstate(all="ignore"):  # trial steps of the optimiser may overflow; the fit copes
                 fit = fit_circuit(f, z, CIRCUIT)
-        except (AnalysisError, DaqError, ValueError, np.linalg.LinAlgError):
+        except (AnalysisError, DaqError, ValueError, np.linalg.LinAlgError) as exc:
+            nan = math.nan
+            why = f"not fitted: {exc}".encode("utf-8", "replace")[:160]
+            rows.append(
+                (i, spectra.t_start[i], spectra.step[i], spectra.Q[i], nan, nan, nan, nan, nan, nan, nan, 0, why)
+            )
             continue
         rows.append(
             (
@@ -87,6 +93,7 @@ def fit_spectra(run) -> np.ndarray:
                 fit.error("R2"),
                 fit.relative_residual,
                 fit.success,
+                b"" if fit.success else fit.message.encode("utf-8", "replace")[:160],
             )
         )
     return np.array(rows, dtype=FIT_DTYPE)
@@ -101,7 +108,8 @@ def analyse(path: str | Path) -> dict[str, Any]:
         thickness = cell.get("electrolyte.thickness", math.nan)  # imported recordings do not state it
         events = run.events()
         steps = run.steps()
-        fits = fit_spectra(run)
+        all_fits = fit_spectra(run)
+        fits = all_fits[np.isfinite(all_fits["R1"])]  # failed fits stay recorded with their reason
         cycles, potential = cycle_table(run), potential_column(run)
         spectra = run.spectra()
         results: dict[str, Any] = {}
@@ -144,7 +152,7 @@ def analyse(path: str | Path) -> dict[str, Any]:
                 "current_ratio": cl.current_ratio.tolist(),
                 "regions": list(cl.regions),
             }
-    _store(path, results, fits)
+    _store(path, results, all_fits)
     with open_h5(path, "a") as f:
         store_cycles(f.require_group("analysis"), cycles, potential)
     return results

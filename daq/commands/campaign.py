@@ -8,6 +8,7 @@ import math
 from daq.core.errors import ConfigError
 from daq.engine.campaign import run_campaign
 from protocols.campaign import load_campaign
+from simulators.rig import simulated_channel
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             "campaigns run on the simulator (--sim); on a rig, run the protocol once per cell with daq run --rig",
         )
     campaign = load_campaign(args.file)
-    _, summary, png = run_campaign(campaign, args.out, progress=lambda line: print(f"  {line}"))
+    _, summary, png = run_campaign(campaign, args.out, simulated_channel, progress=lambda line: print(f"  {line}"))
     print(f"{campaign.name}: CCD brackets (mA/cm^2)")
     for row in summary:
         verdict = "inside" if row["prediction_in_bracket"] else "OUTSIDE"

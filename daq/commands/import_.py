@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from daq.core import units as u
+from daq.core.errors import ConfigError
 from daq.importers import Recording, read_recording
 from daq.storage import layout as L
 from daq.storage.writer import RunWriter
@@ -28,6 +29,7 @@ from daq.storage.writer import RunWriter
 _KIND_BY_TECHNIQUE = {
     "geis": "eis",
     "peis": "eis",
+    "impedance": "eis",
     "constant_current": "galvanostatic",
     "chronopotentiometry": "galvanostatic",
     "galvanostatic_cycling": "galvanostatic",
@@ -86,6 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     area = u.parse(args.area, u.AREA, "--area") if args.area is not None else None
+    if area is not None and not 0 < area <= 0.1:  # 0.1 m^2 = 1000 cm^2, beyond any cell
+        raise ConfigError("--area", args.area, "must be a positive area of at most 1000 cm^2")
     rec = read_recording(args.file)
     out = Path(args.out) if args.out else Path.cwd() / (Path(args.file).stem + ".h5")
     write_run(rec, out, area=area, overwrite=args.force)
@@ -97,6 +101,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"imported {Path(args.file).name} ({what}, {rec.technique}): {rec.n_samples} samples over "
         f"{float(t[-1] - t[0]):.6g} s, {len(rec.spectra)} spectra{area_text} -> {out}"
     )
+    for note in rec.notes:  # columns kept as written, assumed units, an aborted experiment
+        print(f"  note: {note}")
     return 0
 
 
@@ -345,7 +351,10 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
     except BaseException:
         writer.close(L.INTERRUPTED, "import failed")
         raise
-    writer.close(L.COMPLETED, "imported")
+    if m.get("status") == "aborted":
+        writer.close(L.INTERRUPTED, "aborted on the instrument (the recording says so); imported")
+    else:
+        writer.close(L.COMPLETED, "imported")
     _write_imported(rec, out, start)
     return out
 
@@ -364,6 +373,7 @@ def _write_imported(rec: Recording, out: Path, start: str) -> None:
         g.attrs["metadata"] = json.dumps(_json_safe(rec.metadata))
         g.attrs["metadata_units"] = json.dumps(rec.metadata_units)
         g.attrs["header"] = json.dumps(_json_safe(rec.header), default=str)
+        g.attrs["notes"] = json.dumps(rec.notes)
         cols = g.create_group("timeseries")
         for name, values in rec.timeseries.items():
             ds = cols.create_dataset(name, data=values)

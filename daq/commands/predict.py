@@ -20,7 +20,7 @@ from dataclasses import replace
 from daq.core import units as u
 from daq.core.errors import ConfigError
 from daq.models import ccd, cracks, voids
-from daq.models.cell import load_cell
+from daq.models.cell import LENGTHS, MAX_PRESSURE, MAX_TOUGHNESS, load_cell
 
 CCD_UNIT = "mA/cm^2"
 MICROSTRUCTURE = (  # option, Microstructure field, display unit
@@ -70,6 +70,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=cmd_filament)
 
 
+# Largest physically sensible value of each option (SI, display unit); lengths as in cell files.
+_MAXIMA = {
+    **{option: LENGTHS[name][1:] for option, name, _ in MICROSTRUCTURE},
+    "toughness": (MAX_TOUGHNESS, "MPa m^0.5"),
+    "pressure": (MAX_PRESSURE, "MPa"),
+    "asr": (1e3, "ohm cm^2"),
+    "flaw": (0.05, "mm"),
+    "growth-rate": (1.0, "um/s"),
+    "resistance": (1e12, "ohm"),
+    "thickness": (0.05, "mm"),
+}
+
+
 def _value(args: argparse.Namespace, option: str, kind: u.Kind, positive: bool = True) -> float:
     text = getattr(args, option.replace("-", "_"))
     value = u.parse(text, kind, f"--{option}")
@@ -77,6 +90,9 @@ def _value(args: argparse.Namespace, option: str, kind: u.Kind, positive: bool =
         raise ConfigError(f"--{option}", text, f"must be a positive {kind.name}")
     if not positive and value < 0:
         raise ConfigError(f"--{option}", text, "must not be negative")
+    highest, unit = _MAXIMA.get(option, (None, ""))
+    if highest is not None and value > highest:
+        raise ConfigError(f"--{option}", text, f"must be at most {u.fmt(highest, unit)}")
     return value
 
 

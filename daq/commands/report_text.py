@@ -19,16 +19,19 @@ def summary_lines(run: RunFile) -> list[str]:
     attrs, cell = run.attrs, run.cell
     area = cell["electrodes.working_area"]
     steps, events = run.steps(), run.events()
+    if "electrolyte.material" in cell and "electrolyte.relative_density" in cell:
+        what = f"({cell['electrolyte.material']}, {100 * cell['electrolyte.relative_density']:.0f} % dense)"
+    else:  # an imported recording: the file describes no cell
+        what = "(no cell description: electrolyte, density and plated capacity left out)"
     lines = [
-        f"{run.path}: {attrs.get('protocol', '?')} on {cell['cell_id']} "
-        f"({cell['electrolyte.material']}, {100 * cell['electrolyte.relative_density']:.0f} % dense)",
+        f"{run.path}: {attrs.get('protocol', '?')} on {cell.get('cell_id', '?')} {what}",
         f"  status:   {run.status}   outcome: {attrs.get('outcome', '') or '-'}",
         f"  started:  {attrs.get('start_time', '')}   ended: {attrs.get('end_time', '') or '-'}",
         f"  samples:  {len(run)}   steps: {len(steps)}   spectra: {len(run.spectra())}",
     ]
     if len(steps):
         q = steps.Q.values
-        plated, stripped = -q[q < 0].sum() / area, q[q > 0].sum() / area
+        plated, stripped = abs(q[q < 0].sum()) / area, q[q > 0].sum() / area
         largest = -q.min() / area if (q < 0).any() else 0.0
         lines.append(
             f"  plated:   {u.fmt(plated, MAH_CM2, 4)} in total, stripped {u.fmt(stripped, MAH_CM2, 4)}; "

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daq.commands.inputs import MAX_SPEED, parse_settings
+from daq.commands.inputs import check_speed, check_where, parse_settings
 from daq.commands.summary import summary
 from daq.core import units as u
 from daq.core.capabilities import Potentiostat, PressureSensor
@@ -137,10 +137,8 @@ def record(path: Path, kind: str, message: str, data: dict[str, Any]) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    if args.sim == bool(args.rig):
-        raise ConfigError("daq resume", None, "choose where to continue: --sim (simulator) or --rig RIG.toml")
-    if args.speed is not None and not 0 < args.speed <= MAX_SPEED:  # also refuses nan and inf
-        raise ConfigError("--speed", args.speed, f"must be a positive multiple of real time, at most {MAX_SPEED:g}")
+    check_where(args, "daq resume", "continue")
+    check_speed(args.speed)
     limits = _limits(args)
     notify_config = load_notify(args.notify) if args.notify else None
     path = Path(args.file)

@@ -6,10 +6,9 @@ import argparse
 import signal
 from pathlib import Path
 
-from daq.commands.inputs import DEFAULT_PROTOCOL, MAX_SPEED, load_inputs
+from daq.commands.inputs import DEFAULT_PROTOCOL, check_speed, check_where, load_inputs
 from daq.commands.summary import summary
 from daq.core.clock import ScaledClock, VirtualClock
-from daq.core.errors import ConfigError
 from daq.engine.engine import RunControl
 from daq.engine.notify import cli_notifier
 from daq.engine.runner import run_protocol
@@ -54,10 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.sim == bool(args.rig):
-        raise ConfigError("daq run", None, "choose where to run: --sim (simulator) or --rig RIG.toml")
-    if args.speed is not None and not 0 < args.speed <= MAX_SPEED:  # also refuses nan and inf
-        raise ConfigError("--speed", args.speed, f"must be a positive multiple of real time, at most {MAX_SPEED:g}")
+    check_where(args, "daq run")
+    check_speed(args.speed)
     protocol, cell, stored = load_inputs(args)
     notifier = cli_notifier(args.notify)  # --notify: checked now; the notifier listens to the run
     if notifier is not None:

@@ -97,12 +97,15 @@ VELOCITY = Kind("velocity", _d(m=1, s=-1), "1 um/s", "um/s")
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _QUANTITY_RE = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*(?P<unit>.*?)\s*$")
-_TOKEN_RE = re.compile(r"^(?P<sym>[A-Za-zµμΩ]+)(?:\^(?P<exp>[-+]?\d+(?:\.\d+)?)|(?P<digit>[23]))?$")
+# A symbol with an optional power: ``cm^2``, ``cm2``, ``cm^-2`` or the papers' ``cm-2`` (and ``cm⁻²``,
+# whose superscripts are made plain first).
+_TOKEN_RE = re.compile(r"^(?P<sym>[A-Za-zµμΩ]+)(?:\^?(?P<exp>[-+]?\d+(?:\.\d+)?))?$")
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
 
 
 def _unit_factor(unit: str) -> tuple[float, Dim]:
     """SI factor and dimension of a unit expression such as ``mA/cm^2`` or ``MPa m^0.5``."""
-    unit = unit.strip().replace("²", "^2").replace("³", "^3").replace("·", " ").replace("*", " ")
+    unit = unit.strip().translate(_SUPERSCRIPTS).replace("·", " ").replace("*", " ").replace("⋅", " ")
     if unit in ("", "1"):
         return 1.0, _NONE
     if unit == "%":
@@ -127,7 +130,7 @@ def _token(token: str) -> tuple[float, Dim]:
     if not m:
         raise ValueError(token)
     sym = m["sym"]
-    exp = float(m["exp"]) if m["exp"] else (float(m["digit"]) if m["digit"] else 1.0)
+    exp = float(m["exp"]) if m["exp"] else 1.0
     if sym in _BASE:
         f, d = _BASE[sym]
     elif sym[0] in _PREFIX and sym[1:] in _BASE:
@@ -171,9 +174,18 @@ def parse(text: object, kind: Kind, field: str) -> float:
         raise ConfigError(field, text, f'a {kind.name} needs its unit, e.g. "{kind.example}"')
     if not _same_dim(dim, kind.dim):
         raise ConfigError(field, text, f"'{unit}' is not a unit of {kind.name}; expected e.g. \"{kind.example}\"")
-    if not math.isfinite(value):
+    if not math.isfinite(value) or not math.isfinite(value * factor):
         raise ConfigError(field, text, "not a finite number")
     return value * factor
+
+
+def is_unit(text: str) -> bool:
+    """Whether ``text`` reads as a unit alone (``mA/cm^2``): a value whose unit was left unquoted."""
+    try:
+        _unit_factor(text)
+    except (ValueError, OverflowError):
+        return False
+    return bool(text.strip()) and not text.strip().isdigit()
 
 
 def to_unit(value_si: float, unit: str) -> float:
@@ -206,3 +218,19 @@ def si_unit(kind: Kind) -> str:
             (num if e > 0 else den).append(token)
     text = " ".join(num) or "1"
     return text + ("/" + " ".join(den) if den else "")
+
+
+_SI_NAMES = ("s", "V", "A", "C", "ohm", "Hz", "W", "J", "F", "S", "m^2", "m", "kg", "Pa", "N", "K")
+
+
+def si_name(unit: str) -> str | None:
+    """The SI unit a unit expression measures ("mA" -> "A", "kOhm" -> "ohm"; "1" if dimensionless), or
+    None when it cannot be parsed."""
+    try:
+        _, dim = _unit_factor(unit)
+    except ValueError:
+        return None
+    for name in _SI_NAMES:
+        if _same_dim(dim, _unit_factor(name)[1]):
+            return name
+    return "1" if _same_dim(dim, _NONE) else None

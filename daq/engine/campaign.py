@@ -20,15 +20,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from daq.core.clock import VirtualClock
+from daq.core import units as u
+from daq.core.capabilities import Potentiostat, PressureSensor
+from daq.core.clock import Clock, VirtualClock
 from daq.engine.runner import predictions, run_protocol
-from daq.models.cell import cell_from_text, read_cell_text
+from daq.models.cell import Cell, cell_from_text, read_cell_text
+from daq.storage.naming import confined
 from daq.storage.writer import utc_now
 from protocols.campaign import Campaign
 from protocols.loader import load_protocol
-from simulators.rig import simulated_rig
 
-Q_UNIT = 36000.0
 STR = h5py.string_dtype()
 TESTS = np.dtype(
     [
@@ -80,10 +81,17 @@ def bracket(densities: np.ndarray, failed: np.ndarray) -> Bracket:
     return Bracket(max(safe_below) if safe_below else np.nan, lowest_failed)
 
 
+ChannelFactory = Callable[[Cell, Clock], tuple[Potentiostat, PressureSensor | None]]
+
+
 def run_campaign(
-    campaign: Campaign, out_dir: str | Path, progress: Callable[[str], None] = lambda _: None
+    campaign: Campaign,
+    out_dir: str | Path,
+    channel: ChannelFactory,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[np.ndarray, np.ndarray, Path]:
-    """Run every test on the simulator; store tests and summary in OUT/campaign.h5, plot OUT/ccd_vs_density.png."""
+    """Run every test on a fresh cell from ``channel`` (its potentiostat and press, e.g. a simulated
+    cell's); store tests and summary in OUT/campaign.h5, plot OUT/ccd_vs_density.png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tests, summary = [], []
@@ -95,10 +103,11 @@ def run_campaign(
                 seed = base.simulation.seed * 1000 + 100 * s_index + 10 * d_index + rep
                 cell_overrides = {"simulation.seed": seed}
                 cell = cell_from_text(cell_text, cell_overrides, series.cell_path)
-                protocol = load_protocol(campaign.protocol_path, {"current_density": f"{cd / 10:.6g} mA/cm^2"})
+                density = u.to_unit(cd, "mA/cm^2")
+                protocol = load_protocol(campaign.protocol_path, {"current_density": f"{density:.6g} mA/cm^2"})
                 clock = VirtualClock()
-                _, pstat, transducer = simulated_rig(cell, clock)
-                path = out / f"{cell.cell_id}_{cd / 10:g}mAcm2_r{rep}.h5"
+                pstat, transducer = channel(cell, clock)
+                path = confined(out, f"{cell.cell_id}_{density:g}mAcm2_r{rep}.h5")
                 res = run_protocol(
                     protocol,
                     cell,
@@ -117,17 +126,17 @@ def run_campaign(
                         s_index,
                         cell.cell_id,
                         cell.electrolyte.relative_density,
-                        cd / 10,
+                        density,
                         rep,
                         seed,
                         res.outcome,
                         failed,
-                        res.plated_capacity / Q_UNIT,
-                        res.short["capacity"] / Q_UNIT if res.short else np.nan,
+                        u.to_unit(res.plated_capacity, "mAh/cm^2"),
+                        u.to_unit(res.short["capacity"], "mAh/cm^2") if res.short else np.nan,
                         path.name,
                     )
                 )
-                progress(f"{cell.cell_id} at {cd / 10:g} mA/cm^2, cell {rep}: {res.outcome}")
+                progress(f"{cell.cell_id} at {density:g} mA/cm^2, cell {rep}: {res.outcome}")
         rows = np.array([t for t in tests if t[0] == s_index], dtype=TESTS)
         b = bracket(rows["current_density"], rows["failed"].astype(bool))
         pred = predictions(base)["ccd"]

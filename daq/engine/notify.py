@@ -29,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -39,7 +38,8 @@ from typing import Any
 from daq.core import units as u
 from daq.core.capabilities import RunHandle
 from daq.core.errors import ConfigError
-from daq.core.records import Event, Record, RunEnd
+from daq.core.records import Event, EventKind, Record, RunEnd
+from daq.core.tables import ConfigTable, read_toml, suggest
 
 # What can be notified. "instrument": an instrument fault that was ridden out (off by default: noisy).
 CATEGORIES = ("stop", "short_circuit", "interlock", "fault", "refused", "instrument")
@@ -102,137 +102,95 @@ class Notice:
 
 
 # --- settings -------------------------------------------------------------------------------------
-class _T:
-    def __init__(self, data: Any, name: str):
-        if not isinstance(data, dict):
-            raise ConfigError(name, None if isinstance(data, (list, dict)) else data, "must be a table")
-        self.data, self.name = data, name
+_EMAIL_FIELDS = (
+    "host",
+    "port",
+    "from",
+    "to",
+    "starttls",
+    "ssl",
+    "username",
+    "password_env",
+    "password",
+    "ca_file",
+    "timeout",
+    "subject_prefix",
+    "allow_plaintext_auth",
+)
+MAX_DELIVERY_TIME = 3600.0  # s, the longest a hook or a mail server may take
 
-    def at(self, key: str) -> str:
-        return f"{self.name}.{key}"
 
-    def unknown(self, allowed: set[str]) -> None:
-        for key in self.data:
-            if key not in allowed:
-                raise ConfigError(self.at(key), None, f"unknown field; expected one of {', '.join(sorted(allowed))}")
+def _seconds(t: ConfigTable, key: str, default: float) -> float:
+    return t.quantity(key, u.TIME, default, hi=MAX_DELIVERY_TIME, unit="s")  # type: ignore[return-value]
 
-    def text(self, key: str, default: str | None = None, required: bool = False) -> str | None:
-        value = self.data.get(key, default)
-        if value is None and required:
-            raise ConfigError(self.at(key), None, "missing")
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise ConfigError(self.at(key), value, "must be non-empty text")
-        return value
 
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise ConfigError(self.at(key), value, "must be true or false")
-        return value
-
-    def seconds(self, key: str, default: float) -> float:
-        if key not in self.data:
-            return default
-        value = u.parse(self.data[key], u.TIME, self.at(key))
-        if not 0 < value <= 3600:
-            raise ConfigError(self.at(key), self.data[key], "must be a time between 0 s and 1 h")
-        return value
-
-    def strings(self, key: str, required: bool = False) -> tuple[str, ...] | None:
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                raise ConfigError(self.at(key), None, 'missing; give a list of text, e.g. ["a", "b"]')
-            return None
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-            raise ConfigError(
-                self.at(key), value if not isinstance(value, dict) else None, "must be a non-empty list of text"
-            )
-        return tuple(value)
+def _email(et: ConfigTable) -> EmailSettings:
+    et.unknown(_EMAIL_FIELDS, show_value=False)
+    port = et.data.get("port", 465 if et.data.get("ssl") is True else 25)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError("notify.email.port", port, "must be a port number 1-65535")
+    starttls, use_ssl = et.flag("starttls", False), et.flag("ssl", False)
+    if starttls and use_ssl:
+        raise ConfigError("notify.email.starttls", True, "choose starttls or ssl, not both")
+    password_env = et.text("password_env", required=False, nonempty=True)
+    username = et.text("username", required=False, nonempty=True)
+    password = et.text("password", required=False, nonempty=True)
+    if (password_env or password) and not username:
+        raise ConfigError("notify.email.username", None, "missing; a password needs a user name")
+    if username and not (starttls or use_ssl) and not et.flag("allow_plaintext_auth", False):
+        raise ConfigError(
+            "notify.email.username",
+            username,
+            "logging in without starttls = true or ssl = true would send the password unencrypted; "
+            "encrypt the link, or set allow_plaintext_auth = true if the server is trusted",
+        )
+    et.flag("allow_plaintext_auth", False)
+    return EmailSettings(
+        host=et.text("host", nonempty=True),
+        sender=et.text("from", nonempty=True),
+        to=et.strings("to", required=True) or (),
+        port=port,
+        starttls=starttls,
+        ssl=use_ssl,
+        username=username,
+        password_env=password_env,
+        password=password,
+        ca_file=et.text("ca_file", required=False, nonempty=True),
+        timeout=_seconds(et, "timeout", 10.0),
+        subject_prefix=et.text("subject_prefix", "[daq]"),
+    )
 
 
 def notify_from_dict(doc: Any, source: str = "<notify>") -> NotifyConfig:
     try:
-        root = _T(doc, "notify file")
-        root.unknown({"notify"})
+        root = ConfigTable(doc, "")
+        root.unknown(("notify",), show_value=False)
         if "notify" not in root.data:
             raise ConfigError("notify", None, "missing [notify] table")
-        t = _T(root.data["notify"], "notify")
-        t.unknown({"on", "command", "email", "repeat_after"})
+        t = root.sub("notify")
+        t.unknown(("on", "command", "email", "repeat_after"), show_value=False)
         on = t.strings("on") or DEFAULT_ON
         for c in on:
             if c not in CATEGORIES:
-                raise ConfigError("notify.on", c, f"unknown; choose from {', '.join(CATEGORIES)}")
+                raise ConfigError(
+                    "notify.on", c, f"unknown{suggest(c, CATEGORIES)}; choose from {', '.join(CATEGORIES)}"
+                )
         command = None
         if "command" in t.data:
             raw = t.data["command"]
-            if isinstance(raw, list):
-                raw = {"argv": raw}
-            ct = _T(raw, "notify.command")
-            ct.unknown({"argv", "timeout"})
-            command = CommandHook(ct.strings("argv", required=True) or (), ct.seconds("timeout", 10.0))
-        email = None
-        if "email" in t.data:
-            et = _T(t.data["email"], "notify.email")
-            et.unknown(
-                {
-                    "host",
-                    "port",
-                    "from",
-                    "to",
-                    "starttls",
-                    "ssl",
-                    "username",
-                    "password_env",
-                    "password",
-                    "ca_file",
-                    "timeout",
-                    "subject_prefix",
-                }
-            )
-            port = et.data.get("port", 465 if et.data.get("ssl") is True else 25)
-            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-                raise ConfigError("notify.email.port", port, "must be a port number 1-65535")
-            starttls, use_ssl = et.flag("starttls", False), et.flag("ssl", False)
-            if starttls and use_ssl:
-                raise ConfigError("notify.email.starttls", True, "choose starttls or ssl, not both")
-            password_env = et.text("password_env")
-            username = et.text("username")
-            if (password_env or et.data.get("password")) and not username:
-                raise ConfigError("notify.email.username", None, "missing; a password needs a user name")
-            email = EmailSettings(
-                host=et.text("host", required=True) or "",
-                sender=et.text("from", required=True) or "",
-                to=et.strings("to", required=True) or (),
-                port=port,
-                starttls=starttls,
-                ssl=use_ssl,
-                username=username,
-                password_env=password_env,
-                password=et.text("password"),
-                ca_file=et.text("ca_file"),
-                timeout=et.seconds("timeout", 10.0),
-                subject_prefix=str(et.data.get("subject_prefix", "[daq]")),
-            )
+            ct = ConfigTable({"argv": raw} if isinstance(raw, list) else raw, "notify.command")
+            ct.unknown(("argv", "timeout"), show_value=False)
+            command = CommandHook(ct.strings("argv", required=True) or (), _seconds(ct, "timeout", 10.0))
+        email = _email(t.sub("email")) if "email" in t.data else None
         if command is None and email is None:
             raise ConfigError("notify", None, "give a [notify.command] and/or a [notify.email] table")
-        return NotifyConfig(tuple(on), command, email, t.seconds("repeat_after", 300.0), source)
+        return NotifyConfig(tuple(on), command, email, _seconds(t, "repeat_after", 300.0), source)
     except ConfigError as exc:
         raise exc.located(source) from None
 
 
 def load_notify(path: str | Path) -> NotifyConfig:
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("notify", str(path), "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("notify", str(path), f"cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("notify", str(path), f"not valid TOML: {exc}") from None
+    _, doc = read_toml(path, "notify")
     return notify_from_dict(doc, str(path))
 
 
@@ -325,6 +283,7 @@ class Notifier:
         self._busy = False
         self._at_exit = False
         self.synchronous = False  # deliver in the engine's thread (virtual-time runs)
+        self._warned: set[str] = set()  # failures already printed as warnings
 
     # --- engine side ----------------------------------------------------------------------------
     def bind_run(self, engine: RunHandle) -> None:
@@ -398,6 +357,10 @@ class Notifier:
             )
         return None
 
+    def reset_throttling(self) -> None:
+        """Forget when each kind of notice was last sent: the next one of every kind goes out."""
+        self._last.clear()
+
     def _admit(self, notice: Notice) -> bool:
         """Interlock and instrument notices of one kind at most once per ``repeat_after`` (wall time)."""
         if notice.category in _NEVER_THROTTLED:
@@ -467,8 +430,17 @@ class Notifier:
                 )
             else:
                 text = f"notification by {channel} failed ({category}): {error}; the run goes on"
-                if not self._record("notify_failed", text, {"category": category, "channel": channel, "error": error}):
+                data = {"category": category, "channel": channel, "error": error}
+                self._warn(text)  # always on stderr: nobody may read the run file soon
+                if not self._record(EventKind.NOTIFY_FAILED, text, data):
                     self.failures.append(text)  # not in the run's record: close() hands it to the caller
+
+    def _warn(self, text: str) -> None:
+        self._warned.add(text)
+        try:
+            print(f"daq: warning: {text}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr closed: the failure is still returned by close()
+            pass
 
     def _record(self, kind: str, message: str, data: dict[str, Any]) -> bool:
         if self.reporter is None:
@@ -496,7 +468,8 @@ class Notifier:
 
     def _finish(self) -> None:
         for line in self.close():
-            print(f"daq: warning: {line}", file=sys.stderr)
+            if line not in self._warned:
+                self._warn(line)
 
 
 def cli_notifier(path: str | None) -> Notifier | None:

@@ -5,11 +5,11 @@ A rig file (TOML) names instruments and transducers once, then maps channels ont
     [rig]
     name = "glovebox A"
 
-    [instruments.smu]                 # kind: sim | gamry | biologic | keithley2450
+    [instruments.smu]                 # kind: one of drivers.registry.instrument_kinds()
     kind = "keithley2450"
     resource = "TCPIP::192.168.10.21::5025::SOCKET"
 
-    [transducers.press_a]             # kind: mark10 | dp41 | aed | modbus | sim
+    [transducers.press_a]             # kind: one of drivers.registry.transducer_kinds()
     kind = "mark10"
     port = "/dev/ttyUSB0"
     calibration = { gain = 1.002, offset = "0.12 N", date = "2025-03-14" }
@@ -28,9 +28,6 @@ a driver is built, so a rig without vendor instruments needs none of the vendor 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,24 +36,10 @@ from daq.core import units as u
 from daq.core.capabilities import Calibration, Potentiostat, PressureSensor
 from daq.core.clock import Clock
 from daq.core.errors import ConfigError
+from daq.core.tables import ConfigTable, read_toml
 from daq.models.cell import Cell, load_cell
+from drivers.registry import BuildContext, instrument_entry, transducer_entry
 
-# kind -> (module, class); imported lazily by name.
-POTENTIOSTAT_KINDS: dict[str, tuple[str, str]] = {
-    "sim": ("simulators.potentiostat", "SimulatedPotentiostat"),
-    "gamry": ("drivers.gamry", "GamryPotentiostat"),
-    "biologic": ("drivers.biologic", "BiologicPotentiostat"),
-    "keithley2450": ("drivers.keithley2450", "Keithley2450"),
-}
-TRANSDUCER_KINDS = ("mark10", "dp41", "aed", "modbus", "sim")
-_SERIAL_KEYS = {"baudrate", "timeout", "parity", "stopbits", "bytesize"}
-_TRANSDUCER_KEYS = {
-    "mark10": _SERIAL_KEYS | {"unit", "capacity"},
-    "dp41": _SERIAL_KEYS | {"unit", "capacity", "recognition"},
-    "aed": _SERIAL_KEYS | {"unit", "capacity", "scale"},
-    "modbus": {"baudrate", "timeout", "parity", "stopbits", "registers", "ram_area", "capacity"},
-    "sim": {"noise"},
-}
 _REGISTER_KEYS = {
     "value",
     "value_type",
@@ -130,80 +113,17 @@ class Rig:
 
 
 # --- reading and checking ---------------------------------------------------------------------
-class _Table:
-    def __init__(self, data: object, name: str):
-        if not isinstance(data, dict):
-            raise ConfigError(name, data if not isinstance(data, (list, tuple)) else None, "must be a table")
-        self.data, self.name = data, name
+MAX_IO_TIMEOUT = 600.0  # s: an instrument or transducer that needs longer to answer has failed
 
-    def path(self, key: str) -> str:
-        return f"{self.name}.{key}"
 
-    def unknown(self, allowed: set[str]) -> None:
-        for key in self.data:
-            if key not in allowed:
-                raise ConfigError(
-                    self.path(key), self.data[key], f"unknown field; expected one of {', '.join(sorted(allowed))}"
-                )
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.data.get(key, default)
-        if value is None:
-            raise ConfigError(self.path(key), None, "missing")
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(self.path(key), value, "must be non-empty text")
-        return value
-
-    def integer(self, key: str, default: int | None = None, minimum: int | None = None) -> int:
-        value = self.data.get(key, default)
-        if value is None:
-            raise ConfigError(self.path(key), None, "missing")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(self.path(key), value, "must be a whole number")
-        if minimum is not None and value < minimum:
-            raise ConfigError(self.path(key), value, f"must be at least {minimum}")
-        return value
-
-    def number(self, key: str, default: float | None = None) -> float | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(self.path(key), value, "must be a number")
-        return float(value)
-
-    def quantity(self, key: str, *kinds: u.Kind, zero_ok: bool = False) -> float | None:
-        if key not in self.data:
-            return None
-        value = self.data[key]
-        error = None
-        for kind in kinds:
-            try:
-                parsed = u.parse(value, kind, self.path(key))
-            except ConfigError as exc:
-                error = error or exc
-                continue
-            if parsed < 0 or (parsed == 0 and not zero_ok):
-                raise ConfigError(self.path(key), value, f"must be a positive {kind.name}")
-            return parsed
-        if len(kinds) > 1:
-            raise ConfigError(
-                self.path(key),
-                value,
-                f'expected a {" or ".join(k.name for k in kinds)} with its unit, e.g. "{kinds[0].example}"',
-            )
-        raise error  # type: ignore[misc]
+def _seconds(t: ConfigTable, key: str) -> float | None:
+    return t.quantity(key, u.TIME, hi=MAX_IO_TIMEOUT, unit="s")
 
 
 def load_rig(path: str | Path) -> Rig:
     """Read and check a rig file; cell files are resolved relative to it."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("rig", str(path), "file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("rig", str(path), f"not valid TOML: {exc}") from None
+    _, doc = read_toml(path, "rig")
     try:
         return rig_from_dict(doc, path.parent, path)
     except ConfigError as exc:
@@ -211,18 +131,20 @@ def load_rig(path: str | Path) -> Rig:
 
 
 def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | None = None) -> Rig:
-    root = _Table(doc, "rig file")
+    root = ConfigTable(doc, "")
     root.unknown({"rig", "instruments", "transducers", "channels"})
-    meta = _Table(doc.get("rig", {}), "rig")
+    meta = ConfigTable(doc.get("rig", {}), "rig")
     meta.unknown({"name", "description", "operator", "location"})
-    name = meta.text("name", path.stem if path else "rig")
+    name = meta.text("name", path.stem if path else "rig", nonempty=True)
     instruments = {
-        key: _instrument(key, value) for key, value in _Table(doc.get("instruments", {}), "instruments").data.items()
+        key: _instrument(key, value)
+        for key, value in ConfigTable(doc.get("instruments", {}), "instruments").data.items()
     }
     transducers = {
-        key: _transducer(key, value) for key, value in _Table(doc.get("transducers", {}), "transducers").data.items()
+        key: _transducer(key, value)
+        for key, value in ConfigTable(doc.get("transducers", {}), "transducers").data.items()
     }
-    channels_table = _Table(doc.get("channels", {}), "channels")
+    channels_table = ConfigTable(doc.get("channels", {}), "channels")
     if not channels_table.data:
         raise ConfigError("channels", None, "the rig has no channels; add [channels.NAME] with instrument and cell")
     channels = {
@@ -251,158 +173,149 @@ def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | 
 
 
 def _instrument(name: str, data: object) -> InstrumentSpec:
-    t = _Table(data, f"instruments.{name}")
-    kind = t.text("kind")
-    if kind not in POTENTIOSTAT_KINDS:
-        raise ConfigError(
-            t.path("kind"), kind, f"unknown instrument kind; expected one of {', '.join(POTENTIOSTAT_KINDS)}"
-        )
-    allowed = {"kind", "resource", "timeout", "description"}
-    if kind == "keithley2450":
-        allowed |= {"buffer_size"}
-    t.unknown(allowed)
-    options: dict[str, Any] = {}
-    if kind == "sim":
+    t = ConfigTable(data, f"instruments.{name}")
+    kind = t.text("kind", nonempty=True)
+    entry = _entry(instrument_entry, kind, t.at("kind"))
+    t.unknown({"kind", "resource", "timeout", "description"} | {o.name for o in entry.options})
+    if entry.resource_example is None:
         resource = t.data.get("resource", f"sim://{name}")
+        if not isinstance(resource, str):
+            raise ConfigError(t.at("resource"), resource, "must be text")
     else:
-        resource = t.text("resource")
-    if not isinstance(resource, str):
-        raise ConfigError(t.path("resource"), resource, "must be text")
-    if kind == "keithley2450":
-        if "::" not in resource:
-            raise ConfigError(
-                t.path("resource"), resource, 'expected a VISA resource, e.g. "TCPIP::192.168.1.50::5025::SOCKET"'
-            )
-        if "buffer_size" in t.data:
-            options["buffer_size"] = t.integer("buffer_size", minimum=10)
-    timeout = t.quantity("timeout", u.TIME)
+        resource = t.text("resource", nonempty=True)
+        if not entry.resource_check(resource):
+            raise ConfigError(t.at("resource"), resource, f"expected {entry.resource_example}")
+    options: dict[str, Any] = {}
+    for option in entry.options:
+        if option.name in t.data:
+            if option.kind == "integer":
+                options[option.name] = t.integer(option.name, minimum=int(option.minimum or 0), maximum=10_000_000)
+            elif option.kind == "time":
+                options[option.name] = _seconds(t, option.name)
+            else:
+                options[option.name] = t.text(option.name, nonempty=True)
+    timeout = _seconds(t, "timeout")
     if timeout is not None:
         options["timeout"] = timeout
     return InstrumentSpec(name, kind, resource, options)
 
 
+def _entry(load: Any, kind: str, field_name: str) -> Any:
+    """The registry's entry for ``kind``, its refusal naming the rig-file field."""
+    try:
+        return load(kind)
+    except ConfigError as exc:
+        raise ConfigError(field_name, kind, exc.problem) from None
+
+
 def _transducer(name: str, data: object) -> TransducerSpec:
-    t = _Table(data, f"transducers.{name}")
-    kind = t.text("kind")
-    if kind not in TRANSDUCER_KINDS:
-        raise ConfigError(
-            t.path("kind"), kind, f"unknown transducer kind; expected one of {', '.join(TRANSDUCER_KINDS)}"
-        )
-    t.unknown({"kind", "port", "pressed_area", "calibration", "description"} | _TRANSDUCER_KEYS[kind])
-    port = f"sim://{name}" if kind == "sim" else t.text("port")
+    t = ConfigTable(data, f"transducers.{name}")
+    kind = t.text("kind", nonempty=True)
+    entry = _entry(transducer_entry, kind, t.at("kind"))
+    t.unknown({"kind", "port", "pressed_area", "calibration", "description"} | entry.keys)
+    port = t.text("port", nonempty=True) if entry.needs_port else f"sim://{name}"
     pressed_area = t.quantity("pressed_area", u.AREA)
     options: dict[str, Any] = {}
     if "baudrate" in t.data:
-        options["baudrate"] = t.integer("baudrate", minimum=50)
+        options["baudrate"] = t.integer("baudrate", minimum=50, maximum=4_000_000)
     if "timeout" in t.data:
-        options["timeout"] = t.quantity("timeout", u.TIME)
+        options["timeout"] = _seconds(t, "timeout")
     for key in ("parity",):
         if key in t.data:
-            value = t.text(key)
+            value = t.text(key, nonempty=True)
             if value not in ("N", "E", "O"):
-                raise ConfigError(t.path(key), value, 'must be "N", "E" or "O"')
+                raise ConfigError(t.at(key), value, 'must be "N", "E" or "O"')
             options[key] = value
     if "stopbits" in t.data:
-        options["stopbits"] = t.integer("stopbits", minimum=1)
+        options["stopbits"] = t.integer("stopbits", minimum=1, maximum=2)
     if "bytesize" in t.data:
-        options["bytesize"] = t.integer("bytesize", minimum=5)
+        options["bytesize"] = t.integer("bytesize", minimum=5, maximum=8)
     if "unit" in t.data:
         from drivers.transducers import unit_factor
 
-        options["unit"] = t.text("unit")
-        unit_factor(options["unit"], t.path("unit"))
+        options["unit"] = t.text("unit", nonempty=True)
+        unit_factor(options["unit"], t.at("unit"))
     if "scale" in t.data:
-        options["scale"] = t.number("scale")
+        options["scale"] = t.number("scale", None)
         if not options["scale"]:
-            raise ConfigError(t.path("scale"), t.data["scale"], "must be a non-zero number")
+            raise ConfigError(t.at("scale"), t.data["scale"], "must be a non-zero number")
     if "recognition" in t.data:
-        options["recognition"] = t.text("recognition")
+        options["recognition"] = t.text("recognition", nonempty=True)
     if "capacity" in t.data:
-        options["capacity"] = t.quantity("capacity", u.FORCE, u.PRESSURE)
+        options["capacity"] = t.quantity("capacity", (u.FORCE, u.PRESSURE))
     if "ram_area" in t.data:
         options["ram_area"] = t.quantity("ram_area", u.AREA)
     if "noise" in t.data:
-        options["noise"] = t.quantity("noise", u.PRESSURE, zero_ok=True)
+        options["noise"] = t.quantity("noise", u.PRESSURE, positive=False, lo=0.0, unit="Pa")
     registers = None
-    if kind == "modbus":
-        registers = _registers(_Table(t.data.get("registers", {}), t.path("registers")))
-    calibration = _calibration(t, kind, options)
+    if "registers" in entry.keys:
+        registers = _registers(ConfigTable(t.data.get("registers", {}), t.at("registers")))
+    calibration = _calibration(t, entry.measures(options))
     return TransducerSpec(name, kind, port, pressed_area, calibration, options, registers)
 
 
-def _measures(kind: str, options: dict[str, Any]) -> str:
-    """'force' or 'pressure': what the transducer's reading is, to check the calibration offset."""
-    if kind == "mark10":
-        return "force"
-    if kind in ("modbus", "sim"):
-        return "pressure"
-    from drivers.transducers import unit_factor
-
-    return unit_factor(options.get("unit", "N"))[1]
-
-
-def _calibration(t: _Table, kind: str, options: dict[str, Any]) -> Calibration:
+def _calibration(t: ConfigTable, measures: str) -> Calibration:
     if "calibration" not in t.data:
         return Calibration()
-    c = _Table(t.data["calibration"], t.path("calibration"))
+    c = ConfigTable(t.data["calibration"], t.at("calibration"))
     c.unknown({"gain", "offset", "date", "reference"})
     gain = c.number("gain", 1.0)
     if not gain or gain <= 0:
-        raise ConfigError(c.path("gain"), c.data.get("gain"), "must be a positive number")
+        raise ConfigError(c.at("gain"), c.data.get("gain"), "must be a positive number")
     offset = 0.0
     if "offset" in c.data:
-        kind_ = u.FORCE if _measures(kind, options) == "force" else u.PRESSURE
+        kind_ = u.FORCE if measures == "force" else u.PRESSURE
         raw = c.data["offset"]
         if raw == 0:
             offset = 0.0
         else:
-            offset = u.parse(raw, kind_, c.path("offset"))
+            offset = u.parse(raw, kind_, c.at("offset"))
     date = c.data.get("date", "")
     if hasattr(date, "isoformat"):
         date = date.isoformat()  # a TOML date
     if not isinstance(date, str):
-        raise ConfigError(c.path("date"), date, "must be a date, e.g. 2025-03-14")
+        raise ConfigError(c.at("date"), date, "must be a date, e.g. 2025-03-14")
     reference = c.data.get("reference", "")
     if not isinstance(reference, str):
-        raise ConfigError(c.path("reference"), reference, "must be text")
+        raise ConfigError(c.at("reference"), reference, "must be text")
     return Calibration(gain=gain, offset=offset, date=date, reference=reference)
 
 
-def _registers(t: _Table) -> Any:
+def _registers(t: ConfigTable) -> Any:
     from drivers.transducers import RegisterMap
 
     t.unknown(_REGISTER_KEYS)
     kw: dict[str, Any] = {}
     for key in ("value", "decimals", "unit", "fixed_decimals", "device_id"):
         if key in t.data:
-            kw[key] = t.integer(key, minimum=0)
+            kw[key] = t.integer(key, minimum=0, maximum=65535)
     for key in ("value_type", "word_order", "fixed_unit", "function"):
         if key in t.data:
-            kw[key] = t.text(key)
+            kw[key] = t.text(key, nonempty=True)
     if "scale" in t.data:
-        kw["scale"] = t.number("scale")
+        kw["scale"] = t.number("scale", None)
     if "unit_codes" in t.data:
-        codes = _Table(t.data["unit_codes"], t.path("unit_codes"))
+        codes = ConfigTable(t.data["unit_codes"], t.at("unit_codes"))
         parsed = {}
         for code, unit in codes.data.items():
             if not str(code).isdigit():
-                raise ConfigError(codes.path(str(code)), unit, "unit codes are register values (0, 1, 2 ...)")
+                raise ConfigError(codes.at(str(code)), unit, "unit codes are register values (0, 1, 2 ...)")
             if not isinstance(unit, str):
-                raise ConfigError(codes.path(str(code)), unit, 'must be a unit, e.g. "bar"')
+                raise ConfigError(codes.at(str(code)), unit, 'must be a unit, e.g. "bar"')
             parsed[int(code)] = unit
         kw["unit_codes"] = parsed
     if "overflow" in t.data:
         values = t.data["overflow"]
         if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise ConfigError(t.path("overflow"), values, "must be a list of whole numbers, e.g. [32767, -32768]")
+            raise ConfigError(t.at("overflow"), values, "must be a list of whole numbers, e.g. [32767, -32768]")
         kw["overflow"] = tuple(values)
     if "unit" in kw and not kw.get("unit_codes"):
-        raise ConfigError(t.path("unit_codes"), None, 'a unit register needs unit_codes, e.g. { 0 = "bar" }')
+        raise ConfigError(t.at("unit_codes"), None, 'a unit register needs unit_codes, e.g. { 0 = "bar" }')
     try:
         return RegisterMap(**kw)
     except ConfigError as exc:
         field_name = exc.field.replace("registers.", "")
-        raise ConfigError(t.path(field_name), exc.value, exc.problem) from None
+        raise ConfigError(t.at(field_name), exc.value, exc.problem) from None
 
 
 def _channel(
@@ -412,132 +325,65 @@ def _channel(
     transducers: dict[str, TransducerSpec],
     base_dir: Path,
 ) -> ChannelSpec:
-    t = _Table(data, f"channels.{name}")
+    t = ConfigTable(data, f"channels.{name}")
     t.unknown({"instrument", "channel", "cell", "transducer", "description"})
-    instrument = t.text("instrument")
+    instrument = t.text("instrument", nonempty=True)
     if instrument not in instruments:
         known = ", ".join(instruments) or "none defined"
-        raise ConfigError(t.path("instrument"), instrument, f"no such instrument (instruments: {known})")
-    channel = t.integer("channel", 1, minimum=1)
-    single = {"keithley2450": "a Keithley 2450", "gamry": "a Gamry potentiostat"}
-    if instruments[instrument].kind in single and channel != 1:
-        raise ConfigError(t.path("channel"), channel, f"{single[instruments[instrument].kind]} has one channel (1)")
+        raise ConfigError(t.at("instrument"), instrument, f"no such instrument (instruments: {known})")
+    channel = t.integer("channel", 1, minimum=1, maximum=256)
+    spec = instruments[instrument]
+    entry = instrument_entry(spec.kind)
+    if entry.channels is not None and channel > entry.channels:
+        has = "one channel (1)" if entry.channels == 1 else f"{entry.channels} channels"
+        raise ConfigError(t.at("channel"), channel, f"{entry.title} has {has}")
     transducer = t.data.get("transducer")
     if transducer is not None:
-        transducer = t.text("transducer")
+        transducer = t.text("transducer", nonempty=True)
         if transducer not in transducers:
             known = ", ".join(transducers) or "none defined"
-            raise ConfigError(t.path("transducer"), transducer, f"no such transducer (transducers: {known})")
-    cell_path = Path(t.text("cell"))
+            raise ConfigError(t.at("transducer"), transducer, f"no such transducer (transducers: {known})")
+    cell_path = Path(t.text("cell", nonempty=True))
     if not cell_path.is_absolute():
         cell_path = base_dir / cell_path
     try:
         cell = load_cell(cell_path)
     except ConfigError as exc:
         if exc.field == "cell" and exc.problem == "file not found":
-            raise ConfigError(t.path("cell"), t.data["cell"], f"cell file not found ({cell_path})") from None
+            raise ConfigError(t.at("cell"), t.data["cell"], f"cell file not found ({cell_path})") from None
         raise
     return ChannelSpec(name, instrument, channel, cell_path, cell, transducer)
 
 
 # --- building drivers -------------------------------------------------------------------------
-def driver_class(kind: str) -> type:
-    """The driver class for an instrument kind, imported by name only now."""
-    module_name, class_name = POTENTIOSTAT_KINDS[kind]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError("kind", kind, f"driver module {module_name} cannot be imported: {exc}") from None
-    try:
-        return getattr(module, class_name)
-    except AttributeError:
-        raise ConfigError("kind", kind, f"{module_name} has no {class_name}") from None
+_connections: dict[Any, Any] = {}  # per process: connections shared by the channels of one instrument
 
 
-_shared_connections: dict[tuple[str, str], Any] = {}
+def _context(spec: InstrumentSpec | TransducerSpec, resource: str, channel: ChannelSpec, clock: Clock, shared: dict):
+    return BuildContext(
+        spec.name, resource, dict(spec.options), channel.channel, channel.cell, clock, shared, _connections
+    )
 
 
-def build_potentiostat(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: Any = None) -> Potentiostat:
-    """The driver object for a channel (not connected). ``sim_cell``: the SimulatedCell of a sim channel."""
+def build_potentiostat(rig: Rig, channel: ChannelSpec, clock: Clock, shared: dict | None = None) -> Potentiostat:
+    """The driver object for a channel (not connected). ``shared``: what the channel's parts share."""
     spec = rig.instruments[channel.instrument]
-    if spec.kind == "sim":
-        from simulators.cell import SimulatedCell
-        from simulators.potentiostat import SimulatedPotentiostat
-
-        return SimulatedPotentiostat(
-            sim_cell if sim_cell is not None else SimulatedCell(channel.cell),
-            clock,
-            name=f"{spec.name}:{channel.channel}",
-        )
-    cls = driver_class(spec.kind)
-    if spec.kind == "keithley2450":
-        return cls(spec.resource, clock, name=spec.name, **spec.options)
-    resource: Any = spec.resource
-    if spec.kind == "biologic":
-        # One connection per instrument, shared by its channels (one BL_Connect per device).
-        module = importlib.import_module(cls.__module__)
-        connection_cls = getattr(module, "BiologicConnection", None)
-        if connection_cls is not None:
-            key = (spec.kind, spec.resource)
-            if key not in _shared_connections:
-                _shared_connections[key] = connection_cls(spec.resource)
-            resource = _shared_connections[key]
-    return _construct(cls, spec, resource, channel, clock)
+    return instrument_entry(spec.kind).build(
+        _context(spec, spec.resource, channel, clock, {} if shared is None else shared)
+    )
 
 
-def _construct(cls: type, spec: InstrumentSpec, resource: Any, channel: ChannelSpec, clock: Clock) -> Potentiostat:
-    """Call a vendor driver's constructor by parameter name: resource/section/address/connection,
-    channel (0-based where the driver counts from 0, as BioLogic's EClib does), clock, timeout."""
-    params = inspect.signature(cls).parameters
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    names = list(params)
-    for pname in names:
-        p = params[pname]
-        if pname in ("resource", "section", "address", "connection", "device", "resource_name"):
-            value: Any = resource
-        elif pname == "channel":
-            value = channel.channel - 1 if spec.kind == "biologic" else channel.channel
-        elif pname == "clock":
-            value = clock
-        elif pname == "timeout" and "timeout" in spec.options:
-            value = spec.options["timeout"]
-        elif pname == "name":
-            value = f"{spec.name}:{channel.channel}"
-        else:
-            continue
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
-            args.append(value)
-        else:
-            kwargs[pname] = value
-    try:
-        return cls(*args, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"instruments.{spec.name}", spec.kind, f"cannot build the driver: {exc}") from None
-
-
-def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, sim_cell: Any = None) -> PressureSensor | None:
+def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, shared: dict | None = None) -> PressureSensor | None:
     """The transducer reading the channel's press (not connected), or None."""
     if channel.transducer is None:
         return None
     spec = rig.transducers[channel.transducer]
-    area = spec.pressed_area if spec.pressed_area is not None else channel.cell.pressed_area
-    if spec.kind == "sim":
-        from simulators.cell import SimulatedCell
-        from simulators.rig import SimulatedTransducer
-
-        sim = SimulatedTransducer(
-            sim_cell if sim_cell is not None else SimulatedCell(channel.cell), clock, **spec.options
-        )
-        sim.pressed_area = area
-        return sim
-    from drivers import transducers as tr
-
-    cls = tr.TRANSDUCER_KINDS[spec.kind]
-    kwargs = dict(spec.options)
-    if spec.kind == "modbus":
-        kwargs["registers"] = spec.registers
-    return cls(spec.port, area, spec.calibration, clock, name=spec.name, **kwargs)
+    ctx = _context(spec, spec.port, channel, clock, {} if shared is None else shared)
+    ctx.pressed_area = spec.pressed_area if spec.pressed_area is not None else channel.cell.pressed_area
+    ctx.calibration = spec.calibration
+    if spec.registers is not None:
+        ctx.options["registers"] = spec.registers
+    return transducer_entry(spec.kind).build(ctx)
 
 
 @dataclass
@@ -556,16 +402,7 @@ def build_channel(rig: Rig, channel: ChannelSpec, clock: Clock, cell: Cell | Non
     cell = cell or channel.cell
     if cell is not channel.cell:
         channel = dataclasses.replace(channel, cell=cell)
-    sim_cell = None
-    if rig.instruments[channel.instrument].kind == "sim" or (
-        channel.transducer and rig.transducers[channel.transducer].kind == "sim"
-    ):
-        from simulators.cell import SimulatedCell
-
-        sim_cell = SimulatedCell(cell)
-    return ChannelHardware(
-        channel,
-        build_potentiostat(rig, channel, clock, sim_cell),
-        build_transducer(rig, channel, clock, sim_cell),
-        sim_cell,
-    )
+    shared: dict[str, Any] = {}
+    potentiostat = build_potentiostat(rig, channel, clock, shared)
+    transducer = build_transducer(rig, channel, clock, shared)
+    return ChannelHardware(channel, potentiostat, transducer, shared.get("sim_cell"))

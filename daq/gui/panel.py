@@ -565,7 +565,12 @@ class ChannelPanel(QWidget):
         self.plot_e_q.getPlotItem().getViewBox().updateAutoRange()
         self._sync_time_plots()
 
-    def _current_step(self) -> int:
+    @property
+    def marked_events(self) -> int:
+        """How many events (shorts, faults) are marked on the time plots."""
+        return len(self._markers)
+
+    def current_step(self) -> int:
         idx = int(self.buffer.last("step")) if self.buffer is not None and len(self.buffer) else -1
         if self.step_row is not None:
             idx = max(idx, int(self.step_row["index"]))
@@ -580,7 +585,7 @@ class ChannelPanel(QWidget):
         info, buf = self.info, self.buffer
         assert info is not None and buf is not None
         t_now = buf.last("t") if len(buf) else 0.0
-        idx = self._current_step()
+        idx = self.current_step()
         planned = info.plan.step(idx)
         row = (
             self.step_row

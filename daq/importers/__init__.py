@@ -15,8 +15,20 @@ from daq.importers.biologic_mpr import read_mpr
 from daq.importers.biologic_mpt import read_mpt
 from daq.importers.gamry_dta import read_dta
 from daq.importers.recording import TECHNIQUES, Recording, Spectrum
+from daq.importers.spectrum_text import ZPLOT_MAGIC, is_parstat, read_csv_spectrum, read_parstat, read_zplot
 
-__all__ = ["Recording", "Spectrum", "TECHNIQUES", "read_recording", "read_mpr", "read_mpt", "read_dta"]
+__all__ = [
+    "Recording",
+    "Spectrum",
+    "TECHNIQUES",
+    "read_recording",
+    "read_mpr",
+    "read_mpt",
+    "read_dta",
+    "read_csv_spectrum",
+    "read_zplot",
+    "read_parstat",
+]
 
 _BY_EXTENSION = {".mpr": "a BioLogic .mpr file", ".mpt": "an EC-Lab text export", ".dta": "a Gamry EXPLAIN file"}
 
@@ -28,7 +40,7 @@ def read_recording(path: str | Path) -> Recording:
         raise fail(path, "is a directory, not a recording")
     try:
         with path.open("rb") as fh:
-            head = fh.read(64)
+            head = fh.read(256)
     except OSError as exc:
         raise fail(path, f"cannot be opened ({exc.strerror or exc})") from None
     if head.startswith(_MPR_MAGIC[:22]):
@@ -38,9 +50,19 @@ def read_recording(path: str | Path) -> Recording:
         return read_mpt(path)
     if text.startswith(b"EXPLAIN"):
         return read_dta(path)
+    if text.startswith(ZPLOT_MAGIC.encode()):
+        return read_zplot(path)
+    if is_parstat(text.split(b"\n", 1)[0].decode("latin-1")):
+        return read_parstat(path)
+    if path.suffix.lower() == ".csv":
+        return read_csv_spectrum(path)
     if not head:
         raise fail(path, "is empty")
     expected = _BY_EXTENSION.get(path.suffix.lower())
     if expected:
         raise fail(path, f"has the extension of {expected} but not its content (wrong or damaged file header)")
-    raise fail(path, "is not a recognised recording (expected a Gamry .DTA, BioLogic .mpr or EC-Lab .mpt file)")
+    raise fail(
+        path,
+        "is not a recognised recording (expected a Gamry .DTA, BioLogic .mpr or EC-Lab .mpt file, or a "
+        "spectrum as .csv, ZPlot .z or Parstat text)",
+    )

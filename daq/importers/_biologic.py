@@ -10,11 +10,13 @@ integrates the recorded current in mA·h, so it cannot be a charge in coulombs.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from daq.importers._common import si_conversion
 from daq.importers.recording import Recording, Spectrum
 
 _MAH = 3.6  # 1 mA·h in C
@@ -147,8 +149,74 @@ for _col in (
 ):
     COLUMNS_BY_LABEL.setdefault(_col.label, _col)
 
+# Quantity names (label before the unit) -> neutral name, for labels not listed above. Averaged
+# quantities are written ``<X>/unit`` or ``<X/unit>``; both give ``X_avg``.
+_BASE_NAMES = {
+    "time": "t",
+    "Ewe": "E_we",
+    "Ece": "E_ce",
+    "I": "I",
+    "Ewe-Ece": "E_we_ce",
+    "Estack": "E_stack",
+    "Ecell": "E_cell",
+    "freq": "freq",
+    "Pwe": "P",
+    "Pce": "P_ce",
+    "Pwe-ce": "P_we_ce",
+    "Rwe": "R",
+    "Rce": "R_ce",
+    "Rwe-ce": "R_we_ce",
+    "Ecv": "E_cv",
+}
+_AVERAGED = re.compile(r"^<(?P<name>[^<>/]+)(?:/(?P<inner>[^<>]+))?>(?:/(?P<outer>.+))?$")
+
+
+def _name_and_unit(label: str) -> tuple[str, str, bool] | None:
+    """Split an EC-Lab label into (quantity, unit text, averaged); None for a label with no quantity."""
+    m = _AVERAGED.match(label)
+    if m:
+        unit = m.group("inner") or m.group("outer") or ""
+        return m.group("name").strip(), unit.strip(), True
+    name, sep, unit = label.rpartition("/")
+    if not sep:
+        return (label.strip(), "", False) if label.strip() else None
+    return name.strip(), unit.strip(), False
+
+
+def label_column(label: str) -> Column | None:
+    """The neutral column for an EC-Lab label (binary id tables and text exports alike).
+
+    Known labels come from :data:`COLUMNS_BY_LABEL`; others follow the rule ``name/unit`` (or an
+    averaged ``<name>/unit``, ``<name/unit>``) with the unit converted to SI. None when the unit is not
+    one the product can convert: the caller keeps such a column as written and says so.
+    """
+    label = label.replace("\u03bc", "\u00b5").strip()
+    known = COLUMNS_BY_LABEL.get(label)
+    if known is not None:
+        return known
+    parts = _name_and_unit(label)
+    if parts is None:
+        return None
+    name, unit_text, averaged = parts
+    canonical = f"<{name}>/{unit_text}" if averaged else None
+    if canonical and canonical in COLUMNS_BY_LABEL:
+        return COLUMNS_BY_LABEL[canonical]
+    conv = si_conversion(unit_text.replace("\u03bc", "\u00b5")) if unit_text else (1.0, 0.0, "1")
+    if conv is None:
+        return None
+    factor, offset, unit = conv
+    neutral = _BASE_NAMES.get(name, name)
+    if name.startswith("-Im("):
+        neutral = name[1:]
+    if averaged:
+        neutral = f"{neutral}_avg"
+    if name.startswith("-Im("):  # EC-Lab writes -Im(...): store Im(...) with its mathematical sign
+        factor = -factor
+    return Column(label, "", neutral, unit, factor, offset)
+
+
 # Galvanostatic techniques control the current, so EC-Lab's shared control column is a current.
-_GALVANOSTATIC = {"constant_current", "chronopotentiometry", "geis", "galvanostatic_cycling"}
+_GALVANOSTATIC = {"constant_current", "chronopotentiometry", "geis"}
 
 
 def control_column(technique: str) -> tuple[str, str, float]:
@@ -164,7 +232,7 @@ def control_column(technique: str) -> tuple[str, str, float]:
         "open_circuit",
     }:
         return "control_E", "V", 1.0
-    return "control_raw", "1", 1.0  # unknown technique: left as written (V or mA)
+    return "control_raw", "1", 1.0  # mixed control (GCPL, MB, ...): split by mode, see split_control()
 
 
 # Technique byte in the settings module -> (neutral technique, EC-Lab abbreviation, full name).
@@ -205,7 +273,9 @@ def finish_columns(rec: Recording) -> None:
     """Use an averaged column as the main one when the file has no instantaneous one.
 
     EC-Lab records either Ewe or <Ewe> (likewise I, Ece), rarely both; downstream code wants ``E_we``
-    and ``I``. ``source_columns`` still says ``<Ewe>/V`` so the averaging stays visible.
+    and ``I``. ``source_columns`` still says ``<Ewe>/V`` so the averaging stays visible. A file that
+    records no current at all (GCPL and MB .mpr files) gets ``I`` from the control column, see
+    :func:`split_control`.
     """
     for main in ("E_we", "I", "E_ce"):
         avg = f"{main}_avg"
@@ -213,6 +283,35 @@ def finish_columns(rec: Recording) -> None:
             rec.timeseries = {(main if k == avg else k): v for k, v in rec.timeseries.items()}
             rec.units = {(main if k == avg else k): v for k, v in rec.units.items()}
             rec.source_columns = {(main if k == avg else k): v for k, v in rec.source_columns.items()}
+    split_control(rec)
+
+
+def split_control(rec: Recording) -> None:
+    """Resolve EC-Lab's shared 'control/V/mA' column by each row's mode flag.
+
+    In techniques that switch between current and potential control (GCPL, MB, ...) the column holds
+    mA where the mode is 1 (galvanostatic) or 3 (rest) and V where it is 2 (potentiostatic), the rule
+    yadg applies (``split_control`` in src/yadg/extractors/eclab/techniques.py, dgbowl/yadg). Without
+    a recorded current, ``I`` is the controlled current where the cell is under current control and 0
+    at rest; rows under potential control have no known current (NaN) and are counted in a note.
+    """
+    ts = rec.timeseries
+    if "control_raw" not in ts or "mode" not in ts:
+        return
+    raw = ts.pop("control_raw").astype(np.float64)
+    label = rec.source_columns.pop("control_raw")
+    rec.units.pop("control_raw")
+    mode = np.asarray(ts["mode"])
+    potentio = mode == 2
+    if np.any(potentio) and "control_E" not in ts:
+        rec.add_column("control_E", np.where(potentio, raw, np.nan), "V", f"{label} (rows in mode 2)")
+    if not np.all(potentio) and "control_I" not in ts:
+        rec.add_column("control_I", np.where(potentio, np.nan, raw * 1e-3), "A", f"{label} (rows in mode 1, 3)")
+    if "I" not in ts:
+        current = np.where(mode == 1, raw * 1e-3, np.where(mode == 3, 0.0, np.nan))
+        rec.add_column("I", current, "A", f"{label}: controlled current (the file records no measured current)")
+        if np.any(potentio):
+            rec.notes.append(f"I: {int(np.sum(potentio))} rows under potential control have no recorded current (NaN)")
 
 
 _SPECTRUM_FIXED = {"freq", "Z_re", "Z_im", "t", "I", "E_we"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from daq.core.errors import DataFileError
-from daq.core.units import from_unit
+from daq.core.units import from_unit, si_name
 
 
 def fail(path: Path, what: str) -> DataFileError:
@@ -101,7 +101,7 @@ def si_conversion(unit: str) -> tuple[float, float, str] | None:
     are dimensionless ``"1"``.
     """
     u = unit.strip()
-    if u in ("", "#", "bits", "1"):
+    if u in ("", "#", "##", "bits", "1"):
         return 1.0, 0.0, "1"
     if u in ("deg", "°", "Deg", "degree", "degrees"):
         return math.pi / 180.0, 0.0, "rad"
@@ -116,47 +116,10 @@ def si_conversion(unit: str) -> tuple[float, float, str] | None:
         factor = from_unit(1.0, u)
     except (ValueError, ZeroDivisionError):
         return None
-    si = _si_name(u)
+    si = si_name(u)
     if si is None:
         return None
     return factor, 0.0, si
-
-
-_SI_BY_DIM = {
-    "s": "s",
-    "V": "V",
-    "A": "A",
-    "C": "C",
-    "ohm": "ohm",
-    "Hz": "Hz",
-    "W": "W",
-    "J": "J",
-    "F": "F",
-    "S": "S",
-    "m^2": "m^2",
-    "m": "m",
-    "kg": "kg",
-    "Pa": "Pa",
-    "N": "N",
-    "K": "K",
-}
-
-
-def _si_name(unit: str) -> str | None:
-    """The SI unit name for a parseable unit expression (matched by its dimension)."""
-    from daq.core.units import _unit_factor  # the dimension table lives there; reuse, do not copy
-
-    try:
-        _, dim = _unit_factor(unit)
-    except ValueError:
-        return None
-    for name in _SI_BY_DIM:
-        _, d = _unit_factor(name)
-        if all(abs(a - b) < 1e-9 for a, b in zip(dim, d)):
-            return name
-    if all(abs(a) < 1e-9 for a in dim):
-        return "1"
-    return None
 
 
 def parse_number(text: str) -> float:

@@ -30,11 +30,14 @@ from daq.importers._biologic import (
     FLAG_COLUMNS,
     FREQUENCY_UNIT_CODES,
     TECHNIQUE_CODES,
+    Column,
     build_spectra,
     control_column,
     finish_columns,
+    label_column,
 )
 from daq.importers._common import ByteView, fail, scaled, unique_name
+from daq.importers.eclab_column_ids import CONFLICTS, public_column
 from daq.importers.recording import Recording
 
 MAGIC = b"BIO-LOGIC MODULAR FILE\x1a" + b" " * 25 + b"\x00\x00\x00\x00"
@@ -221,16 +224,17 @@ def _read_data(mod: _Module, path: Path, technique: str, rec: Recording) -> None
             if "flags" not in dict(fields):
                 fields.append(("flags", "u1"))
             flags.append(cid)
-        elif cid in COLUMNS:
-            fname = f"c{k}"
-            fields.append((fname, COLUMNS[cid].dtype))
-            plan.append((cid, fname))
         else:
-            raise fail(
-                path,
-                f"unknown data column id {cid} (column {k + 1} of {n_cols}); "
-                "its size is unknown, so the records cannot be read",
-            )
+            col = _column(cid, ids)
+            if col is None:
+                raise fail(
+                    path,
+                    f"'VMP data' module: unknown data column id {cid} (column {k + 1} of {n_cols}); "
+                    "its size is unknown, so the records cannot be read",
+                )
+            fname = f"c{k}"
+            fields.append((fname, col.dtype))
+            plan.append((col, fname))
     dtype = np.dtype(fields)
     if n_points == 0:
         raise fail(path, "'VMP data' module holds no data points (empty table)")
@@ -249,12 +253,14 @@ def _read_data(mod: _Module, path: Path, technique: str, rec: Recording) -> None
             name, label, mask = FLAG_COLUMNS[cid]
             shift = (mask & -mask).bit_length() - 1
             rec.add_column(name, ((byte & mask) >> shift).astype(np.int64), "1", label)
-    for cid, fname in plan:
-        col = COLUMNS[cid]
+    for col, fname in plan:
         values = records[fname]
         name, unit, factor = col.name, col.unit, col.factor
-        if cid == 5:
+        if col.label == "control/V/mA":
             name, unit, factor = control_column(technique)
+        if unit == "?":  # no SI unit known for this label: kept as written, and said so
+            unit = col.label.rpartition("/")[2] if "/" in col.label else "1"
+            rec.notes.append(f"column '{col.label}' has a unit the product cannot convert; kept as written")
         name = unique_name(name, rec.timeseries)
         if values.dtype.kind in "ui":
             out = values.astype(np.int64)
@@ -267,6 +273,20 @@ def _read_data(mod: _Module, path: Path, technique: str, rec: Recording) -> None
     finish_columns(rec)
     if "t" not in rec.timeseries:
         raise fail(path, "'VMP data' module has no time column")
+
+
+def _column(cid: int, ids: tuple[int, ...]) -> Column | None:
+    """What a data column id holds: checked ids first, then the public tables (eclab_column_ids.py)."""
+    public = public_column(cid, ids)
+    if cid in COLUMNS and not (cid in CONFLICTS and public and public[0] != COLUMNS[cid].label):
+        return COLUMNS[cid]
+    if public is None:
+        return None
+    label, dtype = public
+    col = label_column(label)
+    if col is None:
+        return Column(label, dtype, label, "?")
+    return Column(label, dtype, col.name, col.unit, col.factor, col.offset)
 
 
 def _whole(values: np.ndarray) -> bool:

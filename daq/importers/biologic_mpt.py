@@ -25,6 +25,7 @@ from daq.importers._biologic import (
     build_spectra,
     control_column,
     finish_columns,
+    label_column,
 )
 from daq.importers._common import fail, parse_number, scaled, si_conversion, to_float_array, unique_name
 from daq.importers.recording import Recording
@@ -213,30 +214,56 @@ def _apply_params(rec: Recording, params: dict[str, list[str]]) -> None:
 def _add_columns(rec: Recording, labels: list[str], rows: list[list[str]], path: Path) -> None:
     cols = list(zip(*rows))
     for k, label in enumerate(labels):
-        where = f"column '{label}'"
-        text = list(cols[k])
+        where = f"column {k + 1} '{label}'"
+        values = to_float_array(list(cols[k]), path, where)
         if label in _FLAG_LABELS or label in ("Ns", "I Range", "cycle number", "half cycle", "z cycle"):
-            values = to_float_array(text, path, where)
             col = COLUMNS_BY_LABEL.get(label)
             name = _FLAG_LABELS.get(label) or (col.name if col else label)
             out = values.astype(np.int64) if np.all(np.isfinite(values)) else values
             rec.add_column(unique_name(name, rec.timeseries), out, "1", label)
             continue
-        values = to_float_array(text, path, where)
-        col = COLUMNS_BY_LABEL.get(label.replace("\u03bc", "\u00b5"))
         if label == "control/V/mA":
             name, unit, factor = control_column(rec.technique)
-            offset = 0.0
-        elif col is not None:
-            name, unit, factor, offset = col.name, col.unit, col.factor, col.offset
-        else:
-            base, _, unit_text = label.rpartition("/")
-            conv = si_conversion(unit_text) if base else None
-            if conv is None:  # unknown unit: keep the number as written, say so in the unit
-                name, unit, factor, offset = label, unit_text or "1", 1.0, 0.0
-            else:
-                name, (factor, offset, unit) = base, conv
-        rec.add_column(unique_name(name, rec.timeseries), values * factor + offset, unit, label)
+            rec.add_column(unique_name(name, rec.timeseries), values * factor, unit, label)
+            continue
+        col = label_column(label) if label else None
+        if col is None:  # no label, or a unit the product cannot convert: kept as written, and said so
+            name = label or f"column_{k + 1}"
+            unit = label.rpartition("/")[2] if "/" in label else "1"
+            rec.notes.append(
+                f"column {k + 1} '{label}' kept as written: "
+                + ("it has no label" if not label else f"unit '{unit}' cannot be converted to SI")
+            )
+            rec.add_column(unique_name(name, rec.timeseries), values, unit, label or f"(no label, column {k + 1})")
+            continue
+        rec.add_column(unique_name(col.name, rec.timeseries), values * col.factor + col.offset, col.unit, label)
+
+
+def _labels(line: str, width: int, n_header: int, path: Path, rec_notes: list[str]) -> list[str]:
+    """The column labels, one per data column.
+
+    Labels past the width of the data rows are dropped with a note when an empty label ends the data
+    columns (EC-Lab writes an empty label and a label without data after the last column in some
+    exports); otherwise the rows are short and the file is refused. A repeated label is an error.
+    """
+    labels = [x.strip() for x in line.split("\t")]
+    while labels and labels[-1] == "" and len(labels) > width:
+        labels.pop()
+    if len(labels) > width:
+        extra = labels[width:]
+        if extra[0]:  # no empty label ends the data columns: the rows are short, not the labels long
+            raise fail(
+                path, f"line {n_header + 1} has {width} values, expected {len(labels)} (file truncated or damaged)"
+            )
+        rec_notes.append(f"line {n_header}: labels without data columns ignored: {extra}")
+        labels = labels[:width]
+    if not any(labels):
+        raise fail(path, f"line {n_header} should hold the tab-separated column labels")
+    named = [x for x in labels if x]
+    if len(set(named)) != len(named):
+        dup = sorted({x for x in named if named.count(x) > 1})
+        raise fail(path, f"line {n_header}: column labels repeat: {', '.join(dup)}")
+    return labels
 
 
 def read_mpt(path: str | Path) -> Recording:
@@ -258,28 +285,25 @@ def read_mpt(path: str | Path) -> Recording:
     if len(lines) < n_header:
         raise fail(path, f"header declares {n_header} lines but the file has {len(lines)} (file truncated)")
     technique_name, settings, params = _settings(lines[2 : n_header - 1])
-    labels = lines[n_header - 1].split("\t")
-    while labels and labels[-1].strip() == "":
-        labels.pop()
-    labels = [x.strip() for x in labels]
-    if not labels or "" in labels:
-        raise fail(path, f"line {n_header} should hold the tab-separated column labels")
-    if len(set(labels)) != len(labels):
-        dup = sorted({x for x in labels if labels.count(x) > 1})
-        raise fail(path, f"column labels repeat: {', '.join(dup)}")
-
+    label_line = lines[n_header - 1]
+    n_labels = len(label_line.rstrip("\t ").split("\t"))
     rows: list[list[str]] = []
     for i, line in enumerate(lines[n_header:], start=n_header + 1):
         if not line.strip():
             continue
         cells = line.split("\t")
-        while len(cells) > len(labels) and cells[-1].strip() == "":
+        while cells and cells[-1].strip() == "":
             cells.pop()
-        if len(cells) != len(labels):
-            raise fail(path, f"line {i} has {len(cells)} values, expected {len(labels)} (file truncated or damaged)")
         rows.append(cells)
+        if len(cells) != len(rows[0]) or len(cells) > n_labels:
+            raise fail(
+                path,
+                f"line {i} has {len(cells)} values, expected {min(len(rows[0]), n_labels)} (file truncated or damaged)",
+            )
     if not rows:
         raise fail(path, "no data rows after the column labels (empty table)")
+    notes: list[str] = []
+    labels = _labels(label_line, len(rows[0]), n_header, path, notes)
 
     technique = TECHNIQUE_BY_NAME.get(technique_name or "", "unknown")
     rec = Recording(source=path, vendor="biologic", file_format="biologic-mpt", technique=technique)
@@ -290,6 +314,7 @@ def read_mpt(path: str | Path) -> Recording:
         if short:
             rec.set_meta("vendor_technique", short)
     rec.header["settings"] = settings
+    rec.notes.extend(notes)
     _apply_settings(rec, settings)
     if params:
         _apply_params(rec, params)

@@ -62,7 +62,37 @@ COLUMN_NAMES = {
     "Zphz": "Z_phase",
     "Idc": "I_dc",
     "Vdc": "E_dc",
+    "V": "E_we",
+    "I": "I",
+    "Cycle": "cycle",
 }
+
+# The unit Gamry writes for each column (Gamry's own files; the unit line of a table says the same
+# when it is readable). Used when the file's unit is not one the product can read ('\ufffd' where a
+# PC wrote the degree sign in another code page) or names another dimension (time written "S").
+EXPECTED_UNITS = {
+    "T": "s",
+    "Time": "s",
+    "Freq": "Hz",
+    "Zreal": "ohm",
+    "Zimag": "ohm",
+    "Zmod": "ohm",
+    "Zphz": "deg",
+    "Zsig": "V",
+    "Vf": "V",
+    "Vm": "V",
+    "Vu": "V",
+    "Sig": "V",
+    "Ach": "V",
+    "Vdc": "V",
+    "V": "V",
+    "Im": "A",
+    "Idc": "A",
+    "I": "A",
+    "Q": "C",
+    "Temp": "deg C",
+}
+_CURVE_RE = re.compile(r"^(?P<role>CURVE(?: [A-Z]+)?)\d*$")
 
 # Header keys that become SI metadata: key -> (metadata key, unit the value is written in).
 # Gamry labels give units for most quantities ("Sample Period (s)"); currents carry none and are in A.
@@ -78,7 +108,6 @@ HEADER_QUANTITIES = {
     "VACREQ": ("voltage_amplitude", "mV"),
     "VAC": ("voltage_amplitude", "mV"),
     "IDC": ("current_setpoints", "A"),
-    "VDC": ("voltage_dc", "V"),
     "EOC": ("E_open_circuit", "V"),
     "ZGUESS": ("Z_estimate", "ohm"),
 }
@@ -208,7 +237,28 @@ def _table(lines: list[str], i: int, name: str, parts: list[str], path: Path, ou
     return j
 
 
-def _columns(table: _Table, path: Path) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
+def _unit(col: str, unit: str, table: str, notes: list[str]) -> tuple[float, float, str] | None:
+    """SI conversion of a column's unit, checked against what Gamry writes for that column."""
+    conv = si_conversion(unit)
+    expected = EXPECTED_UNITS.get(col)
+    if expected is None:
+        return conv
+    want = si_conversion(expected)
+    assert want is not None
+    if conv is not None and conv[2] == want[2]:
+        return conv
+    for variant in (unit.lower(), unit.upper()):
+        alt = si_conversion(variant)
+        if alt is not None and alt[2] == want[2]:
+            notes.append(f"table {table}, column {col}: unit '{unit}' read as '{variant}'")
+            return alt
+    notes.append(f"table {table}, column {col}: unit '{unit}' not readable; Gamry's unit '{expected}' assumed")
+    return want
+
+
+def _columns(
+    table: _Table, path: Path, notes: list[str]
+) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
     """SI columns of a table: values, units, and the vendor label each came from."""
     values: dict[str, np.ndarray] = {}
     units: dict[str, str] = {}
@@ -218,14 +268,15 @@ def _columns(table: _Table, path: Path) -> tuple[dict[str, np.ndarray], dict[str
         name = unique_name(COLUMN_NAMES.get(col, col), values)
         label = f"{col} ({unit})" if unit else col
         text = list(cols[k])
-        if col == "Over" or unit == "bits":  # overload flags: one character per condition, '.' = clear
+        if col in ("Over", "Overload", "OlCtrl") or unit == "bits":  # flags, one character each, '.' = clear
             values[name] = np.array([any(ch not in ". " for ch in c) for c in text], dtype=np.int64)
             units[name] = "1"
         else:
             raw = to_float_array(text, path, f"table {table.name}, column '{col}'")
-            conv = si_conversion(unit)
+            conv = _unit(col, unit, table.name, notes)
             if conv is None:  # unknown unit: keep as written and say so
-                values[name], units[name] = raw, unit
+                values[name], units[name] = raw, unit or "1"
+                notes.append(f"table {table.name}, column {col}: unit '{unit}' cannot be converted; kept as written")
             else:
                 factor, offset, si = conv
                 if si == "1" and np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)):
@@ -333,53 +384,110 @@ def read_dta(path: str | Path) -> Recording:
         rec.set_meta("vendor_technique_name", title)
     _metadata(header, rec)
 
-    curves = [t for t in tables if re.fullmatch(r"CURVE\d*", t.name)]
-    zcurve = [t for t in tables if t.name == "ZCURVE"]
-    main = curves or zcurve
-    if not main:
-        raise fail(path, "no data table (CURVE or ZCURVE) found")
-    for t in main:
-        if not t.rows:
-            raise fail(path, f"table {t.name} (line {t.line}) has no rows (empty table)")
-    first_names = main[0].names
-    parts = [t for t in main if t.names == first_names]
-    decoded = [_columns(t, path) for t in parts]
-    for key in decoded[0][0]:
-        rec.add_column(key, np.concatenate([d[0][key] for d in decoded]), decoded[0][1][key], decoded[0][2][key])
-    if len(parts) > 1:
-        rec.add_column(
-            "segment",
-            np.concatenate([np.full(len(t.rows), k, dtype=np.int64) for k, t in enumerate(parts)]),
-            "1",
-            "table index",
-        )
-    for t in tables:
-        if t in parts or not t.rows:
-            continue
-        values, units, _ = _columns(t, path)
-        rec.tables[t.name] = values
-        rec.table_units[t.name] = units
+    _status_and_reference(header, tables, rec)
+    notes: list[str] = []
+    groups = _groups(tables)
+    if not groups:
+        found = ", ".join(t.name for t in tables) or "none"
+        raise fail(path, f"no data table found (tables in the file: {found}; expected CURVE..., ZCURVE or OCVCURVE)")
+    for parts in groups.values():
+        for t in parts:
+            if not t.rows:
+                raise fail(path, f"table {t.name} (line {t.line}) has no rows (empty table)")
+    main_name = next(iter(groups))
+    for name, parts in groups.items():
+        values, units, sources = _concatenate([_columns(t, path, notes) for t in parts], parts)
+        if name == main_name:
+            for key in values:
+                rec.add_column(key, values[key], units[key], sources[key])
+        else:
+            rec.tables[name] = values
+            rec.table_units[name] = units
+    rec.header["tables"] = [f"{t.name} ({len(t.rows)} rows, line {t.line})" for t in tables]
+    rec.notes.extend(dict.fromkeys(notes))
     if "t" not in rec.timeseries:
-        raise fail(path, f"table {main[0].name} has no time column (T or Time)")
+        raise fail(path, f"table {groups[main_name][0].name} has no time column (T or Time)")
     if "sample_period" not in rec.metadata and rec.n_samples > 1 and "freq" not in rec.timeseries:
         rec.set_meta("sample_period", float(np.median(np.diff(rec.timeseries["t"]))), "s")
-
-    z = zcurve[0] if zcurve and zcurve[0].rows else None
-    if z is not None:
-        values, units, _ = _columns(z, path) if z not in parts else (rec.timeseries, rec.units, None)
-        if all(k in values for k in ("freq", "Z_re", "Z_im")):
-            fixed = {"freq", "Z_re", "Z_im", "t", "I_dc", "E_dc"}
-            extra = {k: v for k, v in values.items() if k not in fixed}
-            rec.spectra.append(
-                Spectrum(
-                    frequency=values["freq"],
-                    Z_re=values["Z_re"],
-                    Z_im=values["Z_im"],
-                    time=values["t"] if "t" in values else np.full(len(z.rows), np.nan),
-                    I_dc=values.get("I_dc"),
-                    E_dc=values.get("E_dc"),
-                    extra=extra,
-                    units={k: units[k] for k in extra},
-                )
-            )
+    if "ZCURVE" in groups:
+        z = rec.timeseries if main_name == "ZCURVE" else rec.tables["ZCURVE"]
+        zu = rec.units if main_name == "ZCURVE" else rec.table_units["ZCURVE"]
+        if all(k in z for k in ("freq", "Z_re", "Z_im")):
+            rec.spectra.append(_spectrum(z, zu))
     return rec
+
+
+def _groups(tables: list[_Table]) -> dict[str, list[_Table]]:
+    """Data tables by kind, in file order: each curve role (CURVE, CURVE DETECTOR, CURVE GENERATOR...)
+    with its numbered parts, then ZCURVE, then OCVCURVE and other tables with rows of samples.
+
+    The first group is the recording's main timeseries; the others go to ``tables``. Numbered parts of
+    one role with the same columns are one curve in sequence (a ``segment`` column tells them apart).
+    """
+    out: dict[str, list[_Table]] = {}
+    ordered = [t for t in tables if _CURVE_RE.match(t.name)]
+    ordered += [t for t in tables if t.name == "ZCURVE"]
+    ordered += [t for t in tables if t not in ordered]
+    for t in ordered:
+        m = _CURVE_RE.match(t.name)
+        role = m.group("role") if m else t.name
+        if role in out and out[role][0].names != t.names:
+            role = t.name  # a part with other columns stands on its own
+        out.setdefault(role, []).append(t)
+    return out
+
+
+def _concatenate(decoded: list, parts: list[_Table]) -> tuple[dict, dict, dict]:
+    values = {k: np.concatenate([d[0][k] for d in decoded]) for k in decoded[0][0]}
+    units, sources = decoded[0][1], decoded[0][2]
+    if len(parts) > 1:
+        values["segment"] = np.concatenate([np.full(len(t.rows), k, dtype=np.int64) for k, t in enumerate(parts)])
+        units["segment"], sources["segment"] = "1", "table index"
+    return values, units, sources
+
+
+def _spectrum(values: dict[str, np.ndarray], units: dict[str, str]) -> Spectrum:
+    fixed = {"freq", "Z_re", "Z_im", "t", "I_dc", "E_dc"}
+    extra = {k: v for k, v in values.items() if k not in fixed}
+    n = values["freq"].size
+    return Spectrum(
+        frequency=values["freq"],
+        Z_re=values["Z_re"],
+        Z_im=values["Z_im"],
+        time=values["t"] if "t" in values else np.full(n, np.nan),
+        I_dc=values.get("I_dc"),
+        E_dc=values.get("E_dc"),
+        extra=extra,
+        units={k: units[k] for k in extra},
+    )
+
+
+def _status_and_reference(header: dict[str, Any], tables: list[_Table], rec: Recording) -> None:
+    """An aborted experiment, and DC set-points written against the open-circuit potential.
+
+    A POTEN entry with its toggle set is relative to Eoc: the applied potential is the value plus the
+    EOC header entry (or, without one, the last potential of the OCVCURVE table).
+    """
+    aborted = header.get("EXPERIMENTABORTED", {}).get("value")
+    rec.set_meta("status", "aborted" if aborted is True else "completed")
+    if aborted is True:
+        rec.notes.append("the instrument recorded the experiment as aborted (EXPERIMENTABORTED = T)")
+    eoc = header.get("EOC", {}).get("value")
+    if not isinstance(eoc, float):
+        ocv = next((t for t in tables if t.name == "OCVCURVE" and t.rows and "Vf" in t.names), None)
+        eoc = parse_number(ocv.rows[-1][ocv.names.index("Vf")]) if ocv else None
+    for key, meta in (("VDC", "voltage_dc"), ("VINIT", "E_initial"), ("VFINAL", "E_final")):
+        entry = header.get(key, {})
+        v = entry.get("value")
+        if entry.get("type") != "POTEN" or not isinstance(v, dict) or not isinstance(v.get("value"), float):
+            continue
+        if v.get("vs_eoc"):
+            rec.set_meta(f"{meta}_vs_eoc", v["value"], "V")
+            if eoc is not None:
+                rec.set_meta(meta, v["value"] + eoc, "V")
+                rec.set_meta(f"{meta}_reference", f"Eoc ({eoc:.6g} V) + {v['value']:.6g} V")
+            else:
+                rec.notes.append(f"{key} is set against Eoc, which the file does not state: applied value unknown")
+        else:
+            rec.set_meta(meta, v["value"], "V")
+            rec.set_meta(f"{meta}_reference", "reference electrode")

@@ -31,6 +31,7 @@ TECHNIQUES = (
     "linear_sweep_voltammetry",
     "wait",
     "modulo_bat",
+    "impedance",
     "unknown",
 )
 """Technique names a Recording may carry (vendor names are kept in ``metadata['vendor_technique']``)."""
@@ -94,7 +95,7 @@ class Recording:
     """
 
     source: Path
-    vendor: str  # "gamry" | "biologic"
+    vendor: str  # "gamry" | "biologic" | "text" (plain spectra)
     file_format: str  # "gamry-explain-dta" | "biologic-mpr" | "biologic-mpt"
     technique: str  # one of TECHNIQUES
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +107,7 @@ class Recording:
     tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     table_units: dict[str, dict[str, str]] = field(default_factory=dict)
     header: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the reader could not map or had to assume
 
     @property
     def n_samples(self) -> int:

@@ -7,14 +7,14 @@ what turns "9 mA/cm^2" into amperes. Everything is SI once loaded.
 from __future__ import annotations
 
 import math
-import tomllib
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from daq.core import units as u
 from daq.core.errors import ConfigError
-from daq.core.tables import ConfigTable
+from daq.core.tables import ConfigTable, parse_toml, read_user_file
 from daq.models.ccd import Microstructure
 
 
@@ -122,10 +122,49 @@ ATTR_UNITS = {
 }
 
 
+# Physical bounds of what a cell file describes (SI); they catch unit slips, not unusual cells.
+CELL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # safe in file names on every system
+MAX_SEED = 2**63 - 1
+LENGTHS = {  # field: (lowest, highest, display unit)
+    "thickness": (1e-6, 0.05, "mm"),
+    "diameter": (1e-4, 0.3, "mm"),
+    "pore_radius": (1e-10, 1e-3, "um"),
+    "pore_separation": (1e-10, 0.01, "um"),
+    "crack_length": (1e-10, 0.05, "um"),
+    "crack_width": (1e-11, 1e-3, "nm"),
+    "electrode_diameter": (1e-5, 0.3, "mm"),
+}
+MAX_AREA = 0.1  # m^2 (1000 cm^2)
+MAX_CONDUCTIVITY = 100.0  # S/m (1 S/cm, beyond any solid electrolyte)
+MAX_TOUGHNESS = 1e8  # Pa m^0.5
+MAX_PRESSURE = 1e9  # Pa
+MIN_TEMPERATURE, MAX_TEMPERATURE = 173.15, 573.15  # K (-100 degC .. 300 degC)
+MAX_ASR = 1e3  # ohm m^2
+MAX_RESISTANCE = 1e12  # ohm
+MAX_NOISE = 1.0  # V
+
+
+def _length(t: ConfigTable, key: str, bounds: str | None = None, **kw: Any) -> float | None:
+    lo, hi, unit = LENGTHS[bounds or key]
+    return t.quantity(key, u.LENGTH, lo=lo, hi=hi, unit=unit, **kw)
+
+
+def _cell_id(meta: ConfigTable) -> str:
+    cell_id = meta.text("id")
+    if not CELL_ID.fullmatch(cell_id):
+        raise ConfigError(
+            "cell.id",
+            cell_id,
+            "must be 1-64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit "
+            "(it names files; no spaces or path separators)",
+        )
+    return cell_id
+
+
 def _disc_area(sec: ConfigTable, name: str, required: bool) -> tuple[float | None, float | None]:
     """An electrode given by ``<name>_diameter`` (disc) or ``<name>_area``; returns (area, diameter)."""
-    diameter = sec.quantity(f"{name}_diameter", u.LENGTH, required=False)
-    area = sec.quantity(f"{name}_area", u.AREA, required=False)
+    diameter = _length(sec, f"{name}_diameter", "electrode_diameter", required=False)
+    area = sec.quantity(f"{name}_area", u.AREA, required=False, hi=MAX_AREA, unit="cm^2")
     if diameter is not None and area is not None:
         raise ConfigError(
             sec.at(f"{name}_area"), sec.data[f"{name}_area"], f"give either {name}_diameter or {name}_area, not both"
@@ -133,23 +172,43 @@ def _disc_area(sec: ConfigTable, name: str, required: bool) -> tuple[float | Non
     if diameter is not None:
         return math.pi * diameter**2 / 4, diameter
     if area is None and required:
-        raise ConfigError(
-            sec.at(f"{name}_area"), None, f'electrode area missing; give {name}_diameter (e.g. "1 mm") or {name}_area'
+        raise sec.missing(
+            f"{name}_area",
+            f'electrode area missing; give {name}_diameter (e.g. "1 mm") or {name}_area',
+            (f"{name}_diameter",),
         )
     return area, None
 
 
+# Every field of each section, so a misspelt one is named before a required one is reported missing.
+_ELECTRODES = {f"{e}_{k}" for e in ("working", "counter", "reference") for k in ("diameter", "area")}
+CELL_FIELDS = {
+    "cell": {"id", "configuration", "notes"},
+    "electrolyte": {"material", "relative_density", "thickness", "diameter", "conductivity", "fracture_toughness"},
+    "electrodes": _ELECTRODES,
+    "microstructure": {"pore_radius", "pore_separation", "crack_length", "crack_width", "source"},
+    "conditions": {"stack_pressure", "pressed_area", "temperature"},
+    "simulation": {f.name for f in fields(SimulationParameters)},
+}
+
+
 def cell_from_dict(doc: dict[str, Any]) -> Cell:
     root = ConfigTable(doc, "")
+    root.refuse_unknown(CELL_FIELDS)
+    for section, known in CELL_FIELDS.items():
+        if isinstance(doc.get(section), dict):
+            ConfigTable(doc[section], section).refuse_unknown(known)
     meta = root.sub("cell")
     el = root.sub("electrolyte")
     electrolyte = Electrolyte(
         material=el.text("material"),
         relative_density=el.quantity("relative_density", u.FRACTION, required=True),
-        thickness=el.quantity("thickness", u.LENGTH, required=True),
-        diameter=el.quantity("diameter", u.LENGTH, required=True),
-        conductivity=el.quantity("conductivity", u.CONDUCTIVITY, required=True),
-        fracture_toughness=el.quantity("fracture_toughness", u.FRACTURE_TOUGHNESS, default=0.23e6),
+        thickness=_length(el, "thickness", required=True),
+        diameter=_length(el, "diameter", required=True),
+        conductivity=el.quantity("conductivity", u.CONDUCTIVITY, required=True, hi=MAX_CONDUCTIVITY),
+        fracture_toughness=el.quantity(
+            "fracture_toughness", u.FRACTURE_TOUGHNESS, default=0.23e6, hi=MAX_TOUGHNESS, unit="MPa m^0.5"
+        ),
     )
     if electrolyte.relative_density > 1:
         raise ConfigError("electrolyte.relative_density", el.data["relative_density"], "must be at most 100 %")
@@ -163,20 +222,24 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
     electrodes = Electrodes(we_area, ce_area, re_area, we_d, ce_d, re_d)
     ms = root.sub("microstructure")
     micro = Microstructure(
-        pore_radius=ms.quantity("pore_radius", u.LENGTH, required=True),
-        pore_separation=ms.quantity("pore_separation", u.LENGTH, required=True),
-        crack_length=ms.quantity("crack_length", u.LENGTH, required=True),
-        crack_width=ms.quantity("crack_width", u.LENGTH, required=True),
+        pore_radius=_length(ms, "pore_radius", required=True),
+        pore_separation=_length(ms, "pore_separation", required=True),
+        crack_length=_length(ms, "crack_length", required=True),
+        crack_width=_length(ms, "crack_width", required=True),
     )
+    if micro.pore_radius > electrolyte.thickness:
+        raise ConfigError(
+            "microstructure.pore_radius", ms.data["pore_radius"], "must be smaller than the electrolyte's thickness"
+        )
     cond = root.sub("conditions")
-    pressed_area = cond.quantity("pressed_area", u.AREA, required=False)
+    pressed_area = cond.quantity("pressed_area", u.AREA, required=False, hi=MAX_AREA, unit="cm^2")
     if pressed_area is None:
         pressed_area = math.pi * electrolyte.diameter**2 / 4
     sim = root.sub("simulation", required=False)
     seed = sim.raw("seed")
     seed = 0 if seed is None else seed
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError("simulation.seed", seed, "must be a non-negative whole number")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError("simulation.seed", seed, f"must be a whole number from 0 to {MAX_SEED}")
     variability = sim.quantity("variability", u.FRACTION, default=0.02, positive=False)
     if not 0 <= variability < 0.5:
         raise ConfigError("simulation.variability", sim.data.get("variability"), "must be between 0 and 50 %")
@@ -188,23 +251,31 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
     simulation = SimulationParameters(
         seed=seed,
         variability=variability,
-        interface_asr=sim.quantity("interface_asr", u.AREA_SPECIFIC_RESISTANCE, default=defaults.interface_asr),
-        sei_asr=sim.quantity("sei_asr", u.AREA_SPECIFIC_RESISTANCE, default=defaults.sei_asr),
-        short_resistance=sim.quantity("short_resistance", u.RESISTANCE, default=defaults.short_resistance),
-        noise_voltage=sim.quantity("noise_voltage", u.VOLTAGE, default=defaults.noise_voltage, positive=False),
+        interface_asr=sim.quantity(
+            "interface_asr", u.AREA_SPECIFIC_RESISTANCE, default=defaults.interface_asr, hi=MAX_ASR
+        ),
+        sei_asr=sim.quantity("sei_asr", u.AREA_SPECIFIC_RESISTANCE, default=defaults.sei_asr, hi=MAX_ASR),
+        short_resistance=sim.quantity(
+            "short_resistance", u.RESISTANCE, default=defaults.short_resistance, hi=MAX_RESISTANCE
+        ),
+        noise_voltage=sim.quantity(
+            "noise_voltage", u.VOLTAGE, default=defaults.noise_voltage, positive=False, lo=0.0, hi=MAX_NOISE
+        ),
         start_shorted=start_shorted,
         start_damage=start_damage,
     )
     cell = Cell(
-        cell_id=meta.text("id"),
+        cell_id=_cell_id(meta),
         configuration=configuration,
         electrolyte=electrolyte,
         electrodes=electrodes,
         microstructure=micro,
         microstructure_source=ms.text("source", ""),
-        stack_pressure=cond.quantity("stack_pressure", u.PRESSURE, required=True),
+        stack_pressure=cond.quantity("stack_pressure", u.PRESSURE, required=True, hi=MAX_PRESSURE, unit="MPa"),
         pressed_area=pressed_area,
-        temperature=cond.quantity("temperature", u.TEMPERATURE, default=298.15),
+        temperature=cond.quantity(
+            "temperature", u.TEMPERATURE, default=298.15, lo=MIN_TEMPERATURE, hi=MAX_TEMPERATURE, unit="degC"
+        ),
         notes=meta.text("notes", ""),
         simulation=simulation,
     )
@@ -215,10 +286,7 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
 
 def cell_from_text(text: str, overrides: dict[str, Any] | None = None, source: str = "<cell>") -> Cell:
     """A cell from cell-file text; ``overrides`` maps dotted keys (``simulation.seed``) to new values."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("cell", source, f"not valid TOML: {exc}") from None
+    doc = parse_toml(text, "cell", source)
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
         if not name or section not in doc or not isinstance(doc[section], dict):
@@ -231,13 +299,7 @@ def cell_from_text(text: str, overrides: dict[str, Any] | None = None, source: s
 
 
 def read_cell_text(path: str | Path) -> str:
-    path = Path(path)
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("cell", str(path), "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("cell", str(path), f"cannot be read: {exc}") from None
+    return read_user_file(path, "cell")
 
 
 def load_cell(path: str | Path, overrides: dict[str, Any] | None = None) -> Cell:

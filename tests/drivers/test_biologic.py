@@ -17,6 +17,7 @@ from daq.models.cell import load_cell
 from drivers import biologic_tables as T
 from drivers.biologic import BiologicConnection, BiologicPotentiostat, channel_drivers, load_eclib
 from simulators import eclib as E
+from simulators import eclib_structs as ES
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
 
@@ -34,12 +35,13 @@ def spec():
 
 @pytest.fixture
 def rig(spec):
-    """(clock, cell, emulator, driver) on channel 0 of an emulated SP-200."""
+    """(clock, cell, emulator, driver) on channel 0 of an emulated SP-200. The tests read every 60 s of
+    virtual time, so the dead-man time is 300 s (a real engine polls every few seconds)."""
     clock = VirtualClock()
     cell = SimulatedCell(spec)
     emu = E.EClibEmulator(clock, {0: cell, 1: SimulatedCell(spec)})
     conn = BiologicConnection("USB0", dll=emu.dll, call_timeout=2.0)
-    driver = BiologicPotentiostat(conn, 0, clock=clock, safe_timeout=3.0)
+    driver = BiologicPotentiostat(conn, 0, clock=clock, safe_timeout=3.0, deadman_s=300.0)
     yield clock, cell, emu, driver
     emu.release()
     driver.close()
@@ -116,16 +118,19 @@ def test_hardware_voltage_limit_stops_current(rig, spec):
     assert cell.state.void_damage == age_damage
 
 
-def test_open_ended_step_is_rearmed_without_gap(rig, spec, monkeypatch):
-    import drivers.biologic as B
-
-    monkeypatch.setattr(B, "MAX_SEGMENT", 100.0)
-    clock, cell, emu, driver = rig
+def test_open_ended_step_is_extended_without_gap(spec):
+    """An open-ended step runs as a technique of the dead-man time, extended in place while polled."""
+    clock = VirtualClock()
+    emu = E.EClibEmulator(clock, {0: SimulatedCell(spec)})
+    driver = BiologicPotentiostat("USB0", 0, clock=clock, dll=emu.dll, deadman_s=100.0)
     driver.connect()
     driver.apply_current(-spec.current(5 * MA_CM2), -5, 5, 1.0)
+    assert emu.loaded(0)[0].get("Duration_step") == pytest.approx(100.0)
     block = run_for(driver, clock, 350.0, chunk=7.0)
     assert emu.output_on(0)
-    assert block.t[-1] > 340 and np.max(np.diff(block.t)) <= 8.0
+    assert len(block) == 351 and np.allclose(np.diff(block.t), 1.0)  # t = 0 ... 350 s, not a sample missing
+    assert emu.calls.count("BL_StartChannel") == 1 and emu.calls.count("BL_UpdateParameters") >= 6
+    assert 350.0 < emu.loaded(0)[0].get("Duration_step") <= 350.0 + 100.0
     driver.open_circuit()
     assert not emu.output_on(0)
 
@@ -272,9 +277,7 @@ def test_permanent_hang_reports_and_instrument_finishes_alone(rig, spec):
         driver.read()
     assert time.monotonic() - t0 < 5.0
     clock.sleep(600)  # the instrument ends the technique on its own duration
-    with emu._lock:
-        emu._advance(emu.channels[0])
-        assert emu.channels[0].output is None
+    assert not emu.output_on(0)
     emu.release()
 
 
@@ -288,10 +291,8 @@ def test_communication_loss_instrument_keeps_its_limits(rig, spec):
     clock.sleep(5)
     with pytest.raises(InstrumentError, match="ERR_COMM_COMMFAILED.*WARNING"):
         driver.read()
-    clock.sleep(3000)  # the CPLIMIT voltage test stops the channel in the instrument
-    with emu._lock:
-        emu._advance(emu.channels[0])
-        assert emu.channels[0].output is None and emu.channels[0].last_ewe >= 0.4
+    clock.sleep(3000)  # the CPLIMIT voltage test stops the channel in the instrument (or the dead-man time)
+    assert not emu.output_on(0)
 
 
 def test_eclab_firmware_is_replaced(rig, spec):
@@ -326,7 +327,8 @@ def test_multichannel_unplugged_channel_does_not_stop_others(spec):
     clock = VirtualClock()
     cells = {0: SimulatedCell(spec), 1: SimulatedCell(spec), 2: None}
     emu = E.EClibEmulator(clock, cells)
-    drivers = channel_drivers("USB0", [0, 1, 2], dll=emu.dll, clock=clock)
+    # The engines below read once after 3300 s: a dead-man time longer than that keeps the steps running.
+    drivers = channel_drivers("USB0", [0, 1, 2], dll=emu.dll, clock=clock, deadman_s=3600.0)
     drivers[0].connect()
     with pytest.raises(InstrumentError, match="channel 3 is not plugged"):
         drivers[2].connect()
@@ -358,7 +360,7 @@ def test_missing_vendor_software_gives_clear_message(monkeypatch, spec):
     if not hasattr(ctypes, "WinDLL"):
         with pytest.raises(InstrumentError, match="needs Windows and the EC-Lab Development Package"):
             driver.connect()
-    import drivers.biologic as B
+    import drivers.biologic_structs as B
 
     monkeypatch.setattr(B.sys, "platform", "win32")
 
@@ -390,7 +392,7 @@ def test_every_library_error_code_has_a_message(spec):
 def test_label_tables_match_what_the_emulated_library_accepts():
     for table in T.LABEL_TABLES.values():
         for tech, labels in table.labels.items():
-            assert set(labels) <= E._ACCEPTED[tech]
+            assert set(labels) <= ES.ACCEPTED[tech]
     assert T.label_table_for("6.06").version == "6.04" and T.label_table_for("6.03").version == "6.0"
     assert T.label_table_for("5.40") is None and T.label_table_for("garbage") is None
     assert T.technique_file(T.TECH_CPLIMIT, T.PREMIUM) == "cplimit4.ecc"
@@ -435,10 +437,10 @@ def test_plain_cp_without_limits(rig, spec):
     clock, cell, emu, driver = rig
     driver.connect()
     driver.apply_current(-spec.current(9 * MA_CM2), -np.inf, np.inf, 1.0, duration=100.0)
-    assert [t.file for t in emu.channels[0].chain] == ["cp4.ecc"]
+    assert [t.file for t in emu.loaded(0)] == ["cp4.ecc"]
     block = run_for(driver, clock, 120.0, chunk=30.0)
     assert len(block) == 101 and not np.any(block.flags & FLAG_HW_LIMIT) and not emu.output_on(0)
     driver.apply_current(spec.current(9 * MA_CM2), -np.inf, 0.3, 1.0, duration=100.0)  # one-sided window
-    tech = emu.channels[0].chain[0]
+    tech = emu.loaded(0)[0]
     assert tech.file == "cplimit4.ecc" and tech.get("Test1_Config") == 0
     assert tech.get("Test2_Value") == pytest.approx(0.3)

@@ -14,6 +14,7 @@ from daq.core.errors import InstrumentError
 from daq.core.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
 from daq.models.cell import load_cell
 from drivers import gamry as G
+from drivers import gamry_curves
 from drivers.gamry import GamryPotentiostat, describe_hresult
 from simulators import gamrycom as GC
 from simulators.cell import SimulatedCell
@@ -107,7 +108,7 @@ def test_hardware_voltage_limit_stops_current(rig, spec):
 
 
 def test_open_ended_step_is_rearmed(rig, spec, monkeypatch):
-    monkeypatch.setattr(G, "MAX_CURVE_POINTS", 102)  # 100 s curves at 1 s
+    monkeypatch.setattr(gamry_curves, "MAX_CURVE_POINTS", 102)  # 100 s curves at 1 s
     clock, cell, emu, driver = rig
     driver.connect()
     driver.apply_current(-spec.current(5 * MA_CM2), -5, 5, 1.0)
@@ -354,7 +355,7 @@ def test_missing_vendor_software_gives_clear_message(monkeypatch):
     if sys.platform != "win32":
         with pytest.raises(InstrumentError, match="need Windows with the Gamry software"):
             GamryPotentiostat(clock=VirtualClock()).connect()
-    monkeypatch.setattr(G.sys, "platform", "win32")
+    monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setitem(sys.modules, "comtypes", None)  # import comtypes -> ImportError
     with pytest.raises(InstrumentError, match="comtypes package is missing.*pip install comtypes"):
         GamryPotentiostat(clock=VirtualClock()).connect()

@@ -257,7 +257,7 @@ def test_instrument_lost_for_good_stops_safe_with_a_fault_event(tmp_path):
     result, log, rp, _, p = plating_run(tmp_path, plan)
     assert result.status == "failed" and result.outcome == "fault"
     assert "sim0 (potentiostat) lost: read failed 5 time(s)" in result.message
-    assert p._mode == "off"  # the engine switched the cell off
+    assert p.mode == "off"  # the engine switched the cell off
     with open_run(result.path) as run:
         assert run.status == "failed"
         events = run.events()

@@ -76,7 +76,7 @@ class Reply:
 
 def gauge(kind: type, reply) -> object:
     g = kind("/dev/null", 2e-5, clock=VirtualClock(), **({"unit": "N"} if kind is not Mark10Gauge else {}))
-    g._ask = Reply(reply)
+    g.ask = Reply(reply)
     g.connect = lambda: None
     g.close = lambda: None
     return g

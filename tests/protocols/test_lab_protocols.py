@@ -10,6 +10,7 @@ from daq.core.errors import ConfigError
 from daq.engine.campaign import bracket, run_campaign
 from daq.storage.reader import open_run
 from protocols.campaign import load_campaign
+from simulators.rig import simulated_channel
 from tests.conftest import EXAMPLES, run_sim
 
 Q_UNIT = 36000.0
@@ -140,7 +141,7 @@ def test_bracket_logic():
 
 def test_campaign_brackets_both_ccds(tmp_path):
     campaign = load_campaign(EXAMPLES / "ccd_campaign.toml")
-    tests, summary, png = run_campaign(campaign, tmp_path)
+    tests, summary, png = run_campaign(campaign, tmp_path, simulated_channel)
     assert len(tests) == 2 * 4 * 3 and png.exists()
     s83, s99 = summary
     assert s83["highest_safe"] < 1.0 <= s83["lowest_failed"]  # published: 83 % fails at 1 mA/cm^2

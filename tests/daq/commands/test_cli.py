@@ -19,7 +19,11 @@ PROTOCOL = str(EXAMPLES / "ccd_single_plating.toml")
         (["--set", "current_density=9 mA"], "not a unit of current density"),
         (["--set", "current_density=9 parsecs"], "unknown unit 'parsecs'"),
         (["--set", "capacity=0 mAh/cm^2"], "capacity = '0 mAh/cm^2': must be a positive"),
-        (["--set", "current_density=100 A/cm^2"], "beyond the instrument's range"),
+        (["--set", "current_density=100 A/cm^2"], "must be at most 1000 mA/cm^2"),
+        (
+            ["--set", "current_density=900 mA/cm^2", "--set", "cell.electrodes.working_diameter=10 mm"],
+            "beyond the instrument's range",
+        ),
         (["--set", "current_density=0.000001 mA/cm^2"], "below what the instrument can control"),
         (["--set", "nonsense"], "expected name=value"),
         (["--cell", "/nonexistent/cell.toml"], "file not found"),

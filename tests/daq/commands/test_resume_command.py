@@ -182,7 +182,7 @@ def test_check_against_an_earlier_spectrum(overrides, ok, needle):
     assert report.method == "eis" and len(report.frequencies) == 9
     if ok:
         assert report.ratio == pytest.approx(1.0, abs=0.05)
-    assert pstat._mode == "off"  # left switched off either way
+    assert pstat.mode == "off"  # left switched off either way
     assert abs(report.ocv) < 1e-3
 
 
@@ -194,7 +194,7 @@ def test_dc_step_when_the_instrument_has_no_impedance(overrides, ok):
     report = check_cell(pstat, clock, cell, ref, SoundnessLimits())
     assert report.method == "dc_step" and report.ok is ok
     assert report.resistance == pytest.approx(3800, rel=0.2) if ok else report.ratio > 10
-    assert pstat._mode == "off"
+    assert pstat.mode == "off"
 
 
 def test_expected_bulk_resistance():

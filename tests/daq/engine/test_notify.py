@@ -215,7 +215,7 @@ def test_background_delivery_and_throttling(tmp_path, hook):
     notices = read_notices(hook[1])
     assert [n["env"]["DAQ_NOTIFY_CATEGORY"] for n in notices] == ["interlock", "stop"]
     assert notices[1]["env"]["DAQ_NOTIFY_SUBJECT"] == "C1: run stopped: aborted"
-    notifier._last.clear()
+    notifier.reset_throttling()
     notifier(Event(99.0, "interlock", 0, "pressure low again"))
     notifier.close()
     assert "2 similar notice(s) suppressed" in read_notices(hook[1])[-1]["env"]["DAQ_NOTIFY_MESSAGE"]
@@ -296,7 +296,7 @@ def test_email_with_login(smtp_server, monkeypatch):
 
     inbox, port = smtp_server(authenticator=authenticator, auth_require_tls=False)
     monkeypatch.setenv("RIG_SMTP_PASSWORD", "s3cret")
-    notifier = Notifier(email_config(port, username="rig", password_env="RIG_SMTP_PASSWORD"))
+    notifier = Notifier(email_config(port, username="rig", password_env="RIG_SMTP_PASSWORD", allow_plaintext_auth=True))
     assert notifier.deliver(Notice("fault", "test", "body")) == [("email", None)]
     assert seen == [True] and len(inbox.messages) == 1
     monkeypatch.setenv("RIG_SMTP_PASSWORD", "wrong")
@@ -365,3 +365,28 @@ def test_refused_resume_notifies(tmp_path, hook, capsys):
     assert notice["env"]["DAQ_NOTIFY_CATEGORY"] == "refused"
     assert "impedance collapsed" in notice["env"]["DAQ_NOTIFY_MESSAGE"]
     assert os.path.basename(notice["env"]["DAQ_RUN_FILE"]) == "run.h5"
+
+
+def test_login_over_an_unencrypted_link_needs_consent():
+    email = {"host": "h", "from": "a@b", "to": "c@d", "username": "rig", "password_env": "PW"}
+    with pytest.raises(ConfigError, match="notify.email.username = 'rig': logging in without starttls"):
+        notify_from_dict({"notify": {"email": email}}, "n.toml")
+    assert notify_from_dict({"notify": {"email": {**email, "starttls": True}}}).email.starttls
+    assert notify_from_dict({"notify": {"email": {**email, "ssl": True}}}).email.ssl
+    plain = notify_from_dict({"notify": {"email": {**email, "allow_plaintext_auth": True}}}).email
+    assert plain.username == "rig" and not plain.starttls and not plain.ssl
+
+
+def test_every_failed_notice_is_a_warning_on_stderr(tmp_path, capsys):
+    argv = [sys.executable, "-c", "import sys; sys.exit(1)"]
+    notifier = Notifier(notify_from_dict({"notify": {"command": {"argv": argv, "timeout": "5 s"}}}))
+    result = run_sim(PROTOCOL, tmp_path / "run.h5", 99, SHORTS, subscribers=[notifier])
+    assert result.outcome == "short_circuit"
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("daq: warning:")]
+    # the short-circuit notice (also an event in the file) and the final stop notice (stderr only)
+    assert len(warnings) == 2 and all("exited with 1" in w for w in warnings)
+    assert "(short_circuit)" in warnings[0] and "(stop)" in warnings[1]
+    with open_run(result.path) as run:
+        events = run.events()
+    failed = [json.loads(d)["category"] for d in events[events.kind == "notify_failed"].data]
+    assert failed == ["short_circuit"]

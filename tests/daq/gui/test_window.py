@@ -164,7 +164,7 @@ def test_abort_needs_confirmation_and_pause_at_step_end(qtbot, window, tmp_path)
     accept_next_question(QMessageBox.StandardButton.No)  # the operator changes their mind
     assert panel.abort() is False and panel.is_running
 
-    step = panel._current_step()
+    step = panel.current_step()
     panel.pause("step_end")
     assert panel.state == "pausing"
     qtbot.waitUntil(lambda: panel.state == "paused", timeout=10_000)
@@ -221,7 +221,7 @@ def test_open_a_finished_run_and_export_png(qtbot, window, tmp_path):
     assert panel.buffer.received == n and panel.state == "review"
     assert panel.result["status"] == "completed" and panel.result["outcome"] == "short_circuit"
     assert any(e["kind"] == "short_circuit" for e in panel.events)
-    assert panel._markers, "the short circuit is marked on the time plots"
+    assert panel.marked_events, "the short circuit is marked on the time plots"
     assert panel.log.rowCount() == len(panel.events)
     assert "short circuit" in w.tabs.tabText(0) or w.tabs.tabText(0).startswith("\u26a0")
     assert not panel.start_button.isEnabled()  # a file is reviewed, not run
