@@ -21,6 +21,7 @@ COMMANDS = [
     "daq.commands.resume",
     "daq.commands.validate",
     "daq.commands.report",
+    "daq.commands.export",
     "daq.commands.campaign",
     "daq.commands.predict",
     "daq.commands.import_",

@@ -20,6 +20,7 @@ import numpy as np
 
 from daq.analysis import AnalysisError
 from daq.analysis.contact_loss import contact_loss
+from daq.analysis.cycles import cycle_table, potential_column, store_cycles
 from daq.analysis.eis_fit import fit_circuit
 from daq.core.errors import DaqError
 from daq.models.cracks import filament_diameter
@@ -109,6 +110,7 @@ def analyse(path: str | Path) -> dict[str, Any]:
         steps = run.steps()
         all_fits = fit_spectra(run)
         fits = all_fits[np.isfinite(all_fits["R1"])]  # failed fits stay recorded with their reason
+        cycles, potential = cycle_table(run), potential_column(run)
         spectra = run.spectra()
         results: dict[str, Any] = {}
         shorts = events[events.kind == "short_circuit"]
@@ -151,6 +153,8 @@ def analyse(path: str | Path) -> dict[str, Any]:
                 "regions": list(cl.regions),
             }
     _store(path, results, all_fits)
+    with open_h5(path, "a") as f:
+        store_cycles(f.require_group("analysis"), cycles, potential)
     return results
 
 

@@ -32,10 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_gui)
 
 
+def _refuse_non_run(path: str) -> None:
+    """A file that is not a run file is refused here with one line, as ``daq report`` refuses it, instead
+    of a tab that stays "opening..." (raises DataFileError)."""
+    from daq.storage.reader import open_run
+
+    open_run(path).close()
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     for f in args.files:
         if not Path(f).exists():
             raise ConfigError("FILE", f, "no such run file")
+        _refuse_non_run(f)
     if not args.speed > 0:
         raise ConfigError("--speed", args.speed, "must be a positive multiple of real time")
     channels = args.channels if args.channels is not None else (0 if args.files else 1)

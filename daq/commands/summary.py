@@ -28,18 +28,26 @@ def summary(result: RunResult, protocol: Protocol, cell: Cell, simulated: bool) 
     ]
     if result.outcome not in ("completed",):
         lines.append(f"  reason:            {result.message}")
+    totals = _totals(result.path, cell.electrodes.working_area)
     if plating:
-        densities = sorted({u.fmt(s.current_density, "mA/cm^2", 3) for s in plating})
-        lines.append(
-            f"  capacity reached:  {u.fmt(result.plated_capacity, 'mAh/cm^2', 3)} plated at {', '.join(densities)}"
-        )
+        densities = ", ".join(sorted({u.fmt(s.current_density, "mA/cm^2", 3) for s in plating}))
+        if result.cycles or result.short or len(plating) > 1:
+            total = f", {u.fmt(totals['plated'], 'mAh/cm^2', 4)} in total" if totals else ""
+            lines.append(
+                f"  plated:            {u.fmt(result.plated_capacity, 'mAh/cm^2', 3)} in the largest step{total}, "
+                f"at {densities}"
+            )
+        else:
+            lines.append(f"  capacity reached:  {u.fmt(result.plated_capacity, 'mAh/cm^2', 3)} plated at {densities}")
     if result.short:
+        where = f"cycle {totals['short_cycle']}, " if totals and totals.get("short_cycle") else ""
         lines.append(
-            f"  short circuit at:  {u.fmt(result.short['t'], 'h', 3)} cell time, "
-            f"{u.fmt(result.short['capacity'], 'mAh/cm^2', 3)}"
+            f"  short circuit at:  {u.fmt(result.short['t'], 'h', 3)} cell time, {where}"
+            f"{u.fmt(result.short['capacity'], 'mAh/cm^2', 3)} into the step"
         )
     if result.cycles:
-        lines.append(f"  cycles:            {result.cycles}")
+        done = f"{totals['completed']} completed of " if totals else ""
+        lines.append(f"  cycles:            {done}{result.cycles} started")
     lines += [
         f"  predicted CCD:     {pred['value']:.3g} mA/cm^2 (band {pred['low']:.3g}-{pred['high']:.3g}; "
         f"{pred['model']})",
@@ -47,3 +55,24 @@ def summary(result: RunResult, protocol: Protocol, cell: Cell, simulated: bool) 
         f"  file:              {result.path}",
     ]
     return "\n".join(lines)
+
+
+def _totals(path: str, area: float) -> dict | None:
+    """Total plated capacity (C/m^2), cycles completed and the cycle that shorted, from the run file."""
+    from daq.analysis.cycles import read_cycles
+    from daq.core.errors import DaqError
+    from daq.storage.reader import open_run
+
+    try:
+        with open_run(path) as run:
+            q = run.steps().Q.values
+            table = read_cycles(run)
+    except (DaqError, OSError):  # the summary still prints what the engine knows
+        return None
+    full = table[(table.stop.isin(["capacity_reached", "time_reached", "completed"])) & (table.strip_charge > 0)]
+    shorted = table.cycle[table.stop == "short_circuit"]
+    return {
+        "plated": float(-q[q < 0].sum() / area),
+        "completed": len(full),
+        "short_cycle": int(shorted.iloc[0]) if len(shorted) else 0,
+    }

@@ -30,9 +30,11 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -40,6 +42,7 @@ from PySide6.QtWidgets import (
 
 from daq.gui import plan as P
 from daq.gui.buffers import TraceBuffer
+from daq.gui.cycles_view import CyclesView
 from daq.gui.sources import ALARM_EVENTS, ChannelSignals, FileFollower, RunInfo, SimulatedRun
 
 HOUR = 3600.0
@@ -64,6 +67,7 @@ MARKER_COLOURS = {
 }
 SPECTRUM_COLOURS = ("#b8c4d6", "#7890b8", "#1f4e9c")  # older -> newest
 MAX_LOG_ROWS = 20_000
+STOP_REASONS = {"short_circuit", "voltage_limit", "current_limit", "aborted", "fault", "interlock"}
 
 
 def _plot(title: str, x_label: str, y_label: str, x_scale: float = 1.0, y_scale: float = 1.0) -> pg.PlotWidget:
@@ -145,6 +149,7 @@ class ChannelPanel(QWidget):
         self._markers: list[Any] = []
 
         self._build()
+        self._impedance_axes(False)
         self.refresh_ms = refresh_ms
         self.timer = QTimer(self)
         self.timer.setInterval(refresh_ms)
@@ -199,6 +204,8 @@ class ChannelPanel(QWidget):
         outer.addLayout(status)
         self.readings = QLabel(" ")
         outer.addWidget(self.readings)
+        for label in (self.title, self.step_label, self.time_label, self.readings):  # long text is cut, never
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # widens the window
 
         split = QSplitter(Qt.Orientation.Vertical)
         plots = QWidget()
@@ -247,7 +254,12 @@ class ChannelPanel(QWidget):
         grid.setRowStretch(2, 2)
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
-        split.addWidget(plots)
+        self.views = QTabWidget()
+        self.views.setDocumentMode(True)
+        self.views.addTab(plots, "Traces")
+        self.cycles_view = CyclesView()
+        self.views.addTab(self.cycles_view, "Cycles")
+        split.addWidget(self.views)
 
         self.curve_e_t = _curve(self.plot_e_t, "#1f4e9c")
         self.curve_j_t = _curve(self.plot_j_t, "#2a7a2a")
@@ -338,7 +350,18 @@ class ChannelPanel(QWidget):
         self.plot_nyquist.getPlotItem().clear()
         self.bode_mag.clear()
         self.bode_phase.clear()
+        self._impedance_axes(False)
+        self.cycles_view.clear()
         self.log.setRowCount(0)
+
+    def _impedance_axes(self, shown: bool) -> None:
+        """Impedance plots without spectra show no axes (no made-up ohm ranges), only their title."""
+        nyquist = self.plot_nyquist.getPlotItem()
+        for item in (nyquist, self.bode_mag, self.bode_phase):
+            for side in ("left", "bottom"):
+                item.showAxis(side, shown)
+        if not shown:
+            nyquist.setTitle("Impedance (Nyquist): no spectra", size="9pt")
 
     # --- run control --------------------------------------------------------------------------
     def start_dialog(self) -> None:
@@ -496,6 +519,9 @@ class ChannelPanel(QWidget):
             self.info.status = result.get("status", "")
         self.refresh()
         self._set_state("finished" if self.run is not None else "review")
+        path = result.get("path") or (self.info.path if self.info is not None else "")
+        if path and self.cycles_view.load(path):
+            self.views.setTabText(1, f"Cycles ({self.cycles_view.rows})")
 
     def _on_failed(self, message: str) -> None:
         self.error = message
@@ -550,6 +576,11 @@ class ChannelPanel(QWidget):
             idx = max(idx, int(self.step_row["index"]))
         return idx
 
+    def _stopping_step(self) -> int | None:
+        """Index of the step that ended the protocol early (short, limit, fault), if one did."""
+        stops = [i for i, r in self.steps_done.items() if str(r.get("end_reason", "")) in STOP_REASONS]
+        return min(stops) if stops else None
+
     def _update_status(self) -> None:
         info, buf = self.info, self.buffer
         assert info is not None and buf is not None
@@ -568,7 +599,13 @@ class ChannelPanel(QWidget):
         else:
             label, kind, cycle = "", "", 0
         cycles = planned.cycles if planned is not None else 0
-        parts = [f"step {idx + 1} of {len(info.plan)}" if idx >= 0 else "step -"]
+        stop = self._stopping_step()
+        if idx < 0:
+            parts = ["step -"]
+        elif (stop is not None and idx > stop) or idx >= len(info.plan):  # steps the engine adds after a stop
+            parts = [f"step {idx + 1} (after the stop)" if stop is not None else f"step {idx + 1}"]
+        else:
+            parts = [f"step {idx + 1} of {len(info.plan)}"]
         if label or kind:
             parts.append(f"{label} ({kind})" if label else kind)
         if cycle:
@@ -652,6 +689,9 @@ class ChannelPanel(QWidget):
             QTimer.singleShot(0, table.scrollToBottom)  # after the new row has been laid out
 
     def _draw_spectra(self) -> None:
+        self._impedance_axes(bool(self.spectra))
+        if not self.spectra:
+            return
         nyq = self.plot_nyquist.getPlotItem()
         nyq.clear()
         self.bode_mag.clear()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
 
 from daq.gui.panel import ChannelPanel
@@ -40,7 +40,16 @@ class RigWindow(QMainWindow):
         for path in files:
             self.open_file(path)
         self._menus()
-        self.resize(1500, 950)
+        self.fit_screen()
+
+    def fit_screen(self, width: int = 1500, height: int = 950) -> None:
+        """Open at ``width`` x ``height``, or the screen's free area where that is smaller (a laptop's
+        1366 x 768): every control and plot stays on the screen."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:
+            free = screen.availableGeometry()
+            width, height = min(width, free.width()), min(height, free.height())
+        self.resize(width, height)
 
     # --- channels -----------------------------------------------------------------------------
     def _add(self, panel: ChannelPanel, title: str) -> ChannelPanel:

@@ -1,0 +1,155 @@
+"""The cycles view of a channel: the per-cycle table (/analysis/cycles) as plots and rows.
+
+Overpotential (mean and largest of each half cycle), coulombic efficiency and capacity against cycle
+number, beside a table with one row per cycle in user units. Filled from the run file when a run ends
+or a finished file is opened (the table is stored then; older files get it computed, a chunk at a time).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+MAH_PER_CM2 = 36000.0  # C/m^2 in one mAh/cm^2
+COLUMNS = (
+    ("cycle", "cycle", lambda r: f"{int(r.cycle)}"),
+    ("plated", "plated (mAh/cm^2)", lambda r: f"{r.plate_capacity / MAH_PER_CM2:.3f}"),
+    ("stripped", "stripped (mAh/cm^2)", lambda r: f"{r.strip_capacity / MAH_PER_CM2:.3f}"),
+    ("ce", "CE (%)", lambda r: "-" if math.isnan(r.coulombic_efficiency) else f"{100 * r.coulombic_efficiency:.2f}"),
+    ("plate", "plating mean / end (mV)", lambda r: f"{1e3 * r.plate_mean:.1f} / {1e3 * r.plate_end:.1f}"),
+    ("strip", "stripping mean / end (mV)", lambda r: _mv_pair(r.strip_mean, r.strip_end)),
+    ("duration", "duration (h)", lambda r: f"{r.duration / 3600:.3f}"),
+    ("stop", "ended", lambda r: str(r.stop).replace("_", " ")),
+)
+
+
+def _mv_pair(a: float, b: float) -> str:
+    return "-" if math.isnan(a) else f"{1e3 * a:.1f} / {1e3 * b:.1f}"
+
+
+class CyclesView(QWidget):
+    """Plots and table of the per-cycle analysis of one run file."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        left = QVBoxLayout()
+        self.message = QLabel("no cycles yet: the table appears when a cycling run ends or its file is opened")
+        left.addWidget(self.message)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.potential = self.plots.addPlot(row=0, col=0)
+        self.efficiency = self.plots.addPlot(row=1, col=0)
+        self.capacity = self.plots.addPlot(row=2, col=0)
+        for item, label, title in (
+            (
+                self.potential,
+                "overpotential (mV)",
+                "Overpotential: <span style='color:#1f4e9c'>plating</span>, "
+                "<span style='color:#c03030'>stripping</span> (mean solid, largest dashed)",
+            ),
+            (self.efficiency, "CE (%)", "Coulombic efficiency (stripped / plated)"),
+            (
+                self.capacity,
+                "capacity (mAh/cm^2)",
+                "<span style='color:#1f4e9c'>Plated</span> and <span style='color:#c03030'>stripped</span> capacity",
+            ),
+        ):
+            item.setTitle(title, size="9pt")
+            item.setLabel("left", label)
+            item.setLabel("bottom", "cycle")
+            item.showGrid(x=True, y=True, alpha=0.3)
+            item.getAxis("left").enableAutoSIPrefix(False)
+        self.efficiency.setXLink(self.potential)
+        self.capacity.setXLink(self.potential)
+        left.addWidget(self.plots, 1)
+        layout.addLayout(left, 3)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([title for _, title, _ in COLUMNS])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        layout.addWidget(self.table, 2)
+        self.rows = 0
+        self._axes(False)
+
+    def _axes(self, shown: bool) -> None:
+        """No axes without data: empty plots stay empty (no made-up ranges)."""
+        for item in (self.potential, self.efficiency, self.capacity):
+            for side in ("left", "bottom"):
+                item.showAxis(side, shown)
+
+    def clear(self) -> None:
+        for item in (self.potential, self.efficiency, self.capacity):
+            item.clear()
+        self.table.setRowCount(0)
+        self.rows = 0
+        self._axes(False)
+        self.message.setText("no cycles yet: the table appears when a cycling run ends or its file is opened")
+
+    def load(self, path: str | Path) -> int:
+        """Show the cycles of the run file at ``path``; returns the number of cycles (0: not a cycling run)."""
+        from daq.analysis.cycles import read_cycles
+        from daq.core.errors import DaqError
+        from daq.storage.reader import open_run
+
+        self.clear()
+        try:
+            with open_run(path) as run:
+                table = read_cycles(run)
+        except DaqError as exc:
+            self.message.setText(f"cycles not available: {exc}")
+            return 0
+        if not len(table):
+            self.message.setText("this run has no loop cycles")
+            return 0
+        self.show_table(table)
+        return len(table)
+
+    def show_table(self, table) -> None:
+        """Draw a per-cycle DataFrame (daq.analysis.cycles.read_cycles)."""
+        c = table.cycle.to_numpy(dtype=float)
+        pot = table.attrs.get("potential", "E_we")
+        for half, colour in (("plate", "#1f4e9c"), ("strip", "#c03030")):
+            pen = pg.mkPen(colour, width=1.5)
+            self.potential.plot(c, 1e3 * table[f"{half}_mean"].to_numpy(), pen=pen, symbol="o", symbolSize=5,
+                                symbolBrush=colour, symbolPen=None, name=f"{half} mean ({pot})")  # fmt: skip
+            dashed = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine)
+            self.potential.plot(c, 1e3 * table[f"{half}_extreme"].to_numpy(), pen=dashed, name=f"{half} largest")
+        ce = 100 * table.coulombic_efficiency.to_numpy()
+        ok = np.isfinite(ce)
+        self.efficiency.plot(c[ok], ce[ok], pen=pg.mkPen("k", width=1.5), symbol="o", symbolSize=5, symbolBrush="k")
+        for column, colour in (("plate_capacity", "#1f4e9c"), ("strip_capacity", "#c03030")):
+            values = table[column].to_numpy() / MAH_PER_CM2
+            self.capacity.plot(c, values, pen=pg.mkPen(colour, width=1.5), symbol="s", symbolSize=4, symbolBrush=colour)
+        for cycle in table.cycle[table.stop == "short_circuit"]:
+            for item in (self.potential, self.efficiency, self.capacity):
+                item.addItem(
+                    pg.InfiniteLine(float(cycle), angle=90, pen=pg.mkPen("#d00000", style=Qt.PenStyle.DashLine))
+                )
+        self._axes(True)
+        self.table.setRowCount(len(table))
+        for i, row in enumerate(table.itertuples()):
+            for j, (_, _, text) in enumerate(COLUMNS):
+                item = QTableWidgetItem(text(row))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnsToContents()
+        self.rows = len(table)
+        done = int((table.strip_charge > 0).sum())
+        shorted = table.cycle[table.stop == "short_circuit"]
+        note = f"; short circuit in cycle {int(shorted.iloc[0])}" if len(shorted) else ""
+        self.message.setText(f"{len(table)} cycles, {done} with stripping{note}")
