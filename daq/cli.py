@@ -23,6 +23,7 @@ COMMANDS = [
     "daq.commands.report",
     "daq.commands.campaign",
     "daq.commands.predict",
+    "daq.commands.fit",
     "daq.commands.import_",
     "daq.commands.replay",
     "daq.commands.instruments",
