@@ -129,3 +129,16 @@ def test_real_spectra_give_one_honest_json_object_each(path: Path, circuit: str,
             assert all(v is not None and np.isfinite(v) for v in obj["stderr"].values())
         else:
             assert obj["message"] and obj["message"] != "converged"
+
+
+@pytest.mark.skipif(not (VENDOR_DATA / "GEIS_nesd.mpr").exists(), reason=f"vendor file not available ({VENDOR_DATA})")
+def test_imported_recording_is_fitted_and_stored(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "geis.h5"
+    assert main(["import", str(VENDOR_DATA / "GEIS_nesd.mpr"), "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(run), "--spectrum", "0", "--json"]) == 0
+    (obj,) = _json_lines(capsys)
+    assert obj["spectrum"] == 0 and obj["success"] is True and obj["relative_residual"] < 0.001
+    with h5py.File(run, "r") as h5:
+        row = h5["analysis/eis_fits"][()]
+    assert list(row["spectrum"]) == [0] and row["R2"][0] == pytest.approx(obj["parameters"]["R2"], rel=1e-12)
