@@ -12,6 +12,12 @@ Ratios are impedance.py / this product (higher is better for us, for times and r
 
 Two frequency ranges: the operando GEIS range (7 MHz - 0.5 Hz), where the bulk arc is resolved, and the
 PEIS range (1 MHz - 1 Hz), where the 5 ohm series resistance hides under the 2.5 kohm bulk arc.
+
+Real spectra (../shared/data/real/eis, the vendor GEIS file's 12 spectra, the ZPlot example), with
+R0-p(R1,CPE1)-p(R2,CPE2) and R0-p(R1,CPE1): median time per fit and the worst relative residual over a
+file's spectra. impedance.py is fitted from our start and from its own generic one (as in
+tests/daq/analysis/test_eis_fit_real_spectra.py); its residual is the better of the two, its time the
+fit from our start. Rows are skipped when the shared data are not there.
 """
 
 from __future__ import annotations
@@ -114,6 +120,66 @@ def bench(fmax: float, fmin: float, repeat: int, converged: bool) -> list[tuple[
     return rows
 
 
+SHARED = ROOT.parent / "shared" / "data"
+REAL_FILES = (
+    SHARED / "real" / "eis" / "exampleData.csv",
+    SHARED / "real" / "eis" / "exampleDataGamry.DTA",
+    SHARED / "vendor" / "GEIS_nesd.mpr",
+    ROOT / "tests" / "data" / "spectra" / "exampleDataZPlot.z",
+)
+REAL_CIRCUITS = (CIRCUIT, "R0-p(R1,CPE1)")
+
+
+def _impedance_py(f: np.ndarray, z: np.ndarray, circuit: str, start: list[float]) -> tuple[float, float]:
+    """(CPU time, relative residual) of impedance.py from ``start``; residual inf when it fails."""
+    from impedance.models.circuits import CustomCircuit  # benchmark-only dependency
+
+    t0 = time.process_time()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c = CustomCircuit(circuit, initial_guess=start).fit(f, z)
+        residual = relative_residual(c.predict(f), z)
+    except (RuntimeError, ValueError, np.linalg.LinAlgError):
+        residual = np.inf
+    return time.process_time() - t0, residual
+
+
+def bench_real(repeat: int) -> list[tuple[str, float, float, str]]:
+    """Rows (measurement, ours, impedance.py, target) per real file and circuit."""
+    from daq.importers import read_recording
+
+    rows = []
+    for path in REAL_FILES:
+        if not path.exists():
+            continue
+        spectra = [(s.frequency, s.Z_re + 1j * s.Z_im) for s in read_recording(path).spectra]
+        for circuit in REAL_CIRCUITS:
+            t_ours, t_theirs, r_ours, r_theirs, converged = [], [], [], [], 0
+            for f, z in spectra:
+                t, fit = timed(lambda: fit_circuit(f, z, circuit), repeat)  # noqa: B023 - called at once
+                t_ours.append(t)
+                r_ours.append(fit.relative_residual)  # type: ignore[attr-defined]
+                converged += bool(fit.success)  # type: ignore[attr-defined]
+                start = list(initial_guess(f, z, circuit))
+                own = [float(np.abs(z).min()), float(np.abs(z).max() / 2), 1e-6, 0.9, float(np.abs(z).max() / 2)]
+                t_py, r_py = _impedance_py(f, z, circuit, start)
+                _, r_own = _impedance_py(f, z, circuit, (own + [1e-4, 0.9])[: len(start)])
+                t_theirs.append(t_py)
+                r_theirs.append(min(r_py, r_own))
+            label = f"real {path.name} ({len(spectra)} spectra, {converged} converged), {circuit}"
+            rows.append((f"{label}: time per fit (ms)", np.median(t_ours) * 1e3, np.median(t_theirs) * 1e3, "-"))
+            rows.append(
+                (
+                    f"{label}: worst relative residual (%)",
+                    max(r_ours) * 100,
+                    max(r_theirs) * 100,
+                    "<= impedance.py + 0.5",
+                )
+            )
+    return rows
+
+
 def main() -> list[tuple[str, float, float, str]]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=50)
@@ -130,6 +196,10 @@ def main() -> list[tuple[str, float, float, str]]:
             ratio = f"{theirs / ours:.3g}" if name.startswith(("time", "relative")) else "-"
             rows.append((f"{label}: {name}", ours, theirs, target))
             print(f"| {label}: {name} | {ours:.3g} | {theirs:.3g} | {ratio} | {target} |", flush=True)
+    for name, ours, theirs, target in bench_real(max(args.repeat // 10, 1)):
+        ratio = f"{theirs / ours:.3g}"
+        rows.append((name, ours, theirs, target))
+        print(f"| {name} | {ours:.4g} | {theirs:.4g} | {ratio} | {target} |", flush=True)
     return rows
 
 

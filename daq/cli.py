@@ -24,6 +24,7 @@ COMMANDS = [
     "daq.commands.export",
     "daq.commands.campaign",
     "daq.commands.predict",
+    "daq.commands.fit",
     "daq.commands.import_",
     "daq.commands.replay",
     "daq.commands.instruments",

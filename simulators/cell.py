@@ -12,9 +12,11 @@ Python call per sample:
   and an incubation capacity has passed, a Li-filled crack grows with plated capacity, faster the more
   the CCD is exceeded; it shortens the bulk path; when it spans the electrolyte the cell shorts through
   a filament of a few hundred ohms and the WE polarisation collapses;
-- voids: stripping faster than the void-free limit P V_m/(F R_s) loses contact with stripped capacity,
-  at a rate fitted to the published effective stripping capacities (5, 4, 3, 2 mAh/cm^2 at 1, 2, 5,
-  10 mA/cm^2); plating refills voids.
+- voids: stripping faster than the void-free limit P V_m/(F R_s) loses contact area in proportion to
+  the stripped capacity, all of it after the published effective stripping capacity (5, 4, 3,
+  2 mAh/cm^2 at 1, 2, 5, 10 mA/cm^2, Lu 2022); plating refills voids;
+- cell-to-cell variability (seeded): the CCD (the cell file's ``variability``), the crack growth per
+  plated capacity (the disc's defect population) and the incubation capacity.
 """
 
 from __future__ import annotations
@@ -32,13 +34,38 @@ from daq.models.constants import F, R
 Q_UNIT = 36000.0  # C/m^2 in 1 mAh/cm^2 (3.6 C per 1e-4 m^2)
 MA_CM2 = 10.0  # A/m^2 in 1 mA/cm^2
 
-INCUBATION_CAPACITY = 0.1 * Q_UNIT  # over-critical plating before a crack starts to grow
-CRACK_GROWTH_REFERENCE = 5.4 * Q_UNIT  # areal charge to grow a crack 1 mm at 1x the CCD
+INCUBATION_CAPACITY = 0.1 * Q_UNIT  # over-critical plating before a crack starts to grow (median cell)
+INCUBATION_SPREAD = 0.3  # 1 sigma of ln(incubation capacity) from cell to cell
+CRACK_GROWTH_REFERENCE = 5.4 * Q_UNIT  # areal charge to grow a crack 1 mm at 1x the CCD (median cell)
+CRACK_GROWTH_SPREAD = 0.18  # 1 sigma of ln(crack growth per capacity) from cell to cell (defect population)
 CRACK_GROWTH_EXPONENT = 0.3  # growth per capacity ~ (i / i_c)^0.3
 BULK_PATH_SHORTENING = 0.7  # fraction of the bulk resistance bypassed just before the short
 SEI_TIME_CONSTANT = 3600.0  # s
-VOID_FAILURE_FRACTION = 0.74  # contact damage at which the local current ratio reaches 15
+# Published effective stripping capacities (Lu 2022): mA/cm^2 -> mAh/cm^2, interpolated in log(i).
+STRIPPING_CURRENTS = np.log([1.0, 2.0, 5.0, 10.0])
+STRIPPING_CAPACITIES = np.array([5.0, 4.0, 3.0, 2.0])
+MIN_STRIPPING_CAPACITY = 0.5  # mAh/cm^2, floor of the extrapolation to high currents
 VOID_REFILL_CAPACITY = 0.5 * Q_UNIT  # plated capacity that refills fully lost contact
+
+
+def _lognormal(rng: np.random.Generator, sigma: float) -> float:
+    """A factor exp(sigma z), z standard normal truncated at 2 sigma (no freak cells)."""
+    return float(np.exp(sigma * np.clip(rng.normal(), -2.0, 2.0)))
+
+
+def stripping_capacity(current_density: np.ndarray | float) -> np.ndarray | float:
+    """Effective stripping capacity (C/m^2) at a stripping current density (A/m^2): the published
+    values interpolated linearly in log(i), extrapolated with the end slopes, at least 0.5 mAh/cm^2."""
+    x = np.log(np.asarray(current_density, dtype=float) / MA_CM2)
+    y = np.interp(x, STRIPPING_CURRENTS, STRIPPING_CAPACITIES)
+    lo = STRIPPING_CAPACITIES[0] + (x - STRIPPING_CURRENTS[0]) * (STRIPPING_CAPACITIES[1] - STRIPPING_CAPACITIES[0]) / (
+        STRIPPING_CURRENTS[1] - STRIPPING_CURRENTS[0]
+    )
+    hi = STRIPPING_CAPACITIES[-1] + (x - STRIPPING_CURRENTS[-1]) * (
+        STRIPPING_CAPACITIES[-1] - STRIPPING_CAPACITIES[-2]
+    ) / (STRIPPING_CURRENTS[-1] - STRIPPING_CURRENTS[-2])
+    y = np.where(x < STRIPPING_CURRENTS[0], lo, np.where(x > STRIPPING_CURRENTS[-1], hi, y))
+    return np.maximum(y, MIN_STRIPPING_CAPACITY) * Q_UNIT
 
 
 @dataclass
@@ -72,6 +99,9 @@ class SimulatedCell:
         self.predicted_ccd = micro
         self.ccd = micro * (1.0 + scatter)  # A/m^2, this cell's actual CCD
         self.short_resistance = sim.short_resistance * (1.0 + 0.2 * float(np.clip(rng.normal(), -2, 2)))
+        # Drawn after the CCD and filament so that those stay what they were for every seed.
+        self.crack_growth_reference = CRACK_GROWTH_REFERENCE * _lognormal(rng, CRACK_GROWTH_SPREAD)
+        self.incubation_capacity = INCUBATION_CAPACITY * _lognormal(rng, INCUBATION_SPREAD)
         self.area = cell.electrodes.working_area
         sigma = cell.electrolyte.conductivity
         r_we = math.sqrt(self.area / math.pi)
@@ -101,6 +131,36 @@ class SimulatedCell:
     def sei_asr(self, age: np.ndarray | float) -> np.ndarray | float:
         return self.spec.simulation.sei_asr * (0.2 + 0.8 * (1.0 - np.exp(-np.asarray(age) / SEI_TIME_CONSTANT)))
 
+    def _void_damage(self, i: np.ndarray, dq: np.ndarray, q_plate: np.ndarray) -> np.ndarray:
+        """Contact damage d after each sample (contact fraction (1 - d)^2).
+
+        Stripping above the void-free limit takes away contact area in proportion to the stripped
+        capacity: the contact fraction falls by drive dq / q_eff(i), q_eff the published effective
+        stripping capacity, drive = 1 - (i_max/i)^2 (nothing at the limit, 1 well above it). As the
+        interface resistance goes as 1/sqrt(contact), the polarisation diverges at q_eff whatever the
+        cut-off, and the local current ratio passes 15 only in the last ~5 % of it. Plating refills voids.
+        """
+        st = self.state
+        limit = self.void_free_limit
+        stripping = i > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q_eff = stripping_capacity(np.where(stripping, i, MA_CM2))
+            drive = np.where(stripping & (i > limit), 1.0 - (limit / np.where(stripping, i, 1.0)) ** 2, 0.0)
+        d_contact = drive * dq / q_eff
+        if not d_contact.any():  # plating or rest: refill, linear in the plated capacity
+            return np.clip(st.void_damage - np.cumsum(q_plate / VOID_REFILL_CAPACITY), 0.0, 1.0)
+        d_damage = -q_plate / VOID_REFILL_CAPACITY
+        if not d_damage.any():  # a block holds one step: stripping only
+            contact = np.clip((1.0 - st.void_damage) ** 2 - np.cumsum(d_contact), 0.0, 1.0)
+            return 1.0 - np.sqrt(contact)
+        damage = np.empty(i.size)  # mixed signs (not from the engine): sample by sample
+        d = st.void_damage
+        for k in range(i.size):
+            d = 1.0 - np.sqrt(max((1.0 - d) ** 2 - d_contact[k], 0.0)) if d_contact[k] else d + d_damage[k]
+            d = min(max(d, 0.0), 1.0)
+            damage[k] = d
+        return damage
+
     def _eta(self, i: np.ndarray, contact: np.ndarray | float) -> np.ndarray:
         """Interfacial overpotential (V) at areal current i (A/m^2): Butler-Volmer on full contact, scaled
         by 1/sqrt(contact fraction) as the interface resistance is (science.md 2.2), so lost contact
@@ -121,21 +181,12 @@ class SimulatedCell:
         # Dendrite growth: only while plating above this cell's CCD, after the incubation capacity.
         over = plating & (-i > self.ccd)
         q_over_end = st.over_critical + np.cumsum(np.where(over, dq, 0.0))
-        growing = over & (q_over_end > INCUBATION_CAPACITY)
+        growing = over & (q_over_end > self.incubation_capacity)
         ratio = np.where(growing, -i / self.ccd, 1.0)
-        growth = self.spec.electrolyte.thickness / CRACK_GROWTH_REFERENCE * ratio**CRACK_GROWTH_EXPONENT
+        growth = self.spec.electrolyte.thickness / self.crack_growth_reference * ratio**CRACK_GROWTH_EXPONENT
         crack = st.crack_length + np.cumsum(np.where(growing, growth * dq, 0.0))
 
-        # Voids: stripping faster than the void-free limit loses contact; plating refills it.
-        limit = self.void_free_limit
-        stripping = i > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            i_rel = np.where(stripping, i / MA_CM2, 1.0)
-            q_fail = np.maximum(5.0 - 1.303 * np.log(i_rel), 0.5) * Q_UNIT
-            drive = np.where(stripping & (i > limit), (1.0 - limit / np.where(stripping, i, 1.0)), 0.0)
-        d_damage = drive * dq * VOID_FAILURE_FRACTION / q_fail - q_plate / VOID_REFILL_CAPACITY
-        # A block holds one step, so d_damage has one sign and clipping the running sum is exact.
-        damage = np.clip(st.void_damage + np.cumsum(d_damage), 0.0, 1.0)
+        damage = self._void_damage(i, dq, q_plate)
         contact = self.contact_fraction(damage)
 
         # Short circuit: from the first sample at which the crack spans the electrolyte.

@@ -67,6 +67,29 @@ def classify(current_ratio: float, area_fraction: float | None = None) -> str:
     return TRANSITION  # 2.75..15, including the published gaps
 
 
+def follow_arcs(r_fast: np.ndarray, r_slow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bulk, interface) resistances of two-arc fits in time order, each arc followed by continuity.
+
+    Fits label arcs by time constant. Near contact-loss failure the interface arc's time constant
+    (R_ct ~ 1/sqrt(contact), C_dl ~ contact) falls towards and below the bulk arc's, so the labels can
+    swap between spectra (bulk 2.2 kohm -> 47 kohm while the interface goes 20.9 -> 1.37 kohm). A
+    spectrum's pair is swapped when that changes log R from the previous spectrum less than half as
+    much as keeping it: a clear jump, not the moment the growing interface resistance passes the bulk
+    resistance (where both choices are equally close). The first spectrum's labels (bulk = fast arc)
+    anchor the sequence.
+    """
+    a, b = np.asarray(r_fast, dtype=float).ravel().copy(), np.asarray(r_slow, dtype=float).ravel().copy()
+    if a.shape != b.shape:
+        raise AnalysisError(f"{a.size} bulk and {b.size} interface resistances")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in range(1, a.size):
+            keep = abs(np.log(a[k] / a[k - 1])) + abs(np.log(b[k] / b[k - 1]))
+            swap = abs(np.log(b[k] / a[k - 1])) + abs(np.log(a[k] / b[k - 1]))
+            if swap < 0.5 * keep:
+                a[k], b[k] = b[k], a[k]
+    return a, b
+
+
 def contact_loss(
     resistances: np.ndarray, initial_resistance: float | None = None, area_fractions: np.ndarray | None = None
 ) -> ContactLoss:

@@ -11,9 +11,7 @@ Choices, and why:
   ('trf', Jacobian scaling), in log(p) for positive parameters, inside physical bounds taken from the
   data (:func:`physical_bounds`). Where the first start leaves a poor fit, further starts (time
   constants a decade off, alpha 0.7, DRT peaks) are tried in a fixed order and the best is kept.
-- Automatic initial guesses from the spectrum shape: high-frequency intercept, arc widths between
-  minima of -Im Z, and arc peak frequencies (tau = 1/(2 pi f_peak)); arcs are matched to the circuit's
-  parallel groups in the order written, which by convention runs from high to low frequency (bulk first).
+- Starting points and physical bounds from the data itself: daq.analysis.eis_guess.
 - Standard errors from the Jacobian at the solution, cov = s^2 (J^T J)^-1 with s^2 the residual
   variance, mapped back from the fitted space to physical units.
 """
@@ -25,13 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.signal import find_peaks
 
 from daq.analysis import AnalysisError, as_spectrum
 from daq.analysis.circuits import Circuit, Element, Node, Series
+from daq.analysis.eis_guess import elements, further_starts, initial_guess, physical_bounds
 from daq.core.errors import ConfigError
-
-DEFAULT_ALPHA = 0.9  # CPE exponent to start from: typical of ceramic bulk/grain-boundary and Li interface arcs
 
 
 @dataclass(frozen=True)
@@ -76,150 +72,6 @@ class FitResult:
         return "\n".join(lines)
 
 
-# --- initial guesses ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Features:
-    r_hf: float  # high-frequency intercept, ohm
-    arcs: list[tuple[float, float]]  # (R, tau) per arc, high to low frequency
-    w_lf: float  # lowest angular frequency
-    y_lf: float  # -Im Z there
-    w_hf: float
-    im_hf: float  # Im Z at the highest frequency (positive if inductive)
-    z_scale: float
-
-
-def _features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool = False) -> _Features:
-    """Arc structure of a spectrum sorted from high to low frequency; ``lf_tail``: the circuit blocks DC
-    (capacitive or diffusion tail), so a rising low-frequency end is that tail, not the top of an arc."""
-    x, y = z.real, -z.imag
-    n = y.size
-    ys = np.convolve(np.pad(y, 1, mode="edge"), np.ones(3) / 3, mode="valid") if n >= 5 else y
-    peaks: list[int] = []
-    if n_arcs:
-        idx, props = find_peaks(ys, prominence=0.0)
-        idx, prom = list(idx), list(props["prominences"])
-        # An arc whose top lies beyond either end of the range shows as a falling edge: count it, with
-        # the prominence defined as for interior peaks (drop to the lowest point before higher ground).
-        for edge, inward in ((0, ys), (n - 1, ys[::-1])):
-            if edge == n - 1 and lf_tail or n < 2 or inward[0] <= inward[1]:
-                continue
-            higher = np.flatnonzero(inward > inward[0])
-            stop = int(higher[0]) if higher.size else n
-            idx.append(edge)
-            prom.append(float(inward[0] - inward[:stop].min()))
-        idx, prom = np.array(idx, dtype=int), np.array(prom)
-        top = prom.max() if prom.size else 0.0
-        keep = [i for i in np.argsort(prom)[::-1][:n_arcs] if prom[i] >= 0.15 * top]  # not noise
-        peaks = sorted(int(i) for i in idx[keep] if ys[i] > 0)
-    # Boundaries: Re Z at the minimum of -Im Z between consecutive peaks.
-    bounds = []
-    for a, b in zip(peaks[:-1], peaks[1:]):
-        bounds.append(x[a + int(np.argmin(ys[a : b + 1]))])
-    if peaks:
-        first = peaks[0]
-        # HF intercept: where the first arc meets the axis; from its top (centre, height) if it is cut off.
-        if ys[0] < 0.1 * ys[first]:
-            r_hf = float(x[0])
-        elif first > 0:
-            r_hf = float(x[first] - ys[first])
-        else:  # the arc's top lies beyond the highest frequency: only a small series part is likely
-            r_hf = 0.05 * float(x[0])
-        r_hf = float(np.clip(r_hf, 1e-3 * np.abs(z).min(), max(x[0], 1e-3 * np.abs(z).min())))
-        tail = peaks[-1] + int(np.argmin(ys[peaks[-1] :]))
-        end = float(x[tail]) if ys[tail] < 0.5 * ys[peaks[-1]] else float(x[peaks[-1]] + ys[peaks[-1]])
-        edges = [r_hf, *bounds, max(end, x[peaks[-1]])]
-        widths = np.maximum(np.diff(edges), 1e-3 * np.abs(z).max())
-        arcs = [(float(r), 1.0 / (2 * np.pi * f[i])) for r, i in zip(widths, peaks)]
-    else:
-        r_hf = float(max(x.min(), 1e-3 * np.abs(z).min()))
-        arcs = []
-    # Arcs the spectrum does not show. A large high-frequency intercept is usually an arc cut off above
-    # the range (the bulk of a ceramic at MHz): put one there. Otherwise share what is left of the
-    # resistance and spread the time constants over the measured range.
-    while len(arcs) < n_arcs:
-        if r_hf > 0.2 * max(float(x[-1]) - r_hf, 0.0):
-            arcs.insert(0, (0.95 * r_hf, 1.0 / (2 * np.pi * 3 * f[0])))
-            r_hf *= 0.05
-            continue
-        total = max(float(x[-1]) - r_hf, 1e-3 * np.abs(z).max())
-        spare = max(total - sum(r for r, _ in arcs), 0.1 * total) / (n_arcs - len(arcs))
-        taus = 1.0 / (2 * np.pi * np.geomspace(f[0], f[-1], n_arcs + 2)[1:-1])
-        used = {round(float(np.log10(t))) for _, t in arcs}
-        free = [t for t in taus if round(float(np.log10(t))) not in used] or list(taus)
-        arcs += [(spare, free[i % len(free)]) for i in range(n_arcs - len(arcs))]
-        arcs.sort(key=lambda a: a[1])
-    return _Features(
-        r_hf,
-        arcs,
-        float(2 * np.pi * f[-1]),
-        float(max(y[-1], 1e-3 * np.abs(z[-1]))),
-        float(2 * np.pi * f[0]),
-        float(z[0].imag),
-        float(np.abs(z).max()),
-    )
-
-
-def _elements(node: Node) -> list[Element]:
-    if isinstance(node, Element):
-        return [node]
-    return [e for child in node.children for e in _elements(child)]
-
-
-def _blocks_dc(node: Node) -> bool:
-    """Whether |Z| grows without bound as f -> 0 (a capacitive or diffusion tail at low frequency)."""
-    if isinstance(node, Element):
-        return node.kind in ("C", "CPE", "W")
-    if isinstance(node, Series):
-        return any(_blocks_dc(ch) for ch in node.children)
-    return all(_blocks_dc(ch) for ch in node.children)
-
-
-def _fill_group(p: np.ndarray, elements: list[Element], r: float, tau: float, feats: _Features) -> None:
-    """Starting values for the elements of one arc of resistance r and time constant tau."""
-    n_r = sum(e.kind == "R" for e in elements) or 1
-    for e in elements:
-        i = e.index
-        if e.kind == "R":
-            p[i] = r / n_r
-        elif e.kind == "C":
-            p[i] = tau / r
-        elif e.kind == "CPE":
-            p[i], p[i + 1] = tau**DEFAULT_ALPHA / r, DEFAULT_ALPHA
-        elif e.kind == "W":
-            p[i] = feats.y_lf * np.sqrt(feats.w_lf) / np.sqrt(2)  # the diffusion tail at the lowest frequency
-        elif e.kind == "L":
-            p[i] = 1e-3 * r * tau
-
-
-def initial_guess(frequencies: np.ndarray, impedance: np.ndarray, circuit: str | Circuit) -> np.ndarray:
-    """Starting parameters read off the spectrum (see module docstring); SI, in circuit.names order."""
-    c = circuit if isinstance(circuit, Circuit) else Circuit(circuit)
-    f, z = as_spectrum(frequencies, impedance)
-    items = list(c.root.children) if isinstance(c.root, Series) else [c.root]
-    groups = [it for it in items if not isinstance(it, Element)]
-    series = [it for it in items if isinstance(it, Element)]
-    feats = _features(f, z, len(groups), lf_tail=_blocks_dc(c.root))
-    p = np.ones(len(c))
-    n_r = sum(e.kind == "R" for e in series) or 1
-    for e in series:
-        i = e.index
-        if e.kind == "R":
-            p[i] = feats.r_hf / n_r
-        elif e.kind == "L":
-            p[i] = max(feats.im_hf, 1e-4 * feats.z_scale) / feats.w_hf
-        elif e.kind == "C":
-            p[i] = 1.0 / (feats.w_lf * feats.y_lf)
-        elif e.kind == "CPE":
-            p[i], p[i + 1] = feats.w_lf ** (-DEFAULT_ALPHA) / feats.y_lf, DEFAULT_ALPHA
-        elif e.kind == "W":
-            p[i] = feats.y_lf * np.sqrt(feats.w_lf) / np.sqrt(2)  # -Im Z_W = sigma / sqrt(w)
-    for group, (r, tau) in zip(groups, feats.arcs):
-        _fill_group(p, _elements(group), r, tau, feats)
-    return p
-
-
 # --- fitting ------------------------------------------------------------------------------------------
 
 
@@ -244,7 +96,7 @@ def _arc_order(c: Circuit) -> list[list[int]]:
     blocks = []
     for same in shapes.values():
         if len(same) > 1:
-            blocks.append([[i for e in _elements(g) for i in range(e.index, e.index + _n_params(e))] for g in same])
+            blocks.append([[i for e in elements(g) for i in range(e.index, e.index + _n_params(e))] for g in same])
     return blocks  # type: ignore[return-value]
 
 
@@ -286,82 +138,6 @@ def _canonical_order(c: Circuit, p: np.ndarray) -> np.ndarray:
         for dst, src in zip(same, [same[i] for i in order]):
             perm[dst] = src
     return perm
-
-
-def physical_bounds(c: Circuit, f: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds a real cell respects, from the data's own scales.
-
-    R in [1e-9, 10] x max|Z| (a resistance above ten times the largest impedance measured is not in the
-    data); C and CPE Q such that the time constant R*C (or (R Q)^(1/alpha)) lies within three decades
-    beyond the measured range 1/(2 pi f); 0.2 <= alpha <= 1 (below 0.2 a CPE is no longer an arc);
-    L and Warburg coefficients within six decades of what the data's extremes imply.
-    """
-    zmax, zmin = float(np.abs(z).max()), float(np.abs(z).min())
-    r_lo, r_hi = 1e-9 * zmax, 10.0 * zmax
-    tau_lo, tau_hi = 1e-3 / (2 * np.pi * f.max()), 1e3 / (2 * np.pi * f.min())
-    lo, hi = np.empty(len(c)), np.empty(len(c))
-    for i, kind in enumerate(c.kinds):
-        if kind == "R":
-            lo[i], hi[i] = r_lo, r_hi
-        elif kind == "C":
-            lo[i], hi[i] = tau_lo / r_hi, tau_hi / (1e-3 * zmin)
-        elif kind == "Q":
-            lo[i], hi[i] = min(tau_lo, tau_lo**0.2) / r_hi, max(tau_hi, tau_hi**0.2) / (1e-3 * zmin)
-        elif kind == "alpha":
-            lo[i], hi[i] = 0.2, 1.0
-        elif kind == "L":
-            lo[i], hi[i] = 1e-6 * zmin / (2 * np.pi * f.max()), 1e3 * zmax / (2 * np.pi * f.min())
-        else:  # Warburg sigma, ohm s^-1/2
-            lo[i], hi[i] = 1e-6 * zmin * np.sqrt(2 * np.pi * f.min()), 1e3 * zmax * np.sqrt(2 * np.pi * f.max())
-    return lo, hi
-
-
-def _starts(c: Circuit, f: np.ndarray, z: np.ndarray, p0: np.ndarray) -> list[np.ndarray]:
-    """Further starting points, tried (in this fixed order) when the first fit is poor.
-
-    Arc time constants moved by a decade either way, CPE exponents at 0.7, and arcs placed at the
-    peaks of the distribution of relaxation times (DRT). The list depends only on the data.
-    """
-    starts = []
-    kinds = np.array(c.kinds)
-    for factor in (10.0, 0.1):
-        p = p0.copy()
-        p[kinds == "C"] *= factor
-        q = kinds == "Q"
-        p[q] *= factor ** p[np.flatnonzero(q) + 1]
-        starts.append(p)
-    p = p0.copy()
-    alpha = np.flatnonzero(kinds == "alpha")
-    p[alpha - 1] = p[alpha - 1] * 0.0 + (1.0 / (2 * np.pi * np.sqrt(f.max() * f.min()))) ** 0.7 / np.abs(z).max()
-    p[alpha] = 0.7
-    starts.append(p)
-    drt_start = _drt_start(c, f, z, p0)
-    if drt_start is not None:
-        starts.insert(0, drt_start)
-    return starts
-
-
-def _drt_start(c: Circuit, f: np.ndarray, z: np.ndarray, p0: np.ndarray) -> np.ndarray | None:
-    """Arcs at the largest DRT peaks (time constant and resistance), high frequency first."""
-    from daq.analysis.drt import drt
-
-    items = list(c.root.children) if isinstance(c.root, Series) else [c.root]
-    groups = [it for it in items if not isinstance(it, Element)]
-    if not groups:
-        return None
-    try:
-        with np.errstate(all="ignore"):
-            res = drt(f, z)
-    except (AnalysisError, ValueError, np.linalg.LinAlgError):
-        return None
-    peaks = sorted(res.peaks, key=lambda pk: pk.resistance, reverse=True)[: len(groups)]
-    if len(peaks) < len(groups):
-        return None
-    p = p0.copy()
-    feats = _features(f, z, len(groups), lf_tail=_blocks_dc(c.root))
-    for group, pk in zip(groups, sorted(peaks, key=lambda pk: pk.tau)):
-        _fill_group(p, _elements(group), max(pk.resistance, 1e-6 * feats.z_scale), pk.tau, feats)
-    return p
 
 
 def _solve(
@@ -427,7 +203,7 @@ def fit_circuit(
 
     ``initial`` (SI, by name or in ``circuit.names`` order) overrides the automatic guess; ``bounds``
     maps parameter names to (low, high) in SI and narrows the physical bounds (:func:`physical_bounds`).
-    Without ``initial``, further starts (:func:`_starts`) are tried when the first fit leaves a relative
+    Without ``initial``, further starts (:func:`further_starts`) are tried when the first fit leaves a relative
     residual above 2 % or a parameter on a bound, and the best is kept. ``success`` means a real fit:
     the solver converged, the relative residual is below 25 %, no parameter sits on a bound (listed in
     ``at_bound`` otherwise) and every standard error is finite; ``message`` says which failed.
@@ -451,7 +227,7 @@ def fit_circuit(
     budget = max(max_evaluations // 5, 50)
     best = None
     nfev = 0
-    for start in [p0] + ([] if initial is not None else _starts(c, f, z, p0)):
+    for start in [p0] + ([] if initial is not None else further_starts(c, f, z, p0)):
         p, (res, at_bound) = _solve(c, f, z, start, lo, hi, budget)
         nfev += int(res.nfev)
         rel = _relative(c, f, z, p)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from daq.analysis import AnalysisError
-from daq.analysis.contact_loss import contact_loss
+from daq.analysis.contact_loss import contact_loss, follow_arcs
 from daq.analysis.cycles import cycle_table, potential_column, store_cycles
 from daq.analysis.eis_fit import fit_circuit
 from daq.core.errors import DaqError
@@ -146,7 +146,7 @@ def analyse(path: str | Path) -> dict[str, Any]:
         strip_steps = set(steps.index[steps.parameters.str.contains('"direction": "strip"')])
         stripping = fits[np.isin(fits["step"], list(strip_steps))] if strip_steps else fits[:0]
         if len(stripping) >= 2:
-            cl = contact_loss(stripping["R2"])
+            cl = contact_loss(follow_arcs(stripping["R1"], stripping["R2"])[1])
             results["contact_loss"] = {
                 "area_fraction": cl.area_fraction.tolist(),
                 "current_ratio": cl.current_ratio.tolist(),

@@ -121,6 +121,8 @@ def cmd_ccd(args: argparse.Namespace) -> int:
         f"CCD {u.fmt(pred.value, CCD_UNIT, 3)} (band {u.to_unit(pred.low, CCD_UNIT):.3g}-"
         f"{u.to_unit(pred.high, CCD_UNIT):.3g} {CCD_UNIT})"
     )
+    if pred.warning:
+        print(f"  warning: {pred.warning}")
     source = f"cell {cell.cell_id} ({args.cell})" if cell else "command line"
     micro = ", ".join(f"{name.replace('_', ' ')} {u.fmt(values[name], unit)}" for _, name, unit in MICROSTRUCTURE)
     print(f"  microstructure from {source}: {micro}")

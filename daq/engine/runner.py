@@ -49,6 +49,7 @@ def predictions(cell: Cell) -> dict[str, dict[str, Any]]:
             "high": pred.high / 10,
             "model": ccd.MODEL_NAME,
             "model_version": ccd.MODEL_VERSION,
+            "warning": pred.warning,  # empty inside the calibrated range
             "inputs": {**dataclasses.asdict(cell.microstructure), **pred.inputs()},
             "input_units": {
                 "pore_radius": "m",

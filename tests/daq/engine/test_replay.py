@@ -139,7 +139,7 @@ def test_looser_replay_of_a_tripped_recording_ends_where_the_recording_does(runs
     res, pstat = replay(short.path, d / "loose-short.h5", overrides={"short_circuit.collapse_fraction": 0.05})
     # the replay stops like an instrument that has nothing more to say: current off, outcome fault
     assert res.outcome == "fault" and res.message.startswith("replay ended:")
-    assert res.short is None and pstat.divergence.t == pytest.approx(2553.0)
+    assert res.short is None and pstat.divergence.t == pytest.approx(2578.0)
     _, e, ts, _ = _tables(res.path)
     assert list(e.kind) == ["replay_divergence", "fault"]
     _, _, recorded, _ = _tables(short.path)
@@ -147,7 +147,7 @@ def test_looser_replay_of_a_tripped_recording_ends_where_the_recording_does(runs
     assert ts.t.max() == plating.t.max()  # every sample the recording has for plating, none after
     assert np.array_equal(ts[ts.step == 1].E_we.values, plating.E_we.values)
     with open_run(res.path) as run:
-        assert "switched to open circuit at 2553 s" in run.attrs["replay_ended"]
+        assert "switched to open circuit at 2578 s" in run.attrs["replay_ended"]
 
 
 def test_another_current_than_recorded_is_not_answered(runs):
