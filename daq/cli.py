@@ -26,6 +26,8 @@ COMMANDS = [
     "daq.commands.import_",
     "daq.commands.replay",
     "daq.commands.instruments",
+    "daq.commands.selftest",
+    "daq.commands.emulate",
     "daq.commands.gui",
 ]
 

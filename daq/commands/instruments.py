@@ -14,7 +14,8 @@ from typing import Any
 from daq.core import units as u
 from daq.core.clock import RealClock
 from daq.core.errors import ConfigError
-from daq.engine.rig import Rig, build_potentiostat, build_transducer, load_rig
+from daq.commands.emulate import load_emulated_rig
+from daq.engine.rig import Rig, build_potentiostat, build_transducer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_instruments(args: argparse.Namespace) -> int:
-    rig = load_rig(args.rig)
+    rig = load_emulated_rig(args.rig)
     if args.timeout is not None and not args.timeout > 0:
         raise ConfigError("--timeout", args.timeout, "must be a positive number of seconds")
     lines, failures = describe_rig(rig, timeout=args.timeout)
