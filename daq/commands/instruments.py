@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from daq.commands.emulate import load_emulated_rig
 from daq.core import units as u
 from daq.core.clock import RealClock
 from daq.core.errors import ConfigError
-from daq.commands.emulate import load_emulated_rig
 from daq.engine.rig import Rig, build_potentiostat, build_transducer
 
 

@@ -14,11 +14,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from daq.commands.emulate import load_emulated_rig
 from daq.commands.summary import summary
 from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.core.errors import ConfigError
 from daq.engine.engine import RunControl
-from daq.commands.emulate import load_emulated_rig
 from daq.engine.rig import build_channel
 from daq.engine.runner import run_protocol
 from daq.models.cell import Cell, cell_from_text, read_cell_text

@@ -149,7 +149,8 @@ def off_after_deadman(b: Bench) -> Check:
     if on is None:
         return Check(name, None, "n/a", "no way to see the output without polling")
     ok = on_before and not on
-    measured = f"on while polled: {'yes' if on_before else 'NO'}; after {1.5 * deadman + 2:g} s silent: {'ON' if on else 'off'}"
+    silent = 1.5 * deadman + 2
+    measured = f"on while polled: {'yes' if on_before else 'NO'}; after {silent:g} s silent: {'ON' if on else 'off'}"
     return Check(name, ok, measured, f"off within {deadman:g} s", {"deadman_s": deadman})
 
 
