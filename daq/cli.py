@@ -29,6 +29,8 @@ COMMANDS = [
     "daq.commands.replay",
     "daq.commands.instruments",
     "daq.commands.safe",
+    "daq.commands.selftest",
+    "daq.commands.emulate",
     "daq.commands.gui",
 ]
 

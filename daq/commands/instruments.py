@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from daq.commands.emulate import load_emulated_rig
 from daq.core import units as u
 from daq.core.clock import RealClock
 from daq.core.errors import ConfigError
-from daq.engine.rig import Rig, build_potentiostat, build_transducer, deadman_note, load_rig
+from daq.engine.rig import Rig, build_potentiostat, build_transducer, deadman_note
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_instruments(args: argparse.Namespace) -> int:
-    rig = load_rig(args.rig)
+    rig = load_emulated_rig(args.rig)
     if args.timeout is not None and not args.timeout > 0:
         raise ConfigError("--timeout", args.timeout, "must be a positive number of seconds")
     lines, failures = describe_rig(rig, timeout=args.timeout)

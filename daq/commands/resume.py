@@ -106,10 +106,11 @@ def _hardware(
         return pstat, transducer, clock, {"rig": "simulator"}, True
     if args.set:
         raise ConfigError("--set", args.set[0], "only with --sim (it sets the simulated cell's state)")
-    from daq.engine.rig import build_channel, load_rig  # instruments are imported only when a rig is used
+    from daq.commands.emulate import load_emulated_rig  # instruments are imported only when a rig is used
+    from daq.engine.rig import build_channel
 
     rig_path, _, channel_name = str(args.rig).partition("#")
-    rig = load_rig(rig_path)
+    rig = load_emulated_rig(rig_path)
     with open_run(path) as run:  # without #CHANNEL: the channel the run file says it ran on, never a guess
         stored = str(run.attrs.get("channel", "") or "")
     channel = rig.channel_for(channel_name or stored or None, cell.cell_id)

@@ -13,12 +13,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from daq.commands.emulate import load_emulated_rig
 from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
 from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.core.errors import ConfigError
 from daq.engine.engine import RunControl
-from daq.engine.rig import build_channel, deadman_note, load_rig
+from daq.engine.rig import build_channel, deadman_note
 from daq.engine.runner import run_protocol
 from daq.models.cell import Cell, cell_from_text, read_cell_text
 from daq.storage.naming import default_out
@@ -27,7 +28,7 @@ from protocols.steps import Protocol
 
 def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored: dict[str, Any]) -> int:
     rig_path, _, channel_name = str(args.rig).partition("#")
-    rig = load_rig(rig_path)
+    rig = load_emulated_rig(rig_path)
     channel = rig.channel_for(channel_name or None, cell.cell_id)
     if getattr(args, "cell", None):
         if cell.cell_id != channel.cell.cell_id:
@@ -42,9 +43,9 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
         overrides = stored.get("cell_overrides") or {}
         cell = cell_from_text(text, overrides, str(channel.cell_path))
         stored = {**stored, "cell_source": text, "cell_overrides": overrides}
-    simulated = rig.instruments[channel.instrument].kind == "sim"
+    simulated = rig.emulated(channel)  # simulated or emulated throughout: virtual (or --speed) time
     if args.speed is not None and not simulated:
-        raise ConfigError("--speed", args.speed, "only a simulated channel can run faster than real time")
+        raise ConfigError("--speed", args.speed, "only a simulated or emulated channel can run faster than real time")
     clock: Clock = (ScaledClock(args.speed) if args.speed else VirtualClock()) if simulated else RealClock()
     out = Path(args.out) if args.out else default_out(protocol.name, cell.cell_id)
     deadman, backing = deadman_note(rig.instruments[channel.instrument])

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from daq.commands.emulate import load_emulated_rig
 from daq.commands.stopping import abort_on_signals
 from daq.core.clock import Clock, RealClock
 from daq.core.errors import ConfigError, InstrumentError
 from daq.engine.engine import RunControl
-from daq.engine.rig import build_potentiostat, load_rig
+from daq.engine.rig import build_potentiostat
 
 CONFIRM_SAMPLES = 3  # open-circuit samples that must all show no current
 
@@ -48,7 +49,7 @@ def cmd_safe(args: argparse.Namespace) -> int:
     if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         raise ConfigError("--timeout", args.timeout, "must be a positive number of seconds")
     rig_path, _, channel_name = str(args.target).partition("#")
-    rig = load_rig(rig_path)
+    rig = load_emulated_rig(rig_path)
     channel = rig.channel_for(channel_name or None)
     if not (math.isfinite(args.deadline) and args.deadline > 0):
         raise ConfigError("--deadline", args.deadline, "must be a positive number of seconds")

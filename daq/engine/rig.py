@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from daq.core import units as u
 from daq.core.capabilities import Calibration, Potentiostat, PressureSensor
@@ -38,6 +38,7 @@ from daq.core.clock import Clock
 from daq.core.errors import ConfigError
 from daq.core.tables import ConfigTable, read_toml
 from daq.models.cell import Cell, load_cell
+from daq.models.dummy_cell import DummyCellSpec, dummy_cell_from_table
 from drivers.registry import BuildContext, instrument_entry, transducer_entry
 
 DEFAULT_DEADMAN = 60.0  # s: rig-file ``deadman`` when not given
@@ -65,6 +66,7 @@ class InstrumentSpec:
     resource: str
     options: dict[str, Any] = field(default_factory=dict)  # SI values (timeout in s ...)
     deadman: float = DEFAULT_DEADMAN  # s the instrument sources without the engine re-arming it
+    emulate: bool = False  # built by the application's Emulation around a simulated cell
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class TransducerSpec:
     calibration: Calibration
     options: dict[str, Any] = field(default_factory=dict)
     registers: Any = None  # drivers.transducers.RegisterMap for Modbus
+    emulate: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,17 @@ class ChannelSpec:
     cell_path: Path
     cell: Cell
     transducer: str | None = None
+    dummy_cell: str | None = None  # the dummy cell its self test runs on
+    on_dummy: bool = False  # wired to that dummy cell instead of a cell
+
+
+class Emulation(Protocol):
+    """What builds emulated instruments (``emulate = true``): supplied by the application, since the engine
+    imports no simulator. ``dummy``: the dummy cell the channel is wired to, if any."""
+
+    def instrument(self, spec: InstrumentSpec, ctx: BuildContext, dummy: DummyCellSpec | None) -> Potentiostat: ...
+
+    def transducer(self, spec: TransducerSpec, ctx: BuildContext, dummy: DummyCellSpec | None) -> PressureSensor: ...
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,8 @@ class Rig:
     instruments: dict[str, InstrumentSpec]
     transducers: dict[str, TransducerSpec]
     channels: dict[str, ChannelSpec]
+    dummy_cells: dict[str, DummyCellSpec] = field(default_factory=dict)
+    emulation: Emulation | None = field(default=None, compare=False, repr=False)
 
     def channel_for(self, name: str | None = None, cell_id: str | None = None) -> ChannelSpec:
         """The channel called ``name``; without one, the rig's only channel. ``cell_id`` is kept for callers
@@ -112,6 +128,13 @@ class Rig:
     def channels_of(self, instrument: str) -> list[ChannelSpec]:
         return [c for c in self.channels.values() if c.instrument == instrument]
 
+    def emulated(self, channel: ChannelSpec) -> bool:
+        """Whether every part of the channel is emulated or simulated (it may then run in virtual time)."""
+        parts: list[Any] = [self.instruments[channel.instrument]]
+        if channel.transducer is not None:
+            parts.append(self.transducers[channel.transducer])
+        return all(p.emulate or p.kind == "sim" for p in parts)
+
 
 # --- reading and checking ---------------------------------------------------------------------
 MAX_IO_TIMEOUT = 600.0  # s: an instrument or transducer that needs longer to answer has failed
@@ -121,19 +144,22 @@ def _seconds(t: ConfigTable, key: str) -> float | None:
     return t.quantity(key, u.TIME, hi=MAX_IO_TIMEOUT, unit="s")
 
 
-def load_rig(path: str | Path) -> Rig:
-    """Read and check a rig file; cell files are resolved relative to it."""
+def load_rig(path: str | Path, emulation: Emulation | None = None) -> Rig:
+    """Read and check a rig file; cell files are resolved relative to it. ``emulation``: what builds the
+    entries marked ``emulate = true`` (without one, such entries are refused when built)."""
     path = Path(path)
     _, doc = read_toml(path, "rig")
     try:
-        return rig_from_dict(doc, path.parent, path)
+        return rig_from_dict(doc, path.parent, path, emulation)
     except ConfigError as exc:
         raise exc.located(str(path)) from None
 
 
-def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | None = None) -> Rig:
+def rig_from_dict(
+    doc: dict[str, Any], base_dir: Path = Path("."), path: Path | None = None, emulation: Emulation | None = None
+) -> Rig:
     root = ConfigTable(doc, "")
-    root.unknown({"rig", "instruments", "transducers", "channels"})
+    root.unknown({"rig", "instruments", "transducers", "channels", "dummy_cells"})
     meta = ConfigTable(doc.get("rig", {}), "rig")
     meta.unknown({"name", "description", "operator", "location"})
     name = meta.text("name", path.stem if path else "rig", nonempty=True)
@@ -145,11 +171,16 @@ def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | 
         key: _transducer(key, value)
         for key, value in ConfigTable(doc.get("transducers", {}), "transducers").data.items()
     }
+    dummies = {
+        key: dummy_cell_from_table(key, value, f"dummy_cells.{key}")
+        for key, value in ConfigTable(doc.get("dummy_cells", {}), "dummy_cells").data.items()
+    }
     channels_table = ConfigTable(doc.get("channels", {}), "channels")
     if not channels_table.data:
         raise ConfigError("channels", None, "the rig has no channels; add [channels.NAME] with instrument and cell")
     channels = {
-        key: _channel(key, value, instruments, transducers, base_dir) for key, value in channels_table.data.items()
+        key: _channel(key, value, instruments, transducers, base_dir, dummies)
+        for key, value in channels_table.data.items()
     }
     seen: dict[tuple[str, int], str] = {}
     used: dict[str, str] = {}
@@ -170,15 +201,21 @@ def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | 
                     f"already reads the press of channel '{used[ch.transducer]}'",
                 )
             used[ch.transducer] = ch.name
-    return Rig(name, path, instruments, transducers, channels)
+    return Rig(name, path, instruments, transducers, channels, dummies, emulation)
 
 
 def _instrument(name: str, data: object) -> InstrumentSpec:
     t = ConfigTable(data, f"instruments.{name}")
     kind = t.text("kind", nonempty=True)
     entry = _entry(instrument_entry, kind, t.at("kind"))
-    t.unknown({"kind", "resource", "timeout", "description", "deadman"} | {o.name for o in entry.options})
-    if entry.resource_example is None:
+    emulate = t.flag("emulate", False)
+    emulation_keys = {"model", "fault"} if emulate else set()
+    t.unknown(
+        {"kind", "resource", "timeout", "description", "deadman", "emulate"}
+        | emulation_keys
+        | {o.name for o in entry.options}
+    )
+    if entry.resource_example is None or (emulate and "resource" not in t.data):
         resource = t.data.get("resource", f"sim://{name}")
         if not isinstance(resource, str):
             raise ConfigError(t.at("resource"), resource, "must be text")
@@ -198,8 +235,11 @@ def _instrument(name: str, data: object) -> InstrumentSpec:
     timeout = _seconds(t, "timeout")
     if timeout is not None:
         options["timeout"] = timeout
+    for key in sorted(emulation_keys & set(t.data)):  # what to emulate: the model, a fault to rehearse
+        options[key] = t.text(key, nonempty=True)
     deadman = t.quantity("deadman", u.TIME, lo=1.0, hi=86400.0, unit="s")
-    return InstrumentSpec(name, kind, resource, options, DEFAULT_DEADMAN if deadman is None else deadman)
+    deadman = DEFAULT_DEADMAN if deadman is None else deadman
+    return InstrumentSpec(name, kind, resource, options, deadman=deadman, emulate=emulate)
 
 
 def deadman_note(spec: InstrumentSpec) -> tuple[float, str]:
@@ -219,8 +259,10 @@ def _transducer(name: str, data: object) -> TransducerSpec:
     t = ConfigTable(data, f"transducers.{name}")
     kind = t.text("kind", nonempty=True)
     entry = _entry(transducer_entry, kind, t.at("kind"))
-    t.unknown({"kind", "port", "pressed_area", "calibration", "description"} | entry.keys)
-    port = t.text("port", nonempty=True) if entry.needs_port else f"sim://{name}"
+    emulate = t.flag("emulate", False)
+    t.unknown({"kind", "port", "pressed_area", "calibration", "description", "emulate"} | entry.keys)
+    needs_port = entry.needs_port and not (emulate and "port" not in t.data)
+    port = t.text("port", nonempty=True) if needs_port else f"sim://{name}"
     pressed_area = t.quantity("pressed_area", u.AREA)
     options: dict[str, Any] = {}
     if "baudrate" in t.data:
@@ -258,7 +300,7 @@ def _transducer(name: str, data: object) -> TransducerSpec:
     if "registers" in entry.keys:
         registers = _registers(ConfigTable(t.data.get("registers", {}), t.at("registers")))
     calibration = _calibration(t, entry.measures(options))
-    return TransducerSpec(name, kind, port, pressed_area, calibration, options, registers)
+    return TransducerSpec(name, kind, port, pressed_area, calibration, options, registers, emulate)
 
 
 def _calibration(t: ConfigTable, measures: str) -> Calibration:
@@ -331,9 +373,10 @@ def _channel(
     instruments: dict[str, InstrumentSpec],
     transducers: dict[str, TransducerSpec],
     base_dir: Path,
+    dummies: dict[str, DummyCellSpec],
 ) -> ChannelSpec:
     t = ConfigTable(data, f"channels.{name}")
-    t.unknown({"instrument", "channel", "cell", "transducer", "description"})
+    t.unknown({"instrument", "channel", "cell", "transducer", "description", "dummy_cell", "on_dummy"})
     instrument = t.text("instrument", nonempty=True)
     if instrument not in instruments:
         known = ", ".join(instruments) or "none defined"
@@ -359,7 +402,14 @@ def _channel(
         if exc.field == "cell" and exc.problem == "file not found":
             raise ConfigError(t.at("cell"), t.data["cell"], f"cell file not found ({cell_path})") from None
         raise
-    return ChannelSpec(name, instrument, channel, cell_path, cell, transducer)
+    dummy = t.text("dummy_cell", required=False, nonempty=True)
+    if dummy is not None and dummy not in dummies:
+        known = ", ".join(dummies) or "none defined"
+        raise ConfigError(t.at("dummy_cell"), dummy, f"no such dummy cell (dummy_cells: {known})")
+    on_dummy = t.flag("on_dummy", False)
+    if on_dummy and dummy is None:
+        raise ConfigError(t.at("on_dummy"), True, "name the dummy cell it is wired to: dummy_cell = NAME")
+    return ChannelSpec(name, instrument, channel, cell_path, cell, transducer, dummy, on_dummy)
 
 
 # --- building drivers -------------------------------------------------------------------------
@@ -378,9 +428,10 @@ def _context(spec: InstrumentSpec | TransducerSpec, resource: str, channel: Chan
 def build_potentiostat(rig: Rig, channel: ChannelSpec, clock: Clock, shared: dict | None = None) -> Potentiostat:
     """The driver object for a channel (not connected). ``shared``: what the channel's parts share."""
     spec = rig.instruments[channel.instrument]
-    return instrument_entry(spec.kind).build(
-        _context(spec, spec.resource, channel, clock, {} if shared is None else shared)
-    )
+    ctx = _context(spec, spec.resource, channel, clock, {} if shared is None else shared)
+    if spec.emulate:
+        return _emulation(rig, f"instruments.{spec.name}").instrument(spec, ctx, _wired_dummy(rig, channel))
+    return instrument_entry(spec.kind).build(ctx)
 
 
 def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, shared: dict | None = None) -> PressureSensor | None:
@@ -393,7 +444,19 @@ def build_transducer(rig: Rig, channel: ChannelSpec, clock: Clock, shared: dict 
     ctx.calibration = spec.calibration
     if spec.registers is not None:
         ctx.options["registers"] = spec.registers
+    if spec.emulate:
+        return _emulation(rig, f"transducers.{spec.name}").transducer(spec, ctx, _wired_dummy(rig, channel))
     return transducer_entry(spec.kind).build(ctx)
+
+
+def _emulation(rig: Rig, where: str) -> Emulation:
+    if rig.emulation is None:
+        raise ConfigError(f"{where}.emulate", True, "this command cannot use emulated instruments")
+    return rig.emulation
+
+
+def _wired_dummy(rig: Rig, channel: ChannelSpec) -> DummyCellSpec | None:
+    return rig.dummy_cells[channel.dummy_cell] if channel.on_dummy and channel.dummy_cell else None
 
 
 @dataclass

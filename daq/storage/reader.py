@@ -176,7 +176,9 @@ class RunFile:
         return self.f["timeseries"][name][start:stop]
 
     def units(self) -> dict[str, str]:
-        return {name: _decode(ds.attrs["unit"]) for name, ds in self.f["timeseries"].items()}
+        """Units of the stored /timeseries columns and of the two that timeseries() derives."""
+        units = {name: _decode(ds.attrs["unit"]) for name, ds in self.f["timeseries"].items()}
+        return units | {"current_density": CURRENT_DENSITY_UNIT, "areal_capacity": AREAL_CAPACITY_UNIT}
 
     def timeseries(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """Samples ``start``..``stop`` in the documented column order (docs/hdf5-layout.md: the layout's

@@ -92,7 +92,7 @@ def clear_writer_flags(path: str | Path) -> bool:
     with open(path, "r+b") as fh:
         head = fh.read(8 + 4)
         if len(head) < 12 or head[:8] != _SIGNATURE:
-            raise DataFileError(f"{path}: not an HDF5 file (no HDF5 signature at the start)")
+            raise DataFileError(f"{path}: not a readable run file (no HDF5 signature at the start)")
         version, offset_size = head[8], head[9]
         if version not in (2, 3):
             return False  # older superblocks keep no consistency flags in this form
@@ -154,7 +154,7 @@ def check_structure(path: str | Path, live: bool = False) -> None:
     with open(path, "rb") as fh:
         head = fh.read(64)
         if len(head) < 12 or head[:8] != _SIGNATURE:
-            raise DataFileError(f"{path}: not an HDF5 file (no HDF5 signature at the start)")
+            raise DataFileError(f"{path}: not a readable run file (no HDF5 signature at the start)")
         if head[8] not in (2, 3):
             return
         _, eof, root = _superblock(path, head)
