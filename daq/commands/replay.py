@@ -13,23 +13,22 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
-
-import h5py
+from typing import TYPE_CHECKING, Any
 
 from daq.commands.inputs import parse_settings
 from daq.core.clock import VirtualClock
 from daq.core.errors import ConfigError
 from daq.core.records import Record, RunResult, StepStart
-from daq.engine.replay import ReplayPotentiostat, ReplaySource, ReplayTransducer
-from daq.engine.runner import execute, resolved
 from daq.models import cell as cellmod
 from daq.models.ccd import Microstructure
 from daq.models.cell import Cell, Electrodes, Electrolyte, cell_from_text
-from daq.storage.writer import RunWriter
 from protocols import binding
 from protocols.loader import load_protocol, protocol_from_text
 from protocols.steps import Protocol
+
+if TYPE_CHECKING:  # imported where used: the parser (daq replay --help) needs no HDF5 or engine
+    from daq.engine.replay import ReplayPotentiostat, ReplaySource
+    from daq.storage.writer import RunWriter
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -141,6 +140,12 @@ def replay(
 ) -> tuple[RunResult, ReplayPotentiostat]:
     """Replay ``source_path`` through a protocol into a new run file ``out``; returns the engine's result
     and the replay instrument (its ``divergence`` and ``events``)."""
+    import h5py
+
+    from daq.engine.replay import ReplayPotentiostat, ReplaySource, ReplayTransducer
+    from daq.engine.runner import execute, resolved
+    from daq.storage.writer import RunWriter
+
     source = ReplaySource(source_path)
     if Path(out).resolve() == source.path.resolve():
         raise ConfigError("--out", str(out), "is the recording being replayed; choose another file")
