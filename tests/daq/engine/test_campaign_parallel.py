@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from daq.core.errors import ConfigError
-from daq.engine.campaign import run_campaign
 from daq.engine import parallel
+from daq.engine.campaign import run_campaign
 from daq.engine.parallel import run_parallel
 from protocols.campaign import load_campaign
 from simulators.rig import simulated_channel
