@@ -13,6 +13,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any
@@ -80,7 +82,12 @@ def _collect(
 
 
 def _context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
-    """Forked from a server that imported ``preload`` (Unix), else fresh interpreters (Windows)."""
+    """Workers forked from this process on Linux when it runs no other thread (they start at once, with
+    its imports: the command line's case); else forked from a server that imported ``preload`` (other
+    Unix, or a process with threads such as the GUI, where forking itself is unsafe); else fresh
+    interpreters (Windows)."""
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(list(preload))
