@@ -122,3 +122,21 @@ def test_unreachable_dask_scheduler_is_one_clear_error(monkeypatch):
 def test_factory_a_worker_cannot_receive_is_refused(campaign, tmp_path):
     with pytest.raises(TypeError, match="cannot be sent to a worker process"):
         run_campaign(campaign, tmp_path, lambda cell, clock: simulated_channel(cell, clock), jobs=2)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--jobs", "0"], "daq: error: --jobs = 0: must be a whole number of worker processes, 1 or more\n"),
+        (
+            ["--jobs", "2", "--dask", "tcp://127.0.0.1:9"],
+            "daq: error: --jobs = 2: the Dask cluster decides how many tests run at once; drop --jobs\n",
+        ),
+    ],
+)
+def test_command_line_refuses_bad_parallel_options(options, message, tmp_path, capsys):
+    from daq.cli import main
+
+    code = main(["campaign", str(EXAMPLES / "ccd_campaign.toml"), "--sim", "--out", str(tmp_path), *options])
+    assert (code, capsys.readouterr().err) == (2, message)
+    assert list(tmp_path.iterdir()) == []  # refused before any test ran
