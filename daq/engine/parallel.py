@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any
 
-from daq.core.errors import ConfigError
+from daq.core.errors import ConfigError, DaqError
 
 DASK_EXTRA = "pip install 'sse-rig[dask]'"
 DASK_CONNECT_TIMEOUT = 10.0  # s to reach the scheduler before the address is refused
@@ -53,7 +53,7 @@ def run_parallel(
     are forked from a server that has imported them, so each item does not pay for the imports)."""
     check_jobs(jobs)
     if dask:
-        return _on_dask(task, items, dask, on_done)
+        return _on_dask(Reported(task), items, dask, on_done)
     if jobs == 1 or len(items) <= 1:
         results = []
         for i, item in enumerate(items):
@@ -62,8 +62,27 @@ def run_parallel(
         return results
     _check_picklable(task)
     with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=_context(preload)) as pool:
-        futures = {pool.submit(task, item): i for i, item in enumerate(items)}
+        futures = {pool.submit(Reported(task), item): i for i, item in enumerate(items)}
         return _collect(futures, len(items), on_done, lambda: pool.shutdown(wait=True, cancel_futures=True))
+
+
+class Reported:
+    """``task`` whose operator-facing errors reach this process as they are, or, when an error cannot
+    travel between processes (ConfigError's constructor takes its parts), as a DaqError with the same
+    one-line message (the command line prints both alike)."""
+
+    def __init__(self, task: Callable[..., Any]):
+        self.task = task
+
+    def __call__(self, item: Any) -> Any:
+        try:
+            return self.task(item)
+        except DaqError as exc:
+            try:
+                pickle.loads(pickle.dumps(exc))
+            except Exception:  # noqa: BLE001 - any failure to rebuild it means: send the message instead
+                raise DaqError(str(exc)) from None
+            raise
 
 
 def _collect(

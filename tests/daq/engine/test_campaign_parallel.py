@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from daq.core.errors import ConfigError
+from daq.core.errors import ConfigError, DaqError
 from daq.engine import parallel
 from daq.engine.campaign import run_campaign
 from daq.engine.parallel import run_parallel
@@ -110,6 +110,17 @@ def test_results_come_back_in_item_order_and_failures_surface():
         run_parallel(abs, [1, "x"], jobs=2)
     with pytest.raises(ConfigError, match="--jobs = 0"):
         run_parallel(abs, [1], jobs=0)
+
+
+def refuse_odd(n: int) -> int:
+    if n % 2:
+        raise ConfigError("n", n, "must be even")
+    return n
+
+
+def test_an_error_in_a_worker_reaches_the_operator_as_its_one_line():
+    with pytest.raises(DaqError, match=r"^n = 3: must be even$"):
+        run_parallel(refuse_odd, [2, 4, 3, 6], jobs=2)
 
 
 def test_unreachable_dask_scheduler_is_one_clear_error(monkeypatch):
