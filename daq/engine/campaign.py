@@ -181,14 +181,21 @@ def run_campaign(
     def done(_: int, row: tuple) -> None:
         progress(f"{row[1]} at {row[3]:g} mA/cm^2, cell {row[4]}: {row[6]}")
 
-    rows = run_parallel(
+    # Side by side, the tests start from the end of the plan: the highest current densities short, and a
+    # shorted run carries the longest post-run analysis, so the long tests start first and no worker is
+    # left with one at the end while the others idle. The rows are put back in plan order.
+    order = list(range(len(planned)))[:: -1 if jobs > 1 or dask else 1]
+    results = run_parallel(
         partial(run_test, channel),
-        planned,
+        [planned[i] for i in order],
         jobs=jobs,
         dask=dask,
         on_done=done,
         preload=[__name__, getattr(channel, "__module__", None) or __name__],
     )
+    rows: list[tuple] = [()] * len(planned)
+    for i, row in zip(order, results, strict=True):
+        rows[i] = row
     tests_arr = np.array(rows, dtype=TESTS)
     summary_arr = np.array([_summary_row(campaign, s, tests_arr) for s in range(1, len(campaign.series) + 1)], SUMMARY)
     with h5py.File(out / "campaign.h5", "w") as f:

@@ -49,8 +49,8 @@ def run_parallel(
 ) -> list[Any]:
     """``[task(item) for item in items]``, computed in ``jobs`` worker processes (1: here, one by one) or
     on the Dask scheduler at ``dask``. ``on_done(index, result)`` is called here as each item finishes.
-    ``preload`` names modules the workers import once before their first item (the worker processes
-    are forked from a server that has imported them, so each item does not pay for the imports)."""
+    ``preload`` names the modules a fork server imports once for its workers, where workers cannot be
+    forked from this process itself (see ``_context``): then no item pays for the imports either."""
     check_jobs(jobs)
     if dask:
         return _on_dask(Reported(task), items, dask, on_done)
