@@ -10,6 +10,7 @@ output folder must be one every worker can reach under the same path (a shared f
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import pickle
@@ -61,9 +62,14 @@ def run_parallel(
             on_done(i, results[-1])
         return results
     _check_picklable(task)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=_context(preload)) as pool:
-        futures = {pool.submit(Reported(task), item): i for i, item in enumerate(items)}
-        return _collect(futures, len(items), on_done, lambda: pool.shutdown(wait=True, cancel_futures=True))
+    context = _context(preload)
+    gc.freeze()  # forked workers then share this process's objects instead of copying what the GC touches
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=context) as pool:
+            futures = {pool.submit(Reported(task), item): i for i, item in enumerate(items)}
+            return _collect(futures, len(items), on_done, lambda: pool.shutdown(wait=True, cancel_futures=True))
+    finally:
+        gc.unfreeze()
 
 
 class Reported:
