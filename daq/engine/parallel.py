@@ -55,7 +55,7 @@ def run_parallel(
     check_jobs(jobs)
     if dask:
         return _on_dask(Reported(task), items, dask, on_done)
-    if jobs == 1 or len(items) <= 1:
+    if jobs == 1 or len(items) <= 1 or multiprocessing.current_process().daemon:  # a daemon has no children
         results = []
         for i, item in enumerate(items):
             results.append(task(item))

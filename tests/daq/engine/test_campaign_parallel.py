@@ -123,6 +123,22 @@ def test_an_error_in_a_worker_reaches_the_operator_as_its_one_line():
         run_parallel(refuse_odd, [2, 4, 3, 6], jobs=2)
 
 
+def in_a_daemon(conn) -> None:
+    conn.send(run_parallel(abs, [-1, -2, 3], jobs=2))
+
+
+def test_a_daemon_process_runs_the_items_itself():
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=in_a_daemon, args=(child,), daemon=True)
+    proc.start()
+    assert parent.poll(60) and parent.recv() == [1, 2, 3]
+    proc.join(10)
+    assert proc.exitcode == 0
+
+
 def test_unreachable_dask_scheduler_is_one_clear_error(monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setattr(parallel, "DASK_CONNECT_TIMEOUT", 1.0)
