@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from daq.commands.inputs import parse_settings
 from daq.core.clock import VirtualClock
-from daq.core.errors import ConfigError, DaqError
+from daq.core.errors import ConfigError, DaqError, DataFileError
 from daq.core.records import Record, RunResult, StepStart
 from daq.models import cell as cellmod
 from daq.models.ccd import Microstructure
@@ -245,12 +245,12 @@ def replay_report(job: ReplayJob) -> tuple[list[str], int]:
 
 
 def study_report(job: ReplayJob) -> tuple[list[str], int]:
-    """``replay_report`` for one file of several: a file that cannot be replayed is one line (exit code
-    2) and the other files are still replayed."""
+    """``replay_report`` for one file of several: a file that cannot be replayed is one line (code 2)
+    and the other files are still replayed."""
     try:
         return replay_report(job)
     except DaqError as exc:
-        return [f"{job.source}: error: {exc}"], 2
+        return [f"{job.source}: not replayed: {exc}"], 2
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -268,6 +268,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     folder = Path(args.out) if args.out else Path.cwd()
     if folder.exists() and not folder.is_dir():
         raise ConfigError("--out", args.out, "with several FILEs, give a folder for their replays")
+    for f in args.file:
+        if not Path(f).is_file():
+            raise DataFileError(f"{f!r}: no such run file")
     outs = [folder / f"{Path(f).stem}-replay.h5" for f in args.file]
     if len(set(outs)) < len(outs):
         raise ConfigError("FILE", None, "two recordings have the same file name; their replays would collide")
@@ -278,4 +281,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     reports = run_parallel(
         study_report, study, jobs=jobs, on_done=lambda _, report: print("\n".join(report[0]), flush=True)
     )
+    failed = sum(code == 2 for _, code in reports)
+    if failed:
+        raise DaqError(f"{failed} of {len(reports)} recordings could not be replayed (the reasons are above)")
     return max(code for _, code in reports)

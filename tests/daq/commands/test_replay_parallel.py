@@ -55,12 +55,21 @@ def test_a_bad_recording_is_one_line_and_the_others_are_replayed(recordings, tmp
     bad.write_bytes(b"not a run file")
     files = [str(recordings[0]), str(bad), str(recordings[2])]
     assert main(["replay", *files, "--out", str(tmp_path / "out"), "--jobs", "2"]) == 2
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and sum(l.startswith(f"{bad}: error: ") for l in lines) == 1
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 3 and sum(l.startswith(f"{bad}: not replayed: ") for l in lines) == 1
+    assert err == "daq: error: 1 of 3 recordings could not be replayed (the reasons are above)\n"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a-replay.h5", "c-replay.h5"]
 
 
 def test_replays_that_would_collide_are_refused(recordings, tmp_path, capsys):
     code = main(["replay", str(recordings[0]), str(recordings[0]), "--out", str(tmp_path / "o")])
     assert code == 2 and "same file name" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_recording_is_refused_before_any_replay(recordings, tmp_path, capsys):
+    missing = tmp_path / "missing.h5"
+    code = main(["replay", str(recordings[0]), str(missing), "--out", str(tmp_path / "o")])
+    assert (code, capsys.readouterr()) == (2, ("", f"daq: error: '{missing}': no such run file\n"))
     assert not (tmp_path / "o").exists()
