@@ -85,6 +85,18 @@ def simulation(quick: bool) -> list[Row]:
     return rows
 
 
+def command_line(quick: bool) -> list[Row]:
+    import bench_cli
+
+    return bench_cli.rows(repeat=3 if quick else 5)
+
+
+def campaigns(quick: bool) -> list[Row]:
+    import bench_campaign
+
+    return bench_campaign.rows(repeat=1 if quick else 2)
+
+
 def memory(quick: bool) -> list[Row]:
     import bench_memory
 
@@ -179,8 +191,10 @@ def live_view(quick: bool) -> list[Row]:
 
 
 SECTIONS: list[tuple[str, str, Callable[[bool], list[Row]], str]] = [
+    ("cli", "Command line start-up", command_line, "bench_cli.py"),
     ("pipeline", "Acquisition pipeline throughput", pipeline, "bench_pipeline.py"),
     ("simulation", "Simulation speed", simulation, "bench_sim.py"),
+    ("campaign", "Campaigns on several cores", campaigns, "bench_campaign.py"),
     ("memory", "Memory", memory, "bench_memory.py"),
     ("short", "Short-circuit response", short_circuit, "bench_short.py"),
     ("eis", "EIS fitting", eis_fit, "bench_eis_fit.py"),
@@ -207,7 +221,11 @@ def environment() -> str:
 
 
 def run(quick: bool) -> str:
-    blocks = [f"Measured {environment()}; `python benchmarks/run_all.py` in {{elapsed}}.", ""]
+    blocks = [
+        f"Measured {environment()}; `python benchmarks/run_all.py` in {{elapsed}} (load average {{load_end}} at "
+        "the end). The machine is shared with other jobs: wall times depend on that load, CPU times much less.",
+        "",
+    ]
     for _key, title, fn, script in SECTIONS:
         print(f"\n## {title} ({script})", flush=True)
         t0 = time.perf_counter()
@@ -248,6 +266,8 @@ def main() -> int:
     generated = run(args.quick)
     elapsed = time.perf_counter() - t0
     generated = generated.replace("{elapsed}", f"{elapsed / 60:.1f} min" + (" (--quick)" if args.quick else ""))
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    generated = generated.replace("{load_end}", f"{load_end:.1f}")
     if not args.no_readme:
         rewrite_readme(generated)
         print(f"\nbenchmarks/README.md: tables rewritten ({elapsed:.0f} s in all)")

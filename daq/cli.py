@@ -1,7 +1,9 @@
 """The ``daq`` command line. Errors are one clear line (exit code 2), never a traceback.
 
 Each subcommand lives in its own module under daq.commands and defines ``register(subparsers)``, which
-adds its parser and sets ``func(args) -> int``.
+adds its parser and sets ``func(args) -> int``. The command line starts instantly: the table below names
+each command, its one-line help and its module, and only the module of the command being run is
+imported (``daq --help`` and a mistyped command import none, hence no numpy, h5py or Qt).
 """
 
 from __future__ import annotations
@@ -12,27 +14,48 @@ import importlib
 import os
 import re
 import sys
+from typing import NamedTuple
 
 from daq.core import units as u
 from daq.core.errors import DaqError
 
-COMMANDS = [
-    "daq.commands.run",
-    "daq.commands.resume",
-    "daq.commands.validate",
-    "daq.commands.report",
-    "daq.commands.export",
-    "daq.commands.campaign",
-    "daq.commands.predict",
-    "daq.commands.fit",
-    "daq.commands.import_",
-    "daq.commands.replay",
-    "daq.commands.instruments",
-    "daq.commands.safe",
-    "daq.commands.selftest",
-    "daq.commands.emulate",
-    "daq.commands.gui",
-]
+
+class Command(NamedTuple):
+    name: str
+    module: str
+    help: str  # the same line the module's register() gives (checked by the tests)
+
+
+COMMAND_TABLE: tuple[Command, ...] = (
+    Command("run", "daq.commands.run", "run a protocol (on the simulator with --sim)"),
+    Command("resume", "daq.commands.resume", "continue an interrupted run in the same file, after checking the cell"),
+    Command("validate", "daq.commands.validate", "check a protocol file without running it"),
+    Command("report", "daq.commands.report", "summarise a run file and plot it (PNG)"),
+    Command("export", "daq.commands.export", "write a run's data as CSV, EC-Lab .mpt, Gamry .DTA or Parquet"),
+    Command("campaign", "daq.commands.campaign", "run a CCD campaign (current densities x repeats, a fresh cell each)"),
+    Command("predict", "daq.commands.predict", "model predictions (CCD, void-free limit, fracture, filament ...)"),
+    Command(
+        "fit",
+        "daq.commands.fit",
+        "fit an equivalent circuit to impedance spectra (run file, recording or plain spectrum)",
+    ),
+    Command("import", "daq.commands.import_", "convert a Gamry .DTA or BioLogic .mpr/.mpt recording into a run file"),
+    Command("replay", "daq.commands.replay", "run a protocol's logic against a recorded run file"),
+    Command(
+        "instruments", "daq.commands.instruments", "list the instruments and transducers of a rig (no current applied)"
+    ),
+    Command("safe", "daq.commands.safe", "switch a channel's output off and confirm it (no data touched)"),
+    Command(
+        "selftest",
+        "daq.commands.selftest",
+        "acceptance test of a channel on its dummy cell (pass/fail table, run file)",
+    ),
+    Command(
+        "emulate", "daq.commands.emulate", "start the wire-protocol emulators of a rig file and print their resources"
+    ),
+    Command("gui", "daq.commands.gui", "open the rig window (live plots, run control, run files)"),
+)
+COMMANDS = [c.module for c in COMMAND_TABLE]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,17 +92,30 @@ def hint_for(message: str, options: set[str]) -> str:
     return ""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser (every command's module imported), or with ``command`` only that command's
+    parser built and the others listed by name and help from the table."""
     _Parser.options_seen = set()
     parser = _Parser(prog="daq", description="Solid-state cell test rig: run protocols, record, analyse.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMANDS:
-        importlib.import_module(name).register(sub)
+    for entry in COMMAND_TABLE:
+        if command is None or entry.name == command:
+            importlib.import_module(entry.module).register(sub)
+        else:
+            sub.add_parser(entry.name, help=entry.help, add_help=False)
     return parser
 
 
+def command_named(argv: list[str]) -> str:
+    """The command a command line runs (its first word that is not an option), or "" if none is known:
+    then only the table is needed, to list the commands or to refuse an unknown one."""
+    word = next((a for a in argv if not a.startswith("-")), "")
+    return word if any(c.name == word for c in COMMAND_TABLE) else ""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_named(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

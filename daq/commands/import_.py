@@ -16,16 +16,15 @@ import math
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import h5py
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from daq.core import units as u
 from daq.core.errors import ConfigError
-from daq.importers import Recording, read_recording
-from daq.storage import layout as L
-from daq.storage.writer import RunWriter, refuse_existing
+
+if TYPE_CHECKING:  # numpy, HDF5 and the readers are imported where used: daq import --help needs none
+    import numpy as np
+
+    from daq.importers import Recording
 
 _KIND_BY_TECHNIQUE = {
     "geis": "eis",
@@ -88,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from daq.importers import read_recording
+
     area = u.parse(args.area, u.AREA, "--area") if args.area is not None else None
     if area is not None and not 0 < area <= 0.1:  # 0.1 m^2 = 1000 cm^2, beyond any cell
         raise ConfigError("--area", args.area, "must be a positive area of at most 1000 cm^2")
@@ -112,6 +113,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _segments(rec: Recording) -> list[tuple[int, int, str, dict[str, Any], dict[str, str]]]:
     """Split the samples into steps: (first row, end row, kind, parameters in SI, their units)."""
+    import numpy as np
+
     ts, m = rec.timeseries, rec.metadata
     n = rec.n_samples
     default_kind = _KIND_BY_TECHNIQUE.get(rec.technique)
@@ -175,6 +178,8 @@ def _segments(rec: Recording) -> list[tuple[int, int, str, dict[str, Any], dict[
 
 def _step_charge(rec: Recording, a: int, b: int) -> np.ndarray:
     """Charge since the start of the step (C): the recording's own Q if it has one, else ∫I dt."""
+    import numpy as np
+
     ts = rec.timeseries
     if "Q" in ts:
         q = ts["Q"][a:b].astype(np.float64)
@@ -192,6 +197,8 @@ def _step_charge(rec: Recording, a: int, b: int) -> np.ndarray:
 
 
 def _json_safe(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -212,6 +219,11 @@ def _end_time(start: str, span: float) -> str:
 
 def write_run(rec: Recording, out: str | Path, *, area: float | None = None, overwrite: bool = False) -> Path:
     """Write ``rec`` as a run file at ``out``; ``area`` (m^2) overrides the recording's electrode area."""
+    import numpy as np
+
+    from daq.storage import layout as L
+    from daq.storage.writer import RunWriter, refuse_existing
+
     final = Path(out)
     if final.exists() and not overwrite:
         refuse_existing(final)
@@ -366,6 +378,8 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
 
 def _write_imported(rec: Recording, out: Path, start: str) -> None:
     """The recording's own columns, tables, metadata and header, which the run layout has no place for."""
+    import h5py
+
     with h5py.File(out, "a") as f:
         t = rec.timeseries["t"]
         end = _end_time(start, float(t[-1])) if start else ""

@@ -3,7 +3,8 @@
 Runs a protocol's logic (the run's own stored protocol by default) against a recorded run file, ours
 or imported, in accelerated time (simulators/replay.py) and writes a new run file that says it is a
 replay and of which bytes. What is answered and what happens when the protocol leaves the recording:
-docs/replay.md.
+docs/replay.md. Several FILEs (a study of one setting over many recordings) are replayed side by side in
+worker processes (``--jobs N``, one per core by default) into the folder ``--out``.
 """
 
 from __future__ import annotations
@@ -12,24 +13,24 @@ import argparse
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import h5py
+from typing import TYPE_CHECKING, Any
 
 from daq.commands.inputs import parse_settings
 from daq.core.clock import VirtualClock
-from daq.core.errors import ConfigError
+from daq.core.errors import ConfigError, DaqError, DataFileError
 from daq.core.records import Record, RunResult, StepStart
-from daq.engine.replay import ReplayPotentiostat, ReplaySource, ReplayTransducer
-from daq.engine.runner import execute, resolved
 from daq.models import cell as cellmod
 from daq.models.ccd import Microstructure
 from daq.models.cell import Cell, Electrodes, Electrolyte, cell_from_text
-from daq.storage.writer import RunWriter
 from protocols import binding
 from protocols.loader import load_protocol, protocol_from_text
 from protocols.steps import Protocol
+
+if TYPE_CHECKING:  # imported where used: the parser (daq replay --help) needs no HDF5 or engine
+    from daq.engine.replay import ReplayPotentiostat, ReplaySource
+    from daq.storage.writer import RunWriter
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Replay a recorded run (ours or imported) through a protocol in accelerated "
         "time and write the outcome as a new run file.",
     )
-    p.add_argument("file", help="recorded run file (HDF5)")
+    p.add_argument("file", nargs="+", metavar="FILE", help="recorded run file(s) (HDF5)")
     p.add_argument("--protocol", help="protocol file to replay (default: the run's own protocol)")
     p.add_argument(
         "--set",
@@ -50,8 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="override a protocol field, e.g. short_circuit.collapse_fraction=0.8",
     )
-    p.add_argument("--out", help="run file to write (default: ./<file name>-replay.h5)")
+    p.add_argument(
+        "--out",
+        help="run file to write (default: ./<file name>-replay.h5); with several FILEs, the folder for "
+        "their <file name>-replay.h5 (default: .)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--jobs", type=int, metavar="N", help="with several FILEs: replay N at once (default: one per core)")
     p.set_defaults(func=cmd_replay)
 
 
@@ -141,6 +147,12 @@ def replay(
 ) -> tuple[RunResult, ReplayPotentiostat]:
     """Replay ``source_path`` through a protocol into a new run file ``out``; returns the engine's result
     and the replay instrument (its ``divergence`` and ``events``)."""
+    import h5py
+
+    from daq.engine.replay import ReplayPotentiostat, ReplaySource, ReplayTransducer
+    from daq.engine.runner import execute, resolved
+    from daq.storage.writer import RunWriter
+
     source = ReplaySource(source_path)
     if Path(out).resolve() == source.path.resolve():
         raise ConfigError("--out", str(out), "is the recording being replayed; choose another file")
@@ -202,20 +214,74 @@ def replay(
     return result, pstat
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    overrides, cell_overrides = settings(args.set)
-    out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.file).stem}-replay.h5"
-    result, pstat = replay(args.file, out, args.protocol, overrides, cell_overrides, overwrite=args.force)
+@dataclass(frozen=True)
+class ReplayJob:
+    """One replay of a study: picklable, so a worker process can run it."""
+
+    source: str
+    out: str
+    protocol: str | None
+    overrides: dict[str, Any]
+    cell_overrides: dict[str, Any]
+    overwrite: bool
+
+
+def replay_report(job: ReplayJob) -> tuple[list[str], int]:
+    """Replay one file; the lines to print and the exit code (0, or 1 if the replay did not answer)."""
+    result, pstat = replay(job.source, job.out, job.protocol, job.overrides, job.cell_overrides, job.overwrite)
     source = pstat.source
     stop = f", short at {result.short['t']:.6g} s (sample {result.short['sample']})" if result.short else ""
-    print(
+    lines = [
         f"replayed {source.path.name} (recorded {source.start_time or 'at an unknown time'}, outcome "
         f"{source.attrs.get('outcome', '?')}, sha256 {source.checksum[:12]}): {result.outcome}{stop}; "
         f"{result.samples} samples over {result.duration:.6g} s -> {result.path}"
-    )
+    ]
     if pstat.divergence is not None:
-        print(f"  diverged at {pstat.divergence.t:.6g} s: {pstat.divergence.message}")
+        lines.append(f"  diverged at {pstat.divergence.t:.6g} s: {pstat.divergence.message}")
     elif pstat.ended:
-        print(f"  {pstat.ended}")
+        lines.append(f"  {pstat.ended}")
     # A replay that ran out of recording has still answered the question; other failures have not.
-    return 0 if result.status != "failed" or pstat.ended else 1
+    return lines, 0 if result.status != "failed" or pstat.ended else 1
+
+
+def study_report(job: ReplayJob) -> tuple[list[str], int]:
+    """``replay_report`` for one file of several: a file that cannot be replayed is one line (code 2)
+    and the other files are still replayed."""
+    try:
+        return replay_report(job)
+    except DaqError as exc:
+        return [f"{job.source}: not replayed: {exc}"], 2
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    overrides, cell_overrides = settings(args.set)
+    if len(args.file) == 1:
+        out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.file[0]).stem}-replay.h5"
+        lines, code = replay_report(
+            ReplayJob(args.file[0], str(out), args.protocol, overrides, cell_overrides, args.force)
+        )
+        print("\n".join(lines))
+        return code
+    from daq.engine.parallel import check_jobs, default_jobs, run_parallel
+
+    jobs = check_jobs(args.jobs) if args.jobs is not None else default_jobs()
+    folder = Path(args.out) if args.out else Path.cwd()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError("--out", args.out, "with several FILEs, give a folder for their replays")
+    for f in args.file:
+        if not Path(f).is_file():
+            raise DataFileError(f"{f!r}: no such run file")
+    outs = [folder / f"{Path(f).stem}-replay.h5" for f in args.file]
+    if len(set(outs)) < len(outs):
+        raise ConfigError("FILE", None, "two recordings have the same file name; their replays would collide")
+    folder.mkdir(parents=True, exist_ok=True)
+    study = [
+        ReplayJob(f, str(o), args.protocol, overrides, cell_overrides, args.force) for f, o in zip(args.file, outs)
+    ]
+    reports = run_parallel(
+        study_report, study, jobs=jobs, on_done=lambda _, report: print("\n".join(report[0]), flush=True)
+    )
+    failed = sum(code == 2 for _, code in reports)
+    if failed:
+        raise DaqError(f"{failed} of {len(reports)} recordings could not be replayed (the reasons are above)")
+    return max(code for _, code in reports)

@@ -7,7 +7,6 @@ import argparse
 from daq.commands.inputs import load_inputs
 from daq.core import units as u
 from protocols import binding
-from simulators.potentiostat import SIM_CAPABILITIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from simulators.potentiostat import SIM_CAPABILITIES  # the simulator (numpy) only when validating
+
     protocol, cell, _ = load_inputs(args)
     binding.check(protocol, cell, SIM_CAPABILITIES)
     print(

@@ -4,6 +4,9 @@ Every test is a fresh cell: the same cell file with its own seed, so the simulat
 real ones do. The measured CCD is bracketed by the highest current density at which no cell failed and
 the lowest at which every cell failed (science.md 1: below the CCD cells never fail, at it always);
 densities with mixed outcomes lie inside the bracket.
+
+The tests are independent (each its own cell, seed, clock and run file), so they run side by side in
+worker processes or on a Dask cluster (daq.engine.parallel) with the same results as one by one.
 """
 
 from __future__ import annotations
@@ -11,18 +14,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import h5py
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from daq.core import units as u
 from daq.core.capabilities import Potentiostat, PressureSensor
 from daq.core.clock import Clock, VirtualClock
+from daq.engine.parallel import run_parallel
 from daq.engine.runner import predictions, run_protocol
 from daq.models.cell import Cell, cell_from_text, read_cell_text
 from daq.storage.naming import confined
@@ -84,79 +85,119 @@ def bracket(densities: np.ndarray, failed: np.ndarray) -> Bracket:
 ChannelFactory = Callable[[Cell, Clock], tuple[Potentiostat, PressureSensor | None]]
 
 
+@dataclass(frozen=True)
+class CampaignTest:
+    """One test of a campaign: all a worker process needs to run it (picklable)."""
+
+    series: int  # 1-based
+    repeat: int  # 1-based
+    seed: int
+    density: float  # mA/cm^2
+    cell_path: str
+    cell_text: str
+    protocol_path: str
+    path: str  # run file to write
+    campaign: str
+
+
+def plan(campaign: Campaign, out: Path) -> list[CampaignTest]:
+    """Every test in campaign order, with its cell seed and run file fixed here (not by a worker)."""
+    tests = []
+    for s_index, series in enumerate(campaign.series, 1):
+        cell_text = read_cell_text(series.cell_path)
+        base = cell_from_text(cell_text, None, series.cell_path)
+        for d_index, cd in enumerate(series.current_densities):
+            density = u.to_unit(cd, "mA/cm^2")
+            for rep in range(1, campaign.repeats + 1):
+                seed = base.simulation.seed * 1000 + 100 * s_index + 10 * d_index + rep
+                path = confined(out, f"{base.cell_id}_{density:g}mAcm2_r{rep}.h5")
+                tests.append(
+                    CampaignTest(
+                        s_index,
+                        rep,
+                        seed,
+                        density,
+                        series.cell_path,
+                        cell_text,
+                        campaign.protocol_path,
+                        str(path),
+                        campaign.name,
+                    )
+                )
+    return tests
+
+
+def run_test(channel: ChannelFactory, test: CampaignTest) -> tuple:
+    """Run one test on a fresh cell from ``channel``; its row of the tests table."""
+    cell_overrides = {"simulation.seed": test.seed}
+    cell = cell_from_text(test.cell_text, cell_overrides, test.cell_path)
+    protocol = load_protocol(test.protocol_path, {"current_density": f"{test.density:.6g} mA/cm^2"})
+    clock = VirtualClock()
+    pstat, transducer = channel(cell, clock)
+    res = run_protocol(
+        protocol,
+        cell,
+        pstat,
+        clock,
+        Path(test.path),
+        transducer=transducer,
+        overwrite=True,
+        cell_source=test.cell_text,
+        cell_overrides=cell_overrides,
+        run_attrs={"rig": "simulator", "campaign": test.campaign},
+    )
+    return (
+        test.series,
+        cell.cell_id,
+        cell.electrolyte.relative_density,
+        test.density,
+        test.repeat,
+        test.seed,
+        res.outcome,
+        res.outcome == "short_circuit",
+        u.to_unit(res.plated_capacity, "mAh/cm^2"),
+        u.to_unit(res.short["capacity"], "mAh/cm^2") if res.short else np.nan,
+        Path(test.path).name,
+    )
+
+
 def run_campaign(
     campaign: Campaign,
     out_dir: str | Path,
     channel: ChannelFactory,
     progress: Callable[[str], None] = lambda _: None,
+    jobs: int = 1,
+    dask: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Path]:
     """Run every test on a fresh cell from ``channel`` (its potentiostat and press, e.g. a simulated
-    cell's); store tests and summary in OUT/campaign.h5, plot OUT/ccd_vs_density.png."""
-    out = Path(out_dir)
+    cell's); store tests and summary in OUT/campaign.h5, plot OUT/ccd_vs_density.png.
+
+    ``jobs`` worker processes (or the Dask scheduler at ``dask``) run the tests; ``channel`` must then
+    be a module-level function (simulators.rig.simulated_channel) so it can be sent to them."""
+    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    tests, summary = [], []
-    for s_index, series in enumerate(campaign.series, 1):
-        cell_text = read_cell_text(series.cell_path)
-        base = cell_from_text(cell_text, None, series.cell_path)
-        for d_index, cd in enumerate(series.current_densities):
-            for rep in range(1, campaign.repeats + 1):
-                seed = base.simulation.seed * 1000 + 100 * s_index + 10 * d_index + rep
-                cell_overrides = {"simulation.seed": seed}
-                cell = cell_from_text(cell_text, cell_overrides, series.cell_path)
-                density = u.to_unit(cd, "mA/cm^2")
-                protocol = load_protocol(campaign.protocol_path, {"current_density": f"{density:.6g} mA/cm^2"})
-                clock = VirtualClock()
-                pstat, transducer = channel(cell, clock)
-                path = confined(out, f"{cell.cell_id}_{density:g}mAcm2_r{rep}.h5")
-                res = run_protocol(
-                    protocol,
-                    cell,
-                    pstat,
-                    clock,
-                    path,
-                    transducer=transducer,
-                    overwrite=True,
-                    cell_source=cell_text,
-                    cell_overrides=cell_overrides,
-                    run_attrs={"rig": "simulator", "campaign": campaign.name},
-                )
-                failed = res.outcome == "short_circuit"
-                tests.append(
-                    (
-                        s_index,
-                        cell.cell_id,
-                        cell.electrolyte.relative_density,
-                        density,
-                        rep,
-                        seed,
-                        res.outcome,
-                        failed,
-                        u.to_unit(res.plated_capacity, "mAh/cm^2"),
-                        u.to_unit(res.short["capacity"], "mAh/cm^2") if res.short else np.nan,
-                        path.name,
-                    )
-                )
-                progress(f"{cell.cell_id} at {density:g} mA/cm^2, cell {rep}: {res.outcome}")
-        rows = np.array([t for t in tests if t[0] == s_index], dtype=TESTS)
-        b = bracket(rows["current_density"], rows["failed"].astype(bool))
-        pred = predictions(base)["ccd"]
-        inside = (np.isnan(b.highest_safe) or pred["value"] >= b.highest_safe) and (
-            np.isnan(b.lowest_failed) or pred["value"] <= b.lowest_failed
-        )
-        summary.append(
-            (
-                s_index,
-                base.cell_id,
-                base.electrolyte.relative_density,
-                b.highest_safe,
-                b.lowest_failed,
-                pred["value"],
-                pred["low"],
-                pred["high"],
-                inside,
-            )
-        )
-    tests_arr, summary_arr = np.array(tests, dtype=TESTS), np.array(summary, dtype=SUMMARY)
+    planned = plan(campaign, out)
+
+    def done(_: int, row: tuple) -> None:
+        progress(f"{row[1]} at {row[3]:g} mA/cm^2, cell {row[4]}: {row[6]}")
+
+    # Side by side, the tests start from the end of the plan: the highest current densities short, and a
+    # shorted run carries the longest post-run analysis, so the long tests start first and no worker is
+    # left with one at the end while the others idle. The rows are put back in plan order.
+    order = list(range(len(planned)))[:: -1 if jobs > 1 or dask else 1]
+    results = run_parallel(
+        partial(run_test, channel),
+        [planned[i] for i in order],
+        jobs=jobs,
+        dask=dask,
+        on_done=done,
+        preload=[__name__, getattr(channel, "__module__", None) or __name__],
+    )
+    rows: list[tuple] = [()] * len(planned)
+    for i, row in zip(order, results, strict=True):
+        rows[i] = row
+    tests_arr = np.array(rows, dtype=TESTS)
+    summary_arr = np.array([_summary_row(campaign, s, tests_arr) for s in range(1, len(campaign.series) + 1)], SUMMARY)
     with h5py.File(out / "campaign.h5", "w") as f:
         f.attrs.update({"name": campaign.name, "created": utc_now(), "repeats": campaign.repeats})
         f.create_dataset("source", data=campaign.source_text, dtype=STR)
@@ -166,8 +207,34 @@ def run_campaign(
     return tests_arr, summary_arr, plot(tests_arr, summary_arr, out / "ccd_vs_density.png")
 
 
+def _summary_row(campaign: Campaign, s_index: int, tests: np.ndarray) -> tuple:
+    """A series' CCD bracket from its tests, beside the model's prediction for its cell."""
+    series = campaign.series[s_index - 1]
+    base = cell_from_text(read_cell_text(series.cell_path), None, series.cell_path)
+    rows = tests[tests["series"] == s_index]
+    b = bracket(rows["current_density"], rows["failed"].astype(bool))
+    pred = predictions(base)["ccd"]
+    inside = (np.isnan(b.highest_safe) or pred["value"] >= b.highest_safe) and (
+        np.isnan(b.lowest_failed) or pred["value"] <= b.lowest_failed
+    )
+    return (
+        s_index,
+        base.cell_id,
+        base.electrolyte.relative_density,
+        b.highest_safe,
+        b.lowest_failed,
+        pred["value"],
+        pred["low"],
+        pred["high"],
+        inside,
+    )
+
+
 def plot(tests: np.ndarray, summary: np.ndarray, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 5))
+    from matplotlib.figure import Figure  # only here: the workers need no plotting library; no GUI backend
+
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
     x = 100 * summary["relative_density"]
     ax.errorbar(
         x - 0.25,
@@ -207,5 +274,4 @@ def plot(tests: np.ndarray, summary: np.ndarray, path: Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
