@@ -27,6 +27,8 @@ COMMANDS = [
     "daq.commands.replay",
     "daq.commands.instruments",
     "daq.commands.gui",
+    "daq.commands.lab",
+    
 ]
 
 

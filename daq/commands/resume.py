@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from daq.commands.inputs import check_speed, check_where, parse_settings
+from daq.commands.lab import add_publish_option, publisher_from
 from daq.commands.summary import summary
 from daq.core import units as u
 from daq.core.capabilities import Potentiostat, PressureSensor
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--notify", metavar="NOTIFY.toml", help="notify the operator (settings in a [notify] table)")
     p.add_argument("--ocv-max", metavar="VOLTAGE", help="largest |open-circuit voltage| accepted (default 50 mV)")
     p.add_argument("--speed", type=float, help="with --sim: run at this multiple of real time")
+    add_publish_option(p)
     p.set_defaults(func=cmd_resume)
 
 
@@ -171,11 +173,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
         _refused_notice(notifier, message, cell)
         raise SoundnessError(message, report)
     record(path, "soundness_check", f"before resuming: {report.summary()}", report.data())
+    published = publisher_from(args, protocol, cell)
     control = RunControl()
     previous = signal.signal(signal.SIGINT, lambda *_: control.abort("interrupted from the keyboard (Ctrl-C)"))
     try:
         result = resume_protocol(
-            path, pstat, clock, transducer, control=control, subscribers=[notifier] if notifier else []
+            path, pstat, clock, transducer, control=control, subscribers=([notifier] if notifier else []) + published
         )
     finally:
         signal.signal(signal.SIGINT, previous)

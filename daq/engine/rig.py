@@ -132,7 +132,7 @@ def load_rig(path: str | Path) -> Rig:
 
 def rig_from_dict(doc: dict[str, Any], base_dir: Path = Path("."), path: Path | None = None) -> Rig:
     root = ConfigTable(doc, "")
-    root.unknown({"rig", "instruments", "transducers", "channels"})
+    root.unknown({"rig", "instruments", "transducers", "channels", "publish"})  # publish: daq.engine.publish
     meta = ConfigTable(doc.get("rig", {}), "rig")
     meta.unknown({"name", "description", "operator", "location"})
     name = meta.text("name", path.stem if path else "rig", nonempty=True)
