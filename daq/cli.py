@@ -28,6 +28,7 @@ COMMANDS = [
     "daq.commands.instruments",
     "daq.commands.gui",
     "daq.commands.lab",
+    "daq.commands.serve",
     
 ]
 
