@@ -201,8 +201,8 @@ class Publisher:
         if not len(record):
             return
         keep = {k: np.asarray(cols[k], dtype=float) for k in DATA_UNITS if k in cols}
-        stride = max(1, len(record) // self.settings.max_points)
-        self._points.append({k: v[::stride][-self.settings.max_points :].tolist() for k, v in keep.items()})
+        idx = np.linspace(0, len(record) - 1, min(len(record), self.settings.max_points)).astype(int)
+        self._points.append({k: v[idx].tolist() for k, v in keep.items()})  # first and last kept
         now = time.monotonic()
         if now - self._last_flush >= self.settings.period:
             self._flush()
