@@ -29,7 +29,6 @@ COMMANDS = [
     "daq.commands.gui",
     "daq.commands.lab",
     "daq.commands.serve",
-    
 ]
 
 

@@ -31,9 +31,7 @@ class Broker:
     """``mosquitto -p PORT`` (loopback only, no persistence); stop() and start() again on the same port."""
 
     def __init__(self) -> None:
-        exe = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if shutil.which("/usr/sbin/mosquitto") else None
-        )
+        exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if shutil.which("/usr/sbin/mosquitto") else None)
         if exe is None:
             pytest.skip("Mosquitto is not installed (apt-get install mosquitto): the lab tests need a real broker")
         self.exe, self.port, self.process = exe, free_port(), None

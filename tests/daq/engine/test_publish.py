@@ -60,7 +60,12 @@ def test_status_events_and_decimated_data_reach_a_subscriber(broker):  # noqa: F
     wait_for(lambda: watch.snapshot() and watch.snapshot()[0].status.get("state") == "short_circuit")
     view = watch.snapshot()[0]
     r = row(view)
-    assert (r["channel"], r["cell"], r["state"], r["alarm"]) == ("pc1/A", "LPSCl-99-01", "short_circuit", "short_circuit")
+    assert (r["channel"], r["cell"], r["state"], r["alarm"]) == (
+        "pc1/A",
+        "LPSCl-99-01",
+        "short_circuit",
+        "short_circuit",
+    )
     assert len(view.data["t"]) == 50 and view.data["t"][-1] == 999.0 and view.units["E_we"] == "V"
     assert view.progress["progress"] == 1.0  # 1 C >> 0.0288 C: the capacity is reached
     assert view.events[-1]["kind"] == "short_circuit"
