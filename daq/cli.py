@@ -54,6 +54,8 @@ COMMAND_TABLE: tuple[Command, ...] = (
         "emulate", "daq.commands.emulate", "start the wire-protocol emulators of a rig file and print their resources"
     ),
     Command("gui", "daq.commands.gui", "open the rig window (live plots, run control, run files)"),
+    Command("lab", "daq.commands.lab", "show every channel publishing to the lab's MQTT broker"),
+    Command("serve", "daq.commands.serve", "serve a folder of run files read-only over HTTP (Tiled)"),
 )
 COMMANDS = [c.module for c in COMMAND_TABLE]
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daq.commands.inputs import check_speed, check_where, parse_settings
+from daq.commands.lab import add_publish_option, publisher_from
 from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
 from daq.core import units as u
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--notify", metavar="NOTIFY.toml", help="notify the operator (settings in a [notify] table)")
     p.add_argument("--ocv-max", metavar="VOLTAGE", help="largest |open-circuit voltage| accepted (default 50 mV)")
     p.add_argument("--speed", type=float, help="with --sim: run at this multiple of real time")
+    add_publish_option(p)
     p.set_defaults(func=cmd_resume)
 
 
@@ -177,9 +179,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
             raise SoundnessError(message, report)
         record(path, "soundness_check", f"before resuming: {report.summary()}", report.data())
         try:
-            result = resume_protocol(
-                path, pstat, clock, transducer, control=control, subscribers=[notifier] if notifier else []
-            )
+            subscribers = ([notifier] if notifier else []) + publisher_from(args, protocol, cell)
+            result = resume_protocol(path, pstat, clock, transducer, control=control, subscribers=subscribers)
         finally:
             for line in notifier.close() if notifier else []:
                 print(f"daq: warning: {line}", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from daq.commands.inputs import DEFAULT_PROTOCOL, check_speed, check_where, load_inputs
+from daq.commands.lab import add_publish_option, publisher_from
 from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
 from daq.core.clock import ScaledClock, VirtualClock
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NOTIFY.toml",
         help="notify the operator on stop, short circuit, interlock and fault ([notify] table)",
     )
+    add_publish_option(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -59,6 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     notifier = cli_notifier(args.notify)  # --notify: checked now; the notifier listens to the run
     if notifier is not None:
         stored["subscribers"] = [notifier]
+    stored["subscribers"] = [*stored.get("subscribers", []), *publisher_from(args, protocol, cell)]
     stored["resilience"] = RetryPolicy()  # instruments ride out faults; every fault is recorded as an event
     if args.rig:
         from daq.commands.rig_run import run_on_rig  # instruments are imported only when a rig is used

@@ -159,7 +159,9 @@ def rig_from_dict(
     doc: dict[str, Any], base_dir: Path = Path("."), path: Path | None = None, emulation: Emulation | None = None
 ) -> Rig:
     root = ConfigTable(doc, "")
-    root.unknown({"rig", "instruments", "transducers", "channels", "dummy_cells"})
+    root.unknown(
+        {"rig", "instruments", "transducers", "channels", "dummy_cells", "publish"}
+    )  # publish: daq.engine.publish
     meta = ConfigTable(doc.get("rig", {}), "rig")
     meta.unknown({"name", "description", "operator", "location"})
     name = meta.text("name", path.stem if path else "rig", nonempty=True)
