@@ -383,20 +383,24 @@ class RunWriter:
         latency: float = 0.0,
     ) -> None:
         """One command sent to the potentiostat (run time ``t``, s; ``latency``: wall time of the call, s)."""
-        if self.transcript and not self.closed:
-            self._tx_commands.append((self._tx_seq, t, method, to_json(arguments), outcome, error, latency))
-            self._tx_seq += 1
+        row = (t, method, to_json(arguments), outcome, error, latency)
+        with self._mutex:  # the flush timer's thread takes these rows too
+            if self.transcript and not self.closed:
+                self._tx_commands.append((self._tx_seq, *row))
+                self._tx_seq += 1
 
     def add_read(self, t: float, kind: str, first: int, n: int, latency: float = 0.0) -> None:
         """One data block: ``kind`` "samples" (rows ``first``.. of /timeseries) or "impedance" (rows of
         /eis/points)."""
-        if self.transcript and not self.closed:
-            self._tx_reads.append((self._tx_seq, t, kind, first, n, latency))
-            self._tx_seq += 1
+        with self._mutex:
+            if self.transcript and not self.closed:
+                self._tx_reads.append((self._tx_seq, t, kind, first, n, latency))
+                self._tx_seq += 1
 
     def next_row(self, kind: str) -> int:
         """Where the next block will be stored: row of /timeseries ("samples") or /eis/points ("impedance")."""
-        return self._stored + self._buffered if kind == "samples" else self._pending("eis/points")
+        with self._mutex:
+            return self._stored + self._buffered if kind == "samples" else self._pending("eis/points")
 
     def _flush_transcript(self) -> None:
         if self._tx_commands:
