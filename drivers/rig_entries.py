@@ -8,6 +8,7 @@ simulators/rig.py the same way.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from drivers.registry import BuildContext, InstrumentEntry, Option, TransducerEntry
@@ -60,11 +61,9 @@ BIOLOGIC = InstrumentEntry(
 _SERIAL = frozenset({"baudrate", "timeout", "parity", "stopbits", "bytesize"})
 
 
-def _transducer(class_name: str, keys: frozenset[str], measures: Any) -> TransducerEntry:
+def _transducer(module: str, class_name: str, keys: frozenset[str], measures: Any) -> TransducerEntry:
     def build(ctx: BuildContext) -> Any:
-        from drivers import transducers
-
-        cls = getattr(transducers, class_name)
+        cls = getattr(importlib.import_module(module), class_name)
         return cls(ctx.resource, ctx.pressed_area, ctx.calibration, ctx.clock, name=ctx.name, **ctx.options)
 
     return TransducerEntry(build, keys, measures)
@@ -77,10 +76,11 @@ def _unit_measures(options: dict[str, Any]) -> str:
     return unit_factor(options.get("unit", "N"))[1]
 
 
-MARK10 = _transducer("Mark10Gauge", _SERIAL | {"unit", "capacity"}, lambda options: "force")
-DP41 = _transducer("OmegaDP41", _SERIAL | {"unit", "capacity", "recognition"}, _unit_measures)
-AED = _transducer("HbmAed", _SERIAL | {"unit", "capacity", "scale"}, _unit_measures)
+MARK10 = _transducer("drivers.transducers", "Mark10Gauge", _SERIAL | {"unit", "capacity"}, lambda options: "force")
+DP41 = _transducer("drivers.transducers", "OmegaDP41", _SERIAL | {"unit", "capacity", "recognition"}, _unit_measures)
+AED = _transducer("drivers.transducers", "HbmAed", _SERIAL | {"unit", "capacity", "scale"}, _unit_measures)
 MODBUS = _transducer(
+    "drivers.modbus_transducer",
     "ModbusTransmitter",
     frozenset({"baudrate", "timeout", "parity", "stopbits", "registers", "ram_area", "capacity"}),
     lambda options: "pressure",

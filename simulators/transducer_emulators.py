@@ -24,7 +24,8 @@ import threading
 import tty
 from collections.abc import Callable
 
-from drivers.transducers import RegisterMap, unit_factor
+from drivers.modbus_transducer import RegisterMap
+from drivers.transducers import unit_factor
 
 PressureSource = Callable[[], float]
 

@@ -29,7 +29,8 @@ from protocols.loader import load_protocol, protocol_from_text
 from protocols.steps import Protocol
 
 if TYPE_CHECKING:  # imported where used: the parser (daq replay --help) needs no HDF5 or engine
-    from daq.engine.replay import ReplayPotentiostat, ReplaySource
+    from daq.engine.replay import ReplayPotentiostat
+    from daq.engine.replay_source import ReplaySource
     from daq.storage.writer import RunWriter
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -149,7 +150,8 @@ def replay(
     and the replay instrument (its ``divergence`` and ``events``)."""
     import h5py
 
-    from daq.engine.replay import ReplayPotentiostat, ReplaySource, ReplayTransducer
+    from daq.engine.replay import ReplayPotentiostat, ReplayTransducer
+    from daq.engine.replay_source import ReplaySource
     from daq.engine.runner import execute, resolved
     from daq.storage.writer import RunWriter
 

@@ -14,7 +14,7 @@ from daq.engine.engine import RunControl
 from daq.engine.notify import cli_notifier
 from daq.engine.runner import run_protocol
 from daq.storage.naming import default_out
-from drivers.resilient import RetryPolicy
+from drivers.retry import RetryPolicy
 from simulators.rig import simulated_rig
 
 

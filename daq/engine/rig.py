@@ -77,7 +77,7 @@ class TransducerSpec:
     pressed_area: float | None  # m^2; None: the cell's pressed area
     calibration: Calibration
     options: dict[str, Any] = field(default_factory=dict)
-    registers: Any = None  # drivers.transducers.RegisterMap for Modbus
+    registers: Any = None  # drivers.modbus_transducer.RegisterMap for Modbus
     emulate: bool = False
 
 
@@ -333,7 +333,7 @@ def _calibration(t: ConfigTable, measures: str) -> Calibration:
 
 
 def _registers(t: ConfigTable) -> Any:
-    from drivers.transducers import RegisterMap
+    from drivers.modbus_transducer import RegisterMap
 
     t.unknown(_REGISTER_KEYS)
     kw: dict[str, Any] = {}

@@ -28,7 +28,7 @@ from daq.storage.layout import INTERRUPTED
 from daq.storage.reader import open_run
 from daq.storage.writer import RunWriter
 from drivers import resilient
-from drivers.resilient import RetryPolicy
+from drivers.retry import RetryPolicy
 from drivers.transcript import TranscriptPotentiostat
 from protocols import binding
 from protocols.loader import protocol_from_text

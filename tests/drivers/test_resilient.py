@@ -14,7 +14,8 @@ from daq.core.samples import SampleBlock
 from daq.engine.runner import run_protocol
 from daq.models.cell import load_cell
 from daq.storage.reader import open_run
-from drivers.resilient import ResilientPotentiostat, ResilientTransducer, RetryPolicy
+from drivers.resilient import ResilientPotentiostat, ResilientTransducer
+from drivers.retry import RetryPolicy
 from protocols.loader import load_protocol
 from simulators.faults import POTENTIOSTAT_KINDS, TRANSDUCER_KINDS, FaultPlan, FaultyPotentiostat, faulty_rig
 from simulators.rig import simulated_rig

@@ -10,7 +10,8 @@ import pytest
 from daq.core.capabilities import Calibration
 from daq.core.clock import VirtualClock
 from daq.core.errors import ConfigError, InstrumentError
-from drivers.transducers import HbmAed, Mark10Gauge, ModbusTransmitter, OmegaDP41, RegisterMap
+from drivers.modbus_transducer import ModbusTransmitter, RegisterMap
+from drivers.transducers import HbmAed, Mark10Gauge, OmegaDP41
 from simulators.transducer_emulators import AedEmulator, DP41Emulator, Mark10Emulator, ModbusTransmitterEmulator
 
 pytestmark = pytest.mark.timeout(30)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from daq.core.clock import VirtualClock
 from daq.core.errors import InstrumentError
 from daq.core.samples import SampleBlock
-from drivers.resilient import ResilientPotentiostat, ResilientTransducer, RetryPolicy
+from drivers.resilient import ResilientPotentiostat, ResilientTransducer
+from drivers.retry import RetryPolicy
 from drivers.transducers import HbmAed, Mark10Gauge, OmegaDP41
 from simulators.potentiostat import SIM_CAPABILITIES
 

@@ -16,7 +16,8 @@ from daq.core.clock import VirtualClock
 from daq.core.errors import ConfigError
 from daq.engine.rig import build_channel, load_rig, rig_from_dict
 from drivers.keithley2450 import Keithley2450
-from drivers.transducers import Mark10Gauge, ModbusTransmitter
+from drivers.modbus_transducer import ModbusTransmitter
+from drivers.transducers import Mark10Gauge
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
 from simulators.rig import SimulatedTransducer
