@@ -103,6 +103,10 @@ def _stop_on(t: ConfigTable, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(raw)
 
 
+_SPAN = {"hi": L.MAX_DURATION, "unit": "d"}
+_VOLTS = {"positive": False, "lo": -L.MAX_POTENTIAL, "hi": L.MAX_POTENTIAL, "unit": "V"}
+
+
 def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
     t = ConfigTable(data, path)
     t.refuse_unknown(STEP_FIELDS)
@@ -116,92 +120,104 @@ def _step(data: Any, path: str, defaults: dict[str, float]) -> Step:
     period = t.quantity(
         "sample_period", u.TIME, defaults["sample_period"], lo=L.MIN_SAMPLE_PERIOD, hi=L.MAX_SAMPLE_PERIOD, unit="s"
     )
-    span = {"hi": L.MAX_DURATION, "unit": "d"}
-    volts = {"positive": False, "lo": -L.MAX_POTENTIAL, "hi": L.MAX_POTENTIAL, "unit": "V"}
-    step: Step
-    if kind == "rest":
-        step = Rest(label, t.quantity("duration", u.TIME, required=True, **span), period)
-        _check_samples(t, "duration", step.duration, period)
-    elif kind == "galvanostatic":
-        direction = t.choice("direction", (PLATE, STRIP))
-        cd_raw = t.data.get("current_density")
-        cd = t.quantity(
-            "current_density",
-            u.CURRENT_DENSITY,
-            required=True,
-            positive=False,
-            hi=L.MAX_CURRENT_DENSITY,
-            unit="mA/cm^2",
-        )
-        if not cd > 0:
-            raise ConfigError(
-                t.at("current_density"), cd_raw, 'must be positive; the sign comes from direction = "plate" or "strip"'
-            )
-        capacity = t.quantity("capacity", u.AREAL_CAPACITY, hi=L.MAX_AREAL_CAPACITY, unit="mAh/cm^2")
-        duration = t.quantity("duration", u.TIME, **span)
-        if capacity is None and duration is None:
-            raise t.missing("capacity", 'give a capacity (e.g. "8 mAh/cm^2") or a duration')
-        _check_samples(t, "duration", duration, period)  # a capacity's duration: protocols.binding
-        v_min = t.quantity("v_min", u.VOLTAGE, -2.0, **volts)
-        v_max = t.quantity("v_max", u.VOLTAGE, 2.0, **volts)
-        if not v_min < v_max:  # type: ignore[operator]
-            raise ConfigError(t.at("v_min"), t.data.get("v_min"), "must be below v_max")
-        every = t.quantity("eis_every", u.AREAL_CAPACITY, hi=L.MAX_AREAL_CAPACITY, unit="mAh/cm^2")
-        operando = None
-        if t.has("operando_eis") or every is not None:
-            if every is None or not t.has("operando_eis"):
-                raise ConfigError(
-                    t.at("eis_every"),
-                    t.data.get("eis_every"),
-                    "operando EIS needs both eis_every and an [operando_eis] table",
-                )
-            t.used.add("operando_eis")
-            ot = ConfigTable(t.data["operando_eis"], t.at("operando_eis"))
-            operando = _eis_spec(ot, "galvanostatic")
-            ot.used.add("mode")
-            ot.finish()
-        step = Galvanostatic(
-            label,
-            direction,
-            cd,
-            capacity,
-            duration,
-            v_min,
-            v_max,
-            period,  # type: ignore[arg-type]
-            _stop_on(t, (SHORT_CIRCUIT, VOLTAGE_LIMIT)),
-            operando,
-            every,
-        )
-    elif kind == "potentiostatic":
-        step = Potentiostatic(
-            label,
-            t.quantity("potential", u.VOLTAGE, required=True, **volts),
-            t.quantity("duration", u.TIME, required=True, **span),
-            t.quantity("i_limit", u.CURRENT_DENSITY, 100.0, hi=L.MAX_CURRENT_DENSITY, unit="mA/cm^2"),
-            period,
-            _stop_on(t, (SHORT_CIRCUIT, CURRENT_LIMIT)),
-        )
-        _check_samples(t, "duration", step.duration, period)
-    elif kind == "eis":
-        step = Eis(label, _eis_spec(t))
-    else:
-        cycles = t.integer("cycles", maximum=L.MAX_CYCLES)
-        children = t.raw("steps")
-        if not isinstance(children, list) or not children:
-            raise ConfigError(t.at("steps"), children, "a loop needs a non-empty list of [[...steps]]")
-        until = t.raw("until") or []
-        if not isinstance(until, list) or any(c not in STOP_CONDITIONS for c in until):
-            raise ConfigError(t.at("until"), until, f"must be a list drawn from {', '.join(STOP_CONDITIONS)}")
-        step = Loop(
-            label,
-            tuple(_step(c, f"{path}.steps.{i}", defaults) for i, c in enumerate(children, 1)),
-            cycles,
-            tuple(until),
-        )
+    step = _STEP_READERS[kind](t, label, period, path, defaults)
     t.finish()
     return step
 
+
+def _rest(t: ConfigTable, label: str, period: float, path: str, defaults: dict[str, float]) -> Rest:
+    step = Rest(label, t.quantity("duration", u.TIME, required=True, **_SPAN), period)
+    _check_samples(t, "duration", step.duration, period)
+    return step
+
+
+def _galvanostatic(t: ConfigTable, label: str, period: float, path: str, defaults: dict[str, float]) -> Galvanostatic:
+    direction = t.choice("direction", (PLATE, STRIP))
+    cd_raw = t.data.get("current_density")
+    cd = t.quantity(
+        "current_density", u.CURRENT_DENSITY, required=True, positive=False, hi=L.MAX_CURRENT_DENSITY, unit="mA/cm^2"
+    )
+    if not cd > 0:
+        raise ConfigError(
+            t.at("current_density"), cd_raw, 'must be positive; the sign comes from direction = "plate" or "strip"'
+        )
+    capacity = t.quantity("capacity", u.AREAL_CAPACITY, hi=L.MAX_AREAL_CAPACITY, unit="mAh/cm^2")
+    duration = t.quantity("duration", u.TIME, **_SPAN)
+    if capacity is None and duration is None:
+        raise t.missing("capacity", 'give a capacity (e.g. "8 mAh/cm^2") or a duration')
+    _check_samples(t, "duration", duration, period)  # a capacity's duration: protocols.binding
+    v_min = t.quantity("v_min", u.VOLTAGE, -2.0, **_VOLTS)
+    v_max = t.quantity("v_max", u.VOLTAGE, 2.0, **_VOLTS)
+    if not v_min < v_max:  # type: ignore[operator]
+        raise ConfigError(t.at("v_min"), t.data.get("v_min"), "must be below v_max")
+    every = t.quantity("eis_every", u.AREAL_CAPACITY, hi=L.MAX_AREAL_CAPACITY, unit="mAh/cm^2")
+    return Galvanostatic(
+        label,
+        direction,
+        cd,
+        capacity,
+        duration,
+        v_min,
+        v_max,
+        period,  # type: ignore[arg-type]
+        _stop_on(t, (SHORT_CIRCUIT, VOLTAGE_LIMIT)),
+        _operando(t, every),
+        every,
+    )
+
+
+def _operando(t: ConfigTable, every: float | None) -> EisSpec | None:
+    """The [operando_eis] sweep of a galvanostatic step: it and eis_every come together or not at all."""
+    if not t.has("operando_eis") and every is None:
+        return None
+    if every is None or not t.has("operando_eis"):
+        raise ConfigError(
+            t.at("eis_every"), t.data.get("eis_every"), "operando EIS needs both eis_every and an [operando_eis] table"
+        )
+    t.used.add("operando_eis")
+    ot = ConfigTable(t.data["operando_eis"], t.at("operando_eis"))
+    spec = _eis_spec(ot, "galvanostatic")
+    ot.used.add("mode")
+    ot.finish()
+    return spec
+
+
+def _potentiostatic(t: ConfigTable, label: str, period: float, path: str, defaults: dict[str, float]) -> Potentiostatic:
+    step = Potentiostatic(
+        label,
+        t.quantity("potential", u.VOLTAGE, required=True, **_VOLTS),
+        t.quantity("duration", u.TIME, required=True, **_SPAN),
+        t.quantity("i_limit", u.CURRENT_DENSITY, 100.0, hi=L.MAX_CURRENT_DENSITY, unit="mA/cm^2"),
+        period,
+        _stop_on(t, (SHORT_CIRCUIT, CURRENT_LIMIT)),
+    )
+    _check_samples(t, "duration", step.duration, period)
+    return step
+
+
+def _eis(t: ConfigTable, label: str, period: float, path: str, defaults: dict[str, float]) -> Eis:
+    return Eis(label, _eis_spec(t))
+
+
+def _loop(t: ConfigTable, label: str, period: float, path: str, defaults: dict[str, float]) -> Loop:
+    cycles = t.integer("cycles", maximum=L.MAX_CYCLES)
+    children = t.raw("steps")
+    if not isinstance(children, list) or not children:
+        raise ConfigError(t.at("steps"), children, "a loop needs a non-empty list of [[...steps]]")
+    until = t.raw("until") or []
+    if not isinstance(until, list) or any(c not in STOP_CONDITIONS for c in until):
+        raise ConfigError(t.at("until"), until, f"must be a list drawn from {', '.join(STOP_CONDITIONS)}")
+    steps = tuple(_step(c, f"{path}.steps.{i}", defaults) for i, c in enumerate(children, 1))
+    return Loop(label, steps, cycles, tuple(until))
+
+
+_STEP_READERS = {
+    "rest": _rest,
+    "galvanostatic": _galvanostatic,
+    "potentiostatic": _potentiostatic,
+    "eis": _eis,
+    "loop": _loop,
+}
 
 _INTERLOCK_KINDS = {"pressure": u.PRESSURE, "temperature": u.TEMPERATURE, "overload": None}
 _INTERLOCK_RANGE = {

@@ -219,18 +219,49 @@ def _end_time(start: str, span: float) -> str:
 
 def write_run(rec: Recording, out: str | Path, *, area: float | None = None, overwrite: bool = False) -> Path:
     """Write ``rec`` as a run file at ``out``; ``area`` (m^2) overrides the recording's electrode area."""
-    import numpy as np
-
     from daq.storage import layout as L
-    from daq.storage.writer import RunWriter, refuse_existing
+    from daq.storage.writer import refuse_existing
 
     final = Path(out)
     if final.exists() and not overwrite:
         refuse_existing(final)
     out = final.with_name(f".{final.name}.importing")  # written whole under this name, then renamed
-    m, mu, ts = rec.metadata, rec.metadata_units, rec.timeseries
-    area_m2 = area if area is not None else m.get("electrode_area", math.nan)
     segments = _segments(rec)
+    writer = _new_writer(rec, out, area, segments)
+    try:
+        writer.add_instrument("potentiostat", _instrument(rec))
+        step_col, q_col = _write_steps_and_samples(writer, rec, segments)
+        _write_spectra(writer, rec, step_col, q_col)
+    except BaseException:
+        writer.close(L.INTERRUPTED, "import failed")
+        raise
+    if rec.metadata.get("status") == "aborted":
+        writer.close(L.INTERRUPTED, "aborted on the instrument (the recording says so); imported")
+    else:
+        writer.close(L.COMPLETED, "imported")
+    _write_imported(rec, out, str(rec.metadata.get("start_time", "")))
+    os.replace(out, final)
+    return final
+
+
+def _aux_columns(rec: Recording) -> list[str]:
+    """Auxiliary columns worth a place in /timeseries. A Gamry 'Temp' column without a thermocouple
+    reads nonsense (~1500 degC): only a plausible cell temperature; /imported keeps the column anyway."""
+    import numpy as np
+
+    from daq.storage import layout as L
+
+    ts = rec.timeseries
+    plausible = "temperature" in ts and bool(np.all((ts["temperature"] > 173.0) & (ts["temperature"] < 473.0)))
+    return [c for c in L.AUX if c in ts and (c != "temperature" or plausible)]
+
+
+def _new_writer(rec: Recording, out: Path, area: float | None, segments: list) -> Any:
+    """The run file, created with what the recording says about its run, cell and settings."""
+    from daq.storage.writer import RunWriter
+
+    m, mu = rec.metadata, rec.metadata_units
+    area_m2 = area if area is not None else m.get("electrode_area", math.nan)
     settings = {k: m[k] for k in _RUN_SETTINGS if k in m}
     resolved = {
         "imported_from": str(rec.source),
@@ -241,32 +272,27 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
         "settings_units": {k: mu[k] for k in settings if k in mu},
         "steps": [{"kind": kind, **params} for _, _, kind, params, _ in segments],
     }
-    start = str(m.get("start_time", ""))
     run_attrs = {
         "protocol": f"imported {m.get('vendor_technique', rec.technique)}",
         "cell_id": rec.source.stem,
         "rig": " ".join(str(m[k]) for k in ("instrument_vendor", "instrument_model") if k in m),
         "clock": "instrument",
-        "start_time": start,
+        "start_time": str(m.get("start_time", "")),
         "imported_from": str(rec.source),
         "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source_format": rec.file_format,
         "technique": rec.technique,
         "time_zone": "local time of the acquisition PC (the recording states no zone)",
     }
+    area_source = "--area" if area is not None else ("recording" if "electrode_area" in m else "unknown")
     cell_attrs = {
         "cell_id": rec.source.stem,
         "configuration": "",
         "notes": f"imported from {rec.source.name}",
         "electrodes.working_area": float(area_m2),
-        "electrodes.working_area_source": "--area"
-        if area is not None
-        else ("recording" if "electrode_area" in m else "unknown"),
+        "electrodes.working_area_source": area_source,
     }
-    # A Gamry 'Temp' column without a thermocouple reads nonsense (~1500 degC): only a plausible cell
-    # temperature goes to /timeseries; the recorded column is kept under /imported either way.
-    aux = [c for c in L.AUX if c in ts and (c != "temperature" or bool(np.all((ts[c] > 173.0) & (ts[c] < 473.0))))]
-    writer = RunWriter(
+    return RunWriter(
         out,
         cell_attrs=cell_attrs,
         cell_units={"electrodes.working_area": "m^2"},
@@ -275,105 +301,106 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
         protocol_resolved=_json_safe(resolved),
         predictions={},
         run_attrs=run_attrs,
-        aux_columns=aux,
+        aux_columns=_aux_columns(rec),
         overwrite=True,
     )
-    try:
-        instrument = {
-            "vendor": str(m.get("instrument_vendor", rec.vendor)),
-            "model": str(m.get("instrument_model", "")),
-            "serial": str(m.get("instrument_serial", "")),
-            "firmware": str(m.get("software_version", "")),
-            "driver": f"import ({rec.file_format})",
-            "resource": f"channel {m['channel']}" if "channel" in m else "",
-        }
-        for key in ("channel_serial", "instrument_name"):
-            if key in m:
-                instrument[key] = str(m[key])
-        writer.add_instrument("potentiostat", instrument)
 
-        n = rec.n_samples
-        step_col = np.zeros(n, dtype=np.int32)
-        q_col = np.full(n, np.nan)
-        for k, (a, b, kind, params, punits) in enumerate(segments):
-            step_col[a:b] = k
-            q = _step_charge(rec, a, b)
-            q_col[a:b] = q
-            writer.add_step(
-                {
-                    "index": k,
-                    "kind": kind,
-                    "label": f"{kind} {k}",
-                    "cycle": int(ts["cycle"][a]) if "cycle" in ts else 0,
-                    "t_start": float(ts["t"][a]),
-                    "t_end": float(ts["t"][b - 1]),
-                    "Q": float(q[-1]),
-                    "end_reason": "completed" if kind == "eis" else "time_reached",
-                    "parameters": _json_safe({**params, "units": punits}),
-                }
-            )
-        flags = np.zeros(n, dtype=np.uint8)
-        if "overload" in ts:
-            flags |= (np.asarray(ts["overload"]) != 0).astype(np.uint8) * 2
-        columns = {
-            "t": ts["t"].astype(np.float64),
-            "step": step_col,
-            "cycle": ts["cycle"].astype(np.int32) if "cycle" in ts else np.zeros(n, dtype=np.int32),
-            "E_we": ts["E_we"] if "E_we" in ts else np.full(n, np.nan),
-            "E_cell": ts["E_we"] - ts["E_ce"] if "E_we" in ts and "E_ce" in ts else np.full(n, np.nan),
-            "I": ts["I"] if "I" in ts else np.full(n, np.nan),
-            "Q": q_col,
-            "flags": flags,
-        }
-        columns.update({c: ts[c] for c in aux})
-        writer.append(columns)
 
-        galvanostatic = rec.technique == "geis"
-        for s in rec.spectra:
-            row = int(np.clip(np.searchsorted(ts["t"], s.time[0]), 0, n - 1)) if np.isfinite(s.time[0]) else 0
-            k = int(step_col[row])
-            dc = s.metadata.get("I_dc_setpoint")
-            if dc is None:
-                dc_values = s.I_dc if galvanostatic else s.E_dc
-                dc = float(np.median(dc_values)) if dc_values is not None else math.nan
-            amps = m.get("current_amplitudes" if galvanostatic else "voltage_amplitude")
-            step_seq = s.metadata.get("step", 0)
-            amplitude = (
-                amps[step_seq]
-                if isinstance(amps, list) and step_seq < len(amps)
-                else amps
-                if isinstance(amps, float)
-                else math.nan
-            )
-            points = np.zeros(len(s), dtype=L.POINTS)
-            points["frequency"], points["z_real"], points["z_imag"] = s.frequency, s.Z_re, s.Z_im
-            points["t"] = s.time
-            points["E_dc"] = s.E_dc if s.E_dc is not None else np.nan
-            points["I_dc"] = s.I_dc if s.I_dc is not None else np.nan
-            points["ok"] = 1
-            writer.add_spectrum(
-                {
-                    "t_start": float(np.nanmin(s.time)),
-                    "t_end": float(np.nanmax(s.time)),
-                    "step": k,
-                    "cycle": int(s.metadata.get("cycle", 0)),
-                    "Q": float(q_col[row]),
-                    "mode": "galvanostatic" if galvanostatic else "potentiostatic",
-                    "dc": float(dc),
-                    "amplitude": float(amplitude),
-                },
-                points,
-            )
-    except BaseException:
-        writer.close(L.INTERRUPTED, "import failed")
-        raise
-    if m.get("status") == "aborted":
-        writer.close(L.INTERRUPTED, "aborted on the instrument (the recording says so); imported")
-    else:
-        writer.close(L.COMPLETED, "imported")
-    _write_imported(rec, out, start)
-    os.replace(out, final)
-    return final
+def _instrument(rec: Recording) -> dict[str, str]:
+    m = rec.metadata
+    instrument = {
+        "vendor": str(m.get("instrument_vendor", rec.vendor)),
+        "model": str(m.get("instrument_model", "")),
+        "serial": str(m.get("instrument_serial", "")),
+        "firmware": str(m.get("software_version", "")),
+        "driver": f"import ({rec.file_format})",
+        "resource": f"channel {m['channel']}" if "channel" in m else "",
+    }
+    for key in ("channel_serial", "instrument_name"):
+        if key in m:
+            instrument[key] = str(m[key])
+    return instrument
+
+
+def _write_steps_and_samples(writer: Any, rec: Recording, segments: list) -> tuple[np.ndarray, np.ndarray]:
+    """One /steps row per segment, then every sample; returns the step and charge columns."""
+    import numpy as np
+
+    ts, n = rec.timeseries, rec.n_samples
+    step_col = np.zeros(n, dtype=np.int32)
+    q_col = np.full(n, np.nan)
+    for k, (a, b, kind, params, punits) in enumerate(segments):
+        step_col[a:b] = k
+        q = _step_charge(rec, a, b)
+        q_col[a:b] = q
+        writer.add_step(
+            {
+                "index": k,
+                "kind": kind,
+                "label": f"{kind} {k}",
+                "cycle": int(ts["cycle"][a]) if "cycle" in ts else 0,
+                "t_start": float(ts["t"][a]),
+                "t_end": float(ts["t"][b - 1]),
+                "Q": float(q[-1]),
+                "end_reason": "completed" if kind == "eis" else "time_reached",
+                "parameters": _json_safe({**params, "units": punits}),
+            }
+        )
+    flags = np.zeros(n, dtype=np.uint8)
+    if "overload" in ts:
+        flags |= (np.asarray(ts["overload"]) != 0).astype(np.uint8) * 2
+    columns = {
+        "t": ts["t"].astype(np.float64),
+        "step": step_col,
+        "cycle": ts["cycle"].astype(np.int32) if "cycle" in ts else np.zeros(n, dtype=np.int32),
+        "E_we": ts["E_we"] if "E_we" in ts else np.full(n, np.nan),
+        "E_cell": ts["E_we"] - ts["E_ce"] if "E_we" in ts and "E_ce" in ts else np.full(n, np.nan),
+        "I": ts["I"] if "I" in ts else np.full(n, np.nan),
+        "Q": q_col,
+        "flags": flags,
+    }
+    columns.update({c: ts[c] for c in _aux_columns(rec)})
+    writer.append(columns)
+    return step_col, q_col
+
+
+def _write_spectra(writer: Any, rec: Recording, step_col: np.ndarray, q_col: np.ndarray) -> None:
+    """Every spectrum with its points, the step it was measured in and the charge passed by then."""
+    import numpy as np
+
+    from daq.storage import layout as L
+
+    m, ts, n = rec.metadata, rec.timeseries, rec.n_samples
+    galvanostatic = rec.technique == "geis"
+    amps = m.get("current_amplitudes" if galvanostatic else "voltage_amplitude")
+    for s in rec.spectra:
+        row = int(np.clip(np.searchsorted(ts["t"], s.time[0]), 0, n - 1)) if np.isfinite(s.time[0]) else 0
+        dc = s.metadata.get("I_dc_setpoint")
+        if dc is None:
+            dc_values = s.I_dc if galvanostatic else s.E_dc
+            dc = float(np.median(dc_values)) if dc_values is not None else math.nan
+        step_seq = s.metadata.get("step", 0)
+        if isinstance(amps, list):
+            amplitude = amps[step_seq] if step_seq < len(amps) else math.nan
+        else:
+            amplitude = amps if isinstance(amps, float) else math.nan
+        points = np.zeros(len(s), dtype=L.POINTS)
+        points["frequency"], points["z_real"], points["z_imag"] = s.frequency, s.Z_re, s.Z_im
+        points["t"] = s.time
+        points["E_dc"] = s.E_dc if s.E_dc is not None else np.nan
+        points["I_dc"] = s.I_dc if s.I_dc is not None else np.nan
+        points["ok"] = 1
+        meta = {
+            "t_start": float(np.nanmin(s.time)),
+            "t_end": float(np.nanmax(s.time)),
+            "step": int(step_col[row]),
+            "cycle": int(s.metadata.get("cycle", 0)),
+            "Q": float(q_col[row]),
+            "mode": "galvanostatic" if galvanostatic else "potentiostatic",
+            "dc": float(dc),
+            "amplitude": float(amplitude),
+        }
+        writer.add_spectrum(meta, points)
 
 
 def _write_imported(rec: Recording, out: Path, start: str) -> None:
