@@ -47,7 +47,7 @@ def _check_inputs(campaign: Campaign) -> None:
     """Read the protocol and every cell now, so a bad one is refused before the first test runs."""
     for series in campaign.series:
         for cd in series.current_densities:
-            load_protocol(campaign.protocol_path, {"current_density": f"{cd / 10:.6g} mA/cm^2"})
+            load_protocol(campaign.protocol_path, {"current_density": f"{u.to_unit(cd, 'mA/cm^2'):.6g} mA/cm^2"})
         cell = load_cell(series.cell_path)
         # each test's seed is derived from the cell's (seed * 1000 + series, density and repeat digits)
         if cell.simulation.seed * 1000 + 999 > MAX_SEED:

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from daq.core import units as u
+
 CHUNK = 1 << 20  # samples read at a time
 BINS = 2000  # pixel columns of a time plot
 
@@ -119,7 +121,7 @@ def spectrum_labels(run, area: float) -> list[tuple[float, str]]:
         if t_short is not None and spectra.t_start[i] >= t_short:
             note += " (after the short)"
         cap = q / area
-        out.append((cap, f"#{i} {cap / 36000.0:.2f} mAh/cm$^2${note}"))
+        out.append((cap, f"#{i} {u.to_unit(cap, 'mAh/cm^2'):.2f} mAh/cm$^2${note}"))
     return out
 
 

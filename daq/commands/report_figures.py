@@ -246,7 +246,7 @@ def nyquist_figure(run: RunFile, fits: bool = True) -> plt.Figure | None:
 def pressure_figure(run: RunFile) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(10, 3.5))
     t, p = D.envelope_column(run, "pressure")
-    ax.plot(t / 3600, p / 1e6, lw=0.7)
+    ax.plot(u.to_unit(t, "h"), u.to_unit(p, "MPa"), lw=0.7)
     ax.set_xlabel("time / h")
     ax.set_ylabel("stack pressure / MPa")
     fig.tight_layout()

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from daq.core import units as u
 from daq.core.capabilities import (
     Capabilities,
     EisRequest,
@@ -51,7 +52,7 @@ class State:
 
     def describe(self) -> str:
         if self.kind == "current":
-            return f"a current of {self.value * 1e6:.6g} µA"
+            return f"a current of {u.to_unit(self.value, 'uA'):.6g} µA"
         if self.kind == "potential":
             return f"a potential of {self.value:.4g} V"
         return "open circuit"

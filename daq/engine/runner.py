@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daq.analysis import postrun
+from daq.core import units as u
 from daq.core.capabilities import Potentiostat, PressureSensor, ReportsToRun
 from daq.core.clock import Clock
 from daq.core.errors import ConfigError, DaqError, DataFileError, InstrumentError
@@ -43,10 +44,10 @@ def predictions(cell: Cell) -> dict[str, dict[str, Any]]:
     limit = voids.void_free_limit(cell.stack_pressure, cell.simulation.interface_asr)
     return {
         "ccd": {
-            "value": pred.value / 10,
+            "value": u.to_unit(pred.value, "mA/cm^2"),
             "unit": "mA/cm^2",
-            "low": pred.low / 10,
-            "high": pred.high / 10,
+            "low": u.to_unit(pred.low, "mA/cm^2"),
+            "high": u.to_unit(pred.high, "mA/cm^2"),
             "model": ccd.MODEL_NAME,
             "model_version": ccd.MODEL_VERSION,
             "warning": pred.warning,  # empty inside the calibrated range
@@ -63,7 +64,7 @@ def predictions(cell: Cell) -> dict[str, dict[str, Any]]:
             },
         },
         "void_free_limit": {
-            "value": limit / 10,
+            "value": u.to_unit(limit, "mA/cm^2"),
             "unit": "mA/cm^2",
             "model": voids.MODEL_NAME,
             "model_version": voids.MODEL_VERSION,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from daq.core import units as u
 from daq.core.capabilities import EisRequest
 from daq.core.records import Spectrum
 from daq.core.samples import FLAG_HW_LIMIT
@@ -166,8 +167,8 @@ class StepRunners:
             self.short = {"t": t, "capacity": cap, "sample": self.samples - len(cols["t"]) + k}
             self.event(
                 S.SHORT_CIRCUIT,
-                f"short circuit at {t:.0f} s after {cap / 36000:.3f} mAh/cm^2: polarisation collapsed from "
-                f"{1e3 * float(np.max(np.abs(cols['E_we'][max(0, k - 10) : k + 1]))):.1f} mV to "
+                f"short circuit at {t:.0f} s after {u.to_unit(cap, 'mAh/cm^2'):.3f} mAh/cm^2: polarisation "
+                f"collapsed from {1e3 * float(np.max(np.abs(cols['E_we'][max(0, k - 10) : k + 1]))):.1f} mV to "
                 f"{1e3 * abs(float(cols['E_we'][k])):.1f} mV; current switched off",
                 t_trip=t,
                 capacity=cap,
@@ -190,7 +191,7 @@ class StepRunners:
         else:
             self.event(
                 "step_end",
-                f"{step.label}: {reason.replace('_', ' ')} ({abs(q) / self.area / 36000:.3f} mAh/cm^2)",
+                f"{step.label}: {reason.replace('_', ' ')} ({u.to_unit(abs(q) / self.area, 'mAh/cm^2'):.3f} mAh/cm^2)",
                 reason=reason,
             )
 

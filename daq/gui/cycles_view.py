@@ -23,11 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-MAH_PER_CM2 = 36000.0  # C/m^2 in one mAh/cm^2
+from daq.core import units as u
+
 COLUMNS = (
     ("cycle", "cycle", lambda r: f"{int(r.cycle)}"),
-    ("plated", "plated (mAh/cm^2)", lambda r: f"{r.plate_capacity / MAH_PER_CM2:.3f}"),
-    ("stripped", "stripped (mAh/cm^2)", lambda r: f"{r.strip_capacity / MAH_PER_CM2:.3f}"),
+    ("plated", "plated (mAh/cm^2)", lambda r: f"{u.to_unit(r.plate_capacity, 'mAh/cm^2'):.3f}"),
+    ("stripped", "stripped (mAh/cm^2)", lambda r: f"{u.to_unit(r.strip_capacity, 'mAh/cm^2'):.3f}"),
     ("ce", "CE (%)", lambda r: "-" if math.isnan(r.coulombic_efficiency) else f"{100 * r.coulombic_efficiency:.2f}"),
     ("plate", "plating mean / end (mV)", lambda r: f"{1e3 * r.plate_mean:.1f} / {1e3 * r.plate_end:.1f}"),
     ("strip", "stripping mean / end (mV)", lambda r: _mv_pair(r.strip_mean, r.strip_end)),
@@ -133,7 +134,7 @@ class CyclesView(QWidget):
         ok = np.isfinite(ce)
         self.efficiency.plot(c[ok], ce[ok], pen=pg.mkPen("k", width=1.5), symbol="o", symbolSize=5, symbolBrush="k")
         for column, colour in (("plate_capacity", "#1f4e9c"), ("strip_capacity", "#c03030")):
-            values = table[column].to_numpy() / MAH_PER_CM2
+            values = u.to_unit(table[column].to_numpy(), "mAh/cm^2")
             self.capacity.plot(c, values, pen=pg.mkPen(colour, width=1.5), symbol="s", symbolSize=4, symbolBrush=colour)
         for cycle in table.cycle[table.stop == "short_circuit"]:
             for item in (self.potential, self.efficiency, self.capacity):

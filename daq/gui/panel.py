@@ -40,13 +40,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from daq.core import units as u
 from daq.gui import plan as P
 from daq.gui.buffers import TraceBuffer
 from daq.gui.cycles_view import CyclesView
 from daq.gui.sources import ALARM_EVENTS, ChannelSignals, FileFollower, RunInfo, SimulatedRun
 
-HOUR = 3600.0
-MAH_PER_CM2 = 36000.0  # C/m^2 in one mAh/cm^2
+PER_HOUR = u.to_unit(1.0, "h")  # plots show time in hours
 EVENT_COLOURS = {
     "short_circuit": ("#ffc9c9", "#a00000"),
     "fault": ("#ffc9c9", "#a00000"),
@@ -212,11 +212,14 @@ class ChannelPanel(QWidget):
         grid = QGridLayout(plots)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
-        self.plot_e_t = _plot("Potential", "time (h)", "E (V)", x_scale=1 / HOUR)
-        self.plot_j_t = _plot("Current density", "time (h)", "j (mA/cm^2)", x_scale=1 / HOUR)
-        self.plot_p_t = _plot("Stack pressure", "time (h)", "P (MPa)", x_scale=1 / HOUR, y_scale=1e-6)
+        self.plot_e_t = _plot("Potential", "time (h)", "E (V)", x_scale=PER_HOUR)
+        self.plot_j_t = _plot("Current density", "time (h)", "j (mA/cm^2)", x_scale=PER_HOUR)
+        self.plot_p_t = _plot("Stack pressure", "time (h)", "P (MPa)", x_scale=PER_HOUR, y_scale=u.to_unit(1.0, "MPa"))
         self.plot_e_q = _plot(
-            "Potential vs capacity (charge throughput)", "capacity (mAh/cm^2)", "E (V)", x_scale=1 / MAH_PER_CM2
+            "Potential vs capacity (charge throughput)",
+            "capacity (mAh/cm^2)",
+            "E (V)",
+            x_scale=u.to_unit(1.0, "mAh/cm^2"),
         )
         self.plot_nyquist = _plot("Impedance (Nyquist)", "Z' (ohm)", "-Z'' (ohm)")
         self.plot_nyquist.getPlotItem().setAspectLocked(True)
@@ -467,7 +470,7 @@ class ChannelPanel(QWidget):
         self.plot_e_q.getPlotItem().setLabel("left", f"{e_name} (V)")
         self.plot_j_t.getPlotItem().getAxis("left").setScale(0.1 / info.area)  # A -> mA/cm^2
         where = f"simulated at {info.speed:g}x real time" if info.live else Path(info.path).name
-        ccd = f", predicted CCD {info.ccd / 10:.2f} mA/cm^2" if info.ccd else ""
+        ccd = f", predicted CCD {u.to_unit(info.ccd, 'mA/cm^2'):.2f} mA/cm^2" if info.ccd else ""
         self.title.setText(f"<b>{self.name}</b>: {info.protocol} on {info.cell_id} ({where}{ccd})")
         self.title.setToolTip(info.path)
         if info.live:
@@ -635,15 +638,15 @@ class ChannelPanel(QWidget):
 
         if len(buf):
             e_name = "E_we" if info.three_electrode else "E_cell"
-            j = buf.last("I") / info.area / 10.0
+            j = u.to_unit(buf.last("I") / info.area, "mA/cm^2")
             parts = [
                 f"{e_name} = {buf.last(e_name):+.4f} V",
                 f"j = {j:+.3f} mA/cm^2",
-                f"capacity = {buf.last('capacity') / MAH_PER_CM2:.3f} mAh/cm^2",
+                f"capacity = {u.to_unit(buf.last('capacity'), 'mAh/cm^2'):.3f} mAh/cm^2",
             ]
             p = buf.last("pressure")
             if math.isfinite(p):
-                parts.append(f"P = {p / 1e6:.2f} MPa")
+                parts.append(f"P = {u.to_unit(p, 'MPa'):.2f} MPa")
             parts.append(f"{buf.received:,} samples ({len(buf):,} held)")
             self.readings.setText("   ".join(parts))
 
@@ -671,7 +674,7 @@ class ChannelPanel(QWidget):
         table.insertRow(row)
         kind = str(ev.get("kind", ""))
         items = [
-            QTableWidgetItem(f"{float(ev['t']) / HOUR:.3f}"),
+            QTableWidgetItem(f"{float(ev['t']) * PER_HOUR:.3f}"),
             QTableWidgetItem(kind.replace("_", " ")),
             QTableWidgetItem(str(ev.get("message", ""))),
         ]
@@ -719,7 +722,7 @@ class ChannelPanel(QWidget):
                 newest_fit = fit
         sp = spectra[-1]
         meta = sp.get("meta", {})
-        title = f"Impedance #{sp['index']} at {float(meta.get('t_start', 0.0)) / HOUR:.2f} h"
+        title = f"Impedance #{sp['index']} at {float(meta.get('t_start', 0.0)) * PER_HOUR:.2f} h"
         if newest_fit is not None and newest_fit is spectra[-1].get("fit"):
             rs = [
                 f"{name} = {value[0]:.3g} ohm" for name, value in newest_fit["parameters"].items() if value[2] == "ohm"
