@@ -1,5 +1,5 @@
 """The ``daq`` command line. Errors are one clear line (exit code 2), never a traceback; the exit
-codes of a run's outcomes are in daq.commands.exit_codes.
+codes of a run's outcomes are in daq.core.exit_codes.
 
 Each subcommand lives in its own module under daq.commands and defines ``register(subparsers)``, which
 adds its parser and sets ``func(args) -> int``. The command line starts instantly: the table below names
@@ -17,7 +17,7 @@ import re
 import sys
 from typing import NamedTuple
 
-from daq.commands import exit_codes as X
+from daq.core import exit_codes as X
 from daq.core import units as u
 from daq.core.errors import DaqError
 

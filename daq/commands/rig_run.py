@@ -13,11 +13,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from daq.commands import exit_codes
 from daq.commands.emulate import load_emulated_rig
 from daq.commands.progress import progress_subscriber
 from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
+from daq.core import exit_codes
 from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.core.errors import ConfigError
 from daq.engine.engine import RunControl

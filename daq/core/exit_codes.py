@@ -1,4 +1,4 @@
-"""The exit codes of ``daq run``, ``daq resume`` and every other command: one table, so a script can
+"""The exit codes of ``daq run``, ``daq resume`` and every other command of the ``daq`` command line: one table, so a script can
 tell a pass from a short circuit, a limit stop, a fault, an interlock or an abort.
 
 Keyed by the values of ``daq.core.records.Outcome`` (a StrEnum, equal to these strings), so this module
