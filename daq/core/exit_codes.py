@@ -1,5 +1,5 @@
-"""The exit codes of ``daq run``, ``daq resume`` and every other command of the ``daq`` command line: one table, so a script can
-tell a pass from a short circuit, a limit stop, a fault, an interlock or an abort.
+"""The exit codes of the ``daq`` command line (``daq run``, ``daq resume`` and the rest): one table, so a
+script can tell a pass from a short circuit, a limit stop, a fault, an interlock or an abort.
 
 Keyed by the values of ``daq.core.records.Outcome`` (a StrEnum, equal to these strings), so this module
 stays free of numpy and the command line starts instantly. 130 for an abort is the shell's convention
