@@ -1,4 +1,5 @@
-"""The ``daq`` command line. Errors are one clear line (exit code 2), never a traceback.
+"""The ``daq`` command line. Errors are one clear line (exit code 2), never a traceback; the exit
+codes of a run's outcomes are in daq.core.exit_codes.
 
 Each subcommand lives in its own module under daq.commands and defines ``register(subparsers)``, which
 adds its parser and sets ``func(args) -> int``. The command line starts instantly: the table below names
@@ -16,6 +17,7 @@ import re
 import sys
 from typing import NamedTuple
 
+from daq.core import exit_codes as X
 from daq.core import units as u
 from daq.core.errors import DaqError
 
@@ -68,7 +70,9 @@ class _Parser(argparse.ArgumentParser):
         return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> None:  # one line, exit 2, like every other refusal
-        self.exit(2, f"daq: error: {message}{hint_for(message, _Parser.options_seen)} (see '{self.prog} --help')\n")
+        self.exit(
+            X.BAD_INPUT, f"daq: error: {message}{hint_for(message, _Parser.options_seen)} (see '{self.prog} --help')\n"
+        )
 
 
 def hint_for(message: str, options: set[str]) -> str:
@@ -94,11 +98,35 @@ def hint_for(message: str, options: set[str]) -> str:
     return ""
 
 
+def version() -> str:
+    """The installed distribution's version, else the package's own (a checkout on PYTHONPATH)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("sse-rig")
+    except metadata.PackageNotFoundError:
+        import daq
+
+        return daq.__version__
+
+
+class _Version(argparse.Action):
+    """``--version``: the version is looked up only when asked for (the parser stays instant)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+        print(f"sse-rig {version()}")
+        parser.exit()
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The full parser (every command's module imported), or with ``command`` only that command's
     parser built and the others listed by name and help from the table."""
     _Parser.options_seen = set()
     parser = _Parser(prog="daq", description="Solid-state cell test rig: run protocols, record, analyse.")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for entry in COMMAND_TABLE:
         if command is None or entry.name == command:
@@ -123,22 +151,22 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DaqError as exc:
         print(f"daq: error: {exc}", file=sys.stderr)
-        return 2
+        return X.BAD_INPUT
     except BrokenPipeError:  # output piped into head & co.: not an error
         sys.stderr.close()
         return 0
     except OSError as exc:  # a file, directory or device the operator named: one line, not an internal error
         where = f"{exc.filename}: " if exc.filename is not None else ""
         print(f"daq: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return X.BAD_INPUT
     except KeyboardInterrupt:
         print("daq: interrupted; the cell was switched off", file=sys.stderr)
-        return 130
+        return X.ABORTED
     except Exception as exc:
         if os.environ.get("DAQ_DEBUG"):
             raise
         print(f"daq: internal error: {type(exc).__name__}: {exc} (set DAQ_DEBUG=1 to see where)", file=sys.stderr)
-        return 3
+        return X.INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from daq.analysis import AnalysisError, as_spectrum
 from daq.analysis.circuits import Circuit, Element, Node, Series
@@ -165,6 +164,8 @@ def _solve(
     ulo, uhi = np.where(linear, lo, np.log(lo)), np.where(linear, hi, np.log(hi))
     u0 = np.clip(np.where(linear, p0, np.log(np.maximum(p0, 1e-300))), ulo, uhi)
     u0 = np.where(u0 <= ulo, ulo + 1e-6 * (uhi - ulo), np.where(u0 >= uhi, uhi - 1e-6 * (uhi - ulo), u0))
+    from scipy.optimize import least_squares  # scipy only when a spectrum is fitted (an instant CLI)
+
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         res = least_squares(
             fun,

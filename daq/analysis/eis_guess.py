@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import find_peaks
 
 from daq.analysis import AnalysisError, as_spectrum
 from daq.analysis.circuits import Circuit, Element, Node, Series
@@ -40,6 +39,8 @@ def spectrum_features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool =
     ys = np.convolve(np.pad(y, 1, mode="edge"), np.ones(3) / 3, mode="valid") if n >= 5 else y
     peaks: list[int] = []
     if n_arcs:
+        from scipy.signal import find_peaks  # scipy only when a spectrum is analysed
+
         idx, props = find_peaks(ys, prominence=0.0)
         idx, prom = list(idx), list(props["prominences"])
         # An arc whose top lies beyond either end of the range shows as a falling edge: count it, with

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from daq.analysis import AnalysisError
+from daq.analysis.closed_run import ClosedRun, Table
 from daq.analysis.contact_loss import contact_loss, follow_arcs
 from daq.analysis.cycles import cycle_table, potential_column, store_cycles
 from daq.analysis.eis_fit import fit_circuit
 from daq.core.errors import DaqError
 from daq.models.cracks import filament_diameter
 from daq.storage.hdf5 import open_h5
-from daq.storage.reader import open_run
 
 CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)"
 Q_UNIT = 36000.0  # C/m^2 per mAh/cm^2
@@ -100,66 +100,83 @@ def fit_spectra(run) -> np.ndarray:
 
 
 def analyse(path: str | Path) -> dict[str, Any]:
-    """Analyse a closed run file and store the results in it; returns them."""
+    """Analyse a closed run file and store the results in it; returns them. A run without spectra is
+    read as plain arrays (no pandas, no scipy: the end of ``daq run`` stays quick)."""
     path = Path(path)
-    with open_run(path) as run:
-        cell = run.cell
-        area = cell["electrodes.working_area"]
-        thickness = cell.get("electrolyte.thickness", math.nan)  # imported recordings do not state it
-        events = run.events()
-        steps = run.steps()
-        all_fits = fit_spectra(run)
-        fits = all_fits[np.isfinite(all_fits["R1"])]  # failed fits stay recorded with their reason
+    with ClosedRun(path) as light:
+        has_spectra = light.spectra_count() > 0
+    if has_spectra:
+        from daq.storage.reader import open_run  # DataFrames for the spectra to fit
+
+        reader: Any = open_run(path)
+    else:
+        reader = ClosedRun(path)
+    with reader as run:
+        all_fits = fit_spectra(run) if has_spectra else np.zeros(0, dtype=FIT_DTYPE)
+        results = _results(run, run.spectra() if has_spectra else None, all_fits)
         cycles, potential = cycle_table(run), potential_column(run)
-        spectra = run.spectra()
-        results: dict[str, Any] = {}
-        shorts = events[events.kind == "short_circuit"]
-        if len(fits):
-            r_we = math.sqrt(area / math.pi)
-            results["conductivity_from_first_spectrum"] = 1.0 / (4.0 * fits["R1"][0] * r_we)
-            results["conductivity_unit"] = "S/m (spreading resistance of the working-electrode disc)"
-        if len(shorts):
-            data = json.loads(shorts.data.iloc[0])
-            t_trip = data["t_trip"]
-            short: dict[str, Any] = {
-                "t": t_trip,
-                "t_unit": "s",
-                "capacity": data["capacity"] / Q_UNIT,
-                "capacity_unit": "mAh/cm^2",
-            }
-            before = fits[fits["t"] < t_trip]
-            if len(before) >= 3:
-                q = np.abs(before["Q"]) / area / Q_UNIT
-                plating = before[q > 0]
-                if len(plating) >= 3:
-                    slope = np.polyfit(np.abs(plating["Q"]) / area / Q_UNIT, plating["R1"], 1)[0]
-                    short["bulk_resistance_slope"] = float(slope)
-                    short["bulk_resistance_slope_unit"] = "ohm per mAh/cm^2"
-                    short["bulk_resistance_first"] = float(plating["R1"][0])
-                    short["bulk_resistance_last"] = float(plating["R1"][-1])
-            resistance = _post_short_resistance(run, spectra, t_trip, data["sample"])
-            if resistance is not None:
-                short["resistance"], short["resistance_unit"] = resistance, "ohm"
-                short["filament_diameter"] = filament_diameter(resistance, thickness)
-                short["filament_diameter_unit"] = "m"
-            results["short"] = short
-        strip_steps = set(steps.index[steps.parameters.str.contains('"direction": "strip"')])
-        stripping = fits[np.isin(fits["step"], list(strip_steps))] if strip_steps else fits[:0]
-        if len(stripping) >= 2:
-            cl = contact_loss(follow_arcs(stripping["R1"], stripping["R2"])[1])
-            results["contact_loss"] = {
-                "area_fraction": cl.area_fraction.tolist(),
-                "current_ratio": cl.current_ratio.tolist(),
-                "regions": list(cl.regions),
-            }
     _store(path, results, all_fits)
     with open_h5(path, "a") as f:
         store_cycles(f.require_group("analysis"), cycles, potential)
     return results
 
 
+def _results(run, spectra, all_fits: np.ndarray) -> dict[str, Any]:
+    cell = run.cell
+    area = cell["electrodes.working_area"]
+    thickness = cell.get("electrolyte.thickness", math.nan)  # imported recordings do not state it
+    events, steps = Table(run.f["events"]), Table(run.f["steps"])
+    fits = all_fits[np.isfinite(all_fits["R1"])]  # failed fits stay recorded with their reason
+    results: dict[str, Any] = {}
+    shorts = [json.loads(data) for kind, data in zip(events.kind, events.data) if kind == "short_circuit"]
+    if len(fits):
+        r_we = math.sqrt(area / math.pi)
+        results["conductivity_from_first_spectrum"] = 1.0 / (4.0 * fits["R1"][0] * r_we)
+        results["conductivity_unit"] = "S/m (spreading resistance of the working-electrode disc)"
+    if shorts:
+        results["short"] = _short(run, spectra, fits, shorts[0], area, thickness)
+    strip_steps = {row for row, p in enumerate(steps.parameters) if '"direction": "strip"' in p}
+    stripping = fits[np.isin(fits["step"], list(strip_steps))] if strip_steps else fits[:0]
+    if len(stripping) >= 2:
+        cl = contact_loss(follow_arcs(stripping["R1"], stripping["R2"])[1])
+        results["contact_loss"] = {
+            "area_fraction": cl.area_fraction.tolist(),
+            "current_ratio": cl.current_ratio.tolist(),
+            "regions": list(cl.regions),
+        }
+    return results
+
+
+def _short(run, spectra, fits: np.ndarray, data: dict[str, Any], area: float, thickness: float) -> dict[str, Any]:
+    """The short circuit: when, at what capacity, the bulk-resistance trend before it, the shorted
+    cell's resistance and the filament diameter it implies."""
+    t_trip = data["t_trip"]
+    short: dict[str, Any] = {
+        "t": t_trip,
+        "t_unit": "s",
+        "capacity": data["capacity"] / Q_UNIT,
+        "capacity_unit": "mAh/cm^2",
+    }
+    before = fits[fits["t"] < t_trip]
+    if len(before) >= 3:
+        q = np.abs(before["Q"]) / area / Q_UNIT
+        plating = before[q > 0]
+        if len(plating) >= 3:
+            slope = np.polyfit(np.abs(plating["Q"]) / area / Q_UNIT, plating["R1"], 1)[0]
+            short["bulk_resistance_slope"] = float(slope)
+            short["bulk_resistance_slope_unit"] = "ohm per mAh/cm^2"
+            short["bulk_resistance_first"] = float(plating["R1"][0])
+            short["bulk_resistance_last"] = float(plating["R1"][-1])
+    resistance = _post_short_resistance(run, spectra, t_trip, data["sample"])
+    if resistance is not None:
+        short["resistance"], short["resistance_unit"] = resistance, "ohm"
+        short["filament_diameter"] = filament_diameter(resistance, thickness)
+        short["filament_diameter_unit"] = "m"
+    return short
+
+
 def _post_short_resistance(run, spectra, t_trip: float, sample: int) -> float | None:
-    after = spectra[spectra.t_start > t_trip]
+    after = spectra[spectra.t_start > t_trip] if spectra is not None else ()
     if len(after):
         s = run.spectrum(int(after.index[0]))
         return float(s.z_real.values[np.argmin(s.frequency.values)])  # low-frequency limit: DC resistance

@@ -11,6 +11,7 @@ and shorts are not printed here: the run's summary and the CLI's error line say 
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -126,3 +127,8 @@ class Progress:
 def progress_subscriber(protocol: Protocol, cell: Cell, quiet: bool, stream: IO[str] | None = None) -> Progress:
     """A run subscriber printing progress to ``stream`` (stderr by default); silent when ``quiet``."""
     return Progress(protocol, cell, quiet=quiet, stream=stream if stream is not None else sys.stderr)
+
+
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: the option of every command that shows a run's progress."""
+    parser.add_argument("--quiet", action="store_true", help="no progress output (the summary is still printed)")

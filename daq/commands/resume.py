@@ -20,8 +20,10 @@ from typing import Any
 
 from daq.commands.inputs import check_speed, check_where, parse_settings
 from daq.commands.lab import add_publish_option, publisher_from
+from daq.commands.progress import add_quiet_option, progress_subscriber
 from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
+from daq.core import exit_codes
 from daq.core import units as u
 from daq.core.capabilities import Potentiostat, PressureSensor
 from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
@@ -46,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Continue an interrupted run in its own file from where it stopped. The cell's "
         "open-circuit voltage and impedance are checked first; an unsound cell is "
         "refused (exit code 2) and no current flows.",
+        epilog=exit_codes.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="the interrupted run file (.h5)")
     p.add_argument("--sim", action="store_true", help="resume on the simulator")
@@ -60,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--notify", metavar="NOTIFY.toml", help="notify the operator (settings in a [notify] table)")
     p.add_argument("--ocv-max", metavar="VOLTAGE", help="largest |open-circuit voltage| accepted (default 50 mV)")
     p.add_argument("--speed", type=float, help="with --sim: run at this multiple of real time")
+    add_quiet_option(p)
     add_publish_option(p)
     p.set_defaults(func=cmd_resume)
 
@@ -180,6 +185,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         record(path, "soundness_check", f"before resuming: {report.summary()}", report.data())
         try:
             subscribers = ([notifier] if notifier else []) + publisher_from(args, protocol, cell)
+            subscribers.append(progress_subscriber(protocol, cell, args.quiet))
             result = resume_protocol(path, pstat, clock, transducer, control=control, subscribers=subscribers)
         finally:
             for line in notifier.close() if notifier else []:
@@ -189,7 +195,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         f"({attrs.get('rig', '')}); {report.summary()}"
     )
     print(summary(result, protocol, cell, simulated=simulated))
-    return 0 if result.status != "failed" else 1
+    return exit_codes.for_outcome(result.outcome)
 
 
 def _off(pstat: Potentiostat) -> None:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from daq.commands.emulate import load_emulated_rig
+from daq.commands.progress import progress_subscriber
 from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
+from daq.core import exit_codes
 from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.core.errors import ConfigError
 from daq.engine.engine import RunControl
@@ -43,6 +45,8 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
         overrides = stored.get("cell_overrides") or {}
         cell = cell_from_text(text, overrides, str(channel.cell_path))
         stored = {**stored, "cell_source": text, "cell_overrides": overrides}
+    progress = progress_subscriber(protocol, cell, getattr(args, "quiet", False))  # the channel's cell: its area
+    stored = {**stored, "subscribers": [*stored.get("subscribers", []), progress]}
     simulated = rig.emulated(channel)  # simulated or emulated throughout: virtual (or --speed) time
     if args.speed is not None and not simulated:
         raise ConfigError("--speed", args.speed, "only a simulated or emulated channel can run faster than real time")
@@ -74,4 +78,4 @@ def run_on_rig(args: argparse.Namespace, protocol: Protocol, cell: Cell, stored:
         )
     print(f"rig '{rig.name}', channel {channel.name} ({channel.instrument}); run file {out}")
     print(summary(result, protocol, cell, simulated=simulated))
-    return 0 if result.status != "failed" else 1
+    return exit_codes.for_outcome(result.outcome)

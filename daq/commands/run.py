@@ -7,8 +7,10 @@ from pathlib import Path
 
 from daq.commands.inputs import DEFAULT_PROTOCOL, check_speed, check_where, load_inputs
 from daq.commands.lab import add_publish_option, publisher_from
+from daq.commands.progress import add_quiet_option, progress_subscriber
 from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
+from daq.core import exit_codes
 from daq.core.clock import ScaledClock, VirtualClock
 from daq.engine.engine import RunControl
 from daq.engine.notify import cli_notifier
@@ -22,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="run a protocol (on the simulator with --sim)",
-        description="Run a protocol file. With --sim the simulated cell and instruments run in accelerated time.",
+        description="Run a protocol file. With --sim the simulated cell and instruments run in accelerated time. "
+        "Progress goes to stderr (a bar on a terminal, a line every few minutes in a log), the summary to stdout.",
+        epilog=exit_codes.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "protocol",
@@ -50,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NOTIFY.toml",
         help="notify the operator on stop, short circuit, interlock and fault ([notify] table)",
     )
+    add_quiet_option(p)
     add_publish_option(p)
     p.set_defaults(func=cmd_run)
 
@@ -67,6 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from daq.commands.rig_run import run_on_rig  # instruments are imported only when a rig is used
 
         return run_on_rig(args, protocol, cell, stored)
+    stored["subscribers"].append(progress_subscriber(protocol, cell, args.quiet))
     clock = ScaledClock(args.speed) if args.speed else VirtualClock()
     sim, pstat, transducer = simulated_rig(cell, clock)
     out = Path(args.out) if args.out else default_out(protocol.name, cell.cell_id)
@@ -84,4 +91,4 @@ def cmd_run(args: argparse.Namespace) -> int:
             **stored,
         )
     print(summary(result, protocol, cell, simulated=True))
-    return 0 if result.status != "failed" else 1
+    return exit_codes.for_outcome(result.outcome)

@@ -58,21 +58,26 @@ def summary(result: RunResult, protocol: Protocol, cell: Cell, simulated: bool) 
 
 
 def _totals(path: str, area: float) -> dict | None:
-    """Total plated capacity (C/m^2), cycles completed and the cycle that shorted, from the run file."""
-    from daq.analysis.cycles import read_cycles
+    """Total plated capacity (C/m^2), cycles completed and the cycle that shorted, from the run file
+    (read as plain arrays: the summary costs no pandas)."""
+    import numpy as np
+
+    from daq.analysis.closed_run import ClosedRun, Table
+    from daq.analysis.cycles import cycle_table
     from daq.core.errors import DaqError
-    from daq.storage.reader import open_run
 
     try:
-        with open_run(path) as run:
-            q = run.steps().Q.values
-            table = read_cycles(run)
-    except (DaqError, OSError):  # the summary still prints what the engine knows
+        with ClosedRun(path) as run:
+            q = run.steps().Q
+            stored = "analysis" in run.f and "cycles" in run.f["analysis"]
+            table = Table(run.f["analysis/cycles"]) if stored else Table(cycle_table(run))
+            stop, strip, cycle = table.stop, table.strip_charge, table.cycle
+    except (DaqError, OSError, KeyError):  # the summary still prints what the engine knows
         return None
-    full = table[(table.stop.isin(["capacity_reached", "time_reached", "completed"])) & (table.strip_charge > 0)]
-    shorted = table.cycle[table.stop == "short_circuit"]
+    full = np.isin(stop, ["capacity_reached", "time_reached", "completed"]) & (strip > 0)
+    shorted = cycle[stop == "short_circuit"]
     return {
         "plated": float(-q[q < 0].sum() / area),
-        "completed": len(full),
-        "short_cycle": int(shorted.iloc[0]) if len(shorted) else 0,
+        "completed": int(full.sum()),
+        "short_cycle": int(shorted[0]) if len(shorted) else 0,
     }

@@ -26,7 +26,6 @@ from daq.models import cell as cellmod
 from daq.models.cell import Cell, cell_from_text
 from daq.storage import space
 from daq.storage.layout import INTERRUPTED
-from daq.storage.reader import open_run
 from daq.storage.writer import RunWriter
 from drivers import resilient
 from drivers.retry import RetryPolicy
@@ -152,6 +151,8 @@ def run_protocol(
 
 def rebuild(path: str | Path) -> tuple[Protocol, Cell, ResumePoint, str]:
     """Protocol, cell and resume point of a stored run, rebuilt from the texts the file keeps."""
+    from daq.storage.reader import open_run  # pandas only when a stored run is read (quick ``daq run``)
+
     with open_run(path) as run:
         status = run.status
         if status != INTERRUPTED:

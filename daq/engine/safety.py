@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d
 
 from protocols.steps import ShortCircuitCriteria
 
@@ -42,6 +41,8 @@ class ShortCircuitDetector:
         top = float(joined.max())
         if not np.any(flowing & (mag < min(c.collapse_fraction * top, top - c.min_drop))):
             return None
+        from scipy.ndimage import maximum_filter1d  # only for a block that may trip (rare)
+
         # ref[k] = max(joined[k-w : k]) (preceding window, excluding sample k itself)
         rolling = maximum_filter1d(joined, size=w, origin=(w - 1) // 2, mode="constant", cval=0.0)  # trailing
         ref = np.concatenate([[0.0], rolling[:-1]])[len(tail) :]

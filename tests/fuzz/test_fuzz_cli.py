@@ -147,8 +147,10 @@ def command_lines(draw: st.DrawFn, spec: dict[str, Any], pool: dict[str, list[st
 
 
 def check_cli(argv: list[str], cwd: str | None = None) -> str:
-    """Run ``daq ARGV`` in-process; "accepted" (exit 0) or "refused" (exit 2, one line on stderr)."""
+    """Run ``daq ARGV`` in-process; "accepted" (exit 0, or the code of how a run ended short of a fault)
+    or "refused" (exit 2, one line on stderr)."""
     from daq.cli import main
+    from daq.core.exit_codes import BY_OUTCOME, FAULT
 
     out, err = io.StringIO(), io.StringIO()
     previous = os.getcwd()
@@ -164,7 +166,7 @@ def check_cli(argv: list[str], cwd: str | None = None) -> str:
         os.chdir(previous)
     text = err.getvalue()
     assert "Traceback" not in text and "internal error" not in text, f"daq {argv!r}: {text}"
-    assert code in (0, 2), f"daq {argv!r} exited with {code}: {text}"
+    assert code in {0, 2, *BY_OUTCOME.values()} - {FAULT}, f"daq {argv!r} exited with {code}: {text}"
     if code == 2:
         lines = [line for line in text.split("\n") if line.strip() and not line.startswith("daq: warning")]
         assert len(lines) == 1 and lines[0].startswith("daq: error: "), f"daq {argv!r}: {text!r}"

@@ -49,7 +49,7 @@ def test_stop_signal_aborts_and_records(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
     assert elapsed < 1.0, f"exit {elapsed:.2f} s after {sig.name}"
-    assert proc.returncode == 0
+    assert proc.returncode == 130  # aborted
     with open_run(out) as run:
         assert run.attrs["outcome"] == "aborted"
         steps = run.steps()
