@@ -15,6 +15,8 @@ child with SIGKILL at a random moment, then checks:
 
     python scripts/kill_test.py                 # 100 trials, 2 workers (a few minutes)
     python scripts/kill_test.py --trials 10
+    python scripts/kill_test.py --keithley      # the real Keithley driver against the emulated 2450:
+                                                # SIGTERM, SIGHUP, then 20 SIGKILLs (dead-man 2 s)
 
 Writes docs/images/kill_test.json and docs/images/kill_test.png; exit code 1 if any trial fails.
 """
@@ -245,8 +247,37 @@ def trial(args: tuple[int, float, float, str]) -> dict[str, Any]:
     return result
 
 
+def keithley_main(trials: int, out: Path) -> int:
+    """Signals to a wall-clock run on the Keithley driver; writes docs/images/kill_test_keithley.json."""
+    from daq.core.clock import RealClock
+    from daq.models.cell import load_cell
+    from simulators.cell import SimulatedCell
+    from simulators.scpi_server import ScpiServer
+    from tests.daq.commands import keithley_kill as K
+
+    deadman, rng, rows = 2.0, random.Random(20), []
+    workdir = Path(tempfile.mkdtemp(prefix="daq-kill-keithley-"))
+    plan = [signal.SIGTERM, signal.SIGHUP] + [signal.SIGKILL] * trials
+    with ScpiServer(SimulatedCell(load_cell(K.CELL)), RealClock()) as server:
+        for i, sig in enumerate(plan):
+            path = workdir / f"run-{i:02d}.h5"
+            row = K.trial(server, path, sig, rng.uniform(0.05, K.SOURCING_SPAN), deadman)
+            if sig == signal.SIGKILL and row["returncode"] == -signal.SIGKILL:
+                row.update(K.resume(server, path, deadman))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    kills = [r for r in rows if r["signal"] == "SIGKILL"]
+    good_stop = all(r["off_after"] is not None and r["off_after"] <= 1.0 for r in rows[:2])
+    good_kill = all(r["off_after"] is not None and r["off_after"] <= deadman for r in kills if r["on_at_signal"])
+    exact = all(r.get("resumed_error", 1.0) < 1e-9 for r in kills if r["returncode"] == -signal.SIGKILL)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "kill_test_keithley.json").write_text(json.dumps(rows, indent=1))
+    return 0 if good_stop and good_kill and exact and all(r["readable"] for r in rows) else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keithley", action="store_true", help="kill runs on the Keithley driver (emulated 2450)")
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
@@ -257,6 +288,8 @@ def main() -> int:
     )
     ap.add_argument("--out", default=str(ROOT / "docs" / "images"))
     args = ap.parse_args()
+    if args.keithley:
+        return keithley_main(20 if args.trials == 100 else args.trials, Path(args.out))
     workdir = tempfile.mkdtemp(prefix="daq-kill-")
     reports, _, finished = child(Path(workdir) / "calibration.h5", args.speed, None)
     duration = reports[-1][0] - reports[0][0]

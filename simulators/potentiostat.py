@@ -2,7 +2,8 @@
 
 It behaves like a buffered instrument: samples accumulate at the sample period as clock time passes
 and read() hands over what has accumulated. Limits and durations are enforced "in hardware" here, at
-the sample where they happen, as real instruments with stop limits do.
+the sample where they happen, as real instruments with stop limits do, and a current source never
+drives the cell beyond its compliance voltage: it clamps there and flags the overload.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
 from daq.core.clock import Clock, VirtualClock
 from daq.core.errors import InstrumentError
-from daq.core.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
+from daq.core.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, EisPoint, SampleBlock
 from simulators.cell import SimulatedCell
 
 # Modelled on a Gamry Interface 1010 class instrument: 1 A ... 10 pA ranges, 1 MHz EIS; the
@@ -197,23 +198,57 @@ class SimulatedPotentiostat(Potentiostat):
         else:
             current = np.full(len(t), self._setpoint if self._mode == "current" else 0.0)
         before = self.cell.snapshot()
-        resp = self.cell.advance(current, np.diff(t, prepend=self._t_cell))
-        flags = np.zeros(len(t), dtype=np.uint8)
+        e_we, e_cell, current, flags, passed = self._drive(t, current)
         if self._mode == "current":
             lo, hi = self._limits
-            out = np.flatnonzero((resp.E_we < lo) | (resp.E_we > hi))
+            out = np.flatnonzero((e_we < lo) | (e_we > hi) | passed)
             if out.size:
                 # The output switches off at the tripping sample: replay the block up to it only.
                 k = int(out[0])
                 self.cell.restore(before)
-                t, current = t[: k + 1], current[: k + 1]
-                resp = self.cell.advance(current, np.diff(t, prepend=self._t_cell))
-                flags = flags[: k + 1]
+                t = t[: k + 1]
+                e_we, e_cell, current, flags, _ = self._drive(t, current[: k + 1])
                 flags[k] |= FLAG_HW_LIMIT
-                self._pending.append(SampleBlock(t, resp.E_we, resp.E_cell, current, flags))
+                self._pending.append(SampleBlock(t, e_we, e_cell, current, flags))
                 self._t_cell = float(t[-1])
                 self._mode, self._setpoint, self._t_start, self._k = "ocv", 0.0, float(t[-1]), 1
                 self._end = np.inf
                 return
-        self._pending.append(SampleBlock(t, resp.E_we, resp.E_cell, current, flags))
+        self._pending.append(SampleBlock(t, e_we, e_cell, current, flags))
         self._t_cell = float(t[-1])
+
+    def _drive(
+        self, t: np.ndarray, current: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Pass ``current`` through the cell up to the sample times ``t``, within the compliance voltage.
+
+        A current source cannot drive the cell beyond its compliance (``capabilities.max_voltage``): from
+        the first sample that would need more, the output clamps there, the current falls to what holds
+        the clamped voltage (ohmic estimate from that sample) and the samples carry FLAG_OVERLOAD.
+        Returns E_we, E_cell, the current that flowed, the flags and, per sample, whether the voltage
+        the set current needed passed the step's window (the instrument's limit trips there)."""
+        dt = np.diff(t, prepend=self._t_cell)
+        before = self.cell.snapshot()
+        resp = self.cell.advance(current, dt)
+        flags = np.zeros(len(t), dtype=np.uint8)
+        passed = np.zeros(len(t), dtype=bool)
+        compliance = self.capabilities.max_voltage
+        need = np.maximum(np.abs(resp.E_we), np.abs(resp.E_cell))
+        over = np.flatnonzero(need > compliance)
+        if self._mode != "current" or not over.size:
+            return resp.E_we, resp.E_cell, current, flags, passed
+        k = int(over[0])
+        lo, hi = self._limits
+        passed[k] = not lo <= float(resp.E_we[k]) <= hi
+        current = current.copy()
+        current[k:] *= compliance / float(need[k])
+        self.cell.restore(before)
+        resp = self.cell.advance(current, dt)
+        flags[k:] |= FLAG_OVERLOAD
+        return (
+            np.clip(resp.E_we, -compliance, compliance),
+            np.clip(resp.E_cell, -compliance, compliance),
+            current,
+            flags,
+            passed,
+        )

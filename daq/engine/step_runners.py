@@ -109,15 +109,15 @@ class StepRunners:
                 break
             due = abs(q) >= next_eis * (1 - 1e-9) or self._now() >= t_eis - 1e-9
             if due and step.operando_eis is not None:
-                q, t_prev, swept = self._sweep(step.operando_eis, q, t_prev, dc_current=current)
+                window = (step.v_min, step.v_max)
+                q, t_prev, swept, cut = self._sweep(step.operando_eis, q, t_prev, current, window)
                 next_eis += every
-                if swept is not None:  # the instrument may have tripped its limit during the sweep
-                    k = self._limit_trip(step, swept)
-                    if k is not None:
-                        reason = S.VOLTAGE_LIMIT
-                        self.pstat.open_circuit(None)
-                        self._record_stop(step, reason, swept, k, q)
-                        break
+                k = self._sweep_trip(step, swept, cut)
+                if k is not None:  # the instrument tripped its limit during the sweep
+                    reason = S.VOLTAGE_LIMIT
+                    self.pstat.open_circuit(None)
+                    self._record_stop(step, reason, swept if swept is not None else {}, k, q)
+                    break
             if step.direction == S.PLATE:
                 self.plated = max(self.plated, abs(q) / self.area)
             if self._check_control(cols=cols, period=step.sample_period, q=q) == "paused":
@@ -139,6 +139,15 @@ class StepRunners:
         if k is not None:
             found.append(k)
         return min(found) if found else None
+
+    def _sweep_trip(self, step: S.Step, swept: dict[str, np.ndarray] | None, cut: bool) -> int | None:
+        """Sample where an operando sweep's DC current was stopped by the instrument's limit, or None.
+        A sweep cut short because the instrument reported its output off is a trip even when no stored
+        sample carries the flag (k = -1 then: no sample to name)."""
+        k = self._limit_trip(step, swept) if swept is not None else None
+        if k is None and cut:
+            return len(swept["t"]) - 1 if swept is not None else -1
+        return k
 
     def _galvanostatic_stop(
         self, step: S.Galvanostatic, cols: dict[str, np.ndarray], detector: ShortCircuitDetector
@@ -262,7 +271,7 @@ class StepRunners:
         else:
             dc = 0.0
             self.pstat.open_circuit(1.0)
-        q, t_prev, swept = self._sweep(spec, 0.0, t_cmd, dc_current=dc if spec.mode == "galvanostatic" else 0.0)
+        q, t_prev, swept, _ = self._sweep(spec, 0.0, t_cmd, dc if spec.mode == "galvanostatic" else 0.0)
         self.pstat.open_circuit(None)
         self._drain(q, t_prev)
         k = self._limit_trip(step, swept) if swept is not None and spec.mode == "galvanostatic" else None
@@ -273,16 +282,30 @@ class StepRunners:
         self._end(row, S.COMPLETED, self._step_q)
 
     def _sweep(
-        self, spec: S.EisSpec, q: float, t_prev: float, dc_current: float
-    ) -> tuple[float, float, dict[str, np.ndarray] | None]:
+        self,
+        spec: S.EisSpec,
+        q: float,
+        t_prev: float,
+        dc_current: float,
+        window: tuple[float, float] | None = None,
+    ) -> tuple[float, float, dict[str, np.ndarray] | None, bool]:
         """Measure and store one spectrum; samples taken meanwhile are stored too (charge bookkeeping
-        goes on). Returns the step charge, the time of the last sample and those samples (or None)."""
+        goes on). Returns the step charge, the time of the last sample, those samples (or None) and
+        whether the sweep was cut short because the instrument's limit ended its DC level.
+
+        ``window``: the step's voltage window around an operando sweep; the sweep stops at the first
+        point the instrument measured with its DC current gone (its limit switched the output off) or
+        with E_dc outside the window, and that point is not kept: it is not part of the spectrum asked
+        for (no current)."""
         amplitude = self.cell.current(spec.amplitude) if spec.mode == "galvanostatic" else spec.amplitude
         dc = dc_current if spec.mode == "galvanostatic" else spec.dc
         request = EisRequest(spec.mode, list(spec.frequencies()), amplitude, dc)
         t_begin = self._now()
-        points = []
+        points, cut = [], False
         for p in self.pstat.impedance(request):
+            if window is not None and _output_lost(p.I_dc, p.E_dc, dc_current, window):
+                cut = True
+                break
             points.append((0, p.frequency, p.z_real, p.z_imag, p.t - self.t0, p.E_dc, p.I_dc, p.ok))
             if self.control.abort_requested:
                 break
@@ -301,7 +324,15 @@ class StepRunners:
         self.spectra += 1
         block = self.pstat.read()
         if not len(block):
-            return q, t_prev, None
+            return q, t_prev, None, cut
         cols = self._columns(block, q, t_prev)
         self._store(cols)
-        return float(cols["Q"][-1]), float(cols["t"][-1]), cols
+        return float(cols["Q"][-1]), float(cols["t"][-1]), cols, cut
+
+
+def _output_lost(i_dc: float, e_dc: float, dc_current: float, window: tuple[float, float]) -> bool:
+    """An operando point measured after the instrument's limit ended the step's DC current: the mean
+    current fell below half the set point, or the mean potential left the step's window."""
+    if dc_current != 0 and math.isfinite(i_dc) and abs(i_dc) < 0.5 * abs(dc_current):
+        return True
+    return math.isfinite(e_dc) and not window[0] <= e_dc <= window[1]
