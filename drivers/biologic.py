@@ -85,6 +85,12 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
         """Longest time (s) the channel keeps sourcing without this driver polling it."""
         return self._deadman
 
+    @property
+    def max_read_interval(self) -> float:
+        """Longest time (s, on the driver's clock) between reads that keeps a step sourcing: the running
+        technique is extended only at a read, once less than half the dead-man time is left."""
+        return self._deadman / 3
+
     # --- interface ----------------------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
         if self._connected:

@@ -148,9 +148,9 @@ class Engine(StepRunners):
             return max(1.0, period)
         blocks = max(self.block_samples, self.rewound_block_samples) if rewound and self._rewound_blocks else None
         interval = (blocks or self.block_samples) * period
-        # An instrument that stops sourcing unless polled within its dead-man time is polled as on the wall clock.
-        deadman = getattr(self.pstat, "deadman_s", None)
-        return min(interval, deadman / 2) if isinstance(deadman, int | float) and deadman > 0 else interval
+        # An instrument that stops sourcing unless read often enough on the run's clock is read that often.
+        limit = getattr(self.pstat, "max_read_interval", None)
+        return min(interval, limit) if isinstance(limit, int | float) and limit > 0 else interval
 
     def _safe(self) -> None:
         """Current off; never raises (used on every exit path)."""
