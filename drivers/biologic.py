@@ -78,11 +78,18 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
         self._connected = False
         self._run: Run | None = None
         self._pending: list[SampleBlock] = []
+        self._t_out = -math.inf  # time of the last sample handed out
 
     @property
     def deadman_s(self) -> float:
         """Longest time (s) the channel keeps sourcing without this driver polling it."""
         return self._deadman
+
+    @property
+    def max_read_interval(self) -> float:
+        """Longest time (s, on the driver's clock) between reads that keeps a step sourcing: the running
+        technique is extended only at a read, once less than half the dead-man time is left."""
+        return self._deadman / 3
 
     # --- interface ----------------------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
@@ -153,6 +160,9 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
             self._extend(state)
         block = SampleBlock.concat(self._pending)
         self._pending = []
+        if len(block):
+            block.t = L.in_time_order(block.t, self._t_out)
+            self._t_out = float(block.t[-1])
         return block
 
     def impedance(self, request: EisRequest) -> Iterator[EisPoint]:
@@ -380,7 +390,7 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
         if run.sourcing and infos.TechniqueIndex == run.step_index and not math.isfinite(run.segment_start):
             run.segment_start = run.t0 + infos.StartTime  # a step technique chained after a sweep
         current = data.get("I", np.zeros(n))
-        self._pending.append(SampleBlock(t, data["Ewe"], np.full(n, np.nan), current, np.zeros(n, dtype=np.uint8)))
+        self._pending.append(SampleBlock(t, data["Ewe"], L.cell_voltage(data), current, np.zeros(n, dtype=np.uint8)))
         run.last_t = float(t[-1])
 
     # --- safety ------------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from drivers import biologic_tables as T
 
 STEP_ROW = ("t_high", "t_low", "Ewe", "I", "cycle")
@@ -56,6 +58,9 @@ LAYOUTS: dict[tuple[int, int], dict[int, tuple[str, ...]]] = {
     (T.TECH_OCV, 0): {T.ESSENTIAL: OCV_ROW_VMP3, T.PREMIUM: OCV_ROW_PREMIUM, T.DIGICORE: OCV_ROW_VMP3},
 }
 INTEGER_WORDS = frozenset({"t_high", "t_low", "cycle", "blank0", "blank1", "blank2"})
+# s: how far two records' times may disagree through single-precision rounding alone (a float32 time of a few
+# hours since the technique started, or ticks times a float32 TimeBase, is good to about 1 ms).
+TIME_RESOLUTION = 1e-3
 PHASE_UNIT = "deg"  # Phase_Zwe of process-1 EIS rows (unconfirmed: degrees as EC-Lab displays it)
 
 
@@ -87,3 +92,29 @@ def row_layout(technique: int, process: int, board: int, nb_cols: int) -> Layout
 
 def expected_widths(technique: int, process: int) -> list[int]:
     return sorted({len(n) for n in LAYOUTS.get((technique, process), {}).values()})
+
+
+def cell_voltage(data: dict[str, np.ndarray]) -> np.ndarray:
+    """E_cell (WE vs CE) of decoded rows: Ewe - Ece where the row carries Ece (Ece is the counter electrode
+    vs the reference, EC-Lab's "Ewe-Ece"); NaN (not measured) where it does not."""
+    if "Ece" in data:
+        return data["Ewe"] - data["Ece"]
+    return np.full(len(data["Ewe"]), np.nan)
+
+
+def in_time_order(t: np.ndarray, t_prev: float, resolution: float = TIME_RESOLUTION) -> np.ndarray:
+    """Sample times strictly after ``t_prev`` and each other where they fall behind by no more than the
+    rounding of the instrument's single-precision times (a chained technique's first record at the instant
+    of the sweep's last point, whose time is a float32); larger inversions are left for the caller to judge."""
+    out = np.array(t, dtype=float)
+    before = np.maximum.accumulate(np.concatenate([[t_prev], out[:-1]])) if len(out) else out
+    behind = np.flatnonzero((out <= before) & (before - out <= resolution))
+    if not behind.size:
+        return out
+    prev = float(before[behind[0]])
+    for k in range(int(behind[0]), len(out)):
+        value = out[k]
+        if value <= prev and prev - value <= resolution:
+            out[k] = np.nextafter(prev, np.inf)
+        prev = max(prev, out[k])
+    return out

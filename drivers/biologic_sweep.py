@@ -45,7 +45,7 @@ class ImpedanceSweeps:
                 n = len(data["time"])
                 self._pending.append(
                     SampleBlock(
-                        data["time"].copy(), data["Ewe"].copy(), np.full(n, np.nan), data["I"].copy(),
+                        data["time"].copy(), data["Ewe"].copy(), L.cell_voltage(data), data["I"].copy(),
                         np.zeros(n, dtype=np.uint8),
                     )
                 )  # fmt: skip

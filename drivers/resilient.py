@@ -164,8 +164,10 @@ class ResilientPotentiostat(RetryingInstrument, InstrumentWrapper):
             if any(len(c) != n for c in cols) or len(block.flags) != n:
                 raise ValueError("columns of different lengths")
             with np.errstate(invalid="ignore"):
-                ok = np.isfinite(t) & np.all([np.isfinite(c) for c in cols], axis=0)
-                ok &= (np.abs(cols[0]) <= e_lim) & (np.abs(cols[1]) <= e_lim) & (np.abs(cols[2]) <= i_lim)
+                # E_cell is NaN where the instrument does not measure it (BioLogic rows without Ece).
+                ok = np.isfinite(t) & np.isfinite(cols[0]) & np.isfinite(cols[2])
+                ok &= (np.abs(cols[0]) <= e_lim) & (np.isnan(cols[1]) | (np.abs(cols[1]) <= e_lim))
+                ok &= np.abs(cols[2]) <= i_lim
                 if self.clock is not None:
                     ok &= t <= self.clock.now() + 60.0
                 tt = np.where(ok, t, -np.inf)

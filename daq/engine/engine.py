@@ -144,9 +144,13 @@ class Engine(StepRunners):
         """Clock time per read; ``rewound``: the step's stops are all rewound exactly on a trip."""
         if self.block_interval is not None:
             return self.block_interval
-        if rewound and self._rewound_blocks:
-            return max(self.block_samples, self.rewound_block_samples) * period
-        return self.block_samples * period if self.clock.virtual else max(1.0, period)
+        if not self.clock.virtual:
+            return max(1.0, period)
+        blocks = max(self.block_samples, self.rewound_block_samples) if rewound and self._rewound_blocks else None
+        interval = (blocks or self.block_samples) * period
+        # An instrument that stops sourcing unless read often enough on the run's clock is read that often.
+        limit = getattr(self.pstat, "max_read_interval", None)
+        return min(interval, limit) if isinstance(limit, int | float) and limit > 0 else interval
 
     def _safe(self) -> None:
         """Current off; never raises (used on every exit path)."""
