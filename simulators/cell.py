@@ -21,7 +21,6 @@ Python call per sample:
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -46,6 +45,16 @@ STRIPPING_CURRENTS = np.log([1.0, 2.0, 5.0, 10.0])
 STRIPPING_CAPACITIES = np.array([5.0, 4.0, 3.0, 2.0])
 MIN_STRIPPING_CAPACITY = 0.5  # mAh/cm^2, floor of the extrapolation to high currents
 VOID_REFILL_CAPACITY = 0.5 * Q_UNIT  # plated capacity that refills fully lost contact
+
+
+def intervals(t: np.ndarray, t_prev: float) -> np.ndarray:
+    """Time from each sample to the one before (the first from ``t_prev``): ``np.diff(t, prepend=t_prev)``
+    with the same subtractions, without its per-call overhead."""
+    dt = np.empty(len(t))
+    if len(t):
+        dt[0] = t[0] - t_prev
+        np.subtract(t[1:], t[:-1], out=dt[1:])
+    return dt
 
 
 def _lognormal(rng: np.random.Generator, sigma: float) -> float:
@@ -77,6 +86,13 @@ class CellState:
     void_damage: float = 0.0  # 0 = full contact, 1 = no contact
     shorted: bool = False
     short_time: float = math.nan  # cell age at the short
+
+
+def _copy_state(state: CellState) -> CellState:
+    """A shallow copy of a cell state (floats and a bool), a few times cheaper than copy.copy."""
+    new = CellState.__new__(CellState)
+    new.__dict__.update(state.__dict__)
+    return new
 
 
 @dataclass(frozen=True)
@@ -261,10 +277,10 @@ class SimulatedCell:
     def snapshot(self) -> tuple[CellState, dict]:
         """State and noise generator, to undo an advance (an instrument limit cutting a block short)."""
         # The generator's state property builds a new dict of ints on every call: no deep copy needed.
-        return copy.copy(self.state), self.rng.bit_generator.state
+        return _copy_state(self.state), self.rng.bit_generator.state
 
     def restore(self, snap: tuple[CellState, dict]) -> None:
-        self.state = copy.copy(snap[0])
+        self.state = _copy_state(snap[0])
         self.rng.bit_generator.state = snap[1]
 
     def current_for_potential(self, e_we: float) -> float:

@@ -15,7 +15,7 @@ from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Pote
 from daq.core.clock import Clock, VirtualClock
 from daq.core.errors import InstrumentError
 from daq.core.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
-from simulators.cell import SimulatedCell
+from simulators.cell import SimulatedCell, intervals
 
 # Modelled on a Gamry Interface 1010 class instrument: 1 A ... 10 pA ranges, 1 MHz EIS; the
 # simulator reaches 7 MHz so the lab's GEIS protocol runs unchanged.
@@ -197,7 +197,7 @@ class SimulatedPotentiostat(Potentiostat):
         else:
             current = np.full(len(t), self._setpoint if self._mode == "current" else 0.0)
         before = self.cell.snapshot()
-        resp = self.cell.advance(current, np.diff(t, prepend=self._t_cell))
+        resp = self.cell.advance(current, intervals(t, self._t_cell))
         flags = np.zeros(len(t), dtype=np.uint8)
         if self._mode == "current":
             lo, hi = self._limits
@@ -207,7 +207,7 @@ class SimulatedPotentiostat(Potentiostat):
                 k = int(out[0])
                 self.cell.restore(before)
                 t, current = t[: k + 1], current[: k + 1]
-                resp = self.cell.advance(current, np.diff(t, prepend=self._t_cell))
+                resp = self.cell.advance(current, intervals(t, self._t_cell))
                 flags = flags[: k + 1]
                 flags[k] |= FLAG_HW_LIMIT
                 self._pending.append(SampleBlock(t, resp.E_we, resp.E_cell, current, flags))

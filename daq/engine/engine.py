@@ -113,6 +113,7 @@ class Engine(StepRunners):
         self._open_row: dict[str, Any] | None = None  # the step under way (its /steps row is not written yet)
         self._step_q = 0.0  # C, charge of the step under way up to its last stored sample
         self._unchecked: dict[str, np.ndarray] | None = None  # last stored block not yet seen by interlocks
+        self._step_parameters: dict[int, tuple[S.Step, dict[str, Any]]] = {}  # by id(step): loops repeat steps
 
     # --- plumbing -----------------------------------------------------------------------------
     def _now(self) -> float:
@@ -369,6 +370,15 @@ class Engine(StepRunners):
             return True
         return False
 
+    def _parameters(self, step: S.Step) -> dict[str, Any]:
+        """step_parameters(step), computed once per step of the protocol (a loop repeats the same steps;
+        the dataclass conversion costs more than the step's samples when steps are short). A copy: the
+        records own their dicts."""
+        known = self._step_parameters.get(id(step))
+        if known is None or known[0] is not step:
+            known = self._step_parameters[id(step)] = (step, step_parameters(step))
+        return dict(known[1])
+
     def _begin(self, step: S.Step) -> tuple[float, dict[str, Any], float, float]:
         """Start a step; returns (t_start, row, elapsed, charge): the progress already made when this
         is the step an interrupted run is resuming."""
@@ -390,7 +400,7 @@ class Engine(StepRunners):
             "label": step.label,
             "cycle": self.cycle,
             "t_start": self._now() - elapsed,
-            "parameters": step_parameters(step),
+            "parameters": self._parameters(step),
         }
         self._emit(StepStart(**row))
         self._open_row, self._step_q, self._unchecked = row, charge, None

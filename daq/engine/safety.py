@@ -34,14 +34,18 @@ class ShortCircuitDetector:
         # Only samples of this command count: the set current flowing in the set direction.
         flowing = current * math.copysign(1.0, self.set_current) >= 0.5 * abs(self.set_current)
         mag = np.where(flowing, np.abs(potential), 0.0)
-        joined = np.concatenate([self._tail, mag])
-        w = self.width
-        tail, self._tail = self._tail, joined[-w:]
-        # Fast exit for the usual block: every reference is at most max(joined), so no sample can trip
-        # unless it lies below both thresholds taken at that maximum (saves the rolling maximum).
-        top = float(joined.max())
-        if not np.any(flowing & (mag < min(c.collapse_fraction * top, top - c.min_drop))):
+        w, tail = self.width, self._tail
+        # Fast exit for the usual block: every reference is at most the largest |E| of the tail and the
+        # block, so no sample can trip unless it lies below both thresholds taken at that maximum (saves
+        # the rolling maximum, and the joined copy when the block alone fills the window).
+        top = float(mag.max())
+        if tail.size:
+            before = float(tail.max())
+            top = before if before > top or before != before else top  # NaN propagates, as in np.max
+        self._tail = mag[-w:] if len(mag) >= w else np.concatenate([tail, mag])[-w:]
+        if not (flowing & (mag < min(c.collapse_fraction * top, top - c.min_drop))).any():
             return None
+        joined = np.concatenate([tail, mag])
         # ref[k] = max(joined[k-w : k]) (preceding window, excluding sample k itself)
         rolling = maximum_filter1d(joined, size=w, origin=(w - 1) // 2, mode="constant", cval=0.0)  # trailing
         ref = np.concatenate([[0.0], rolling[:-1]])[len(tail) :]

@@ -227,8 +227,8 @@ class RunWriter:
         match record:
             case Samples(columns):
                 self.append(columns)
-            case StepEnd():
-                self.add_step(dataclasses.asdict(record))
+            case StepEnd():  # a shallow dict: dataclasses.asdict would deep-copy the parameters
+                self.add_step({f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
             case Event(t, kind, step, message, data):
                 self.add_event(t, kind, step, message, data)
             case Spectrum(_, meta, points):
