@@ -13,6 +13,12 @@ Run with ``--unbounded`` to keep all 10 million samples at full resolution (no e
 why the buffer is bounded.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui.py [--seconds 10] [--unbounded]
+
+First data of a run file: ``--first-data FILE`` runs ``daq gui FILE`` (offscreen) in fresh interpreters
+and times process start to the first traces drawn and painted (wall, and CPU of the process), best of
+``--repeat``; FILE is made first if missing (the 1000-cycle asymmetric cycling run, about 3.8 M samples).
+
+    python benchmarks/bench_gui.py --first-data /tmp/c1000.h5 [--repeat 3]
 """
 
 from __future__ import annotations
@@ -132,12 +138,75 @@ def measure(panel, app, source: Source, seconds: float, mode: str) -> dict[str, 
     }
 
 
+FIRST_DATA_CHILD = """
+import os, resource, sys, time
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+import daq.gui.panel as panel_module
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+draw_traces = panel_module.ChannelPanel._draw_traces
+def first_draw(self, buf):
+    draw_traces(self, buf)
+    if not getattr(first_draw, "done", False):
+        first_draw.done = True
+        def painted():
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            t = buf.column("t")
+            print(f"FIRST {time.perf_counter():.4f} {ru.ru_utime + ru.ru_stime:.3f} {buf.received} {t[-1] - t[0]:.0f}")
+            sys.stdout.flush()
+            QApplication.instance().quit()
+        QTimer.singleShot(0, painted)
+panel_module.ChannelPanel._draw_traces = first_draw
+from daq.cli import main
+sys.argv = ["daq", "gui", sys.argv[1]]
+main()
+"""
+
+
+def first_data(path: Path, repeat: int) -> int:
+    """Time from a fresh interpreter's start to the first traces of ``daq gui FILE`` drawn (offscreen)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(root))
+    if not path.exists():
+        protocol = root / "protocols/examples/asymmetric_cycling.toml"
+        cmd = [sys.executable, "-m", "daq.cli", "run", str(protocol), "--sim", "--set", "steps.2.cycles=1000"]
+        subprocess.run([*cmd, "--out", str(path)], check=True, env=env, stdout=subprocess.DEVNULL)
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        samples = len(f["timeseries/t"])
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", FIRST_DATA_CHILD, str(path)], env=env, capture_output=True, text=True, timeout=120
+        )
+        lines = [line.split() for line in out.stdout.splitlines() if line.startswith("FIRST")]
+        if not lines:
+            raise RuntimeError(f"daq gui drew no data: {out.stderr.strip()[-300:]}")
+        _, t_first, cpu, received, span = lines[0]
+        runs.append((float(t_first) - t0, float(cpu), int(received), float(span)))
+    wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
+    print(
+        f"first data: {wall:.2f} s wall, {cpu:.2f} s CPU from process start ('daq gui FILE', {samples:,}-sample "
+        f"file, {path.stat().st_size / 2**20:.0f} MiB; first picture {runs[0][2]:,} samples, "
+        f"{runs[0][3] / 86400:.0f} days; best of {repeat}; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10_000_000)
     parser.add_argument("--seconds", type=float, default=10.0, help="per mode")
     parser.add_argument("--unbounded", action="store_true", help="hold every sample at full resolution")
+    parser.add_argument("--first-data", type=Path, metavar="FILE", help="time 'daq gui FILE' to its first traces")
+    parser.add_argument("--repeat", type=int, default=3, help="with --first-data: fresh processes timed")
     args = parser.parse_args()
+    if args.first_data:
+        return first_data(args.first_data, args.repeat)
 
     from PySide6.QtWidgets import QApplication
 

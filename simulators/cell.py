@@ -21,7 +21,6 @@ Python call per sample:
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -46,6 +45,16 @@ STRIPPING_CURRENTS = np.log([1.0, 2.0, 5.0, 10.0])
 STRIPPING_CAPACITIES = np.array([5.0, 4.0, 3.0, 2.0])
 MIN_STRIPPING_CAPACITY = 0.5  # mAh/cm^2, floor of the extrapolation to high currents
 VOID_REFILL_CAPACITY = 0.5 * Q_UNIT  # plated capacity that refills fully lost contact
+
+
+def intervals(t: np.ndarray, t_prev: float) -> np.ndarray:
+    """Time from each sample to the one before (the first from ``t_prev``): ``np.diff(t, prepend=t_prev)``
+    with the same subtractions, without its per-call overhead."""
+    dt = np.empty(len(t))
+    if len(t):
+        dt[0] = t[0] - t_prev
+        np.subtract(t[1:], t[:-1], out=dt[1:])
+    return dt
 
 
 def _lognormal(rng: np.random.Generator, sigma: float) -> float:
@@ -77,6 +86,13 @@ class CellState:
     void_damage: float = 0.0  # 0 = full contact, 1 = no contact
     shorted: bool = False
     short_time: float = math.nan  # cell age at the short
+
+
+def _copy_state(state: CellState) -> CellState:
+    """A shallow copy of a cell state (floats and a bool), a few times cheaper than copy.copy."""
+    new = CellState.__new__(CellState)
+    new.__dict__.update(state.__dict__)
+    return new
 
 
 @dataclass(frozen=True)
@@ -121,11 +137,11 @@ class SimulatedCell:
 
     def contact_fraction(self, damage: np.ndarray | float | None = None) -> np.ndarray | float:
         d = self.state.void_damage if damage is None else damage
-        return np.clip((1.0 - np.asarray(d)) ** 2, 1e-6, 1.0)
+        return np.minimum(np.maximum((1.0 - np.asarray(d)) ** 2, 1e-6), 1.0)  # np.clip, without its overhead
 
     def bulk_resistance(self, crack_length: np.ndarray | float | None = None) -> np.ndarray | float:
         L = self.state.crack_length if crack_length is None else crack_length
-        frac = np.clip(np.asarray(L) / self.spec.electrolyte.thickness, 0.0, 1.0)
+        frac = np.minimum(np.maximum(np.asarray(L) / self.spec.electrolyte.thickness, 0.0), 1.0)
         return self.r_bulk_we * (1.0 - BULK_PATH_SHORTENING * frac)
 
     def sei_asr(self, age: np.ndarray | float) -> np.ndarray | float:
@@ -142,6 +158,8 @@ class SimulatedCell:
         """
         st = self.state
         limit = self.void_free_limit
+        if not i.size or i.max() <= max(limit, 0.0):  # no stripping above the limit: no contact lost
+            return np.minimum(np.maximum(st.void_damage - np.cumsum(q_plate / VOID_REFILL_CAPACITY), 0.0), 1.0)
         stripping = i > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             q_eff = stripping_capacity(np.where(stripping, i, MA_CM2))
@@ -177,34 +195,76 @@ class SimulatedCell:
         plating = i < 0
         q_plate = np.where(plating, dq, 0.0)
         age = st.age + np.cumsum(dt)
+        thickness = self.spec.electrolyte.thickness
 
         # Dendrite growth: only while plating above this cell's CCD, after the incubation capacity.
-        over = plating & (-i > self.ccd)
-        q_over_end = st.over_critical + np.cumsum(np.where(over, dq, 0.0))
-        growing = over & (q_over_end > self.incubation_capacity)
-        ratio = np.where(growing, -i / self.ccd, 1.0)
-        growth = self.spec.electrolyte.thickness / self.crack_growth_reference * ratio**CRACK_GROWTH_EXPONENT
-        crack = st.crack_length + np.cumsum(np.where(growing, growth * dq, 0.0))
+        # Speed: most blocks (stripping, rest, plating below the CCD) grow nothing: the crack and the
+        # over-critical capacity stay what they were, and the per-sample arrays are not built.
+        if n and float(i.min()) < min(-self.ccd, 0.0):
+            over = plating & (-i > self.ccd)
+            q_over_end = st.over_critical + np.cumsum(np.where(over, dq, 0.0))
+            growing = over & (q_over_end > self.incubation_capacity)
+            ratio = np.where(growing, -i / self.ccd, 1.0)
+            growth = thickness / self.crack_growth_reference * ratio**CRACK_GROWTH_EXPONENT
+            crack = st.crack_length + np.cumsum(np.where(growing, growth * dq, 0.0))
+            over_end, crack_end = float(q_over_end[-1]), float(min(crack[-1], thickness))
+        else:
+            crack = np.full(n, st.crack_length)
+            over_end, crack_end = st.over_critical, float(min(st.crack_length, thickness))
 
         damage = self._void_damage(i, dq, q_plate)
         contact = self.contact_fraction(damage)
 
         # Short circuit: from the first sample at which the crack spans the electrolyte.
-        thickness = self.spec.electrolyte.thickness
+        short_index: int | None = None
         if st.shorted:
-            short_index: int | None = None
-            shorted = np.ones(n, dtype=bool)
+            shorted = True
         else:
             hits = np.flatnonzero(crack >= thickness)
             short_index = int(hits[0]) if hits.size else None
-            shorted = np.zeros(n, dtype=bool)
-            if short_index is not None:
-                shorted[short_index:] = True
+            shorted = short_index is not None
 
         r_b = self.bulk_resistance(crack)
-        r_sei = self.sei_asr(age) / self.area
-        # After a short the filament carries most of the current; the ionic share sets E_we.
-        r_ionic = r_b + self.r_bulk_ce + (self.spec.simulation.interface_asr + self.sei_asr(age)) / self.area
+        sei = self.sei_asr(age)
+        r_sei = sei / self.area
+        if shorted:
+            e_we, e_cell = self._shorted_potentials(current, n, short_index, r_b, r_sei, sei, contact)
+        else:
+            e_we = current * (r_b + r_sei) + self._eta(current / self.area, contact)
+            e_ce = current * self.r_bulk_ce + self._eta(current / self.spec.electrodes.counter_area, 1.0)
+            e_cell = e_we + e_ce
+        noise = self.spec.simulation.noise_voltage
+        if noise > 0:
+            e_we = e_we + self.rng.normal(0.0, noise, n)
+            e_cell = e_cell + self.rng.normal(0.0, noise, n)
+
+        # Commit the state at the end of the block.
+        if n:
+            st.age = float(age[-1])
+            st.over_critical, st.crack_length = over_end, crack_end
+            st.void_damage = float(damage[-1])
+        st.plated += float(q_plate.sum())
+        if short_index is not None:
+            st.shorted = True
+            st.short_time = float(age[short_index])
+        return Response(e_we, e_cell, short_index)
+
+    def _shorted_potentials(
+        self,
+        current: np.ndarray,
+        n: int,
+        short_index: int | None,
+        r_b: np.ndarray,
+        r_sei: np.ndarray,
+        sei: np.ndarray,
+        contact: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(E_we, E_cell) of a block in which the cell is (or becomes, at ``short_index``) shorted: the
+        filament carries most of the current; the ionic share sets E_we."""
+        shorted = np.ones(n, dtype=bool)
+        if short_index is not None:
+            shorted[:short_index] = False
+        r_ionic = r_b + self.r_bulk_ce + (self.spec.simulation.interface_asr + sei) / self.area
         ionic_share = np.where(shorted, self.short_resistance / (self.short_resistance + r_ionic), 1.0)
         i_ion = current * ionic_share
         e_we = i_ion * (r_b + r_sei) + self._eta(i_ion / self.area, contact)
@@ -212,28 +272,15 @@ class SimulatedCell:
         e_cell = np.where(
             shorted, current * (self.short_resistance * r_ionic) / (self.short_resistance + r_ionic), e_we + e_ce
         )
-        noise = self.spec.simulation.noise_voltage
-        if noise > 0:
-            e_we = e_we + self.rng.normal(0.0, noise, n)
-            e_cell = e_cell + self.rng.normal(0.0, noise, n)
-
-        # Commit the state at the end of the block.
-        st.age = float(age[-1]) if n else st.age
-        st.plated += float(q_plate.sum())
-        st.over_critical = float(q_over_end[-1]) if n else st.over_critical
-        st.crack_length = float(min(crack[-1], thickness)) if n else st.crack_length
-        st.void_damage = float(damage[-1]) if n else st.void_damage
-        if short_index is not None:
-            st.shorted = True
-            st.short_time = float(age[short_index])
-        return Response(e_we, e_cell, short_index)
+        return e_we, e_cell
 
     def snapshot(self) -> tuple[CellState, dict]:
         """State and noise generator, to undo an advance (an instrument limit cutting a block short)."""
-        return copy.copy(self.state), copy.deepcopy(self.rng.bit_generator.state)
+        # The generator's state property builds a new dict of ints on every call: no deep copy needed.
+        return _copy_state(self.state), self.rng.bit_generator.state
 
     def restore(self, snap: tuple[CellState, dict]) -> None:
-        self.state = copy.copy(snap[0])
+        self.state = _copy_state(snap[0])
         self.rng.bit_generator.state = snap[1]
 
     def current_for_potential(self, e_we: float) -> float:

@@ -16,7 +16,7 @@ from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Pote
 from daq.core.clock import Clock, VirtualClock
 from daq.core.errors import InstrumentError
 from daq.core.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, EisPoint, SampleBlock
-from simulators.cell import SimulatedCell
+from simulators.cell import SimulatedCell, intervals
 
 # Modelled on a Gamry Interface 1010 class instrument: 1 A ... 10 pA ranges, 1 MHz EIS; the
 # simulator reaches 7 MHz so the lab's GEIS protocol runs unchanged.
@@ -227,7 +227,7 @@ class SimulatedPotentiostat(Potentiostat):
         the clamped voltage (ohmic estimate from that sample) and the samples carry FLAG_OVERLOAD.
         Returns E_we, E_cell, the current that flowed, the flags and, per sample, whether the voltage
         the set current needed passed the step's window (the instrument's limit trips there)."""
-        dt = np.diff(t, prepend=self._t_cell)
+        dt = intervals(t, self._t_cell)
         before = self.cell.snapshot()
         resp = self.cell.advance(current, dt)
         flags = np.zeros(len(t), dtype=np.uint8)

@@ -113,6 +113,8 @@ class Engine(StepRunners):
         self._open_row: dict[str, Any] | None = None  # the step under way (its /steps row is not written yet)
         self._step_q = 0.0  # C, charge of the step under way up to its last stored sample
         self._unchecked: dict[str, np.ndarray] | None = None  # last stored block not yet seen by interlocks
+        self._step_parameters: dict[int, tuple[S.Step, dict[str, Any]]] = {}  # by id(step): loops repeat steps
+        self._constants: dict[str, tuple[int, np.ndarray]] = {}  # step and cycle columns (see _constant)
 
     # --- plumbing -----------------------------------------------------------------------------
     def _now(self) -> float:
@@ -169,7 +171,7 @@ class Engine(StepRunners):
 
     def _columns(self, block: SampleBlock, q_prev: float, t_prev: float) -> dict[str, np.ndarray]:
         n = len(block)
-        t = block.t - self.t0
+        t = block.t - self.t0 if self.t0 else block.t  # (x - 0.0 == x: a virtual clock's run starts at 0)
         dt = np.empty(n)  # np.diff(t, prepend=t_prev) without its per-call overhead (same subtractions)
         if n:
             dt[0] = t[0] - t_prev
@@ -179,11 +181,13 @@ class Engine(StepRunners):
                 dt[0] = min(max(dt[0], 0.0), self._first_dt)
                 self._first_dt = None
             np.subtract(t[1:], t[:-1], out=dt[1:])
-        q = q_prev + np.cumsum(block.I * dt)
+        q = np.multiply(block.I, dt)  # q_prev + cumsum(I dt), in place (same sums, no temporaries)
+        np.cumsum(q, out=q)
+        q += q_prev
         cols = {
             "t": t,
-            "step": np.full(n, self.step_index, np.int32),
-            "cycle": np.full(n, self.cycle, np.int32),
+            "step": self._constant("step", self.step_index, n),
+            "cycle": self._constant("cycle", self.cycle, n),
             "E_we": block.E_we,
             "E_cell": block.E_cell,
             "I": block.I,
@@ -200,6 +204,16 @@ class Engine(StepRunners):
             except InstrumentError as exc:
                 self.event("transducer_fault", str(exc))
         return cols
+
+    def _constant(self, name: str, value: int, n: int) -> np.ndarray:
+        """A read-only int32 column of ``n`` times ``value``, shared by the blocks of a step (what
+        np.full(n, value, np.int32) gives, without allocating and filling it for every block)."""
+        known = self._constants.get(name)
+        if known is None or known[0] != value or len(known[1]) < n:
+            column = np.full(max(n, 256), value, np.int32)
+            column.flags.writeable = False
+            known = self._constants[name] = (value, column)
+        return known[1][:n]
 
     def _react(self, cols: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
         """The block as a real engine would have recorded it before switching off.
@@ -373,6 +387,15 @@ class Engine(StepRunners):
             return True
         return False
 
+    def _parameters(self, step: S.Step) -> dict[str, Any]:
+        """step_parameters(step), computed once per step of the protocol (a loop repeats the same steps;
+        the dataclass conversion costs more than the step's samples when steps are short). A copy: the
+        records own their dicts."""
+        known = self._step_parameters.get(id(step))
+        if known is None or known[0] is not step:
+            known = self._step_parameters[id(step)] = (step, step_parameters(step))
+        return dict(known[1])
+
     def _begin(self, step: S.Step) -> tuple[float, dict[str, Any], float, float]:
         """Start a step; returns (t_start, row, elapsed, charge): the progress already made when this
         is the step an interrupted run is resuming."""
@@ -394,7 +417,7 @@ class Engine(StepRunners):
             "label": step.label,
             "cycle": self.cycle,
             "t_start": self._now() - elapsed,
-            "parameters": step_parameters(step),
+            "parameters": self._parameters(step),
         }
         self._emit(StepStart(**row))
         self._open_row, self._step_q, self._unchecked = row, charge, None

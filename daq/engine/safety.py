@@ -31,18 +31,27 @@ class ShortCircuitDetector:
         if not c.enabled or len(potential) == 0 or self.set_current == 0:
             return None
         # Only samples of this command count: the set current flowing in the set direction.
-        flowing = current * math.copysign(1.0, self.set_current) >= 0.5 * abs(self.set_current)
-        mag = np.where(flowing, np.abs(potential), 0.0)
-        joined = np.concatenate([self._tail, mag])
-        w = self.width
-        tail, self._tail = self._tail, joined[-w:]
-        # Fast exit for the usual block: every reference is at most max(joined), so no sample can trip
-        # unless it lies below both thresholds taken at that maximum (saves the rolling maximum).
-        top = float(joined.max())
-        if not np.any(flowing & (mag < min(c.collapse_fraction * top, top - c.min_drop))):
+        signed = current * math.copysign(1.0, self.set_current)
+        all_flowing = float(signed.min()) >= 0.5 * abs(self.set_current)  # the usual block: one reduction
+        flowing = np.ones(0, dtype=bool) if all_flowing else signed >= 0.5 * abs(self.set_current)
+        mag = np.abs(potential) if all_flowing else np.where(flowing, np.abs(potential), 0.0)
+        w, tail = self.width, self._tail
+        # Fast exit for the usual block: every reference is at most the largest |E| of the tail and the
+        # block, so no sample can trip unless it lies below both thresholds taken at that maximum (saves
+        # the rolling maximum, and the joined copy when the block alone fills the window).
+        top = float(mag.max())
+        if tail.size:
+            before = float(tail.max())
+            top = before if before > top or before != before else top  # NaN propagates, as in np.max
+        self._tail = mag[-w:] if len(mag) >= w else np.concatenate([tail, mag])[-w:]
+        below = mag < min(c.collapse_fraction * top, top - c.min_drop)
+        if not (below if all_flowing else flowing & below).any():
             return None
         from scipy.ndimage import maximum_filter1d  # only for a block that may trip (rare)
 
+        if all_flowing:
+            flowing = np.ones(len(mag), dtype=bool)
+        joined = np.concatenate([tail, mag])
         # ref[k] = max(joined[k-w : k]) (preceding window, excluding sample k itself)
         rolling = maximum_filter1d(joined, size=w, origin=(w - 1) // 2, mode="constant", cval=0.0)  # trailing
         ref = np.concatenate([[0.0], rolling[:-1]])[len(tail) :]

@@ -24,7 +24,6 @@ from daq.core.clock import ScaledClock
 from daq.core.errors import DaqError
 from daq.core.records import Event, Record, RunEnd, Samples, Spectrum, StepEnd, StepStart
 from daq.gui.plan import Plan
-from daq.gui.spectra import fit_spectrum
 from daq.storage import layout as L
 from daq.storage.reader import RunFile, open_run
 
@@ -237,6 +236,10 @@ def _report(signals: ChannelSignals, message: str) -> None:
 
 def _fit(points: np.ndarray) -> dict[str, Any] | None:
     try:
+        # Imported with the first spectrum (in the reading thread): the fitter's scipy costs about half
+        # a second, which a run file without spectra should not wait for before its first picture.
+        from daq.gui.spectra import fit_spectrum
+
         return fit_spectrum(points["frequency"], points["z_real"] + 1j * points["z_imag"])
     except Exception:  # noqa: BLE001 - no fit is better than no spectrum
         return None
@@ -260,9 +263,11 @@ class FileFollower:
         poll_interval: float = 0.5,
         chunk: int = 262_144,
         open_timeout: float = 15.0,
+        first_chunk: int = 16_384,
     ):
         self.signals, self.path = signals, Path(path)
         self.poll_interval, self.chunk, self.open_timeout = poll_interval, chunk, open_timeout
+        self.first_chunk = min(first_chunk, chunk)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"follow-{self.path.name}", daemon=True)
         self.rows = 0
@@ -368,17 +373,18 @@ class FileFollower:
         )
 
     def _read_new(self, run: Any) -> bool:
-        """Emit whatever was appended since the last read; True if there was anything."""
+        """Emit whatever was appended since the last read; True if there was anything.
+
+        The stored columns are read straight from HDF5 (no table is built), and the first read is
+        small, so a long run's first samples are drawn while the rest is still being read."""
         got = False
-        while not self._stop.is_set():
-            df = run.timeseries(self.rows, self.rows + self.chunk)
-            if not len(df):
-                break
-            self.signals.block.emit({name: df[name].to_numpy() for name in df.columns})
-            self.rows += len(df)
+        ts = run.f["timeseries"]
+        n = min(len(ds) for ds in ts.values())  # columns are flushed together; guard a torn read
+        while not self._stop.is_set() and self.rows < n:
+            stop = min(n, self.rows + (self.first_chunk if self.rows == 0 else self.chunk))
+            self.signals.block.emit({name: ds[self.rows : stop] for name, ds in ts.items()})
+            self.rows = stop
             got = True
-            if len(df) < self.chunk:
-                break
         got |= self._read_steps(run) | self._read_events(run) | self._read_spectra(run)
         return got
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
 
@@ -77,9 +78,21 @@ class RigWindow(QMainWindow):
         name = Path(path).name
         panel = ChannelPanel(name, simulated=False, refresh_ms=self.refresh_ms, buffer_options=self.buffer_options)
         self._add(panel, name)
+        self._draw_first_block(panel)
         panel.open_file(path, poll_interval=poll_interval)
         self.tabs.setCurrentWidget(panel)
         return panel
+
+    @staticmethod
+    def _draw_first_block(panel: ChannelPanel) -> None:
+        """Draw a file's first samples as soon as they arrive (not at the panel's next timer tick): the
+        first picture of a long run comes while the rest is still being read."""
+
+        def first(_: object) -> None:
+            panel.signals.block.disconnect(first)
+            QTimer.singleShot(0, panel.refresh)  # after the panel has taken the block
+
+        panel.signals.block.connect(first)
 
     def current(self) -> ChannelPanel | None:
         widget = self.tabs.currentWidget()

@@ -10,11 +10,10 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-import pandas as pd
 
 from daq.core import units as u
 from daq.core.errors import DataFileError
@@ -24,6 +23,9 @@ from daq.storage.hdf5 import file_access, open_h5
 from daq.storage.lock import writer_alive
 from daq.storage.recovery import check_structure, writer_flag_set
 
+if TYPE_CHECKING:  # imported where tables are built: opening a run file needs no pandas
+    import pandas as pd
+
 CURRENT_DENSITY_UNIT, AREAL_CAPACITY_UNIT = "mA/cm^2", "mAh/cm^2"
 
 
@@ -32,6 +34,8 @@ def _decode(value: Any) -> Any:
 
 
 def _table(ds: h5py.Dataset, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+    import pandas as pd
+
     data = ds[start:stop]
     # Text columns stay text even when the table is empty (so .str works on a run with no steps yet).
     df = pd.DataFrame(
@@ -185,6 +189,8 @@ class RunFile:
         columns, then auxiliary channels), followed by ``current_density`` (mA/cm^2) and
         ``areal_capacity`` (mAh/cm^2, |Q| of the step per working-electrode area); units in
         ``df.attrs["units"]``."""
+        import pandas as pd
+
         ts = self.f["timeseries"]
         n = min(len(ds) for ds in ts.values())  # columns are flushed together; guard a torn read
         stop = n if stop is None else min(stop, n)

@@ -162,6 +162,7 @@ class RunWriter:
         self._stored = len(self._ts["t"])
         self._bps = sum(ds.dtype.itemsize for ds in self._ts.values())
         self._buffer: list[dict[str, np.ndarray]] = []
+        self._stage: dict[str, np.ndarray] = {}  # per column: reused for every write (see _staged)
         self._buffered = 0
         self._tables: dict[str, list[np.ndarray]] = {name: [] for name in self._datasets}
         self._last_flush = time.monotonic()
@@ -227,8 +228,8 @@ class RunWriter:
         match record:
             case Samples(columns):
                 self.append(columns)
-            case StepEnd():
-                self.add_step(dataclasses.asdict(record))
+            case StepEnd():  # a shallow dict: dataclasses.asdict would deep-copy the parameters
+                self.add_step({f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
             case Event(t, kind, step, message, data):
                 self.add_event(t, kind, step, message, data)
             case Spectrum(_, meta, points):
@@ -347,14 +348,24 @@ class RunWriter:
             if n <= 0:
                 return
         keep: dict[str, np.ndarray] = {}
+        total = self._buffered
         for name, ds in self._ts.items():
             parts = [b[name] if name in b else np.full(len(b["t"]), np.nan) for b in self._buffer]
-            column = np.concatenate(parts).astype(ds.dtype, copy=False)
+            column = self._staged(name, ds.dtype, total)
+            np.concatenate(parts, out=column, casting="unsafe")  # as astype(ds.dtype) did
             append_chunks(ds, column[:n], self._stored, self.chunk)
-            keep[name] = column[n:]
+            keep[name] = column[n:].copy()  # the staging array is reused by the next write
         self._stored += n
         self._buffered -= n
         self._buffer = [keep] if self._buffered else []
+
+    def _staged(self, name: str, dtype: np.dtype, n: int) -> np.ndarray:
+        """A reused array for ``n`` samples of column ``name``: a fresh one per write would cost the
+        kernel's page faults and zeroing of a few MiB every time, as much as the copy itself."""
+        stage = self._stage.get(name)
+        if stage is None or len(stage) < n or stage.dtype != dtype:
+            stage = self._stage[name] = np.empty(max(n, (CHUNKS_PER_APPEND + 1) * self.chunk), dtype)
+        return stage[:n]
 
     def _bytes_waiting(self, samples: bool) -> int:
         """Bytes the next flush may take on disk: new chunks of every column, table rows, metadata."""
