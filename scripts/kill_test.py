@@ -247,6 +247,14 @@ def trial(args: tuple[int, float, float, str]) -> dict[str, Any]:
     return result
 
 
+def _interrupted(path: Path) -> bool:
+    """Whether the killed run had not finished (a kill can land after the run recorded its end)."""
+    from daq.storage.reader import open_run
+
+    with open_run(path) as run:
+        return run.status == "interrupted"
+
+
 def keithley_main(trials: int, out: Path) -> int:
     """Signals to a wall-clock run on the Keithley driver; writes docs/images/kill_test_keithley.json."""
     from daq.core.clock import RealClock
@@ -262,14 +270,14 @@ def keithley_main(trials: int, out: Path) -> int:
         for i, sig in enumerate(plan):
             path = workdir / f"run-{i:02d}.h5"
             row = K.trial(server, path, sig, rng.uniform(0.05, K.SOURCING_SPAN), deadman)
-            if sig == signal.SIGKILL and row["returncode"] == -signal.SIGKILL:
+            if sig == signal.SIGKILL and row["returncode"] == -signal.SIGKILL and _interrupted(path):
                 row.update(K.resume(server, path, deadman))
             rows.append(row)
             print(json.dumps(row), flush=True)
     kills = [r for r in rows if r["signal"] == "SIGKILL"]
     good_stop = all(r["off_after"] is not None and r["off_after"] <= 1.0 for r in rows[:2])
     good_kill = all(r["off_after"] is not None and r["off_after"] <= deadman for r in kills if r["on_at_signal"])
-    exact = all(r.get("resumed_error", 1.0) < 1e-9 for r in kills if r["returncode"] == -signal.SIGKILL)
+    exact = all(r["resumed_error"] < 1e-9 for r in kills if "resumed_error" in r)
     out.mkdir(parents=True, exist_ok=True)
     (out / "kill_test_keithley.json").write_text(json.dumps(rows, indent=1))
     return 0 if good_stop and good_kill and exact and all(r["readable"] for r in rows) else 1
