@@ -103,6 +103,12 @@ def memory(quick: bool) -> list[Row]:
     return bench_memory.rows()
 
 
+def publishing(quick: bool) -> list[Row]:
+    import bench_publish
+
+    return bench_publish.rows(seconds=10.0 if quick else 30.0)
+
+
 def short_circuit(quick: bool) -> list[Row]:
     import bench_short
 
@@ -199,6 +205,7 @@ SECTIONS: list[tuple[str, str, Callable[[bool], list[Row]], str]] = [
     ("short", "Short-circuit response", short_circuit, "bench_short.py"),
     ("eis", "EIS fitting", eis_fit, "bench_eis_fit.py"),
     ("gui", "Live view", live_view, "bench_gui.py"),
+    ("publish", "Lab publishing", publishing, "bench_publish.py"),
 ]
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
+import socket
 import sys
 from pathlib import Path
+from typing import Any
 
+from daq.commands.lab import add_publish_option, publish_settings
 from daq.core.errors import ConfigError
+from daq.engine.publish import parse_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +34,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="simulated runs go this many times faster than real time (default 3600: 1 h per s)",
     )
     p.add_argument("--start", action="store_true", help="start the protocol on every simulated channel at once")
+    p.add_argument(
+        "--lab",
+        metavar="mqtt://HOST[:PORT][/LAB]",
+        help="open the lab overview: a tile per channel publishing to this MQTT broker (see docs/lab.md)",
+    )
+    add_publish_option(p)
     p.set_defaults(func=cmd_gui)
+
+
+def publishers(args: argparse.Namespace, channels: int):
+    """``--publish`` for the simulated channels: a function making each run's publisher (None without it).
+    Each channel publishes as ``<lab>/<rig>/sim-N`` (rig: this host, unless the address names one)."""
+    settings = publish_settings(args)
+    if settings is None:
+        return None
+    if settings.channel and channels > 1:
+        raise ConfigError("--publish", args.publish, "names one channel: leave it out with several --channels")
+    from daq.engine.publish import Publisher
+
+    def make(protocol: Any, cell: Any, name: str) -> list[Any]:
+        context = {
+            "cell": cell.cell_id,
+            "protocol": protocol.name,
+            "working_area": cell.electrodes.working_area,
+            "host": socket.gethostname(),
+            "channel": re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "sim",
+        }
+        return [Publisher(settings, context)]
+
+    return make
 
 
 def _refuse_non_run(path: str) -> None:
@@ -47,44 +81,66 @@ def cmd_gui(args: argparse.Namespace) -> int:
         _refuse_non_run(f)
     if not args.speed > 0:
         raise ConfigError("--speed", args.speed, "must be a positive multiple of real time")
-    channels = args.channels if args.channels is not None else (0 if args.files else 1)
+    default = 0 if args.files or args.lab else 1
+    channels = args.channels if args.channels is not None else default
     if channels < 0:
         raise ConfigError("--channels", channels, "must be 0 or more")
     if args.start and not args.protocol and channels == 0:
         raise ConfigError("--start", None, "needs a simulated channel (--channels N)")
+    lab = parse_url(args.lab, "--lab") if args.lab else None
+    publish = publishers(args, channels)
     from daq.gui import qt_problem
 
     problem = qt_problem()
     if problem:
         raise ConfigError("daq gui", None, problem)
+    if lab is not None or publish is not None:
+        try:
+            import paho.mqtt.client  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "--lab" if lab else "--publish", None, "needs paho-mqtt: pip install 'sse-rig[lab]'"
+            ) from None
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from daq.gui.dialogs import default_protocol
+    from daq.gui.sources import SimulatedRun
     from daq.gui.window import RigWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    protocol = args.protocol or str(default_protocol())
-    window = RigWindow(
-        channels=channels,
-        files=args.files,
-        start_defaults={"protocol": protocol, "cell": args.cell, "speed": args.speed},
-    )
-    if args.start:
-        for panel in window.panels:
-            if panel.simulated:
-                panel.start_run(protocol, args.cell, args.speed)
+    SimulatedRun.extra_subscribers = publish
+    windows: list[Any] = []
+    if lab is not None:
+        from daq.gui.lab import LabWindow
+
+        windows.append(LabWindow(lab))
+    window = None
+    if channels or args.files or lab is None:
+        protocol = args.protocol or str(default_protocol())
+        window = RigWindow(
+            channels=channels,
+            files=args.files,
+            start_defaults={"protocol": protocol, "cell": args.cell, "speed": args.speed},
+        )
+        windows.append(window)
+        if args.start:
+            for panel in window.panels:
+                if panel.simulated:
+                    panel.start_run(protocol, args.cell, args.speed)
 
     def stop(*_: object) -> None:  # Ctrl-C or kill: runs end with the cell off, files are closed
-        for panel in window.panels:
-            panel.shutdown()
+        if window is not None:
+            for panel in window.panels:
+                panel.shutdown()
         app.quit()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     tick = QTimer()
     tick.timeout.connect(lambda: None)  # lets Python run its signal handlers while Qt waits for events
     tick.start(200)
-    window.show()
+    for w in windows:
+        w.show()
     try:
         return int(app.exec())
     finally:

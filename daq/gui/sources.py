@@ -13,6 +13,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,10 @@ def block_interval(speed: float) -> float:
 class SimulatedRun:
     """A protocol on the simulated rig, run by the engine in a worker thread on a ScaledClock."""
 
+    # More run subscribers for every simulated run (``daq gui --publish``: the lab publisher), made in the
+    # worker thread from (protocol, cell, channel name); each is closed, if it can be, when the run ends.
+    extra_subscribers: Callable[[Any, Any, str], list[Any]] | None = None
+
     def __init__(
         self,
         signals: ChannelSignals,
@@ -206,6 +211,8 @@ class SimulatedRun:
                 ccd=predictions(cell)["ccd"]["value"] * 10.0,
             )
             self.signals.started.emit(info)
+            make = SimulatedRun.extra_subscribers  # a plain function, not a method
+            extra = make(protocol, cell, self.name) if make else []
             self.result = run_protocol(
                 protocol,
                 cell,
@@ -214,10 +221,12 @@ class SimulatedRun:
                 out,
                 transducer=transducer,
                 control=self.control,
-                subscribers=[self._listen],
+                subscribers=[self._listen, *extra],
                 block_interval=block_interval(self.speed),
                 run_attrs={"rig": "simulator", "clock": "scaled"},
             )
+            for subscriber in extra:
+                getattr(subscriber, "close", lambda: None)()
             r = self.result
             self.signals.finished.emit({"status": r.status, "outcome": r.outcome, "message": r.message, "path": r.path})
         except DaqError as exc:
