@@ -58,6 +58,33 @@ class RecoveryHold:
         return self.device.take_hold()
 
 
+def valid_samples(
+    block: SampleBlock, caps: Capabilities, t_last: float, now: float | None
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Times, (E_we, E_cell, I) as floats, and which samples are valid: finite, within ten times the
+    instrument's ranges, not from the future (``now`` + 60 s) and later than every earlier valid sample
+    (``t_last`` before the block). Raises TypeError/ValueError for columns that are not numbers or
+    differ in length."""
+    n = len(block)
+    e_lim = 10.0 * max(caps.max_voltage, 1.0)
+    i_lim = 10.0 * max(caps.max_current, 1e-9)
+    t = np.asarray(block.t, dtype=float)
+    cols = [np.asarray(c, dtype=float) for c in (block.E_we, block.E_cell, block.I)]
+    if any(len(c) != n for c in cols) or len(block.flags) != n:
+        raise ValueError("columns of different lengths")
+    with np.errstate(invalid="ignore"):
+        # E_cell is NaN where the instrument does not measure it (BioLogic rows without Ece).
+        ok = np.isfinite(t) & np.isfinite(cols[0]) & np.isfinite(cols[2])
+        ok &= (np.abs(cols[0]) <= e_lim) & (np.isnan(cols[1]) | (np.abs(cols[1]) <= e_lim))
+        ok &= np.abs(cols[2]) <= i_lim
+        if now is not None:
+            ok &= t <= now + 60.0
+        tt = np.where(ok, t, -np.inf)
+        earlier = np.maximum.accumulate(np.concatenate([[t_last], tt[:-1]]))
+        ok &= t > earlier
+    return t, cols, ok
+
+
 class ResilientPotentiostat(RetryingInstrument, InstrumentWrapper):
     """Any Potentiostat with retries, safe reconnection and sanity checks on what it returns."""
 
@@ -156,23 +183,8 @@ class ResilientPotentiostat(RetryingInstrument, InstrumentWrapper):
             self._garbage_reads = 0
             return block
         try:
-            caps = self.capabilities
-            e_lim = 10.0 * max(caps.max_voltage, 1.0)
-            i_lim = 10.0 * max(caps.max_current, 1e-9)
-            t = np.asarray(block.t, dtype=float)
-            cols = [np.asarray(c, dtype=float) for c in (block.E_we, block.E_cell, block.I)]
-            if any(len(c) != n for c in cols) or len(block.flags) != n:
-                raise ValueError("columns of different lengths")
-            with np.errstate(invalid="ignore"):
-                # E_cell is NaN where the instrument does not measure it (BioLogic rows without Ece).
-                ok = np.isfinite(t) & np.isfinite(cols[0]) & np.isfinite(cols[2])
-                ok &= (np.abs(cols[0]) <= e_lim) & (np.isnan(cols[1]) | (np.abs(cols[1]) <= e_lim))
-                ok &= np.abs(cols[2]) <= i_lim
-                if self.clock is not None:
-                    ok &= t <= self.clock.now() + 60.0
-                tt = np.where(ok, t, -np.inf)
-                earlier = np.maximum.accumulate(np.concatenate([[self._t_last], tt[:-1]]))
-                ok &= t > earlier
+            now = self.clock.now() if self.clock is not None else None
+            t, cols, ok = valid_samples(block, self.capabilities, self._t_last, now)
         except (TypeError, ValueError) as exc:
             self.counts["faults"] += 1
             self._report(

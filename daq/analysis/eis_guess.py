@@ -34,53 +34,77 @@ class Features:
 def spectrum_features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool = False) -> Features:
     """Arc structure of a spectrum sorted from high to low frequency; ``lf_tail``: the circuit blocks DC
     (capacitive or diffusion tail), so a rising low-frequency end is that tail, not the top of an arc."""
-    x, y = z.real, -z.imag
+    y = -z.imag
     n = y.size
     ys = np.convolve(np.pad(y, 1, mode="edge"), np.ones(3) / 3, mode="valid") if n >= 5 else y
-    peaks: list[int] = []
-    if n_arcs:
-        from scipy.signal import find_peaks  # scipy only when a spectrum is analysed
+    peaks = _arc_tops(ys, n_arcs, lf_tail) if n_arcs else []
+    r_hf, arcs = _shown_arcs(f, z, ys, peaks)
+    r_hf = _add_hidden_arcs(f, z, r_hf, arcs, n_arcs)
+    return Features(
+        r_hf,
+        arcs,
+        float(2 * np.pi * f[-1]),
+        float(max(y[-1], 1e-3 * np.abs(z[-1]))),
+        float(2 * np.pi * f[0]),
+        float(z[0].imag),
+        float(np.abs(z).max()),
+    )
 
-        idx, props = find_peaks(ys, prominence=0.0)
-        idx, prom = list(idx), list(props["prominences"])
-        # An arc whose top lies beyond either end of the range shows as a falling edge: count it, with
-        # the prominence defined as for interior peaks (drop to the lowest point before higher ground).
-        for edge, inward in ((0, ys), (n - 1, ys[::-1])):
-            if edge == n - 1 and lf_tail or n < 2 or inward[0] <= inward[1]:
-                continue
-            higher = np.flatnonzero(inward > inward[0])
-            stop = int(higher[0]) if higher.size else n
-            idx.append(edge)
-            prom.append(float(inward[0] - inward[:stop].min()))
-        idx, prom = np.array(idx, dtype=int), np.array(prom)
-        top = prom.max() if prom.size else 0.0
-        keep = [i for i in np.argsort(prom)[::-1][:n_arcs] if prom[i] >= 0.15 * top]  # not noise
-        peaks = sorted(int(i) for i in idx[keep] if ys[i] > 0)
-    # Boundaries: Re Z at the minimum of -Im Z between consecutive peaks.
-    bounds = []
-    for a, b in zip(peaks[:-1], peaks[1:]):
-        bounds.append(x[a + int(np.argmin(ys[a : b + 1]))])
-    if peaks:
-        first = peaks[0]
-        # HF intercept: where the first arc meets the axis; from its top (centre, height) if it is cut off.
-        if ys[0] < 0.1 * ys[first]:
-            r_hf = float(x[0])
-        elif first > 0:
-            r_hf = float(x[first] - ys[first])
-        else:  # the arc's top lies beyond the highest frequency: only a small series part is likely
-            r_hf = 0.05 * float(x[0])
-        r_hf = float(np.clip(r_hf, 1e-3 * np.abs(z).min(), max(x[0], 1e-3 * np.abs(z).min())))
-        tail = peaks[-1] + int(np.argmin(ys[peaks[-1] :]))
-        end = float(x[tail]) if ys[tail] < 0.5 * ys[peaks[-1]] else float(x[peaks[-1]] + ys[peaks[-1]])
-        edges = [r_hf, *bounds, max(end, x[peaks[-1]])]
-        widths = np.maximum(np.diff(edges), 1e-3 * np.abs(z).max())
-        arcs = [(float(r), 1.0 / (2 * np.pi * f[i])) for r, i in zip(widths, peaks)]
-    else:
-        r_hf = float(max(x.min(), 1e-3 * np.abs(z).min()))
-        arcs = []
-    # Arcs the spectrum does not show. A large high-frequency intercept is usually an arc cut off above
-    # the range (the bulk of a ceramic at MHz): put one there. Otherwise share what is left of the
-    # resistance and spread the time constants over the measured range.
+
+def _arc_tops(ys: np.ndarray, n_arcs: int, lf_tail: bool) -> list[int]:
+    """Indices of the (at most ``n_arcs``) most prominent tops of the smoothed -Im Z, in order."""
+    from scipy.signal import find_peaks  # scipy only when a spectrum is analysed
+
+    n = ys.size
+    idx, props = find_peaks(ys, prominence=0.0)
+    idx, prom = list(idx), list(props["prominences"])
+    # An arc whose top lies beyond either end of the range shows as a falling edge: count it, with
+    # the prominence defined as for interior peaks (drop to the lowest point before higher ground).
+    for edge, inward in ((0, ys), (n - 1, ys[::-1])):
+        if edge == n - 1 and lf_tail or n < 2 or inward[0] <= inward[1]:
+            continue
+        higher = np.flatnonzero(inward > inward[0])
+        stop = int(higher[0]) if higher.size else n
+        idx.append(edge)
+        prom.append(float(inward[0] - inward[:stop].min()))
+    idx, prom = np.array(idx, dtype=int), np.array(prom)
+    top = prom.max() if prom.size else 0.0
+    keep = [i for i in np.argsort(prom)[::-1][:n_arcs] if prom[i] >= 0.15 * top]  # not noise
+    return sorted(int(i) for i in idx[keep] if ys[i] > 0)
+
+
+def _shown_arcs(
+    f: np.ndarray, z: np.ndarray, ys: np.ndarray, peaks: list[int]
+) -> tuple[float, list[tuple[float, float]]]:
+    """High-frequency intercept and (resistance, time constant) of each arc the spectrum shows.
+    Boundaries between arcs: Re Z at the minimum of -Im Z between consecutive peaks."""
+    x = z.real
+    if not peaks:
+        return float(max(x.min(), 1e-3 * np.abs(z).min())), []
+    bounds = [x[a + int(np.argmin(ys[a : b + 1]))] for a, b in zip(peaks[:-1], peaks[1:])]
+    first = peaks[0]
+    # HF intercept: where the first arc meets the axis; from its top (centre, height) if it is cut off.
+    if ys[0] < 0.1 * ys[first]:
+        r_hf = float(x[0])
+    elif first > 0:
+        r_hf = float(x[first] - ys[first])
+    else:  # the arc's top lies beyond the highest frequency: only a small series part is likely
+        r_hf = 0.05 * float(x[0])
+    r_hf = float(np.clip(r_hf, 1e-3 * np.abs(z).min(), max(x[0], 1e-3 * np.abs(z).min())))
+    tail = peaks[-1] + int(np.argmin(ys[peaks[-1] :]))
+    end = float(x[tail]) if ys[tail] < 0.5 * ys[peaks[-1]] else float(x[peaks[-1]] + ys[peaks[-1]])
+    edges = [r_hf, *bounds, max(end, x[peaks[-1]])]
+    widths = np.maximum(np.diff(edges), 1e-3 * np.abs(z).max())
+    return r_hf, [(float(r), 1.0 / (2 * np.pi * f[i])) for r, i in zip(widths, peaks)]
+
+
+def _add_hidden_arcs(f: np.ndarray, z: np.ndarray, r_hf: float, arcs: list[tuple[float, float]], n_arcs: int) -> float:
+    """Complete ``arcs`` (in place) with those the spectrum does not show; returns the new intercept.
+
+    A large high-frequency intercept is usually an arc cut off above the range (the bulk of a ceramic
+    at MHz): put one there. Otherwise share what is left of the resistance and spread the time
+    constants over the measured range."""
+    x = z.real
     while len(arcs) < n_arcs:
         if r_hf > 0.2 * max(float(x[-1]) - r_hf, 0.0):
             arcs.insert(0, (0.95 * r_hf, 1.0 / (2 * np.pi * 3 * f[0])))
@@ -93,15 +117,7 @@ def spectrum_features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool =
         free = [t for t in taus if round(float(np.log10(t))) not in used] or list(taus)
         arcs += [(spare, free[i % len(free)]) for i in range(n_arcs - len(arcs))]
         arcs.sort(key=lambda a: a[1])
-    return Features(
-        r_hf,
-        arcs,
-        float(2 * np.pi * f[-1]),
-        float(max(y[-1], 1e-3 * np.abs(z[-1]))),
-        float(2 * np.pi * f[0]),
-        float(z[0].imag),
-        float(np.abs(z).max()),
-    )
+    return r_hf
 
 
 def elements(node: Node) -> list[Element]:

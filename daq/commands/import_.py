@@ -113,8 +113,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _segments(rec: Recording) -> list[tuple[int, int, str, dict[str, Any], dict[str, str]]]:
     """Split the samples into steps: (first row, end row, kind, parameters in SI, their units)."""
-    import numpy as np
-
     ts, m = rec.timeseries, rec.metadata
     n = rec.n_samples
     default_kind = _KIND_BY_TECHNIQUE.get(rec.technique)
@@ -122,58 +120,71 @@ def _segments(rec: Recording) -> list[tuple[int, int, str, dict[str, Any], dict[
         default_kind = "galvanostatic" if "control_I" in ts else "potentiostatic" if "control_E" in ts else "rest"
     setpoints = m.get("current_setpoints") if isinstance(m.get("current_setpoints"), list) else []
     durations = m.get("step_durations") if isinstance(m.get("step_durations"), list) else []
-
-    # Gamry chrono tests: the header gives each step's current and duration, the samples carry time only.
-    if rec.vendor == "gamry" and default_kind != "eis" and setpoints and len(durations) == len(setpoints):
-        ends = np.cumsum(durations)
-        t = ts["t"] - ts["t"][0]
-        seg = np.minimum(np.searchsorted(ends, t + 1e-9, side="right"), len(ends) - 1)
-        keys = seg
-    elif "step" in ts or "mode" in ts:  # EC-Lab: sequence Ns, and the mode flag (rest / CC / CV)
-        ns = ts["step"] if "step" in ts else np.zeros(n, dtype=np.int64)
-        mode = ts["mode"] if "mode" in ts and default_kind != "eis" else np.zeros(n, dtype=np.int64)
-        keys = ns * 8 + mode
-    else:
-        keys = np.zeros(n, dtype=np.int64)
+    gamry_steps = rec.vendor == "gamry" and bool(setpoints) and len(durations) == len(setpoints)
+    keys = _step_keys(rec, default_kind, durations if gamry_steps and default_kind != "eis" else None)
     starts = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]]
     out = []
     for a, b in zip(starts, starts[1:] + [n]):
-        params: dict[str, Any] = {}
-        punits: dict[str, str] = {}
-        kind = default_kind
-        if rec.vendor == "gamry" and setpoints and len(durations) == len(setpoints):
+        if gamry_steps:
             j = int(keys[a])
-            params.update(I=setpoints[j], duration=durations[j])
-            punits.update(I="A", duration="s")
-            if kind == "galvanostatic" and setpoints[j] == 0.0:
-                kind = "rest"
+            kind = "rest" if default_kind == "galvanostatic" and setpoints[j] == 0.0 else default_kind
+            params: dict[str, Any] = {"I": setpoints[j], "duration": durations[j]}
+            punits = {"I": "A", "duration": "s"}
         else:
-            ns = int(ts["step"][a]) if "step" in ts else 0
-            if "mode" in ts and kind != "eis":
-                kind = _EC_LAB_MODE_KIND.get(int(ts["mode"][a]), kind)
-            if kind == "rest":
-                for key in ("rest_duration", "rest_sample_period"):
-                    if key in m:
-                        params[key.removeprefix("rest_")] = m[key]
-                        punits[key.removeprefix("rest_")] = rec.metadata_units[key]
-            else:
-                for key, name in (
-                    ("current_setpoints", "I"),
-                    ("step_durations", "duration"),
-                    ("current_amplitudes", "amplitude"),
-                ):
-                    values = m.get(key)
-                    if isinstance(values, list) and ns < len(values):
-                        params[name if kind != "eis" or name != "I" else "I_dc"] = values[ns]
-                        punits[name if kind != "eis" or name != "I" else "I_dc"] = rec.metadata_units[key]
-                for key in ("sample_period", "frequency_initial", "frequency_final", "points_per_decade"):
-                    if key in m:
-                        params[key] = m[key]
-                        if key in rec.metadata_units:
-                            punits[key] = rec.metadata_units[key]
-            params["sequence"] = ns
+            kind, params, punits = _ec_lab_step(rec, a, default_kind)
         out.append((a, b, kind, params, punits))
     return out
+
+
+def _step_keys(rec: Recording, default_kind: str, durations: list[float] | None) -> Any:
+    """One key per sample, changing where a step changes. Gamry chrono tests (``durations`` given): the
+    header gives each step's duration, the samples carry time only; EC-Lab: sequence Ns and the mode
+    flag (rest / CC / CV)."""
+    import numpy as np
+
+    ts, n = rec.timeseries, rec.n_samples
+    if durations is not None:
+        ends = np.cumsum(durations)
+        t = ts["t"] - ts["t"][0]
+        return np.minimum(np.searchsorted(ends, t + 1e-9, side="right"), len(ends) - 1)
+    if "step" in ts or "mode" in ts:
+        ns = ts["step"] if "step" in ts else np.zeros(n, dtype=np.int64)
+        mode = ts["mode"] if "mode" in ts and default_kind != "eis" else np.zeros(n, dtype=np.int64)
+        return ns * 8 + mode
+    return np.zeros(n, dtype=np.int64)
+
+
+def _ec_lab_step(rec: Recording, a: int, kind: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """Kind, parameters (SI) and their units of the step starting at row ``a``, from its sequence
+    number, mode flag and the per-sequence settings in the header."""
+    ts, m = rec.timeseries, rec.metadata
+    params: dict[str, Any] = {}
+    punits: dict[str, str] = {}
+    ns = int(ts["step"][a]) if "step" in ts else 0
+    if "mode" in ts and kind != "eis":
+        kind = _EC_LAB_MODE_KIND.get(int(ts["mode"][a]), kind)
+    if kind == "rest":
+        for key in ("rest_duration", "rest_sample_period"):
+            if key in m:
+                params[key.removeprefix("rest_")] = m[key]
+                punits[key.removeprefix("rest_")] = rec.metadata_units[key]
+    else:
+        for key, name in (
+            ("current_setpoints", "I"),
+            ("step_durations", "duration"),
+            ("current_amplitudes", "amplitude"),
+        ):
+            values = m.get(key)
+            if isinstance(values, list) and ns < len(values):
+                params[name if kind != "eis" or name != "I" else "I_dc"] = values[ns]
+                punits[name if kind != "eis" or name != "I" else "I_dc"] = rec.metadata_units[key]
+        for key in ("sample_period", "frequency_initial", "frequency_final", "points_per_decade"):
+            if key in m:
+                params[key] = m[key]
+                if key in rec.metadata_units:
+                    punits[key] = rec.metadata_units[key]
+    params["sequence"] = ns
+    return kind, params, punits
 
 
 def _step_charge(rec: Recording, a: int, b: int) -> np.ndarray:

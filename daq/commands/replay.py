@@ -160,21 +160,64 @@ def replay(
         raise ConfigError("--out", str(out), "is the recording being replayed; choose another file")
     protocol, cell, stored = load_replay_inputs(source, protocol_path, overrides or {}, cell_overrides or {})
     clock = VirtualClock()
-    step = [-1]
-
-    def track(record: Record) -> None:
-        if isinstance(record, StepStart):
-            step[0] = record.index
-
-    writer: RunWriter | None = None
-
-    def record(t: float, kind: str, message: str, data: dict[str, Any]) -> None:
-        if writer is not None and not writer.closed:
-            writer.add_event(t, kind, step[0], message, data)
-
-    pstat = ReplayPotentiostat(source, clock, on_event=record)
+    events = _ReplayEvents()
+    pstat = ReplayPotentiostat(source, clock, on_event=events.record)
     binding.check(protocol, cell, pstat.capabilities)
-    run_attrs = {
+    events.writer = RunWriter(
+        out,
+        cell_attrs=stored["cell_attrs"],
+        cell_units=stored["cell_units"],
+        protocol_source=protocol.source_text,
+        protocol_path=protocol.source_path,
+        protocol_resolved=resolved(protocol),
+        predictions=source.predictions,
+        run_attrs=_replay_attrs(protocol, cell, source),
+        aux_columns=list(source.aux),
+        overwrite=overwrite,
+        cell_source=stored["cell_source"],
+        protocol_overrides=dict(protocol.overrides),
+        cell_overrides=stored["cell_overrides"],
+        transcript=True,
+    )
+    transducer = ReplayTransducer(pstat) if "pressure" in source.aux else None  # the engine runs as it did
+    result = execute(
+        events.writer,
+        protocol,
+        cell,
+        pstat,
+        clock,
+        transducer,
+        dict(subscribers=[events.track], block_samples=block_samples),
+    )
+    d = pstat.divergence
+    with h5py.File(result.path, "a") as f:
+        f.attrs["replay_divergence"] = json.dumps(
+            {"t": d.t, "source_row": d.sample, "message": d.message} if d is not None else {}
+        )
+        f.attrs["replay_ended"] = pstat.ended
+    return result, pstat
+
+
+class _ReplayEvents:
+    """Stores what the replay instrument reports (divergence, end of the recording) as events of the new
+    run, on the step the engine is in."""
+
+    def __init__(self) -> None:
+        self.step = -1
+        self.writer: RunWriter | None = None
+
+    def track(self, record: Record) -> None:
+        if isinstance(record, StepStart):
+            self.step = record.index
+
+    def record(self, t: float, kind: str, message: str, data: dict[str, Any]) -> None:
+        if self.writer is not None and not self.writer.closed:
+            self.writer.add_event(t, kind, self.step, message, data)
+
+
+def _replay_attrs(protocol: Protocol, cell: Cell, source: ReplaySource) -> dict[str, Any]:
+    """Run attributes saying the new file is a replay, and of which recording (path, start, checksum)."""
+    return {
         "protocol": protocol.name,
         "cell_id": cell.cell_id,
         "rig": "replay",
@@ -187,33 +230,6 @@ def replay(
         "replay_source_protocol": str(source.attrs.get("protocol", "")),
         "replay_source_answered_from": "transcript" if source.has_transcript else "steps",
     }
-    writer = RunWriter(
-        out,
-        cell_attrs=stored["cell_attrs"],
-        cell_units=stored["cell_units"],
-        protocol_source=protocol.source_text,
-        protocol_path=protocol.source_path,
-        protocol_resolved=resolved(protocol),
-        predictions=source.predictions,
-        run_attrs=run_attrs,
-        aux_columns=list(source.aux),
-        overwrite=overwrite,
-        cell_source=stored["cell_source"],
-        protocol_overrides=dict(protocol.overrides),
-        cell_overrides=stored["cell_overrides"],
-        transcript=True,
-    )
-    transducer = ReplayTransducer(pstat) if "pressure" in source.aux else None  # the engine runs as it did
-    result = execute(
-        writer, protocol, cell, pstat, clock, transducer, dict(subscribers=[track], block_samples=block_samples)
-    )
-    d = pstat.divergence
-    with h5py.File(result.path, "a") as f:
-        f.attrs["replay_divergence"] = json.dumps(
-            {"t": d.t, "source_row": d.sample, "message": d.message} if d is not None else {}
-        )
-        f.attrs["replay_ended"] = pstat.ended
-    return result, pstat
 
 
 @dataclass(frozen=True)

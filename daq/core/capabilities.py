@@ -90,6 +90,34 @@ def checked_frequencies(name: str, caps: Capabilities, request: EisRequest) -> l
     return freqs
 
 
+def check_setpoint(
+    name: str,
+    caps: Capabilities,
+    *,
+    current: float | None = None,
+    potential: float | None = None,
+    v_limits: tuple[float, float] | None = None,
+    i_limits: tuple[float, float] | None = None,
+    sample_period: float | None = None,
+    holder: str = "instrument",
+) -> None:
+    """Refuse a step the instrument's declared Capabilities cannot hold, before anything is sent to it.
+
+    One check for every driver: the set current (|I| <= max_current) or potential (|E| <= max_voltage),
+    a non-empty voltage or current window, a sample period not below min_sample_period. NaN fails every
+    check. ``holder`` names what the limit belongs to in the message ("instrument", "channel", "2450")."""
+    if current is not None and not abs(current) <= caps.max_current:
+        raise InstrumentError(f"{name}: {current:g} A beyond the {holder}'s {caps.max_current:g} A")
+    if potential is not None and not abs(potential) <= caps.max_voltage:
+        raise InstrumentError(f"{name}: {potential:g} V beyond the {holder}'s +/-{caps.max_voltage:g} V")
+    if v_limits is not None and not v_limits[0] < v_limits[1]:
+        raise InstrumentError(f"{name}: voltage limits [{v_limits[0]:g}, {v_limits[1]:g}] V are empty")
+    if i_limits is not None and not i_limits[0] < i_limits[1]:
+        raise InstrumentError(f"{name}: current limits [{i_limits[0]:g}, {i_limits[1]:g}] A are empty")
+    if sample_period is not None and not sample_period >= caps.min_sample_period:
+        raise InstrumentError(f"{name}: sample period {sample_period:g} s too short")
+
+
 @runtime_checkable
 class Potentiostat(Protocol):
     """One potentiostat channel. Every method is bounded in time; failures raise InstrumentError.

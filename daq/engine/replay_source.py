@@ -133,6 +133,35 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def commanded_segment(method: str, args: dict[str, Any], t: float) -> Segment | None:
+    """The segment a successful command to the instrument began at ``t`` (None: not a sourcing command)."""
+    if method == "apply_current":
+        value = float(args["current"])
+        return Segment(
+            State("current", value, True),
+            t,
+            SETPOINT_REL * abs(value) + 1e-15,
+            (optional_float(args["v_min"]), optional_float(args["v_max"])),  # type: ignore[arg-type]
+            optional_float(args["sample_period"]),
+        )
+    if method == "apply_potential":
+        return Segment(
+            State("potential", float(args["potential"]), True),
+            t,
+            POTENTIAL_ABS,
+            None,
+            optional_float(args["sample_period"]),
+        )
+    if method == "open_circuit":
+        period = optional_float(args.get("sample_period"))
+        return Segment(State("off", sampling=period is not None), t, 0.0, None, period)
+    return None
+
+
 class ReplaySource:
     """A run file loaded for replay: samples, their segments and arrival times, spectra, provenance."""
 
@@ -234,49 +263,22 @@ class ReplaySource:
         )
 
     def _from_transcript(self, commands: np.ndarray, reads: np.ndarray, spectra: Any, points: np.ndarray) -> None:
-        def text(v: Any) -> str:
-            return v.decode() if isinstance(v, bytes) else str(v)
-
+        """Segments from the commands the engine sent, samples and spectra from the reads that answered."""
         entries = [(int(c["seq"]), "command", c) for c in commands] + [(int(r["seq"]), "read", r) for r in reads]
         entries.sort(key=lambda e: e[0])
         sweep: dict[str, Any] | None = None
         for _, what, row in entries:
             t = float(row["t"]) - self.origin
             if what == "command":
-                method, outcome = text(row["method"]), text(row["outcome"])
-                args = json.loads(text(row["arguments"]))
+                method, outcome = _text(row["method"]), _text(row["outcome"])
+                args = json.loads(_text(row["arguments"]))
                 if method == "impedance":
                     sweep = args
-                    continue
-                if outcome != "ok":
-                    continue
-                if method == "apply_current":
-                    value = float(args["current"])
-                    self.segments.append(
-                        Segment(
-                            State("current", value, True),
-                            t,
-                            SETPOINT_REL * abs(value) + 1e-15,
-                            (optional_float(args["v_min"]), optional_float(args["v_max"])),  # type: ignore[arg-type]
-                            optional_float(args["sample_period"]),
-                        )
-                    )
-                elif method == "apply_potential":
-                    self.segments.append(
-                        Segment(
-                            State("potential", float(args["potential"]), True),
-                            t,
-                            POTENTIAL_ABS,
-                            None,
-                            optional_float(args["sample_period"]),
-                        )
-                    )
-                elif method == "open_circuit":
-                    period = optional_float(args.get("sample_period"))
-                    self.segments.append(Segment(State("off", sampling=period is not None), t, 0.0, None, period))
+                elif outcome == "ok" and (seg := commanded_segment(method, args, t)) is not None:
+                    self.segments.append(seg)
                 continue
             first, count = int(row["first"]), int(row["n"])
-            if text(row["kind"]) == "samples":
+            if _text(row["kind"]) == "samples":
                 self.row_segment[first : first + count] = len(self.segments) - 1
                 self.arrival[first : first + count] = t
             elif sweep is not None:
@@ -304,56 +306,16 @@ class ReplaySource:
         return Segment(State(kind, value, True), t_start, MEASURED_REL * abs(value) + 1e-12)
 
     def _from_steps(self, ts: dict[str, np.ndarray], steps: Any, spectra: Any, points: np.ndarray) -> None:
+        """Segments from the stored steps' parameters (no transcript): one per step, and one for samples
+        of a step that never got its row."""
         step_col = ts.get("step", np.zeros(self.n, dtype=np.int32))
         by_step: dict[int, int] = {}
         for i in range(len(steps)):
             params = json.loads(steps.parameters.iloc[i] or "{}")
-            kind = steps.kind.iloc[i]
             t_start = float(steps.t_start.iloc[i]) - self.origin
             rows = np.flatnonzero(step_col == int(steps["index"].iloc[i]))
-            seg: Segment
-            if kind == "rest":
-                seg = Segment(State("off", sampling=True), t_start, 0.0, None, params.get("sample_period"))
-            elif kind == "galvanostatic":
-                current = params.get("I")
-                if current is None and "current_density" in params and math.isfinite(self.area):
-                    density = float(params["current_density"])
-                    current = (-density if params.get("direction") == "plate" else density) * self.area
-                limits = (params["v_min"], params["v_max"]) if "v_min" in params and "v_max" in params else None
-                seg = (
-                    Segment(
-                        State("current", float(current), True),
-                        t_start,
-                        SETPOINT_REL * abs(current) + 1e-15,
-                        limits,
-                        params.get("sample_period"),
-                    )
-                    if current is not None
-                    else self._measured(rows, self.I, t_start, "current")
-                )
-            elif kind == "potentiostatic":
-                potential = params.get("potential")
-                seg = (
-                    Segment(State("potential", float(potential), True), t_start, POTENTIAL_ABS)
-                    if potential is not None
-                    else self._measured(rows, self.E_we, t_start, "potential")
-                )
-            elif kind == "eis":
-                spec = params.get("spec") or {}
-                if "I_dc" in params:
-                    dc = float(params["I_dc"])
-                    seg = Segment(State("current", dc, True), t_start, SETPOINT_REL * abs(dc) + 1e-15)
-                elif spec.get("mode") == "galvanostatic" and spec.get("dc") and math.isfinite(self.area):
-                    dc = float(spec["dc"]) * self.area
-                    seg = Segment(State("current", dc, True), t_start, SETPOINT_REL * abs(dc) + 1e-15)
-                elif spec.get("mode") == "potentiostatic" and spec.get("dc") is not None:
-                    seg = Segment(State("potential", float(spec["dc"]), True), t_start, POTENTIAL_ABS)
-                else:
-                    seg = Segment(State("off", sampling=True), t_start)
-            else:
-                seg = self._measured(rows, self.I, t_start, "current")
             by_step[int(steps["index"].iloc[i])] = len(self.segments)
-            self.segments.append(seg)
+            self.segments.append(self._step_segment(steps.kind.iloc[i], params, rows, t_start))
             self.row_segment[rows] = len(self.segments) - 1
         unassigned = np.flatnonzero(~np.isin(step_col, list(by_step)))
         if unassigned.size:  # samples of a step that never got its row (an interrupted run)
@@ -376,6 +338,47 @@ class ReplaySource:
                     int(row["n_points"]),
                 )
             )
+
+    def _step_segment(self, kind: str, params: dict[str, Any], rows: np.ndarray, t_start: float) -> Segment:
+        """A step's segment from its set point, or from what was measured where none is stored."""
+        if kind == "rest":
+            return Segment(State("off", sampling=True), t_start, 0.0, None, params.get("sample_period"))
+        if kind == "galvanostatic":
+            current = params.get("I")
+            if current is None and "current_density" in params and math.isfinite(self.area):
+                density = float(params["current_density"])
+                current = (-density if params.get("direction") == "plate" else density) * self.area
+            if current is None:
+                return self._measured(rows, self.I, t_start, "current")
+            limits = (params["v_min"], params["v_max"]) if "v_min" in params and "v_max" in params else None
+            return Segment(
+                State("current", float(current), True),
+                t_start,
+                SETPOINT_REL * abs(current) + 1e-15,
+                limits,
+                params.get("sample_period"),
+            )
+        if kind == "potentiostatic":
+            potential = params.get("potential")
+            if potential is None:
+                return self._measured(rows, self.E_we, t_start, "potential")
+            return Segment(State("potential", float(potential), True), t_start, POTENTIAL_ABS)
+        if kind == "eis":
+            return self._eis_segment(params, t_start)
+        return self._measured(rows, self.I, t_start, "current")
+
+    def _eis_segment(self, params: dict[str, Any], t_start: float) -> Segment:
+        """An impedance step holds its dc current or potential, or the cell at open circuit."""
+        spec = params.get("spec") or {}
+        if "I_dc" in params:
+            dc = float(params["I_dc"])
+            return Segment(State("current", dc, True), t_start, SETPOINT_REL * abs(dc) + 1e-15)
+        if spec.get("mode") == "galvanostatic" and spec.get("dc") and math.isfinite(self.area):
+            dc = float(spec["dc"]) * self.area
+            return Segment(State("current", dc, True), t_start, SETPOINT_REL * abs(dc) + 1e-15)
+        if spec.get("mode") == "potentiostatic" and spec.get("dc") is not None:
+            return Segment(State("potential", float(spec["dc"]), True), t_start, POTENTIAL_ABS)
+        return Segment(State("off", sampling=True), t_start)
 
     # --- what the recording can do ------------------------------------------------------------
     def capabilities(self) -> Capabilities:

@@ -113,30 +113,18 @@ def run_protocol(
     if resilience is not None:
         potentiostat, transducer = resilient.wrap(potentiostat, transducer, clock, resilience)
     aux = ["pressure", "force"] if transducer is not None else []
-    try:
-        sizing = space.plan(protocol, out, aux, transcript, virtual=clock.virtual)  # refuses a too-full disk
-    except ConfigError:
-        # An absurd value (a current too small to control) also makes an absurd estimate: name the value.
-        # Checked here against the instrument's nominal ranges only; connecting may widen them.
-        binding.check(protocol, cell, potentiostat.capabilities)
-        raise
-    writer = RunWriter(
+    writer = _new_writer(
+        protocol,
+        cell,
         out,
-        cell_attrs=cell.attrs(),
-        cell_units=cellmod.ATTR_UNITS,
-        protocol_source=protocol.source_text,
-        protocol_path=protocol.source_path,
-        protocol_resolved=resolved(protocol),
-        predictions=predictions(cell),
-        run_attrs={"protocol": protocol.name, "cell_id": cell.cell_id, **(run_attrs or {})},
-        aux_columns=aux,
+        aux,
+        _sizing(protocol, cell, potentiostat, out, aux, transcript, clock.virtual),
+        run_attrs=run_attrs,
         overwrite=overwrite,
         flush_interval=flush_interval,
         cell_source=cell_source,
-        protocol_overrides=dict(protocol.overrides),
         cell_overrides=cell_overrides,
         transcript=transcript,
-        **sizing,
     )
     return execute(
         writer,
@@ -146,6 +134,54 @@ def run_protocol(
         clock,
         transducer,
         dict(control=control, subscribers=subscribers, block_interval=block_interval, block_samples=block_samples),
+    )
+
+
+def _sizing(
+    protocol: Protocol,
+    cell: Cell,
+    potentiostat: Potentiostat,
+    out: str | Path,
+    aux: list[str],
+    transcript: bool,
+    virtual: bool,
+) -> dict[str, Any]:
+    """The run file's sizing from the space check, which refuses a too-full disk."""
+    try:
+        return space.plan(protocol, out, aux, transcript, virtual=virtual)
+    except ConfigError:
+        # An absurd value (a current too small to control) also makes an absurd estimate: name the value.
+        # Checked here against the instrument's nominal ranges only; connecting may widen them.
+        binding.check(protocol, cell, potentiostat.capabilities)
+        raise
+
+
+def _new_writer(
+    protocol: Protocol,
+    cell: Cell,
+    out: str | Path,
+    aux: list[str],
+    sizing: dict[str, Any],
+    *,
+    run_attrs: dict[str, Any] | None,
+    cell_overrides: dict[str, Any] | None,
+    **options: Any,
+) -> RunWriter:
+    """A new run file holding everything needed to read, resume and replay the run."""
+    return RunWriter(
+        out,
+        cell_attrs=cell.attrs(),
+        cell_units=cellmod.ATTR_UNITS,
+        protocol_source=protocol.source_text,
+        protocol_path=protocol.source_path,
+        protocol_resolved=resolved(protocol),
+        predictions=predictions(cell),
+        run_attrs={"protocol": protocol.name, "cell_id": cell.cell_id, **(run_attrs or {})},
+        aux_columns=aux,
+        protocol_overrides=dict(protocol.overrides),
+        cell_overrides=cell_overrides,
+        **options,
+        **sizing,
     )
 
 
@@ -189,45 +225,83 @@ def execute(
     engine_options: dict[str, Any],
 ) -> RunResult:
     """Connect, check the protocol against the instrument, run the engine into ``writer``, close."""
+    resume = engine_options.get("resume")
     if writer.transcript:  # log every command and block to /transcript, on the run clock
-        resume = engine_options.get("resume")
         origin = clock.now() - (resume.t_last if resume else 0.0)
         potentiostat = TranscriptPotentiostat(potentiostat, writer, lambda: clock.now() - origin)
     try:
-        info = potentiostat.connect()
-        binding.check(protocol, cell, potentiostat.capabilities)  # drivers may refine ranges on connect
-        writer.add_instrument("potentiostat", dataclasses.asdict(info))
-        if transducer is not None:
-            writer.add_instrument(
-                "transducer",
-                {
-                    **dataclasses.asdict(transducer.connect()),
-                    "pressed_area": transducer.pressed_area,
-                    "pressed_area_unit": "m^2",
-                    **{f"calibration.{k}": v for k, v in dataclasses.asdict(transducer.calibration).items()},
-                },
-            )
+        _connect(writer, protocol, cell, potentiostat, transducer)
     except BaseException as exc:
-        try:
-            if isinstance(exc, Exception):
-                potentiostat.close()
-            else:  # a stop signal while connecting: the output was never switched on; do not wait long
-                _close_within(potentiostat, CLOSE_AFTER_SIGNAL)
-        finally:
-            if isinstance(exc, ConfigError) and not engine_options.get("resume"):
-                writer.discard()  # refused before anything ran: no half-made file
-            else:  # a resumed run that could not start stays resumable
-                writer.close(
-                    "interrupted" if engine_options.get("resume") else "failed",
-                    "fault",
-                    {"message": f"could not start the run: {exc}"},
-                )
+        _abandon_start(writer, potentiostat, exc, resumed=bool(resume))
         if isinstance(exc, DaqError) or not isinstance(exc, Exception):
             raise
         raise InstrumentError(f"could not start the run: {exc}") from exc
     control = engine_options.get("control")
     if control is not None:  # from here on a stop signal is the engine's to handle: it records the abort
         control.running = True
+    engine = _engine(writer, protocol, cell, potentiostat, clock, transducer, engine_options)
+    try:
+        result = engine.run()
+    finally:
+        closing = _close_all(potentiostat, transducer)
+    if closing:  # the engine already switched the cell off; the operator still hears about it
+        result.message += f" ({closing})"
+    try:
+        postrun.analyse(result.path)
+    except Exception as exc:  # noqa: BLE001 - analysis never costs the recorded run
+        result.message += f" (post-run analysis failed: {type(exc).__name__}: {exc})"
+    return result
+
+
+def _connect(
+    writer: RunWriter, protocol: Protocol, cell: Cell, potentiostat: Potentiostat, transducer: PressureSensor | None
+) -> None:
+    """Connect the instruments (never applying current), check the protocol again, record who they are."""
+    info = potentiostat.connect()
+    binding.check(protocol, cell, potentiostat.capabilities)  # drivers may refine ranges on connect
+    writer.add_instrument("potentiostat", dataclasses.asdict(info))
+    if transducer is not None:
+        writer.add_instrument(
+            "transducer",
+            {
+                **dataclasses.asdict(transducer.connect()),
+                "pressed_area": transducer.pressed_area,
+                "pressed_area_unit": "m^2",
+                **{f"calibration.{k}": v for k, v in dataclasses.asdict(transducer.calibration).items()},
+            },
+        )
+
+
+def _abandon_start(writer: RunWriter, potentiostat: Potentiostat, exc: BaseException, resumed: bool) -> None:
+    """A run that could not start: close the instrument, then drop the new file (refused before anything
+    ran) or mark it failed; a resumed run that could not start stays resumable."""
+    try:
+        if isinstance(exc, Exception):
+            potentiostat.close()
+        else:  # a stop signal while connecting: the output was never switched on; do not wait long
+            _close_within(potentiostat, CLOSE_AFTER_SIGNAL)
+    finally:
+        if isinstance(exc, ConfigError) and not resumed:
+            writer.discard()  # refused before anything ran: no half-made file
+        else:  # a resumed run that could not start stays resumable
+            writer.close(
+                "interrupted" if resumed else "failed",
+                "fault",
+                {"message": f"could not start the run: {exc}"},
+            )
+
+
+def _engine(
+    writer: RunWriter,
+    protocol: Protocol,
+    cell: Cell,
+    potentiostat: Potentiostat,
+    clock: Clock,
+    transducer: PressureSensor | None,
+    engine_options: dict[str, Any],
+) -> Engine:
+    """The engine, writing to ``writer`` (required) and the optional subscribers through one stream; the
+    parts that report to a run report to it."""
     subscribers = list(engine_options.pop("subscribers", ()))
     stream = RecordStream(required=[writer], optional=subscribers)
     engine = Engine(
@@ -246,17 +320,7 @@ def execute(
     for part in (potentiostat, transducer, *subscribers):  # fault-tolerant instruments and notifiers
         if isinstance(part, ReportsToRun):  # their reports (retries, reconnections, failed notices) become events
             part.bind_run(engine)
-    try:
-        result = engine.run()
-    finally:
-        closing = _close_all(potentiostat, transducer)
-    if closing:  # the engine already switched the cell off; the operator still hears about it
-        result.message += f" ({closing})"
-    try:
-        postrun.analyse(result.path)
-    except Exception as exc:  # noqa: BLE001 - analysis never costs the recorded run
-        result.message += f" (post-run analysis failed: {type(exc).__name__}: {exc})"
-    return result
+    return engine
 
 
 def _close_within(part: Potentiostat, seconds: float) -> None:

@@ -4,12 +4,12 @@ current step, progress, time remaining, event log, and run control.
 Data arrive as queued Qt signals (daq.gui.sources) and are appended to a TraceBuffer at once; plots are
 redrawn by a timer (10 Hz by default) only if something changed, so a fast run cannot flood the GUI.
 Stored values are SI; the axes show user units by scaling their tick labels (h, mAh/cm^2, mA/cm^2,
-MPa), so no array is ever converted for display.
+MPa), so no array is ever converted for display. The widgets are built by daq.gui.panel_layout, the
+status lines and event log written by daq.gui.panel_status, the spectra drawn by daq.gui.panel_impedance.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -19,45 +19,16 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QFont
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QGridLayout,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QMenu,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QSizePolicy,
-    QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
-    QTabWidget,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from daq.core import units as u
+from daq.gui import panel_layout
 from daq.gui import plan as P
 from daq.gui.buffers import TraceBuffer
-from daq.gui.cycles_view import CyclesView
+from daq.gui.panel_impedance import SPECTRUM_COLOURS, draw_spectra, show_impedance_axes
+from daq.gui.panel_status import append_event, readings_line, step_line, stopping_step, time_line
 from daq.gui.sources import ALARM_EVENTS, ChannelSignals, FileFollower, RunInfo, SimulatedRun
 
-PER_HOUR = u.to_unit(1.0, "h")  # plots show time in hours
-EVENT_COLOURS = {
-    "short_circuit": ("#ffc9c9", "#a00000"),
-    "fault": ("#ffc9c9", "#a00000"),
-    "transducer_fault": ("#ffc9c9", "#a00000"),
-    "listener_error": ("#ffc9c9", "#a00000"),
-    "voltage_limit": ("#ffe2b8", "#8a4b00"),
-    "current_limit": ("#ffe2b8", "#8a4b00"),
-    "interlock": ("#ffe2b8", "#8a4b00"),
-    "paused": ("#dde9ff", "#1d3f80"),
-    "resumed": ("#dde9ff", "#1d3f80"),
-}
 MARKER_COLOURS = {
     "short_circuit": "#d00000",
     "voltage_limit": "#e07000",
@@ -65,40 +36,6 @@ MARKER_COLOURS = {
     "fault": "#d00000",
     "paused": "#3060c0",
 }
-SPECTRUM_COLOURS = ("#b8c4d6", "#7890b8", "#1f4e9c")  # older -> newest
-MAX_LOG_ROWS = 20_000
-STOP_REASONS = {"short_circuit", "voltage_limit", "current_limit", "aborted", "fault", "interlock"}
-
-
-def _plot(title: str, x_label: str, y_label: str, x_scale: float = 1.0, y_scale: float = 1.0) -> pg.PlotWidget:
-    widget = pg.PlotWidget()
-    item = widget.getPlotItem()
-    item.setTitle(title, size="9pt")
-    for side, label, scale in (("bottom", x_label, x_scale), ("left", y_label, y_scale)):
-        axis = item.getAxis(side)
-        axis.enableAutoSIPrefix(False)
-        axis.setScale(scale)
-        item.setLabel(side, label)
-    _grid(item)
-    item.setMenuEnabled(True)
-    return widget
-
-
-def _grid(item: pg.PlotItem) -> None:
-    """Grid lines at major ticks only: a full grid costs more than everything else in a repaint."""
-    item.showGrid(x=True, y=True, alpha=0.3)
-    for side in ("bottom", "left"):
-        item.getAxis(side).setStyle(maxTickLevel=0)
-
-
-def _curve(widget: pg.PlotWidget, colour: str, finite: bool = True) -> pg.PlotDataItem:
-    """A trace for millions of points: peak downsampling, clip to view, no per-update finiteness scan."""
-    curve = widget.getPlotItem().plot(pen=pg.mkPen(colour, width=1))
-    curve.setDownsampling(auto=True, method="peak")
-    curve.setClipToView(True)
-    if finite:
-        curve.setData(connect="all", skipFiniteCheck=True)
-    return curve
 
 
 class ChannelPanel(QWidget):
@@ -148,7 +85,7 @@ class ChannelPanel(QWidget):
         self._redraw_started = 0.0
         self._markers: list[Any] = []
 
-        self._build()
+        panel_layout.build(self)  # the widgets, as attributes: title, buttons, plots, curves, log
         self._impedance_axes(False)
         self.refresh_ms = refresh_ms
         self.timer = QTimer(self)
@@ -157,133 +94,7 @@ class ChannelPanel(QWidget):
         self.timer.start()
         self._set_state("idle")
 
-    # --- layout -------------------------------------------------------------------------------
-    def _build(self) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(4, 4, 4, 4)
-
-        bar = QHBoxLayout()
-        self.title = QLabel(f"<b>{self.name}</b>: no run")
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        bar.addWidget(self.title, 1)
-        self.state_label = QLabel()
-        bar.addWidget(self.state_label)
-        self.start_button = QPushButton("Start...")
-        self.start_button.clicked.connect(self.start_dialog)
-        self.pause_button = QToolButton()
-        self.pause_button.setText("Pause")
-        self.pause_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.pause_button)
-        self.pause_now_action = QAction("Pause now (current off at once)", self)
-        self.pause_now_action.triggered.connect(lambda: self.pause("now"))
-        self.pause_step_end_action = QAction("Pause at the end of the step", self)
-        self.pause_step_end_action.triggered.connect(lambda: self.pause("step_end"))
-        menu.addAction(self.pause_now_action)
-        menu.addAction(self.pause_step_end_action)
-        self.pause_button.setMenu(menu)
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.clicked.connect(self.resume)
-        self.abort_button = QPushButton("Abort...")
-        self.abort_button.clicked.connect(lambda: self.abort())
-        self.export_button = QPushButton("Export PNG...")
-        self.export_button.clicked.connect(self.export_dialog)
-        for w in (self.start_button, self.pause_button, self.resume_button, self.abort_button, self.export_button):
-            bar.addWidget(w)
-        outer.addLayout(bar)
-
-        status = QHBoxLayout()
-        self.step_label = QLabel("step: -")
-        status.addWidget(self.step_label, 2)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setFormat("%p %")
-        self.progress.setMaximumWidth(260)
-        status.addWidget(self.progress, 1)
-        self.time_label = QLabel("elapsed -  remaining -")
-        status.addWidget(self.time_label, 2)
-        outer.addLayout(status)
-        self.readings = QLabel(" ")
-        outer.addWidget(self.readings)
-        for label in (self.title, self.step_label, self.time_label, self.readings):  # long text is cut, never
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # widens the window
-
-        split = QSplitter(Qt.Orientation.Vertical)
-        plots = QWidget()
-        grid = QGridLayout(plots)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(2)
-        self.plot_e_t = _plot("Potential", "time (h)", "E (V)", x_scale=PER_HOUR)
-        self.plot_j_t = _plot("Current density", "time (h)", "j (mA/cm^2)", x_scale=PER_HOUR)
-        self.plot_p_t = _plot("Stack pressure", "time (h)", "P (MPa)", x_scale=PER_HOUR, y_scale=u.to_unit(1.0, "MPa"))
-        self.plot_e_q = _plot(
-            "Potential vs capacity (charge throughput)",
-            "capacity (mAh/cm^2)",
-            "E (V)",
-            x_scale=u.to_unit(1.0, "mAh/cm^2"),
-        )
-        self.plot_nyquist = _plot("Impedance (Nyquist)", "Z' (ohm)", "-Z'' (ohm)")
-        self.plot_nyquist.getPlotItem().setAspectLocked(True)
-        self.plot_bode = pg.GraphicsLayoutWidget()
-        self.bode_mag = self.plot_bode.addPlot()
-        self.bode_phase = self.plot_bode.addPlot()
-        for item, label, title in (
-            (self.bode_mag, "|Z| (ohm)", "Bode |Z|"),
-            (self.bode_phase, "-phase (deg)", "Bode phase"),
-        ):
-            item.setTitle(title, size="9pt")
-            item.setLabel("bottom", "frequency (Hz)")
-            item.setLabel("left", label)
-            _grid(item)
-            item.getAxis("left").enableAutoSIPrefix(False)
-            item.getAxis("bottom").enableAutoSIPrefix(False)
-        self.bode_mag.setLogMode(x=True, y=False)  # |Z| of one cell spans less than a decade: linear reads better
-        self.bode_phase.setLogMode(x=True, y=False)
-        # The time plots follow the potential plot's time range one way. pyqtgraph's two-way x-link maps
-        # ranges through screen geometry and, with auto-range on, the views can keep re-setting each other.
-        for widget in (self.plot_e_t, self.plot_j_t, self.plot_p_t):
-            widget.getPlotItem().getAxis("left").setWidth(64)  # same plot width: the time axes line up
-        for widget in (self.plot_j_t, self.plot_p_t):
-            widget.getPlotItem().setMouseEnabled(x=False, y=True)
-        self.plot_e_t.getPlotItem().getViewBox().sigXRangeChanged.connect(self._sync_time_plots)
-        self.follow()
-        grid.addWidget(self.plot_e_t, 0, 0)
-        grid.addWidget(self.plot_j_t, 1, 0)
-        grid.addWidget(self.plot_p_t, 2, 0)
-        grid.addWidget(self.plot_e_q, 0, 1)
-        grid.addWidget(self.plot_nyquist, 1, 1)
-        grid.addWidget(self.plot_bode, 2, 1)
-        grid.setRowStretch(0, 3)
-        grid.setRowStretch(1, 2)
-        grid.setRowStretch(2, 2)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
-        self.views = QTabWidget()
-        self.views.setDocumentMode(True)
-        self.views.addTab(plots, "Traces")
-        self.cycles_view = CyclesView()
-        self.views.addTab(self.cycles_view, "Cycles")
-        split.addWidget(self.views)
-
-        self.curve_e_t = _curve(self.plot_e_t, "#1f4e9c")
-        self.curve_j_t = _curve(self.plot_j_t, "#2a7a2a")
-        self.curve_p_t = _curve(self.plot_p_t, "#7a2a7a", finite=False)
-        self.curve_e_q = _curve(self.plot_e_q, "#1f4e9c")
-
-        self.log = QTableWidget(0, 3)
-        self.log.setHorizontalHeaderLabels(["time (h)", "event", "message"])
-        self.log.verticalHeader().setVisible(False)
-        self.log.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.log.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        header = self.log.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        split.addWidget(self.log)
-        split.setStretchFactor(0, 5)
-        split.setStretchFactor(1, 1)
-        split.setSizes([700, 160])
-        outer.addWidget(split, 1)
-
+    # --- plot ranges ------------------------------------------------------------------------------
     def follow(self) -> None:
         """Auto-range every plot over all data (the view an unattended run needs); the current and
         pressure plots take their time range from the potential plot."""
@@ -293,9 +104,9 @@ class ChannelPanel(QWidget):
             vb = widget.getPlotItem().getViewBox()
             vb.enableAutoRange(axis=pg.ViewBox.XAxis, enable=False)
             vb.enableAutoRange(axis=pg.ViewBox.YAxis, enable=True)
-        self._sync_time_plots()
+        self.sync_time_plots()
 
-    def _sync_time_plots(self, *_: Any) -> None:
+    def sync_time_plots(self, *_: Any) -> None:
         """Give the current and pressure plots the potential plot's time range, and settle their
         auto-ranged y axes at once (left to the paint, each would be painted twice)."""
         master = self.plot_e_t.getPlotItem().getViewBox()
@@ -358,13 +169,7 @@ class ChannelPanel(QWidget):
         self.log.setRowCount(0)
 
     def _impedance_axes(self, shown: bool) -> None:
-        """Impedance plots without spectra show no axes (no made-up ohm ranges), only their title."""
-        nyquist = self.plot_nyquist.getPlotItem()
-        for item in (nyquist, self.bode_mag, self.bode_phase):
-            for side in ("left", "bottom"):
-                item.showAxis(side, shown)
-        if not shown:
-            nyquist.setTitle("Impedance (Nyquist): no spectra", size="9pt")
+        show_impedance_axes(self.plot_nyquist.getPlotItem(), self.bode_mag, self.bode_phase, shown)
 
     # --- run control --------------------------------------------------------------------------
     def start_dialog(self) -> None:
@@ -566,7 +371,7 @@ class ChannelPanel(QWidget):
         # Settle auto-ranges now: left to the paint, a range change schedules a second paint of each plot.
         self.plot_e_t.getPlotItem().getViewBox().updateAutoRange()
         self.plot_e_q.getPlotItem().getViewBox().updateAutoRange()
-        self._sync_time_plots()
+        self.sync_time_plots()
 
     @property
     def marked_events(self) -> int:
@@ -579,42 +384,19 @@ class ChannelPanel(QWidget):
             idx = max(idx, int(self.step_row["index"]))
         return idx
 
-    def _stopping_step(self) -> int | None:
-        """Index of the step that ended the protocol early (short, limit, fault), if one did."""
-        stops = [i for i, r in self.steps_done.items() if str(r.get("end_reason", "")) in STOP_REASONS]
-        return min(stops) if stops else None
-
     def _update_status(self) -> None:
+        """Step, progress, time and readings lines from the buffer, the plan and the step rows."""
         info, buf = self.info, self.buffer
         assert info is not None and buf is not None
         t_now = buf.last("t") if len(buf) else 0.0
         idx = self.current_step()
-        planned = info.plan.step(idx)
         row = (
             self.step_row
             if self.step_row is not None and int(self.step_row["index"]) == idx
             else self.steps_done.get(idx)
         )
-        if row is not None:
-            label, kind, cycle = row["label"], row["kind"], int(row["cycle"])
-        elif planned is not None:
-            label, kind, cycle = planned.label, planned.kind, planned.cycle
-        else:
-            label, kind, cycle = "", "", 0
-        cycles = planned.cycles if planned is not None else 0
-        stop = self._stopping_step()
-        if idx < 0:
-            parts = ["step -"]
-        elif (stop is not None and idx > stop) or idx >= len(info.plan):  # steps the engine adds after a stop
-            parts = [f"step {idx + 1} (after the stop)" if stop is not None else f"step {idx + 1}"]
-        else:
-            parts = [f"step {idx + 1} of {len(info.plan)}"]
-        if label or kind:
-            parts.append(f"{label} ({kind})" if label else kind)
-        if cycle:
-            parts.append(f"cycle {cycle} of {cycles}" if cycles else f"cycle {cycle}")
         if not self.error:
-            self.step_label.setText(" \u00b7 ".join(parts))
+            self.step_label.setText(step_line(idx, info.plan, row, stopping_step(self.steps_done)))
 
         finished = self.result is not None or (info.status not in ("running", "") and self.run is None)
         if finished:
@@ -626,29 +408,10 @@ class ChannelPanel(QWidget):
         if finished and self.result is not None and self.result.get("outcome") not in ("completed", None):
             done = P.progress(t_now, info.plan.remaining(idx, t_now - self._step_first_t.get(idx, t_now)))
         self.progress.setValue(int(round(1000 * done)))
-        text = f"elapsed {P.format_duration(t_now)} cell time"
-        if finished:
-            outcome = (self.result or {}).get("outcome") or info.status
-            text += f" \u00b7 ended: {str(outcome).replace('_', ' ')}"
-        else:
-            text += f" \u00b7 remaining \u2248 {P.format_duration(remaining)}"
-            if info.live and info.speed:
-                text += f" ({P.format_duration(remaining / info.speed)} at {info.speed:g}x)"
-        self.time_label.setText(text)
-
+        outcome = str((self.result or {}).get("outcome") or info.status) if finished else None
+        self.time_label.setText(time_line(t_now, remaining, info, outcome))
         if len(buf):
-            e_name = "E_we" if info.three_electrode else "E_cell"
-            j = u.to_unit(buf.last("I") / info.area, "mA/cm^2")
-            parts = [
-                f"{e_name} = {buf.last(e_name):+.4f} V",
-                f"j = {j:+.3f} mA/cm^2",
-                f"capacity = {u.to_unit(buf.last('capacity'), 'mAh/cm^2'):.3f} mAh/cm^2",
-            ]
-            p = buf.last("pressure")
-            if math.isfinite(p):
-                parts.append(f"P = {u.to_unit(p, 'MPa'):.2f} MPa")
-            parts.append(f"{buf.received:,} samples ({len(buf):,} held)")
-            self.readings.setText("   ".join(parts))
+            self.readings.setText(readings_line(info, buf))
 
     def _mark(self, t: float, kind: str) -> None:
         colour = MARKER_COLOURS[kind]
@@ -666,68 +429,7 @@ class ChannelPanel(QWidget):
             self._markers.append((plot, line))
 
     def _log_event(self, ev: dict[str, Any]) -> None:
-        table = self.log
-        at_bottom = table.verticalScrollBar().value() >= table.verticalScrollBar().maximum() - 2
-        if table.rowCount() >= MAX_LOG_ROWS:
-            table.removeRow(0)
-        row = table.rowCount()
-        table.insertRow(row)
-        kind = str(ev.get("kind", ""))
-        items = [
-            QTableWidgetItem(f"{float(ev['t']) * PER_HOUR:.3f}"),
-            QTableWidgetItem(kind.replace("_", " ")),
-            QTableWidgetItem(str(ev.get("message", ""))),
-        ]
-        colours = EVENT_COLOURS.get(kind)
-        for col, item in enumerate(items):
-            if colours:
-                item.setBackground(QBrush(QColor(colours[0])))
-                item.setForeground(QBrush(QColor(colours[1])))
-                if kind in ALARM_EVENTS:
-                    font = QFont()
-                    font.setBold(True)
-                    item.setFont(font)
-            table.setItem(row, col, item)
-        if at_bottom or kind in ALARM_EVENTS:
-            QTimer.singleShot(0, table.scrollToBottom)  # after the new row has been laid out
+        append_event(self.log, ev)
 
     def _draw_spectra(self) -> None:
-        self._impedance_axes(bool(self.spectra))
-        if not self.spectra:
-            return
-        nyq = self.plot_nyquist.getPlotItem()
-        nyq.clear()
-        self.bode_mag.clear()
-        self.bode_phase.clear()
-        spectra = list(self.spectra)
-        colours = SPECTRUM_COLOURS[-len(spectra) :]
-        newest_fit = None
-        for sp, colour in zip(spectra, colours):
-            pts = sp["points"]
-            f, zr, zi = pts["frequency"], pts["z_real"], pts["z_imag"]
-            z = zr + 1j * zi
-            pen, brush = pg.mkPen(colour, width=1), pg.mkBrush(colour)
-            nyq.plot(zr, -zi, pen=pen, symbol="o", symbolSize=4, symbolBrush=brush, symbolPen=None)
-            self.bode_mag.plot(f, np.abs(z), pen=pen, symbol="o", symbolSize=3, symbolBrush=brush, symbolPen=None)
-            self.bode_phase.plot(
-                f, -np.degrees(np.angle(z)), pen=pen, symbol="o", symbolSize=3, symbolBrush=brush, symbolPen=None
-            )
-            fit = sp.get("fit")
-            if fit is not None:
-                fpen = pg.mkPen("#c03030", width=1.5, style=Qt.PenStyle.DashLine)
-                zf = fit["z"]
-                nyq.plot(zf.real, -zf.imag, pen=fpen)
-                self.bode_mag.plot(fit["frequency"], np.abs(zf), pen=fpen)
-                self.bode_phase.plot(fit["frequency"], -np.degrees(np.angle(zf)), pen=fpen)
-                newest_fit = fit
-        sp = spectra[-1]
-        meta = sp.get("meta", {})
-        title = f"Impedance #{sp['index']} at {float(meta.get('t_start', 0.0)) * PER_HOUR:.2f} h"
-        if newest_fit is not None and newest_fit is spectra[-1].get("fit"):
-            rs = [
-                f"{name} = {value[0]:.3g} ohm" for name, value in newest_fit["parameters"].items() if value[2] == "ohm"
-            ]
-            title += f" \u00b7 fit {newest_fit['circuit']}: " + ", ".join(rs)
-        elif spectra[-1].get("fit") is None:
-            title += " (raw)"
-        nyq.setTitle(title, size="9pt")
+        draw_spectra(self.plot_nyquist.getPlotItem(), self.bode_mag, self.bode_phase, list(self.spectra))

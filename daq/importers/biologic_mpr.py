@@ -215,27 +215,7 @@ def _read_data(mod: _Module, path: Path, technique: str, rec: Recording) -> None
     if ids_at + id_size * n_cols > first_record:
         raise fail(path, f"'VMP data' module lists {n_cols} columns, more than its header can hold")
     ids = view.unpack(f"<{n_cols}{'B' if id_size == 1 else 'H'}", ids_at)
-
-    fields: list[tuple[str, str]] = []
-    plan: list[tuple[int, str]] = []  # (column id, record field)
-    flags: list[int] = []
-    for k, cid in enumerate(ids):
-        if cid in FLAG_COLUMNS:
-            if "flags" not in dict(fields):
-                fields.append(("flags", "u1"))
-            flags.append(cid)
-        else:
-            col = _column(cid, ids)
-            if col is None:
-                raise fail(
-                    path,
-                    f"'VMP data' module: unknown data column id {cid} (column {k + 1} of {n_cols}); "
-                    "its size is unknown, so the records cannot be read",
-                )
-            fname = f"c{k}"
-            fields.append((fname, col.dtype))
-            plan.append((col, fname))
-    dtype = np.dtype(fields)
+    dtype, plan, flags = _record_layout(ids, path)
     if n_points == 0:
         raise fail(path, "'VMP data' module holds no data points (empty table)")
     need = first_record + n_points * dtype.itemsize
@@ -246,33 +226,68 @@ def _read_data(mod: _Module, path: Path, technique: str, rec: Recording) -> None
             f"{dtype.itemsize} bytes need {need} (file truncated or damaged)",
         )
     records = np.frombuffer(mod.data, dtype=dtype, count=n_points, offset=first_record)
-
-    if flags:
-        byte = records["flags"]
-        for cid in flags:
-            name, label, mask = FLAG_COLUMNS[cid]
-            shift = (mask & -mask).bit_length() - 1
-            rec.add_column(name, ((byte & mask) >> shift).astype(np.int64), "1", label)
+    _add_flag_columns(rec, records, flags)
     for col, fname in plan:
-        values = records[fname]
-        name, unit, factor = col.name, col.unit, col.factor
-        if col.label == "control/V/mA":
-            name, unit, factor = control_column(technique)
-        if unit == "?":  # no SI unit known for this label: kept as written, and said so
-            unit = col.label.rpartition("/")[2] if "/" in col.label else "1"
-            rec.notes.append(f"column '{col.label}' has a unit the product cannot convert; kept as written")
-        name = unique_name(name, rec.timeseries)
-        if values.dtype.kind in "ui":
-            out = values.astype(np.int64)
-        elif unit == "1" and factor == 1.0 and _whole(values):
-            out = values.astype(np.int64)  # counters EC-Lab stores as floats (cycle number)
-        else:
-            with np.errstate(invalid="ignore", over="ignore"):  # damaged values stay NaN/inf, as recorded
-                out = values.astype(np.float64) * factor + col.offset
-        rec.add_column(name, out, unit, col.label)
+        _add_column(rec, col, records[fname], technique)
     finish_columns(rec)
     if "t" not in rec.timeseries:
         raise fail(path, "'VMP data' module has no time column")
+
+
+def _record_layout(ids: tuple[int, ...], path: Path) -> tuple[np.dtype, list[tuple[Column, str]], list[int]]:
+    """The record dtype the column ids describe, which record field holds which column, and the flag
+    columns (bits of one shared byte). An unknown id is refused: its size, and so every later field's
+    offset, is unknown."""
+    fields: list[tuple[str, str]] = []
+    plan: list[tuple[Column, str]] = []  # (column, record field)
+    flags: list[int] = []
+    for k, cid in enumerate(ids):
+        if cid in FLAG_COLUMNS:
+            if "flags" not in dict(fields):
+                fields.append(("flags", "u1"))
+            flags.append(cid)
+            continue
+        col = _column(cid, ids)
+        if col is None:
+            raise fail(
+                path,
+                f"'VMP data' module: unknown data column id {cid} (column {k + 1} of {len(ids)}); "
+                "its size is unknown, so the records cannot be read",
+            )
+        fname = f"c{k}"
+        fields.append((fname, col.dtype))
+        plan.append((col, fname))
+    return np.dtype(fields), plan, flags
+
+
+def _add_flag_columns(rec: Recording, records: np.ndarray, flags: list[int]) -> None:
+    """One integer column per flag bit field of the shared flags byte."""
+    if not flags:
+        return
+    byte = records["flags"]
+    for cid in flags:
+        name, label, mask = FLAG_COLUMNS[cid]
+        shift = (mask & -mask).bit_length() - 1
+        rec.add_column(name, ((byte & mask) >> shift).astype(np.int64), "1", label)
+
+
+def _add_column(rec: Recording, col: Column, values: np.ndarray, technique: str) -> None:
+    """One column in SI (counters as integers); a unit the product cannot convert is kept and noted."""
+    name, unit, factor = col.name, col.unit, col.factor
+    if col.label == "control/V/mA":
+        name, unit, factor = control_column(technique)
+    if unit == "?":  # no SI unit known for this label: kept as written, and said so
+        unit = col.label.rpartition("/")[2] if "/" in col.label else "1"
+        rec.notes.append(f"column '{col.label}' has a unit the product cannot convert; kept as written")
+    name = unique_name(name, rec.timeseries)
+    if values.dtype.kind in "ui":
+        out = values.astype(np.int64)
+    elif unit == "1" and factor == 1.0 and _whole(values):
+        out = values.astype(np.int64)  # counters EC-Lab stores as floats (cycle number)
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):  # damaged values stay NaN/inf, as recorded
+            out = values.astype(np.float64) * factor + col.offset
+    rec.add_column(name, out, unit, col.label)
 
 
 def _column(cid: int, ids: tuple[int, ...]) -> Column | None:

@@ -274,34 +274,10 @@ def read_mpt(path: str | Path) -> Recording:
     except OSError as exc:
         raise fail(path, f"cannot be opened ({exc.strerror or exc})") from None
     lines = _decode(raw).splitlines()
-    if not lines or lines[0].strip() != MAGIC:
-        raise fail(path, f"not an EC-Lab text export (first line is not '{MAGIC}')")
-    m = re.match(r"^Nb header lines\s*:\s*(\d+)\s*$", lines[1] if len(lines) > 1 else "")
-    if not m:
-        raise fail(path, "line 2 should be 'Nb header lines : N'")
-    n_header = int(m.group(1))
-    if n_header < 3:
-        raise fail(path, f"'Nb header lines : {n_header}' is too small (at least 3)")
-    if len(lines) < n_header:
-        raise fail(path, f"header declares {n_header} lines but the file has {len(lines)} (file truncated)")
+    n_header = _header_length(lines, path)
     technique_name, settings, params = _settings(lines[2 : n_header - 1])
     label_line = lines[n_header - 1]
-    n_labels = len(label_line.rstrip("\t ").split("\t"))
-    rows: list[list[str]] = []
-    for i, line in enumerate(lines[n_header:], start=n_header + 1):
-        if not line.strip():
-            continue
-        cells = line.split("\t")
-        while cells and cells[-1].strip() == "":
-            cells.pop()
-        rows.append(cells)
-        if len(cells) != len(rows[0]) or len(cells) > n_labels:
-            raise fail(
-                path,
-                f"line {i} has {len(cells)} values, expected {min(len(rows[0]), n_labels)} (file truncated or damaged)",
-            )
-    if not rows:
-        raise fail(path, "no data rows after the column labels (empty table)")
+    rows = _data_rows(lines, n_header, len(label_line.rstrip("\t ").split("\t")), path)
     notes: list[str] = []
     labels = _labels(label_line, len(rows[0]), n_header, path, notes)
 
@@ -327,3 +303,38 @@ def read_mpt(path: str | Path) -> Recording:
         rec.set_meta("sample_period", float(np.median(np.diff(t))), "s")
     rec.spectra = build_spectra(rec)
     return rec
+
+
+def _header_length(lines: list[str], path: Path) -> int:
+    """The header's declared length (its last line holds the column labels), checked against the file."""
+    if not lines or lines[0].strip() != MAGIC:
+        raise fail(path, f"not an EC-Lab text export (first line is not '{MAGIC}')")
+    m = re.match(r"^Nb header lines\s*:\s*(\d+)\s*$", lines[1] if len(lines) > 1 else "")
+    if not m:
+        raise fail(path, "line 2 should be 'Nb header lines : N'")
+    n_header = int(m.group(1))
+    if n_header < 3:
+        raise fail(path, f"'Nb header lines : {n_header}' is too small (at least 3)")
+    if len(lines) < n_header:
+        raise fail(path, f"header declares {n_header} lines but the file has {len(lines)} (file truncated)")
+    return n_header
+
+
+def _data_rows(lines: list[str], n_header: int, n_labels: int, path: Path) -> list[list[str]]:
+    """The data rows as text cells; every row as long as the first and no longer than the labels."""
+    rows: list[list[str]] = []
+    for i, line in enumerate(lines[n_header:], start=n_header + 1):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        while cells and cells[-1].strip() == "":
+            cells.pop()
+        rows.append(cells)
+        if len(cells) != len(rows[0]) or len(cells) > n_labels:
+            raise fail(
+                path,
+                f"line {i} has {len(cells)} values, expected {min(len(rows[0]), n_labels)} (file truncated or damaged)",
+            )
+    if not rows:
+        raise fail(path, "no data rows after the column labels (empty table)")
+    return rows

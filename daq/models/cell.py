@@ -193,12 +193,46 @@ CELL_FIELDS = {
 
 
 def cell_from_dict(doc: dict[str, Any]) -> Cell:
+    """The cell a parsed cell file describes; the first thing wrong raises ConfigError naming its field."""
     root = ConfigTable(doc, "")
     root.refuse_unknown(CELL_FIELDS)
     for section, known in CELL_FIELDS.items():
         if isinstance(doc.get(section), dict):
             ConfigTable(doc[section], section).refuse_unknown(known)
     meta = root.sub("cell")
+    electrolyte, el = _electrolyte(root)
+    ed = root.sub("electrodes")
+    configuration = meta.text("configuration", "three_electrode")
+    if configuration not in ("three_electrode", "symmetric"):
+        raise ConfigError("cell.configuration", configuration, "must be 'three_electrode' or 'symmetric'")
+    electrodes = _electrodes(ed, configuration)
+    micro, ms = _microstructure(root, electrolyte)
+    cond = root.sub("conditions")
+    pressed_area = cond.quantity("pressed_area", u.AREA, required=False, hi=MAX_AREA, unit="cm^2")
+    if pressed_area is None:
+        pressed_area = math.pi * electrolyte.diameter**2 / 4
+    simulation, sim = _simulation(root)
+    cell = Cell(
+        cell_id=_cell_id(meta),
+        configuration=configuration,
+        electrolyte=electrolyte,
+        electrodes=electrodes,
+        microstructure=micro,
+        microstructure_source=ms.text("source", ""),
+        stack_pressure=cond.quantity("stack_pressure", u.PRESSURE, required=True, hi=MAX_PRESSURE, unit="MPa"),
+        pressed_area=pressed_area,
+        temperature=cond.quantity(
+            "temperature", u.TEMPERATURE, default=298.15, lo=MIN_TEMPERATURE, hi=MAX_TEMPERATURE, unit="degC"
+        ),
+        notes=meta.text("notes", ""),
+        simulation=simulation,
+    )
+    for table in (root, meta, el, ed, ms, cond, sim):
+        table.finish()
+    return cell
+
+
+def _electrolyte(root: ConfigTable) -> tuple[Electrolyte, ConfigTable]:
     el = root.sub("electrolyte")
     electrolyte = Electrolyte(
         material=el.text("material"),
@@ -212,14 +246,18 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
     )
     if electrolyte.relative_density > 1:
         raise ConfigError("electrolyte.relative_density", el.data["relative_density"], "must be at most 100 %")
-    ed = root.sub("electrodes")
-    configuration = meta.text("configuration", "three_electrode")
-    if configuration not in ("three_electrode", "symmetric"):
-        raise ConfigError("cell.configuration", configuration, "must be 'three_electrode' or 'symmetric'")
+    return electrolyte, el
+
+
+def _electrodes(ed: ConfigTable, configuration: str) -> Electrodes:
+    """Working, counter and (three-electrode cells only, required there) reference discs."""
     we_area, we_d = _disc_area(ed, "working", True)
     ce_area, ce_d = _disc_area(ed, "counter", True)
     re_area, re_d = _disc_area(ed, "reference", configuration == "three_electrode")
-    electrodes = Electrodes(we_area, ce_area, re_area, we_d, ce_d, re_d)
+    return Electrodes(we_area, ce_area, re_area, we_d, ce_d, re_d)
+
+
+def _microstructure(root: ConfigTable, electrolyte: Electrolyte) -> tuple[Microstructure, ConfigTable]:
     ms = root.sub("microstructure")
     micro = Microstructure(
         pore_radius=_length(ms, "pore_radius", required=True),
@@ -231,10 +269,11 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
         raise ConfigError(
             "microstructure.pore_radius", ms.data["pore_radius"], "must be smaller than the electrolyte's thickness"
         )
-    cond = root.sub("conditions")
-    pressed_area = cond.quantity("pressed_area", u.AREA, required=False, hi=MAX_AREA, unit="cm^2")
-    if pressed_area is None:
-        pressed_area = math.pi * electrolyte.diameter**2 / 4
+    return micro, ms
+
+
+def _simulation(root: ConfigTable) -> tuple[SimulationParameters, ConfigTable]:
+    """The optional [simulation] table: seed, cell-to-cell variability, starting state, model parameters."""
     sim = root.sub("simulation", required=False)
     seed = sim.raw("seed")
     seed = 0 if seed is None else seed
@@ -264,24 +303,7 @@ def cell_from_dict(doc: dict[str, Any]) -> Cell:
         start_shorted=start_shorted,
         start_damage=start_damage,
     )
-    cell = Cell(
-        cell_id=_cell_id(meta),
-        configuration=configuration,
-        electrolyte=electrolyte,
-        electrodes=electrodes,
-        microstructure=micro,
-        microstructure_source=ms.text("source", ""),
-        stack_pressure=cond.quantity("stack_pressure", u.PRESSURE, required=True, hi=MAX_PRESSURE, unit="MPa"),
-        pressed_area=pressed_area,
-        temperature=cond.quantity(
-            "temperature", u.TEMPERATURE, default=298.15, lo=MIN_TEMPERATURE, hi=MAX_TEMPERATURE, unit="degC"
-        ),
-        notes=meta.text("notes", ""),
-        simulation=simulation,
-    )
-    for table in (root, meta, el, ed, ms, cond, sim):
-        table.finish()
-    return cell
+    return simulation, sim
 
 
 def cell_from_text(text: str, overrides: dict[str, Any] | None = None, source: str = "<cell>") -> Cell:
