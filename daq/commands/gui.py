@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daq.commands.lab import add_publish_option, publish_settings
+from daq.commands.publishing import add_publish_option, publish_settings
 from daq.core.errors import ConfigError
 from daq.engine.publish import parse_url
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from daq.commands.inputs import check_speed, check_where, parse_settings
-from daq.commands.lab import add_publish_option, publisher_from
 from daq.commands.progress import add_quiet_option, progress_subscriber
+from daq.commands.publishing import add_publish_option, publisher_from
 from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
 from daq.core import exit_codes

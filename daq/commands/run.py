@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from daq.commands.inputs import DEFAULT_PROTOCOL, check_speed, check_where, load_inputs
-from daq.commands.lab import add_publish_option, publisher_from
 from daq.commands.progress import add_quiet_option, progress_subscriber
+from daq.commands.publishing import add_publish_option, publisher_from
 from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
 from daq.core import exit_codes
