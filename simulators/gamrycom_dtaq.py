@@ -5,7 +5,9 @@ lists follow jdhuang-csm/pygamry, pygamry/dtaq/config.py. Stop criteria (``SetSt
 Vf, ``SetStopIMin/IMax`` on Im) end the acquisition at the first point beyond them (StopTest set) and the
 output then holds its last value; thresholds (``SetThresh*``) are recorded only. ``emu.stops_disabled``
 makes stop criteria never fire (a fault to show that the driver's own check still ends the step). ReadZ
-takes an RMS amplitude and records the peak excitation it applied in ``emu.excitations``.
+takes an RMS amplitude and records the peak excitation it applied in ``emu.excitations``. A curve of
+total time T at sample period s has T / s points (rounded down), each at the end of its period: the
+first one period after Run, the last at T (Gamry Framework help, "Sample Period"; docs/drivers.md).
 """
 
 from __future__ import annotations
