@@ -117,11 +117,8 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
             raise InstrumentError(f"{self.name}: voltage limits [{v_min:g}, {v_max:g}] V are empty")
         self._i_range(current)  # refused here, before anything is loaded, if the channel cannot hold it
         with self._safety("starting the galvanostatic step"):
-            now = self.clock.now()
-            end = now + duration if duration is not None else math.inf
-            self._start_step(
-                Run("current", now, setpoint=current, limits=(v_min, v_max), period=sample_period, end=end)
-            )
+            run = Run("current", self.clock.now(), setpoint=current, limits=(v_min, v_max), period=sample_period)
+            self._start_step(self._timed(run, duration))
 
     def apply_potential(
         self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
@@ -135,11 +132,8 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
         if not i_min < i_max:
             raise InstrumentError(f"{self.name}: current limits [{i_min:g}, {i_max:g}] A are empty")
         with self._safety("starting the potentiostatic step"):
-            now = self.clock.now()
-            end = now + duration if duration is not None else math.inf
-            self._start_step(
-                Run("potential", now, setpoint=potential, limits=(i_min, i_max), period=sample_period, end=end)
-            )
+            run = Run("potential", self.clock.now(), setpoint=potential, limits=(i_min, i_max), period=sample_period)
+            self._start_step(self._timed(run, duration))
 
     def open_circuit(self, sample_period: float | None = None) -> None:
         if not self._connected:
@@ -204,14 +198,24 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
         i_range = T.I_RANGE_AUTO if math.isinf(bound) else self._i_range(min(bound, T.I_RANGES[self.i_ranges[1]]))
         return step_technique(run, duration, i_range, T.e_range_for(-abs(run.setpoint), abs(run.setpoint)))
 
+    @staticmethod
+    def _timed(run: Run, duration: float | None) -> Run:
+        if duration is not None:
+            run.duration, run.end = duration, run.t0 + duration
+        return run
+
     def _start_step(self, run: Run) -> None:
-        """Load and start the step's technique for at most the dead-man time."""
+        """Load and start the step's technique for at most the dead-man time. A step of known duration
+        ends ``duration`` after the channel started (not after the PC computed it), so the technique
+        gets exactly that Duration_step and records its last sample."""
         self._stop_and_drain()
-        now = self.clock.now()
-        duration = min(run.end - now, self._deadman)
+        timed = math.isfinite(run.duration)
+        duration = min(run.duration if timed else run.end - self.clock.now(), self._deadman)
         tech = self._step_technique(run, duration)
         self._start([tech], run)
         run.segment_start, run.segment_duration = run.t0, duration
+        if timed:
+            run.end = run.t0 + run.duration
 
     def _update_step(self, run: Run, duration: float) -> None:
         """Set the running step technique's Duration_step (BL_UpdateParameters)."""

@@ -41,6 +41,9 @@ class Run:
     limits: tuple[float, float] = (-math.inf, math.inf)  # V (current) or A (potential)
     period: float = 1.0
     end: float = math.inf  # clock time the step must end (duration), inf = open-ended
+    # s the step lasts from the channel's start (the command's duration): the step's end is counted from
+    # BL_StartChannel, so the technique plays the whole duration and its last sample (nan: use ``end``)
+    duration: float = math.nan
     step_index: int = 0  # index of the step technique in the chain
     segment_start: float = math.nan  # clock time the step technique started (nan: not known yet)
     segment_duration: float = 0.0  # s, its Duration_step

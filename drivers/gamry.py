@@ -177,8 +177,8 @@ class GamryPotentiostat(GamryCurves, GamryImpedance, Potentiostat):
         def work() -> None:
             running = self._step
             self._end_step_w(cell_off=running is not None and running.kind != kind)
-            end = self.clock.now() + duration if duration is not None else math.inf
-            self._start_curve_w(Curve(kind, setpoint, window, period, end))
+            left = duration if duration is not None else math.inf
+            self._start_curve_w(Curve(kind, setpoint, window, period, left=left))
 
         self._do(work, what, safe=True)
 

@@ -41,6 +41,10 @@ class Curve:
     window: tuple[float, float] = (-math.inf, math.inf)  # E_we (current) or I (potential) limits
     period: float = 1.0
     end: float = math.inf  # clock time the step ends (duration)
+    # s of the step still to play when this segment starts (inf: open-ended). The instrument plays
+    # left / period points from Run, so the step's end is counted from Run, never from when the PC
+    # computed it: a duration a few ms short would lose the last point (the count is rounded down).
+    left: float = math.inf
     t0: float = 0.0  # clock time of the running curve's Run(True)
     segment_end: float = math.inf
     dtaq: Any = None
@@ -106,8 +110,9 @@ class GamryCurves:
         else:
             mode, progid = gc.PstatMode, "GamryCOM.GamryDtaqCpiv"
             self._configure_w(mode, window_span(curve.window, caps.max_current), abs(curve.setpoint))
-        now = self.clock.now()
-        seg = min(curve.end - now, (MAX_CURVE_POINTS - 2) * curve.period)
+        if not math.isfinite(curve.left):
+            curve.left = curve.end - self.clock.now()
+        seg = min(curve.left, (MAX_CURVE_POINTS - 2) * curve.period)
         signal = com.CreateObject("GamryCOM.GamrySignalConst")
         signal.Init(p, curve.setpoint, seg, curve.period, mode)
         dtaq = com.CreateObject(progid)
@@ -124,6 +129,7 @@ class GamryCurves:
         dtaq.Run(True)
         curve.t0 = self.clock.now()
         curve.segment_end, curve.tripped, curve.trip_source = curve.t0 + seg, False, ""
+        curve.end = curve.t0 + curve.left
         self._step = curve
 
     def _start_ocv_w(self, curve: Curve) -> None:
@@ -219,7 +225,10 @@ class GamryCurves:
         self._cook_w(curve)
         now = self.clock.now()
         sourcing = curve.kind in SOURCING
-        if sourcing and (curve.tripped or now >= curve.end):
+        # The duration is over once the instrument's last point is in (or a period later without it):
+        # the curve's own end, not the PC's clock, decides, so the step keeps its last sample.
+        played = curve.last_t >= curve.end - 0.5 * curve.period or now >= curve.end + curve.period
+        if sourcing and (curve.tripped or (now >= curve.end and played)):
             self._end_step_w(cell_off=True)  # a limit or the duration ended the step: current off now
             return
         if curve.sink is not None and curve.sink.done:
@@ -234,6 +243,7 @@ class GamryCurves:
     def _rearm_w(self, curve: Curve) -> None:
         curve.events = None
         if curve.kind in SOURCING:
+            curve.left -= curve.segment_end - curve.t0  # what the ended segment played
             self._start_curve_w(curve)
         else:
             self._start_ocv_w(curve)

@@ -131,6 +131,7 @@ class GamryImpedance:
         def finish() -> None:
             holder["events"] = None
             if resume is not None and resume.end - self.clock.now() > resume.period:
+                resume.left = resume.end - self.clock.now()
                 self._start_curve_w(resume)  # the step goes on where the sweep left it
             else:
                 self._pstat.SetCell(self._gc.CellOff)

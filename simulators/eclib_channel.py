@@ -18,6 +18,11 @@ import numpy as np
 from simulators import eclib_structs as S
 from simulators.cell import SimulatedCell
 
+# V, E_we of the simulated Li|Li cell at open circuit (no current, no overpotential). A channel at rest
+# measures it, so a PEIS "vs initial" potential that follows a rest is set around it, not around the
+# last potential under current.
+REST_POTENTIAL = 0.0
+
 
 @dataclass
 class Technique:
@@ -161,6 +166,7 @@ class ChannelRunner:
             return
         if channel.output is None:
             channel.cell.rest(dt)
+            channel.last_ewe, channel.last_ece = REST_POTENTIAL, 0.0
         else:
             resp = channel.cell.advance(np.array([channel.output]), np.array([dt]))
             channel.last_ewe = float(resp.E_we[-1])
@@ -357,6 +363,7 @@ class ChannelRunner:
             tau = channel.tech_start + ks * dt
             channel.cell.rest(float(channel.clock0 + tau[-1] - channel.t_cell))
             channel.t_cell = float(channel.clock0 + tau[-1])
+            channel.last_ewe, channel.last_ece = REST_POTENTIAL, 0.0  # what the channel measures now
             noise = channel.cell.spec.simulation.noise_voltage
             ewe = np.zeros(len(tau)) + channel.cell.rng.normal(0, noise, len(tau))
             hi, lo = self._ticks(channel, tau)

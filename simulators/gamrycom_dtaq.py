@@ -5,7 +5,9 @@ lists follow jdhuang-csm/pygamry, pygamry/dtaq/config.py. Stop criteria (``SetSt
 Vf, ``SetStopIMin/IMax`` on Im) end the acquisition at the first point beyond them (StopTest set) and the
 output then holds its last value; thresholds (``SetThresh*``) are recorded only. ``emu.stops_disabled``
 makes stop criteria never fire (a fault to show that the driver's own check still ends the step). ReadZ
-takes an RMS amplitude and records the peak excitation it applied in ``emu.excitations``.
+takes an RMS amplitude and records the peak excitation it applied in ``emu.excitations``. A curve of
+total time T at sample period s has T / s points (rounded down), each at the end of its period: the
+first one period after Run, the last at T (Gamry Framework help, "Sample Period"; docs/drivers.md).
 """
 
 from __future__ import annotations
@@ -140,10 +142,12 @@ class Dtaq(ComObject):
         """Points due up to ``now``: the cell advanced sample by sample with the applied current."""
         inst = self.pstat.inst
         signal = inst.signal
-        t_end = self.t0 + (signal.n_points - 1) * signal.sample
-        k_hi = min(int(math.floor((min(now, t_end) - self.t0) / signal.sample + 1e-9)), signal.n_points - 1)
-        if k_hi >= self.k:
-            ks = np.arange(self.k, k_hi + 1)
+        # Point k (1 ... n_points) is taken at the end of its sample period, t0 + k * sample: the curve's
+        # first point comes one period after Run, its last at t0 + total time (none at Run itself).
+        t_end = self.t0 + signal.n_points * signal.sample
+        k_hi = min(int(math.floor((min(now, t_end) - self.t0) / signal.sample + 1e-9)), signal.n_points)
+        if k_hi > self.k:
+            ks = np.arange(self.k + 1, k_hi + 1)
             t = self.t0 + ks * signal.sample
             current = np.full(len(t), inst.applied_current())
             if not inst.cell_on:
@@ -158,7 +162,7 @@ class Dtaq(ComObject):
             inst.t_cell = float(t[-1])
             inst.last_we, inst.last_cell = float(resp.E_we[-1]), float(resp.E_cell[-1])
             self._emit(inst, t, inst.measured_vf(resp.E_we), resp.E_cell, current, trip)
-            self.k = int(ks[len(t) - 1]) + 1
+            self.k = int(ks[len(t) - 1])
             self.emu.post(self, f"{self.EVENTS}_OnDataAvailable", float(t[-1]))
             if trip is not None:
                 self._finish(inst, float(t[-1]))

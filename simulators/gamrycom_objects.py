@@ -282,4 +282,5 @@ class SignalConst(ComObject):
 
     @property
     def n_points(self) -> int:
-        return int(math.floor(self.total / self.sample + 1e-9)) + 1
+        """Total time / sample period, rounded down (Gamry Framework help, "Number of Points")."""
+        return max(1, int(math.floor(self.total / self.sample + 1e-9)))

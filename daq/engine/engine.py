@@ -323,11 +323,20 @@ class Engine(StepRunners):
         )
 
     def _open_circuit_record(self, label: str) -> None:
-        """A short rest at I = 0 that shows the output off: two samples at the last step's period."""
+        """A short rest at I = 0 that shows the output off: two samples at the last step's period.
+
+        Not the rest step's loop: an abort is what is being recorded, so neither the abort request nor
+        a pause may cut it short (the wall-clock wait is the clock's own, two periods)."""
         period = self._period  # the interrupted step's: the instrument is known to sample at it
-        rest = S.Rest(label, 2 * period, period)
         self.resume = None
-        self._rest(rest)
+        _, row, _, _ = self._begin(S.Rest(label, 2 * period, period))
+        t_prev = self._commanded(period)
+        self.pstat.open_circuit(period)
+        self.clock.sleep(2 * period)
+        cols, q, t_prev = self._drain(0.0, t_prev)  # read while sampling (some instruments keep nothing after)
+        self.pstat.open_circuit(None)
+        self._drain(q, t_prev)
+        self._end(row, StopReason.TIME_REACHED, self._step_q if cols is not None else q)
 
     def _last_t(self) -> float:
         cols = self._unchecked

@@ -104,7 +104,7 @@ def test_negative_potential_is_not_truncated(rig, spec):
     i_lim = spec.current(20 * MA_CM2)
     driver.apply_potential(-0.35, -i_lim, i_lim, 1.0, duration=30.0)
     block = run_for(driver, clock, 30.0, chunk=10.0)
-    assert len(block) == 31 and np.allclose(block.E_we, -0.35, atol=2e-3)  # not held at a 0.3 V range end
+    assert len(block) == 30 and np.allclose(block.E_we, -0.35, atol=2e-3)  # not held at a 0.3 V range end
     assert np.all(block.I < 0)  # plating current, anodic-positive
     assert not emu.cell_on(SECTION)
 
@@ -118,8 +118,9 @@ def test_potentiostatic_step_matches_simulator(rig, spec):
     ref_clock, ref_cell, sim = simulator(spec)
     sim.apply_potential(0.05, -i_lim, i_lim, 1.0, duration=600.0)
     ref = run_for(sim, ref_clock, 605.0, chunk=20.0)
-    assert block.t[0] == 0.0 and np.array_equal(block.t[1:], ref.t)  # a Gamry curve starts with a point at 0 s
-    assert np.allclose(block.I[1:], ref.I, rtol=2e-3)  # 0.05 V on the 99 % cell: ~1.7 mA/cm^2
+    # A Gamry curve's points end their sample periods (the first one period after Run), as the simulator's
+    assert np.array_equal(block.t, ref.t) and len(block) == 600
+    assert np.allclose(block.I, ref.I, rtol=2e-3)  # 0.05 V on the 99 % cell: ~1.7 mA/cm^2
     assert np.allclose(block.E_we, 0.05, atol=2e-3) and not np.any(block.flags & FLAG_HW_LIMIT)
     assert not emu.cell_on(SECTION)  # the duration ended it, cell off
     assert emu.instruments[SECTION].full_scale(emu.instruments[SECTION].ie_range) >= 1.05 * i_lim

@@ -38,8 +38,15 @@ def test_stop_signal_switches_the_output_off_within_a_second(tmp_path, server, s
     with open_run(tmp_path / "run.h5") as run:
         assert run.attrs["outcome"] == "aborted"
         steps = run.steps()
-        assert list(steps.end_reason)[1] == "aborted"
-        # (the last stored sample of an aborted Keithley run still shows the step current: not yet fixed)
+        events = run.events()
+        ts = run.timeseries()
+    # the interrupted step's row, one event, then the open-circuit record: its samples at I = 0
+    assert list(steps.end_reason) == ["time_reached", "aborted", "time_reached"]
+    assert list(steps.label)[2] == "open circuit after aborted" and float(steps.Q.iloc[2]) == 0.0
+    assert list(events.kind) == ["aborted"]
+    last = ts[ts.step == 2]
+    assert len(last) >= 1 and float(ts.I.iloc[-1]) == 0.0 and (last.I == 0.0).all()
+    assert (ts[ts.step == 1].I != 0.0).all()  # the plating samples before it carry the current
 
 
 @pytest.mark.parametrize("delay", [0.7, 8.3], ids=["in-plating", "in-stripping"])
