@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from daq.core.capabilities import EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
+from daq.core.capabilities import EisRequest, InstrumentInfo, Potentiostat, check_setpoint, checked_frequencies
 from daq.core.clock import Clock, RealClock
 from daq.core.errors import ConfigError, InstrumentError
 from daq.core.samples import FLAG_HW_LIMIT, EisPoint, SampleBlock
@@ -108,13 +108,14 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
         self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
     ) -> None:
         self._check_connected()
-        if abs(current) > self.capabilities.max_current:
-            raise InstrumentError(
-                f"{self.name}: {current:g} A beyond the channel's {self.capabilities.max_current:g} A"
-            )
-        self._check_period(sample_period)
-        if not v_min < v_max:
-            raise InstrumentError(f"{self.name}: voltage limits [{v_min:g}, {v_max:g}] V are empty")
+        check_setpoint(
+            self.name,
+            self.capabilities,
+            current=current,
+            v_limits=(v_min, v_max),
+            sample_period=sample_period,
+            holder="channel",
+        )
         self._i_range(current)  # refused here, before anything is loaded, if the channel cannot hold it
         with self._safety("starting the galvanostatic step"):
             run = Run("current", self.clock.now(), setpoint=current, limits=(v_min, v_max), period=sample_period)
@@ -124,13 +125,14 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
         self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
     ) -> None:
         self._check_connected()
-        if not abs(potential) <= self.capabilities.max_voltage:
-            raise InstrumentError(
-                f"{self.name}: {potential:g} V beyond the channel's +/-{self.capabilities.max_voltage:g} V"
-            )
-        self._check_period(sample_period)
-        if not i_min < i_max:
-            raise InstrumentError(f"{self.name}: current limits [{i_min:g}, {i_max:g}] A are empty")
+        check_setpoint(
+            self.name,
+            self.capabilities,
+            potential=potential,
+            i_limits=(i_min, i_max),
+            sample_period=sample_period,
+            holder="channel",
+        )
         with self._safety("starting the potentiostatic step"):
             run = Run("potential", self.clock.now(), setpoint=potential, limits=(i_min, i_max), period=sample_period)
             self._start_step(self._timed(run, duration))
@@ -174,10 +176,6 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
             self.conn.release()
 
     # --- steps ----------------------------------------------------------------------------------------------
-    def _check_period(self, sample_period: float) -> None:
-        if not sample_period >= self.capabilities.min_sample_period:
-            raise InstrumentError(f"{self.name}: sample period {sample_period:g} s too short")
-
     def _i_range(self, current: float, headroom: float = 1.0) -> int:
         """Smallest fixed range of the channel (MinIRange..MaxIRange) holding ``headroom * |current|`` (or
         ``|current|`` if the headroom does not fit); an InstrumentError if even the largest cannot."""

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from daq.core.capabilities import EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
+from daq.core.capabilities import EisRequest, InstrumentInfo, Potentiostat, check_setpoint, checked_frequencies
 from daq.core.clock import Clock, RealClock
 from daq.core.errors import InstrumentError
 from daq.core.samples import EisPoint, SampleBlock
@@ -138,11 +138,7 @@ class GamryPotentiostat(GamryCurves, GamryImpedance, Potentiostat):
         self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
     ) -> None:
         self._check_connected()
-        caps = self.capabilities
-        if not abs(current) <= caps.max_current:
-            raise InstrumentError(f"{self.name}: {current:g} A beyond the instrument's {caps.max_current:g} A")
-        if not v_min < v_max:
-            raise InstrumentError(f"{self.name}: voltage limits [{v_min:g}, {v_max:g}] V are empty")
+        check_setpoint(self.name, self.capabilities, current=current, v_limits=(v_min, v_max))
         self._start("current", current, (v_min, v_max), sample_period, duration, "starting the galvanostatic step")
 
     def apply_potential(
@@ -152,10 +148,7 @@ class GamryPotentiostat(GamryCurves, GamryImpedance, Potentiostat):
         limit ends a galvanostatic one (cell off, the sample flagged FLAG_HW_LIMIT)."""
         self._check_connected()
         caps = self.capabilities
-        if not abs(potential) <= caps.max_voltage:
-            raise InstrumentError(f"{self.name}: {potential:g} V beyond the instrument's {caps.max_voltage:g} V")
-        if not i_min < i_max:
-            raise InstrumentError(f"{self.name}: current limits [{i_min:g}, {i_max:g}] A are empty")
+        check_setpoint(self.name, caps, potential=potential, i_limits=(i_min, i_max))
         window = (max(i_min, -caps.max_current), min(i_max, caps.max_current))
         self._start("potential", potential, window, sample_period, duration, "starting the potentiostatic step")
 
@@ -169,8 +162,7 @@ class GamryPotentiostat(GamryCurves, GamryImpedance, Potentiostat):
         what: str,
     ) -> None:
         """A sourcing step; the cell stays on from a step of the same kind, and goes off between kinds."""
-        if not period >= self.capabilities.min_sample_period:
-            raise InstrumentError(f"{self.name}: sample period {period:g} s too short")
+        check_setpoint(self.name, self.capabilities, sample_period=period)
         if duration is not None and not duration > 0:
             raise InstrumentError(f"{self.name}: step duration {duration:g} s must be positive")
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from daq.core.capabilities import InstrumentInfo, Potentiostat
+from daq.core.capabilities import InstrumentInfo, Potentiostat, check_setpoint
 from daq.core.clock import Clock, RealClock
 from daq.core.errors import InstrumentError
 from daq.core.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, SampleBlock
@@ -170,12 +170,7 @@ class Keithley2450(Potentiostat):
     def apply_current(
         self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
     ) -> None:
-        if not abs(current) <= self.capabilities.max_current:
-            raise InstrumentError(
-                f"{self.name}: current {current:g} A beyond the 2450's {self.capabilities.max_current:g} A"
-            )
-        if not v_min < v_max:
-            raise InstrumentError(f"{self.name}: voltage window [{v_min:g}, {v_max:g}] V is empty")
+        check_setpoint(self.name, self.capabilities, current=current, v_limits=(v_min, v_max), holder="2450")
         vlim = max(abs(v_min), abs(v_max))
         if not 0.02 <= vlim <= self.capabilities.max_voltage:
             raise InstrumentError(
@@ -187,8 +182,7 @@ class Keithley2450(Potentiostat):
         self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
     ) -> None:
         """Hold the two-terminal cell voltage (no reference electrode) with a current limit."""
-        if not abs(potential) <= self.capabilities.max_voltage:
-            raise InstrumentError(f"{self.name}: potential {potential:g} V beyond the 2450's range")
+        check_setpoint(self.name, self.capabilities, potential=potential, holder="2450")
         ilim = min(max(abs(i_min), abs(i_max)), self.capabilities.max_current)
         if not ilim > 0:
             raise InstrumentError(f"{self.name}: current limits [{i_min:g}, {i_max:g}] A allow no current")

@@ -12,7 +12,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from daq.core.capabilities import Capabilities, EisRequest, InstrumentInfo, Potentiostat, checked_frequencies
+from daq.core.capabilities import (
+    Capabilities,
+    EisRequest,
+    InstrumentInfo,
+    Potentiostat,
+    check_setpoint,
+    checked_frequencies,
+)
 from daq.core.clock import Clock, VirtualClock
 from daq.core.errors import InstrumentError
 from daq.core.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD, EisPoint, SampleBlock
@@ -72,8 +79,7 @@ class SimulatedPotentiostat(Potentiostat):
         self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
     ) -> None:
         self._check_connected()
-        if abs(current) > self.capabilities.max_current:
-            raise InstrumentError(f"{self.name}: current {current:g} A beyond the instrument's range")
+        check_setpoint(self.name, self.capabilities, current=current)
         self._set_mode("current", current, (v_min, v_max), sample_period, duration)
 
     def apply_potential(
