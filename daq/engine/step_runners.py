@@ -153,7 +153,7 @@ class StepRunners:
         self, step: S.Galvanostatic, cols: dict[str, np.ndarray], detector: ShortCircuitDetector
     ) -> tuple[str | None, int]:
         """The first stop condition in the block and the sample where it happened."""
-        e = cols["E_we"] if self.use_reference else cols["E_cell"]
+        e = cols["E_we"] if self.use_reference or _unmeasured(cols["E_cell"]) else cols["E_cell"]
         found: list[tuple[int, str]] = []
         k = detector.check(e, cols["I"])
         if k is not None:
@@ -336,3 +336,9 @@ def _output_lost(i_dc: float, e_dc: float, dc_current: float, window: tuple[floa
     if dc_current != 0 and math.isfinite(i_dc) and abs(i_dc) < 0.5 * abs(dc_current):
         return True
     return math.isfinite(e_dc) and not window[0] <= e_dc <= window[1]
+
+
+def _unmeasured(column: np.ndarray) -> bool:
+    """A column the instrument does not measure (all NaN). A symmetric cell's voltage then is E_we: with
+    two electrodes the reference lead joins the counter, so the instrument measures E_we against it."""
+    return bool(len(column)) and bool(np.isnan(column).all())
