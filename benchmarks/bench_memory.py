@@ -4,7 +4,9 @@ Each run is a fresh Python process (``daq run --sim`` set-up: simulated potentio
 on), so neither inherits the other's heap. Reported per run: resident memory after the imports
 (baseline), peak while acquiring (read when the engine reports the run's end), peak including the
 post-run analysis, and the file size. The target is that acquisition memory does not grow with run
-length: samples are buffered for at most half a second of wall time or 32768 samples, then written.
+length: the writer buffers at most CHUNKS_PER_APPEND chunks of samples (up to 262,144 samples, about
+16 MiB) before writing, and HDF5's metadata cache is bounded by the library's own maximum; the post-run
+analysis reads the finished file back.
 
     python benchmarks/bench_memory.py
 """
