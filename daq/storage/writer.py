@@ -37,6 +37,7 @@ from daq.storage import space
 from daq.storage.hdf5 import LIBVER, abandon, close_quietly, open_h5
 from daq.storage.lock import WriterLock, lock_path, writer_alive
 from daq.storage.recovery import clear_writer_flags, refuse_existing
+from daq.storage.space import CHUNKS_PER_APPEND, chunk_samples
 from daq.storage.structure import (
     TRANSCRIPT_COMMANDS,
     TRANSCRIPT_READS,
@@ -48,29 +49,10 @@ from daq.storage.structure import (
     utc_now,
 )
 
-__all__ = ["RunWriter", "WriterLock", "chunk_samples", "lock_path", "refuse_existing", "utc_now", "writer_alive"]
+__all__ = ["RunWriter", "WriterLock", "lock_path", "refuse_existing", "utc_now", "writer_alive"]
 
-# Chunk sizes in samples: large chunks make appends cheap (HDF5's cost is per chunk and per call), small
-# ones keep a short run's file small (every chunk is allocated whole). See chunk_samples().
-MIN_CHUNK, MAX_CHUNK = 1024, 65536
-# Appends cover this many chunks at a time (when samples come faster than the flush interval).
-CHUNKS_PER_APPEND = 4
 # Bytes of metadata a flush may add (chunk index, object headers), for the free-space check.
 FLUSH_METADATA_BYTES = 64 * 1024
-
-
-def chunk_samples(sample_rate: float | None, flush_interval: float, expected_samples: int | None = None) -> int:
-    """Samples per chunk: what arrives in a few flush intervals at ``sample_rate`` (samples per wall
-    second; None: as fast as the run is computed), a power of two in [1024, 65536], no larger than the
-    run's expected length."""
-    per_flush = float("inf") if not sample_rate else sample_rate * max(flush_interval, 1e-3) * CHUNKS_PER_APPEND
-    if expected_samples is not None:
-        per_flush = min(per_flush, float(expected_samples))
-    if per_flush <= MIN_CHUNK:
-        return MIN_CHUNK
-    if per_flush >= MAX_CHUNK:
-        return MAX_CHUNK
-    return 1 << int(np.ceil(np.log2(per_flush)))
 
 
 def temp_path(path: Path) -> Path:

@@ -15,7 +15,8 @@ import pytest
 from daq.core.errors import DataFileError
 from daq.storage import layout as L
 from daq.storage.reader import open_run
-from daq.storage.writer import RunWriter, chunk_samples
+from daq.storage.space import chunk_samples
+from daq.storage.writer import RunWriter
 from tests.conftest import EXAMPLES, ROOT, kill_run, run_sim
 
 
