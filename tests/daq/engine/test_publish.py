@@ -57,7 +57,15 @@ def test_status_events_and_decimated_data_reach_a_subscriber(broker):  # noqa: F
     pub(RunEnd(RunStatus.COMPLETED, Outcome.SHORT_CIRCUIT, {}))
     pub.close()
     assert pub.dropped == 0 and pub.sent >= 5
-    wait_for(lambda: watch.snapshot() and watch.snapshot()[0].status.get("state") == "short_circuit")
+    # status, data and events travel on separate topics: wait until each has arrived
+    wait_for(
+        lambda: (
+            watch.snapshot()
+            and watch.snapshot()[0].status.get("state") == "short_circuit"
+            and len(watch.snapshot()[0].data.get("t", ())) == 50
+            and watch.snapshot()[0].events
+        )
+    )
     view = watch.snapshot()[0]
     r = row(view)
     assert (r["channel"], r["cell"], r["state"], r["alarm"]) == (
