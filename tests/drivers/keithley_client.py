@@ -6,6 +6,7 @@ galvanostatic step, prints ``sourcing`` and then reads every 0.2 s until it is k
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -14,6 +15,9 @@ from drivers.keithley2450 import Keithley2450
 
 
 def main(argv: list[str]) -> None:
+    # Ctrl-C as a person's terminal delivers it, whatever the parent ignored (a shell's background job
+    # starts with SIGINT ignored, and ignored signals stay ignored across exec).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     resource, deadman, period = argv[0], float(argv[1]), float(argv[2])
     timeout = float(argv[3]) if len(argv) > 3 else 2.0
     k = Keithley2450(resource, RealClock(), timeout=timeout, deadman_s=deadman)
