@@ -147,6 +147,7 @@ class Publisher:
         self._queue: queue.Queue[tuple[str, bytes, int, bool]] = queue.Queue(settings.queue_size)
         self._connected = threading.Event()
         self._stop = threading.Event()
+        self._last: Any = None  # the last message handed to the client (its delivery can be awaited)
         self._status: dict[str, Any] = {**self.context, "state": "starting", "rig": rig, "channel": channel}
         self._resend_status = False
         self._step: dict[str, Any] = {}
@@ -294,6 +295,7 @@ class Publisher:
         except Exception:  # noqa: BLE001 - a network fault costs a message, never the run
             ok = False
         if ok:
+            self._last = info
             self.sent += 1
         else:
             self.dropped += 1
@@ -309,6 +311,8 @@ class Publisher:
         self._sender.join(max(0.0, deadline - time.monotonic()) + 0.5)
         self.dropped += self._queue.qsize()
         try:
+            if self._last is not None:  # handed to the client is not yet written: let it reach the socket
+                self._last.wait_for_publish(max(0.1, deadline - time.monotonic()))
             self._client.disconnect()
             self._client.loop_stop()
         except Exception:  # noqa: BLE001 - closing is best effort
