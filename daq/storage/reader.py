@@ -140,7 +140,7 @@ class RunFile:
         short (that step is resumed; rows after it record how the run ended, not protocol progress)."""
         reasons = self.f["steps"].fields("end_reason")[()] if len(self.f["steps"]) else []
         for index, reason in enumerate(reasons):
-            if _text(reason) in ("aborted", "fault", "interlock"):
+            if _decode(reason) in ("aborted", "fault", "interlock"):
                 return index
         return len(reasons)
 
@@ -313,7 +313,3 @@ for _name, _member in list(vars(RunFile).items()):
 
 def open_run(path: str | Path) -> RunFile:
     return RunFile(path)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
