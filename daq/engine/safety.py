@@ -16,7 +16,8 @@ class ShortCircuitDetector:
     drift never trips it but a dendrite short, where |E| falls to a few percent in one sample period,
     does. Samples where the set current is not flowing in its direction (instrument limit, end of the
     step, a sample of the previous command) are ignored: there the polarisation changes for a harmless
-    reason. A detector belongs to one command: make a new one at every (re)apply.
+    reason; so are samples without a valid potential (NaN), which must not blind the detector. A
+    detector belongs to one command: make a new one at every (re)apply.
     """
 
     def __init__(self, criteria: ShortCircuitCriteria, sample_period: float, set_current: float):
@@ -31,18 +32,21 @@ class ShortCircuitDetector:
         if not c.enabled or len(potential) == 0 or self.set_current == 0:
             return None
         # Only samples of this command count: the set current flowing in the set direction.
-        signed = current * math.copysign(1.0, self.set_current)
-        all_flowing = float(signed.min()) >= 0.5 * abs(self.set_current)  # the usual block: one reduction
-        flowing = np.ones(0, dtype=bool) if all_flowing else signed >= 0.5 * abs(self.set_current)
-        mag = np.abs(potential) if all_flowing else np.where(flowing, np.abs(potential), 0.0)
+        half = 0.5 * abs(self.set_current)
+        # The usual block: one reduction (NaN fails the comparison, as it fails ``signed >= half``).
+        all_flowing = float(current.min()) >= half if self.set_current > 0 else float(current.max()) <= -half
         w, tail = self.width, self._tail
-        # Fast exit for the usual block: every reference is at most the largest |E| of the tail and the
-        # block, so no sample can trip unless it lies below both thresholds taken at that maximum (saves
-        # the rolling maximum, and the joined copy when the block alone fills the window).
-        top = float(mag.max())
-        if tail.size:
-            before = float(tail.max())
-            top = before if before > top or before != before else top  # NaN propagates, as in np.max
+        if all_flowing and self._quiet(potential, tail):
+            return None
+        if all_flowing and not np.isnan(potential).any():
+            flowing, mag = np.ones(0, dtype=bool), np.abs(potential)
+        else:  # a sample without a valid potential is neither a reference nor a trip (as a switched-off one)
+            all_flowing = False
+            flowing = (current * math.copysign(1.0, self.set_current) >= half) & ~np.isnan(potential)
+            mag = np.where(flowing, np.abs(potential), 0.0)
+        # Fast exit: every reference is at most the largest |E| of the tail and the block, so no sample can
+        # trip unless it lies below both thresholds taken at that maximum (saves the rolling maximum).
+        top = _top(float(mag.max()), tail)
         self._tail = mag[-w:] if len(mag) >= w else np.concatenate([tail, mag])[-w:]
         below = mag < min(c.collapse_fraction * top, top - c.min_drop)
         if not (below if all_flowing else flowing & below).any():
@@ -58,6 +62,35 @@ class ShortCircuitDetector:
         trip = flowing & (mag < c.collapse_fraction * ref) & (ref - mag > c.min_drop)
         hits = np.flatnonzero(trip)
         return int(hits[0]) if hits.size else None
+
+    def _quiet(self, potential: np.ndarray, tail: np.ndarray) -> bool:
+        """True if no sample of a block where the current flows throughout can trip, decided from E's
+        extremes alone when E keeps one sign (the usual polarisation: then min |E| and max |E| are |E|'s
+        extremes, and the test is the fast exit's below without the |E| column); updates the tail then."""
+        lo, hi = float(potential.min()), float(potential.max())
+        if not (lo > 0.0 or hi < 0.0):  # a sign change, a zero or a NaN: the general path decides
+            return False
+        least, top = sorted((abs(lo), abs(hi)))
+        top = _top(top, tail)
+        c, w = self.criteria, self.width
+        if least < min(c.collapse_fraction * top, top - c.min_drop):
+            return False
+        end = np.abs(potential[-w:])
+        self._tail = end if len(end) >= w else np.concatenate([tail, end])[-w:]
+        return True
+
+
+def _top(block_max: float, tail: np.ndarray) -> float:
+    """The largest |E| of the tail and the block."""
+    return max(block_max, float(tail.max())) if tail.size else block_max
+
+
+def first_flagged(flags: np.ndarray, mask: int) -> int | None:
+    """Index of the first sample carrying any bit of ``mask``, or None (one reduction for a clean block)."""
+    if not flags.any():
+        return None
+    hits = np.flatnonzero(flags & mask)
+    return int(hits[0]) if hits.size else None
 
 
 def first_outside(values: np.ndarray, lo: float, hi: float) -> int | None:

@@ -16,7 +16,7 @@ from daq.core import units as u
 from daq.core.capabilities import EisRequest
 from daq.core.records import Spectrum
 from daq.core.samples import FLAG_HW_LIMIT
-from daq.engine.safety import ShortCircuitDetector, first_outside
+from daq.engine.safety import ShortCircuitDetector, first_flagged, first_outside
 from daq.storage import layout as L
 from protocols import steps as S
 
@@ -133,8 +133,8 @@ class StepRunners:
     def _limit_trip(self, step: S.Step, cols: dict[str, np.ndarray]) -> int | None:
         """First sample where the instrument's own limit switched the output off, or E_we left the step's
         window; None if neither."""
-        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
-        found = [int(hw[0])] if hw.size else []
+        hw = first_flagged(cols["flags"], FLAG_HW_LIMIT)
+        found = [hw] if hw is not None else []
         k = first_outside(cols["E_we"], getattr(step, "v_min", -math.inf), getattr(step, "v_max", math.inf))
         if k is not None:
             found.append(k)
@@ -158,9 +158,9 @@ class StepRunners:
         k = detector.check(e, cols["I"])
         if k is not None:
             found.append((k, S.SHORT_CIRCUIT))
-        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
-        if hw.size:
-            found.append((int(hw[0]), S.VOLTAGE_LIMIT))
+        hw = first_flagged(cols["flags"], FLAG_HW_LIMIT)
+        if hw is not None:
+            found.append((hw, S.VOLTAGE_LIMIT))
         k = first_outside(cols["E_we"], step.v_min, step.v_max)
         if k is not None:
             found.append((k, S.VOLTAGE_LIMIT))
@@ -249,8 +249,7 @@ class StepRunners:
     def _current_trip(cols: dict[str, np.ndarray], i_lim: float) -> int | None:
         """First sample at the current limit, or where the instrument's own limit switched it off."""
         k = first_outside(np.abs(cols["I"]), -1.0, i_lim * (1 - 1e-9))
-        hw = np.flatnonzero(cols["flags"] & FLAG_HW_LIMIT)
-        found = [x for x in (k, int(hw[0]) if hw.size else None) if x is not None]
+        found = [x for x in (k, first_flagged(cols["flags"], FLAG_HW_LIMIT)) if x is not None]
         return min(found) if found else None
 
     def _eis(self, step: S.Eis) -> None:
