@@ -182,7 +182,7 @@ class Engine(StepRunners, Holds):
                 dt[0] = min(max(dt[0], 0.0), self._first_dt)
                 self._first_dt = None
             np.subtract(t[1:], t[:-1], out=dt[1:])
-        q = np.multiply(block.I, dt)  # q_prev + cumsum(I dt), in place (same sums, no temporaries)
+        q = np.multiply(block.I, dt, out=dt)  # q_prev + cumsum(I dt), in place (same sums, no temporaries)
         np.cumsum(q, out=q)
         q += q_prev
         cols = {
