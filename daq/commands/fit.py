@@ -4,18 +4,25 @@ or a plain spectrum (CSV, ZPlot .z, Parstat text), with the Kramers-Kronig check
     daq fit run.h5                                   every spectrum, default circuit
     daq fit exampleData.csv --circuit "R0-p(R1,CPE1)" --json
     daq fit run.h5 --spectrum 3 --png fit.png        one spectrum and its Nyquist/Bode figure
+    daq fit cells/*.h5 --jobs 2                      a study: every spectrum of many files
 
 Printed per spectrum: parameters with standard errors (SI), the relative residual
 sqrt(mean(|Z_fit - Z|^2 / |Z|^2)), whether it is a real fit (``success``) and why not, and the Lin-KK
 verdict. ``--json`` prints one JSON object per spectrum instead. In a run file (HDF5) the fits are
 stored in /analysis/eis_fits, the table the post-run analysis writes, with the circuit as an attribute.
+With several spectra the fits run side by side in worker processes (``--jobs N``, one per core by
+default) or on a Dask cluster (``--dask ADDRESS``); results are printed and stored in the files' order,
+identical to fitting one after another.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ from daq.storage.reader import open_run
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MIN_POINTS = 8  # fewer points than this cannot tell two arcs apart
+FIT_MODULES = ("scipy.optimize", "scipy.signal", "daq.analysis.drt")  # what a fit imports when it first runs
 
 
 @dataclass
@@ -62,12 +70,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fit an equivalent circuit to impedance spectra (run file, recording or plain spectrum)",
         description="Equivalent-circuit fit with uncertainties, relative residual and Kramers-Kronig check.",
     )
-    p.add_argument("file", help="run file (.h5), vendor recording, CSV spectrum, ZPlot .z or Parstat text")
+    p.add_argument(
+        "file",
+        nargs="+",
+        metavar="FILE",
+        help="run files (.h5), vendor recordings, CSV spectra, ZPlot .z or Parstat text",
+    )
     p.add_argument("--circuit", default=CIRCUIT, help=f"circuit to fit (default {CIRCUIT})")
     p.add_argument("--spectrum", default="all", metavar="N|all", help="spectrum number (from 0) or all (default)")
     p.add_argument("--json", action="store_true", help="one JSON object per spectrum instead of text")
     p.add_argument(
-        "--png", metavar="PATH", help="Nyquist/Bode figure with the fit (PATH_N.png per spectrum if several)"
+        "--png",
+        metavar="PATH",
+        help="Nyquist/Bode figure with the fit (PATH_N.png per spectrum if several; PATH_FILE_N.png if several FILEs)",
+    )
+    p.add_argument("--jobs", type=int, metavar="N", help="with several spectra: fit N at once (default: one per core)")
+    p.add_argument(
+        "--dask", metavar="ADDRESS", help="fit on the Dask scheduler at ADDRESS (pip install 'sse-rig[dask]')"
     )
     p.set_defaults(func=cmd_fit)
 
@@ -224,28 +243,94 @@ def _row(o: Outcome) -> tuple:
     )
 
 
-def png_paths(base: Path, outcomes: list[Outcome]) -> list[Path]:
-    if len(outcomes) == 1:
+@dataclass
+class FitJob:
+    """One spectrum of a study, as sent to a worker: the fit, and its figure when asked for."""
+
+    spectrum: SpectrumData
+    circuit: str
+    png: Path | None = None
+    title: str = ""
+
+
+def fit_job(job: FitJob) -> Outcome:
+    """Fit one spectrum (in a worker process, or here with ``--jobs 1``) and draw its figure if asked."""
+    outcome = analyse(job.spectrum, Circuit(job.circuit))
+    if job.png is not None:
+        from daq.commands.fit_figure import plot_fit
+
+        plot_fit(job.spectrum.f, job.spectrum.z, outcome.fit, job.png, job.title)
+    return outcome
+
+
+def png_paths(base: Path, spectra: list[SpectrumData], file: Path | None = None) -> list[Path]:
+    """One figure per spectrum: ``base`` itself for a single spectrum of a single file."""
+    if len(spectra) == 1 and file is None:
         return [base]
-    return [base.with_name(f"{base.stem}_{o.spectrum.index}{base.suffix or '.png'}") for o in outcomes]
+    middle = f"_{file.stem}" if file is not None else ""
+    return [base.with_name(f"{base.stem}{middle}_{s.index}{base.suffix or '.png'}") for s in spectra]
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file")
-    circuit = Circuit(args.circuit)
-    chosen = select(load_spectra(path), args.spectrum, path)
-    outcomes = [analyse(s, circuit) for s in chosen]
-    for o in outcomes:
-        print(json.dumps(as_json(o, circuit)) if args.json else as_text(o))
-    if is_run_file(path):
-        store(path, circuit, outcomes)
-    if args.png:
-        from daq.commands.fit_figure import plot_fit
+    from daq.engine.parallel import check_jobs, default_jobs, run_parallel
 
-        for o, out in zip(outcomes, png_paths(Path(args.png), outcomes)):
-            plot_fit(o.spectrum.f, o.spectrum.z, o.fit, out, f"{path.name} spectrum {o.spectrum.index}")
-            if not args.json:
-                print(f"figure: {out}")
+    jobs = check_jobs(args.jobs) if args.jobs is not None else default_jobs()
+    paths = [Path(f) for f in args.file]
+    for path in paths:
+        if not path.is_file():
+            raise DataFileError(f"{path}: no such file")
+    circuit = Circuit(args.circuit)  # a bad circuit is refused before any file is read
+    several = len(paths) > 1
+    chosen, study, unread = {}, [], []
+    for path in paths:
+        try:
+            chosen[path] = select(load_spectra(path), args.spectrum, path)
+        except DataFileError as exc:
+            if not several:
+                raise
+            unread.append(f"{path}: not fitted: {exc}")
+            continue
+        pngs = png_paths(Path(args.png), chosen[path], path if several else None) if args.png else None
+        for k, s in enumerate(chosen[path]):
+            png = pngs[k] if pngs else None
+            study.append(FitJob(s, circuit.text, png, f"{path.name} spectrum {s.index}"))
+    for line in unread:
+        print(line, file=sys.stderr)
+    preload = [*FIT_MODULES, *(["daq.commands.fit_figure"] if args.png else [])]
+    if len(study) > 1 and (jobs > 1 or args.dask):
+        for name in preload:  # imported once here, not once per forked worker
+            importlib.import_module(name)
+    owners = [path for path, spectra in chosen.items() for _ in spectra]
+    printer = InOrder(lambda i, o: _print(o, owners[i], circuit, study[i].png, args.json, several))
+    outcomes = run_parallel(fit_job, study, jobs=jobs, dask=args.dask, on_done=printer, preload=preload)
+    start = 0
+    for path, spectra in chosen.items():
+        if is_run_file(path):
+            store(path, circuit, outcomes[start : start + len(spectra)])
+        start += len(spectra)
+    if unread:
+        raise DataFileError(f"{len(unread)} of {len(paths)} files could not be read (the reasons are above)")
     return 0
+
+
+class InOrder:
+    """Calls ``emit(i, result)`` in the items' order while results arrive in any order: a study prints as
+    it goes, and prints what fitting one spectrum after another prints."""
+
+    def __init__(self, emit: Callable[[int, Any], None]):
+        self.emit, self.waiting, self.next = emit, {}, 0
+
+    def __call__(self, index: int, result: Any) -> None:
+        self.waiting[index] = result
+        while self.next in self.waiting:
+            self.emit(self.next, self.waiting.pop(self.next))
+            self.next += 1
+
+
+def _print(o: Outcome, path: Path, circuit: Circuit, png: Path | None, as_json_line: bool, several: bool) -> None:
+    if as_json_line:
+        print(json.dumps({"file": str(path)} | as_json(o, circuit)), flush=True)
+        return
+    print(f"{path.name}: {as_text(o)}" if several else as_text(o), flush=True)
+    if png is not None:
+        print(f"figure: {png}", flush=True)

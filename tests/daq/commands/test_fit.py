@@ -142,3 +142,47 @@ def test_imported_recording_is_fitted_and_stored(tmp_path: Path, capsys) -> None
     with h5py.File(run, "r") as h5:
         row = h5["analysis/eis_fits"][()]
     assert list(row["spectrum"]) == [0] and row["R2"][0] == pytest.approx(obj["parameters"]["R2"], rel=1e-12)
+
+
+def _spectrum_csv(path: Path, scale: float) -> Path:
+    f = np.geomspace(1e6, 0.1, 41)
+    z = Circuit(TWO_ARCS).impedance(f, {**TRUTH, "R1": TRUTH["R1"] * scale, "R2": TRUTH["R2"] * scale})
+    np.savetxt(path, np.column_stack([f, z.real, z.imag]), delimiter=",")
+    return path
+
+
+def test_study_of_several_files_in_workers_equals_one_by_one(peis_run: Path, tmp_path: Path, capsys) -> None:
+    # Spectra of three files fitted in two worker processes: the same JSON lines, in the files' order, as
+    # fitting them one after another; the run file gets its table as with a single file.
+    files = [str(_spectrum_csv(tmp_path / f"cell{k}.csv", 1.0 + k)) for k in range(3)]
+    files.insert(1, str(peis_run))
+    assert main(["fit", *files, "--json", "--jobs", "1"]) == 0
+    serial = _json_lines(capsys)
+    assert main(["fit", *files, "--json", "--jobs", "2"]) == 0
+    parallel = _json_lines(capsys)
+    assert parallel == serial
+    assert [(Path(o["file"]).name, o["spectrum"]) for o in parallel] == [
+        ("cell0.csv", 0),
+        ("peis.h5", 0),
+        ("peis.h5", 1),
+        ("cell1.csv", 0),
+        ("cell2.csv", 0),
+    ]
+    for k, o in zip((1.0, 2.0, 3.0), (parallel[0], parallel[3], parallel[4])):
+        assert o["parameters"]["R2"] == pytest.approx(TRUTH["R2"] * k, rel=1e-4)
+    with h5py.File(peis_run, "r") as h5:
+        stored = h5["analysis/eis_fits"][()]
+    assert list(stored["spectrum"]) == [0, 1]
+    assert stored["R1"][1] == pytest.approx(parallel[2]["parameters"]["R1"], rel=1e-12)
+
+
+def test_unreadable_file_of_a_study_is_one_line_and_the_others_are_fitted(tmp_path: Path, capsys) -> None:
+    good = _spectrum_csv(tmp_path / "good.csv", 1.0)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("frequency,Z'\nnot,a number\n")
+    assert main(["fit", str(bad), str(good), "--jobs", "2"]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("good.csv: spectrum 0 (41 points)") and "success: yes" in out
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"{bad}: not fitted:") and "1 of 2 files could not be read" in lines[-1]
+    assert "Traceback" not in err
