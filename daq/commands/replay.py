@@ -4,7 +4,8 @@ Runs a protocol's logic (the run's own stored protocol by default) against a rec
 or imported, in accelerated time (simulators/replay.py) and writes a new run file that says it is a
 replay and of which bytes. What is answered and what happens when the protocol leaves the recording:
 docs/replay.md. Several FILEs (a study of one setting over many recordings) are replayed side by side in
-worker processes (``--jobs N``, one per core by default) into the folder ``--out``.
+worker processes (``--jobs N``, one per core by default) or on a Dask cluster (``--dask ADDRESS``) into
+the folder ``--out``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--jobs", type=int, metavar="N", help="with several FILEs: replay N at once (default: one per core)")
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="with several FILEs: replay on the Dask scheduler at ADDRESS (--out: a folder all its workers reach)",
+    )
     p.set_defaults(func=cmd_replay)
 
 
@@ -297,7 +303,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ReplayJob(f, str(o), args.protocol, overrides, cell_overrides, args.force) for f, o in zip(args.file, outs)
     ]
     reports = run_parallel(
-        study_report, study, jobs=jobs, on_done=lambda _, report: print("\n".join(report[0]), flush=True)
+        study_report,
+        study,
+        jobs=jobs,
+        dask=args.dask,
+        on_done=lambda _, report: print("\n".join(report[0]), flush=True),
     )
     failed = sum(code == 2 for _, code in reports)
     if failed:

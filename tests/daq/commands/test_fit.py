@@ -186,3 +186,13 @@ def test_unreadable_file_of_a_study_is_one_line_and_the_others_are_fitted(tmp_pa
     lines = err.strip().splitlines()
     assert lines[0].startswith(f"{bad}: not fitted:") and "1 of 2 files could not be read" in lines[-1]
     assert "Traceback" not in err
+
+
+def test_study_on_a_dask_cluster_equals_one_by_one(tmp_path: Path, capsys) -> None:
+    distributed = pytest.importorskip("distributed")
+    files = [str(_spectrum_csv(tmp_path / f"cell{k}.csv", 1.0 + k)) for k in range(3)]
+    assert main(["fit", *files, "--json", "--jobs", "1"]) == 0
+    serial = _json_lines(capsys)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+        assert main(["fit", *files, "--json", "--dask", c.scheduler_address]) == 0
+    assert _json_lines(capsys) == serial and len(serial) == 3
