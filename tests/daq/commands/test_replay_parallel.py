@@ -50,6 +50,19 @@ def test_two_workers_write_the_same_replays_as_one(recordings, tmp_path, capsys)
     assert outcomes == ["short_circuit", "short_circuit", "completed"]
 
 
+def test_a_dask_cluster_writes_the_same_replays_as_one_by_one(recordings, tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    files = [str(p) for p in recordings[:2]]
+    assert main(["replay", *files, *STRICT, "--out", str(tmp_path / "j1"), "--jobs", "1"]) == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+        assert main(["replay", *files, *STRICT, "--out", str(tmp_path / "dask"), "--dask", c.scheduler_address]) == 0
+    capsys.readouterr()
+    for name in "ab":
+        (e1, o1, _), (e2, o2, _) = replayed(tmp_path / "j1", name), replayed(tmp_path / "dask", name)
+        np.testing.assert_array_equal(e1, e2)
+        assert o1 == o2 == "short_circuit"
+
+
 def test_a_bad_recording_is_one_line_and_the_others_are_replayed(recordings, tmp_path, capsys):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not a run file")
