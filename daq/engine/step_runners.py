@@ -94,29 +94,16 @@ class StepRunners:
             if len(cols["t"]):
                 t_prev, q = float(cols["t"][-1]), float(cols["Q"][-1])
             if reason is None and self._now() >= t_end - 1e-9:
-                # The instrument ended the technique by itself (its duration): collect its last samples
-                # before judging, so the step's charge is what the instrument delivered.
-                self.pstat.open_circuit(None)
-                last, q, t_prev = self._drain(q, t_prev)
-                reason, k = self._galvanostatic_stop(step, last, detector) if last is not None else (None, -1)
-                if reason is not None:
-                    cols = last
-                else:
-                    full = abs(q) >= q_target - 0.5 * abs(current) * step.sample_period * (1 + 1e-9)
-                    reason = S.CAPACITY_REACHED if full else S.TIME_REACHED
+                reason, k, last, q, t_prev = self._instrument_ended(step, detector, q, t_prev, q_target, current)
+                cols = last if last is not None else cols
             if reason is not None:
                 self._record_stop(step, reason, cols, k, q)
                 break
             due = abs(q) >= next_eis * (1 - 1e-9) or self._now() >= t_eis - 1e-9
             if due and step.operando_eis is not None:
-                window = (step.v_min, step.v_max)
-                q, t_prev, swept, cut = self._sweep(step.operando_eis, q, t_prev, current, window)
                 next_eis += every
-                k = self._sweep_trip(step, swept, cut)
-                if k is not None:  # the instrument tripped its limit during the sweep
-                    reason = S.VOLTAGE_LIMIT
-                    self.pstat.open_circuit(None)
-                    self._record_stop(step, reason, swept if swept is not None else {}, k, q)
+                q, t_prev, reason = self._operando_sweep(step, q, t_prev, current)
+                if reason is not None:
                     break
             if step.direction == S.PLATE:
                 self.plated = max(self.plated, abs(q) / self.area)
@@ -129,6 +116,39 @@ class StepRunners:
         self._end(row, reason, self._step_q)
         if reason in step.stop_on:
             raise StopRun(reason, self.events[-1]["message"])
+
+    def _instrument_ended(
+        self,
+        step: S.Galvanostatic,
+        detector: ShortCircuitDetector,
+        q: float,
+        t_prev: float,
+        q_target: float,
+        current: float,
+    ) -> tuple[str, int, dict[str, np.ndarray] | None, float, float]:
+        """The instrument ended the technique by itself (its duration): its last samples are collected
+        before judging, so the step's charge is what the instrument delivered. Returns the stop reason,
+        the tripping sample, the block it was found in (None when the step simply ran out), q and t_prev."""
+        self.pstat.open_circuit(None)
+        last, q, t_prev = self._drain(q, t_prev)
+        reason, k = self._galvanostatic_stop(step, last, detector) if last is not None else (None, -1)
+        if reason is not None:
+            return reason, k, last, q, t_prev
+        full = abs(q) >= q_target - 0.5 * abs(current) * step.sample_period * (1 + 1e-9)
+        return (S.CAPACITY_REACHED if full else S.TIME_REACHED), k, None, q, t_prev
+
+    def _operando_sweep(
+        self, step: S.Galvanostatic, q: float, t_prev: float, current: float
+    ) -> tuple[float, float, str | None]:
+        """An impedance sweep on top of the plating current; returns q, t_prev and VOLTAGE_LIMIT (recorded,
+        output off) if the instrument tripped its limit during the sweep, else None."""
+        q, t_prev, swept, cut = self._sweep(step.operando_eis, q, t_prev, current, (step.v_min, step.v_max))
+        k = self._sweep_trip(step, swept, cut)
+        if k is None:
+            return q, t_prev, None
+        self.pstat.open_circuit(None)
+        self._record_stop(step, S.VOLTAGE_LIMIT, swept if swept is not None else {}, k, q)
+        return q, t_prev, S.VOLTAGE_LIMIT
 
     def _limit_trip(self, step: S.Step, cols: dict[str, np.ndarray]) -> int | None:
         """First sample where the instrument's own limit switched the output off, or E_we left the step's
