@@ -197,21 +197,7 @@ class SimulatedCell:
         age = st.age + np.cumsum(dt)
         thickness = self.spec.electrolyte.thickness
 
-        # Dendrite growth: only while plating above this cell's CCD, after the incubation capacity.
-        # Speed: most blocks (stripping, rest, plating below the CCD) grow nothing: the crack and the
-        # over-critical capacity stay what they were, and the per-sample arrays are not built.
-        if n and float(i.min()) < min(-self.ccd, 0.0):
-            over = plating & (-i > self.ccd)
-            q_over_end = st.over_critical + np.cumsum(np.where(over, dq, 0.0))
-            growing = over & (q_over_end > self.incubation_capacity)
-            ratio = np.where(growing, -i / self.ccd, 1.0)
-            growth = thickness / self.crack_growth_reference * ratio**CRACK_GROWTH_EXPONENT
-            crack = st.crack_length + np.cumsum(np.where(growing, growth * dq, 0.0))
-            over_end, crack_end = float(q_over_end[-1]), float(min(crack[-1], thickness))
-        else:
-            crack = np.full(n, st.crack_length)
-            over_end, crack_end = st.over_critical, float(min(st.crack_length, thickness))
-
+        crack, over_end, crack_end = self._crack_growth(i, dq, plating)
         damage = self._void_damage(i, dq, q_plate)
         contact = self.contact_fraction(damage)
 
@@ -248,6 +234,22 @@ class SimulatedCell:
             st.shorted = True
             st.short_time = float(age[short_index])
         return Response(e_we, e_cell, short_index)
+
+    def _crack_growth(self, i: np.ndarray, dq: np.ndarray, plating: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Dendrite growth: only while plating above this cell's CCD, after the incubation capacity.
+        Returns the crack length at each sample (m), and the over-critical capacity and crack length at
+        the block's end. Most blocks (stripping, rest, plating below the CCD) grow nothing: the crack
+        and the over-critical capacity stay what they were, and the per-sample arrays are not built."""
+        st, thickness, n = self.state, self.spec.electrolyte.thickness, len(i)
+        if not (n and float(i.min()) < min(-self.ccd, 0.0)):
+            return np.full(n, st.crack_length), st.over_critical, float(min(st.crack_length, thickness))
+        over = plating & (-i > self.ccd)
+        q_over_end = st.over_critical + np.cumsum(np.where(over, dq, 0.0))
+        growing = over & (q_over_end > self.incubation_capacity)
+        ratio = np.where(growing, -i / self.ccd, 1.0)
+        growth = thickness / self.crack_growth_reference * ratio**CRACK_GROWTH_EXPONENT
+        crack = st.crack_length + np.cumsum(np.where(growing, growth * dq, 0.0))
+        return crack, float(q_over_end[-1]), float(min(crack[-1], thickness))
 
     def _shorted_potentials(
         self,
