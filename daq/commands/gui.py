@@ -74,7 +74,8 @@ def _refuse_non_run(path: str) -> None:
     open_run(path).close()
 
 
-def cmd_gui(args: argparse.Namespace) -> int:
+def _checked_channels(args: argparse.Namespace) -> int:
+    """The number of simulated channels, once the files and options are known to be sound."""
     for f in args.files:
         if not Path(f).exists():
             raise ConfigError("FILE", f, "no such run file")
@@ -87,20 +88,30 @@ def cmd_gui(args: argparse.Namespace) -> int:
         raise ConfigError("--channels", channels, "must be 0 or more")
     if args.start and not args.protocol and channels == 0:
         raise ConfigError("--start", None, "needs a simulated channel (--channels N)")
-    lab = parse_url(args.lab, "--lab") if args.lab else None
-    publish = publishers(args, channels)
+    return channels
+
+
+def _check_libraries(lab: bool, publish: bool) -> None:
+    """Qt that can open a window, and paho-mqtt when a lab is watched or runs publish: one line if not."""
     from daq.gui import qt_problem
 
     problem = qt_problem()
     if problem:
         raise ConfigError("daq gui", None, problem)
-    if lab is not None or publish is not None:
+    if lab or publish:
         try:
             import paho.mqtt.client  # noqa: F401
         except ImportError:
             raise ConfigError(
                 "--lab" if lab else "--publish", None, "needs paho-mqtt: pip install 'sse-rig[lab]'"
             ) from None
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    channels = _checked_channels(args)
+    lab = parse_url(args.lab, "--lab") if args.lab else None
+    publish = publishers(args, channels)
+    _check_libraries(lab is not None, publish is not None)
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
