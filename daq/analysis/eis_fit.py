@@ -151,14 +151,22 @@ def _solve(
     def to_p(u: np.ndarray) -> np.ndarray:
         return np.where(linear, u, np.exp(np.clip(u, -700, 700)))
 
+    # The solver asks for the Jacobian at the point it has just evaluated: Z and dZ/dp come from one pass
+    # over the circuit, and the Jacobian is kept for that request.
+    last: list = [None, None]
+
     def fun(u: np.ndarray) -> np.ndarray:
-        r = (ev.z(to_p(u)) - z) * w
+        p = to_p(u)
+        zm, j = ev.z_jac(p)
+        r = (zm - z) * w
+        last[0], last[1] = u.copy(), (j, p)
         return np.concatenate([r.real, r.imag])
 
     def jac(u: np.ndarray) -> np.ndarray:
-        p = to_p(u)
-        _, j = ev.z_jac(p)
-        j = j * np.where(linear, 1.0, p)[None, :] * w[:, None]
+        if last[0] is None or not np.array_equal(u, last[0]):
+            fun(u)
+        j, p = last[1]
+        j = j * (np.where(linear, 1.0, p) * 1.0)[None, :] * w[:, None]
         return np.concatenate([j.real, j.imag])
 
     ulo, uhi = np.where(linear, lo, np.log(lo)), np.where(linear, hi, np.log(hi))
@@ -173,7 +181,7 @@ def _solve(
             jac=jac,
             bounds=(ulo, uhi),
             method="trf",
-            x_scale="jac",
+            x_scale=1.0,
             max_nfev=max_nfev,
             xtol=1e-8,
             ftol=1e-8,
