@@ -18,14 +18,14 @@ Choices, and why:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from daq.analysis import AnalysisError, as_spectrum
 from daq.analysis.circuits import Circuit, Element, Node, Series
-from daq.analysis.eis_guess import elements, further_starts, initial_guess, physical_bounds
+from daq.analysis.eis_guess import arc_groups, arcs_shown, elements, further_starts, initial_guess, physical_bounds
 from daq.core.errors import ConfigError
 
 
@@ -140,10 +140,19 @@ def _canonical_order(c: Circuit, p: np.ndarray) -> np.ndarray:
 
 
 def _solve(
-    c: Circuit, f: np.ndarray, z: np.ndarray, p0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int
+    c: Circuit,
+    f: np.ndarray,
+    z: np.ndarray,
+    p0: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    max_nfev: int,
 ) -> tuple[np.ndarray, object]:
-    """Bounded trust-region least squares (scipy 'trf', Jacobian scaling) in log(p) for positive
-    parameters and p itself for CPE exponents; residuals (Z_model - Z)/|Z|."""
+    """Bounded trust-region least squares (scipy 'trf') in log(p) for positive parameters and p itself
+    for CPE exponents; residuals (Z_model - Z)/|Z|. Both are scaled alike (a unit step is a factor e in
+    p, or the whole range of alpha), so the steps are not rescaled by the Jacobian: that scaling sends
+    the solver crawling along the flat valleys of parameters the data barely determine.
+    """
     linear = np.array(c.kinds) == "alpha"
     ev = c.evaluator(f)
     w = 1.0 / np.abs(z)
@@ -166,7 +175,7 @@ def _solve(
         if last[0] is None or not np.array_equal(u, last[0]):
             fun(u)
         j, p = last[1]
-        j = j * (np.where(linear, 1.0, p) * 1.0)[None, :] * w[:, None]
+        j = j * np.where(linear, 1.0, p)[None, :] * w[:, None]
         return np.concatenate([j.real, j.imag])
 
     ulo, uhi = np.where(linear, lo, np.log(lo)), np.where(linear, hi, np.log(hi))
@@ -197,6 +206,9 @@ def _solve(
 
 GOOD_ENOUGH = 0.02  # relative residual below which the first start is accepted without trying others
 MAX_ACCEPTED_RESIDUAL = 0.25  # above this a "fit" describes the data too poorly to be reported as one
+# A standard error this many times the value: the data do not determine the parameter (e.g. the split of a
+# series resistance between R0 and an arc pushed out of the measured range).
+UNDETERMINED = 1e3
 
 
 def fit_circuit(
@@ -236,6 +248,13 @@ def fit_circuit(
     budget = max(max_evaluations // 5, 50)
     best = None
     nfev = 0
+    memo: list[int] = []
+
+    def shown() -> int:  # arcs the spectrum shows, worked out once and only when a parameter is pinned
+        if not memo:
+            memo.append(arcs_shown(f, z, c))
+        return memo[0]
+
     for start in [p0] + ([] if initial is not None else further_starts(c, f, z, p0)):
         p, (res, at_bound) = _solve(c, f, z, start, lo, hi, budget)
         nfev += int(res.nfev)
@@ -244,6 +263,8 @@ def fit_circuit(
         if best is None or key < best[0]:
             best = (key, p, res, at_bound, start)
         if not at_bound.any() and rel < GOOD_ENOUGH:
+            break
+        if at_bound.any() and _unseen_arcs(c, at_bound, shown):  # no start can place an arc the data lack
             break
     assert best is not None
     _, p, res, at_bound, start = best
@@ -254,7 +275,34 @@ def fit_circuit(
             p, res, at_bound = p_more, res_more, bound_more
     perm = np.arange(len(c)) if bounds else _canonical_order(c, p)  # bounds name a specific arc: keep it
     p, at_bound = p[perm], at_bound[perm]
-    return _result(c, f, z, p, at_bound, res, start, nfev)
+    unseen = _unseen_arcs(c, at_bound, shown) if at_bound.any() else []
+    return _result(c, f, z, p, at_bound, res, start, nfev, unseen)
+
+
+def _node_text(node: Node) -> str:
+    if isinstance(node, Element):
+        return node.name
+    inner = ("-" if isinstance(node, Series) else ",").join(_node_text(ch) for ch in node.children)
+    return inner if isinstance(node, Series) else f"p({inner})"
+
+
+def _unseen_arcs(c: Circuit, at_bound: np.ndarray, shown: Callable[[], int]) -> list[str]:
+    """The arcs (as written) whose parameters sit on bounds, when the spectrum shows too few arcs for them.
+
+    A circuit with more arcs than the spectrum shows leaves the extra ones nothing to fit: the solver
+    pushes them out of the measured range (Q or alpha on a bound: the arc acts as a plain resistor or
+    vanishes). That is the answer, not a start gone wrong; no further start can place those arcs.
+    Empty when a pinned parameter is outside the arcs or the spectrum shows enough arcs.
+    """
+    groups = arc_groups(c)
+    params = [{i for e in elements(g) for i in range(e.index, e.index + _n_params(e))} for g in groups]
+    pinned = set(np.flatnonzero(at_bound).tolist())
+    hit = [k for k, idx in enumerate(params) if idx & pinned]
+    if not hit or pinned - set().union(*(params[k] for k in hit)):
+        return []
+    if len(hit) > len(groups) - shown():
+        return []
+    return [_node_text(groups[k]) for k in hit]
 
 
 def _relative(c: Circuit, f: np.ndarray, z: np.ndarray, p: np.ndarray) -> float:
@@ -264,7 +312,7 @@ def _relative(c: Circuit, f: np.ndarray, z: np.ndarray, p: np.ndarray) -> float:
     return rel if np.isfinite(rel) else np.inf
 
 
-def _result(c, f, z, p, at_bound, res, start, nfev) -> FitResult:
+def _result(c, f, z, p, at_bound, res, start, nfev, unseen=()) -> FitResult:
     """Standard errors cov = s^2 (J^T J)^-1 at the solution (J in p, residuals weighted by 1/|Z|)."""
     n, k = f.size, len(c)
     w = 1.0 / np.abs(z)
@@ -287,11 +335,21 @@ def _result(c, f, z, p, at_bound, res, start, nfev) -> FitResult:
     if not np.isfinite(rel) or rel > MAX_ACCEPTED_RESIDUAL:
         problems.append(f"relative residual {rel:.1%} above {MAX_ACCEPTED_RESIDUAL:.0%}")
     pinned = tuple(name for name, b in zip(c.names, at_bound) if b)
-    if pinned:
+    if unseen:
+        n_arcs = len(arc_groups(c))
+        problems.append(
+            f"the spectrum shows {n_arcs - len(unseen)} of the circuit's {n_arcs} arcs: {', '.join(unseen)} "
+            f"outside the measured range ({', '.join(pinned)} on {'its bound' if len(pinned) == 1 else 'their bounds'})"
+            "; "
+            "fit a circuit with fewer arcs"
+        )
+    elif pinned:
         problems.append("at a bound: " + ", ".join(pinned))
     zero = (np.array(c.kinds) == "R") & (p <= 1e-8 * np.abs(z).max())  # R = 0: its error is an upper limit
-    if not np.all(np.isfinite(stderr)) or np.any((stderr > 1e6 * np.abs(p)) & ~zero):
-        problems.append("uncertainties not finite (parameters not determined by the data)")
+    if not np.all(np.isfinite(stderr)) or np.any((stderr > UNDETERMINED * np.abs(p)) & ~zero):
+        problems.append(
+            f"parameters not determined by the data (standard error not finite or above {UNDETERMINED:.0f}x the value)"
+        )
     ok = not problems
     message = "converged" if ok else "; ".join(problems)
     return FitResult(c.text, c.names, p, stderr, c.units, rel, cov, ok, message, start, nfev, pinned)
