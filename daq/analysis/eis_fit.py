@@ -8,7 +8,7 @@ Choices, and why:
 - Parameters with a non-negative lower bound (all by default) are fitted as log(p): positivity comes
   for free, and R ~ 1e3 ohm and Q ~ 1e-10 are equally well conditioned.
 - Analytic Jacobian from the circuit (daq.analysis.circuits) and scipy's bounded trust-region solver
-  ('trf', Jacobian scaling), in log(p) for positive parameters, inside physical bounds taken from the
+  ('trf', unit steps in the fitted space), in log(p) for positive parameters, inside physical bounds taken from the
   data (:func:`physical_bounds`). Where the first start leaves a poor fit, further starts (time
   constants a decade off, alpha 0.7, DRT peaks) are tried in a fixed order and the best is kept.
 - Starting points and physical bounds from the data itself: daq.analysis.eis_guess.
@@ -333,7 +333,9 @@ def _result(c, f, z, p, at_bound, res, start, nfev, unseen=()) -> FitResult:
     if not res.success:
         problems.append(f"solver: {res.message}")
     if not np.isfinite(rel) or rel > MAX_ACCEPTED_RESIDUAL:
-        problems.append(f"relative residual {rel:.1%} above {MAX_ACCEPTED_RESIDUAL:.0%}")
+        problems.append(
+            f"relative residual {rel:.1%} above {MAX_ACCEPTED_RESIDUAL:.0%}: the circuit does not describe the spectrum"
+        )
     pinned = tuple(name for name, b in zip(c.names, at_bound) if b)
     if unseen:
         n_arcs = len(arc_groups(c))
