@@ -8,7 +8,7 @@ Choices, and why:
 - Parameters with a non-negative lower bound (all by default) are fitted as log(p): positivity comes
   for free, and R ~ 1e3 ohm and Q ~ 1e-10 are equally well conditioned.
 - Analytic Jacobian from the circuit (daq.analysis.circuits) and scipy's bounded trust-region solver
-  ('trf', Jacobian scaling), in log(p) for positive parameters, inside physical bounds taken from the
+  ('trf', unit steps in the fitted space), in log(p) for positive parameters, inside physical bounds taken from the
   data (:func:`physical_bounds`). Where the first start leaves a poor fit, further starts (time
   constants a decade off, alpha 0.7, DRT peaks) are tried in a fixed order and the best is kept.
 - Starting points and physical bounds from the data itself: daq.analysis.eis_guess.
@@ -18,14 +18,14 @@ Choices, and why:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from daq.analysis import AnalysisError, as_spectrum
 from daq.analysis.circuits import Circuit, Element, Node, Series
-from daq.analysis.eis_guess import elements, further_starts, initial_guess, physical_bounds
+from daq.analysis.eis_guess import arc_groups, arcs_shown, elements, further_starts, initial_guess, physical_bounds
 from daq.core.errors import ConfigError
 
 
@@ -140,10 +140,19 @@ def _canonical_order(c: Circuit, p: np.ndarray) -> np.ndarray:
 
 
 def _solve(
-    c: Circuit, f: np.ndarray, z: np.ndarray, p0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int
+    c: Circuit,
+    f: np.ndarray,
+    z: np.ndarray,
+    p0: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    max_nfev: int,
 ) -> tuple[np.ndarray, object]:
-    """Bounded trust-region least squares (scipy 'trf', Jacobian scaling) in log(p) for positive
-    parameters and p itself for CPE exponents; residuals (Z_model - Z)/|Z|."""
+    """Bounded trust-region least squares (scipy 'trf') in log(p) for positive parameters and p itself
+    for CPE exponents; residuals (Z_model - Z)/|Z|. Both are scaled alike (a unit step is a factor e in
+    p, or the whole range of alpha), so the steps are not rescaled by the Jacobian: that scaling sends
+    the solver crawling along the flat valleys of parameters the data barely determine.
+    """
     linear = np.array(c.kinds) == "alpha"
     ev = c.evaluator(f)
     w = 1.0 / np.abs(z)
@@ -151,13 +160,21 @@ def _solve(
     def to_p(u: np.ndarray) -> np.ndarray:
         return np.where(linear, u, np.exp(np.clip(u, -700, 700)))
 
+    # The solver asks for the Jacobian at the point it has just evaluated: Z and dZ/dp come from one pass
+    # over the circuit, and the Jacobian is kept for that request.
+    last: list = [None, None]
+
     def fun(u: np.ndarray) -> np.ndarray:
-        r = (ev.z(to_p(u)) - z) * w
+        p = to_p(u)
+        zm, j = ev.z_jac(p)
+        r = (zm - z) * w
+        last[0], last[1] = u.copy(), (j, p)
         return np.concatenate([r.real, r.imag])
 
     def jac(u: np.ndarray) -> np.ndarray:
-        p = to_p(u)
-        _, j = ev.z_jac(p)
+        if last[0] is None or not np.array_equal(u, last[0]):
+            fun(u)
+        j, p = last[1]
         j = j * np.where(linear, 1.0, p)[None, :] * w[:, None]
         return np.concatenate([j.real, j.imag])
 
@@ -173,7 +190,7 @@ def _solve(
             jac=jac,
             bounds=(ulo, uhi),
             method="trf",
-            x_scale="jac",
+            x_scale=1.0,
             max_nfev=max_nfev,
             xtol=1e-8,
             ftol=1e-8,
@@ -189,6 +206,9 @@ def _solve(
 
 GOOD_ENOUGH = 0.02  # relative residual below which the first start is accepted without trying others
 MAX_ACCEPTED_RESIDUAL = 0.25  # above this a "fit" describes the data too poorly to be reported as one
+# A standard error this many times the value: the data do not determine the parameter (e.g. the split of a
+# series resistance between R0 and an arc pushed out of the measured range).
+UNDETERMINED = 1e3
 
 
 def fit_circuit(
@@ -228,6 +248,13 @@ def fit_circuit(
     budget = max(max_evaluations // 5, 50)
     best = None
     nfev = 0
+    memo: list[int] = []
+
+    def shown() -> int:  # arcs the spectrum shows, worked out once and only when a parameter is pinned
+        if not memo:
+            memo.append(arcs_shown(f, z, c))
+        return memo[0]
+
     for start in [p0] + ([] if initial is not None else further_starts(c, f, z, p0)):
         p, (res, at_bound) = _solve(c, f, z, start, lo, hi, budget)
         nfev += int(res.nfev)
@@ -236,6 +263,8 @@ def fit_circuit(
         if best is None or key < best[0]:
             best = (key, p, res, at_bound, start)
         if not at_bound.any() and rel < GOOD_ENOUGH:
+            break
+        if at_bound.any() and _unseen_arcs(c, at_bound, shown):  # no start can place an arc the data lack
             break
     assert best is not None
     _, p, res, at_bound, start = best
@@ -246,7 +275,34 @@ def fit_circuit(
             p, res, at_bound = p_more, res_more, bound_more
     perm = np.arange(len(c)) if bounds else _canonical_order(c, p)  # bounds name a specific arc: keep it
     p, at_bound = p[perm], at_bound[perm]
-    return _result(c, f, z, p, at_bound, res, start, nfev)
+    unseen = _unseen_arcs(c, at_bound, shown) if at_bound.any() else []
+    return _result(c, f, z, p, at_bound, res, start, nfev, unseen)
+
+
+def _node_text(node: Node) -> str:
+    if isinstance(node, Element):
+        return node.name
+    inner = ("-" if isinstance(node, Series) else ",").join(_node_text(ch) for ch in node.children)
+    return inner if isinstance(node, Series) else f"p({inner})"
+
+
+def _unseen_arcs(c: Circuit, at_bound: np.ndarray, shown: Callable[[], int]) -> list[str]:
+    """The arcs (as written) whose parameters sit on bounds, when the spectrum shows too few arcs for them.
+
+    A circuit with more arcs than the spectrum shows leaves the extra ones nothing to fit: the solver
+    pushes them out of the measured range (Q or alpha on a bound: the arc acts as a plain resistor or
+    vanishes). That is the answer, not a start gone wrong; no further start can place those arcs.
+    Empty when a pinned parameter is outside the arcs or the spectrum shows enough arcs.
+    """
+    groups = arc_groups(c)
+    params = [{i for e in elements(g) for i in range(e.index, e.index + _n_params(e))} for g in groups]
+    pinned = set(np.flatnonzero(at_bound).tolist())
+    hit = [k for k, idx in enumerate(params) if idx & pinned]
+    if not hit or pinned - set().union(*(params[k] for k in hit)):
+        return []
+    if len(hit) > len(groups) - shown():
+        return []
+    return [_node_text(groups[k]) for k in hit]
 
 
 def _relative(c: Circuit, f: np.ndarray, z: np.ndarray, p: np.ndarray) -> float:
@@ -256,7 +312,7 @@ def _relative(c: Circuit, f: np.ndarray, z: np.ndarray, p: np.ndarray) -> float:
     return rel if np.isfinite(rel) else np.inf
 
 
-def _result(c, f, z, p, at_bound, res, start, nfev) -> FitResult:
+def _result(c, f, z, p, at_bound, res, start, nfev, unseen=()) -> FitResult:
     """Standard errors cov = s^2 (J^T J)^-1 at the solution (J in p, residuals weighted by 1/|Z|)."""
     n, k = f.size, len(c)
     w = 1.0 / np.abs(z)
@@ -277,13 +333,25 @@ def _result(c, f, z, p, at_bound, res, start, nfev) -> FitResult:
     if not res.success:
         problems.append(f"solver: {res.message}")
     if not np.isfinite(rel) or rel > MAX_ACCEPTED_RESIDUAL:
-        problems.append(f"relative residual {rel:.1%} above {MAX_ACCEPTED_RESIDUAL:.0%}")
+        problems.append(
+            f"relative residual {rel:.1%} above {MAX_ACCEPTED_RESIDUAL:.0%}: the circuit does not describe the spectrum"
+        )
     pinned = tuple(name for name, b in zip(c.names, at_bound) if b)
-    if pinned:
+    if unseen:
+        n_arcs = len(arc_groups(c))
+        problems.append(
+            f"the spectrum shows {n_arcs - len(unseen)} of the circuit's {n_arcs} arcs: {', '.join(unseen)} "
+            f"outside the measured range ({', '.join(pinned)} on {'its bound' if len(pinned) == 1 else 'their bounds'})"
+            "; "
+            "fit a circuit with fewer arcs"
+        )
+    elif pinned:
         problems.append("at a bound: " + ", ".join(pinned))
     zero = (np.array(c.kinds) == "R") & (p <= 1e-8 * np.abs(z).max())  # R = 0: its error is an upper limit
-    if not np.all(np.isfinite(stderr)) or np.any((stderr > 1e6 * np.abs(p)) & ~zero):
-        problems.append("uncertainties not finite (parameters not determined by the data)")
+    if not np.all(np.isfinite(stderr)) or np.any((stderr > UNDETERMINED * np.abs(p)) & ~zero):
+        problems.append(
+            f"parameters not determined by the data (standard error not finite or above {UNDETERMINED:.0f}x the value)"
+        )
     ok = not problems
     message = "converged" if ok else "; ".join(problems)
     return FitResult(c.text, c.names, p, stderr, c.units, rel, cov, ok, message, start, nfev, pinned)

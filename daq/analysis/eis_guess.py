@@ -120,6 +120,35 @@ def _add_hidden_arcs(f: np.ndarray, z: np.ndarray, r_hf: float, arcs: list[tuple
     return r_hf
 
 
+def arcs_shown(frequencies: np.ndarray, impedance: np.ndarray, circuit: str | Circuit) -> int:
+    """How many of the circuit's arcs (top-level parallel groups) the spectrum shows: tops of -Im Z, or
+    where those are fewer (overlapping arcs make one top), peaks of the distribution of relaxation times."""
+    from daq.analysis.drt import drt
+
+    c = circuit if isinstance(circuit, Circuit) else Circuit(circuit)
+    f, z = as_spectrum(frequencies, impedance)
+    groups = arc_groups(c)
+    if not groups:
+        return 0
+    y = -z.imag
+    ys = np.convolve(np.pad(y, 1, mode="edge"), np.ones(3) / 3, mode="valid") if y.size >= 5 else y
+    tops = len(_arc_tops(ys, len(groups), blocks_dc(c.root)))
+    if tops >= len(groups):
+        return tops
+    try:
+        with np.errstate(all="ignore"):
+            peaks = len(drt(f, z).peaks)
+    except (AnalysisError, ValueError, np.linalg.LinAlgError):
+        peaks = 0
+    return min(max(tops, peaks), len(groups))
+
+
+def arc_groups(c: Circuit) -> list[Node]:
+    """The circuit's arcs: its top-level parallel groups, in the order written."""
+    items = list(c.root.children) if isinstance(c.root, Series) else [c.root]
+    return [it for it in items if not isinstance(it, Element)]
+
+
 def elements(node: Node) -> list[Element]:
     if isinstance(node, Element):
         return [node]
