@@ -45,6 +45,7 @@ class FitResult:
     initial: np.ndarray = field(default_factory=lambda: np.empty(0))
     nfev: int = 0
     at_bound: tuple[str, ...] = ()  # parameters pinned at a bound (the data cannot tell them from it)
+    starts: int = 1  # starting points tried (the first guess and the further starts that ran)
 
     def __getitem__(self, name: str) -> float:
         return float(self.values[self.names.index(name)])
@@ -205,6 +206,12 @@ def _solve(
 
 
 GOOD_ENOUGH = 0.02  # relative residual below which the first start is accepted without trying others
+# Starts at one minimum: residuals within this relative tolerance and fitted parameters (log p, alpha)
+# within this absolute tolerance, after putting arcs of one shape in canonical order. The multi-start ends
+# once the best minimum off the bounds has been reached by SAME_MINIMUM_STARTS starts.
+SAME_MINIMUM_STARTS = 3
+SAME_RESIDUAL = 1e-5
+SAME_PARAMETERS = 1e-3
 MAX_ACCEPTED_RESIDUAL = 0.25  # above this a "fit" describes the data too poorly to be reported as one
 # A standard error this many times the value: the data do not determine the parameter (e.g. the split of a
 # series resistance between R0 and an arc pushed out of the measured range).
@@ -249,13 +256,17 @@ def fit_circuit(
     best = None
     nfev = 0
     memo: list[int] = []
+    interior: list[tuple[float, np.ndarray]] = []  # (residual, fitted-space point) of minima off the bounds
 
     def shown() -> int:  # arcs the spectrum shows, worked out once and only when a parameter is pinned
         if not memo:
             memo.append(arcs_shown(f, z, c))
         return memo[0]
 
-    for start in [p0] + ([] if initial is not None else further_starts(c, f, z, p0)):
+    starts = [p0] + ([] if initial is not None else further_starts(c, f, z, p0))
+    used = 0
+    for start in starts:
+        used += 1
         p, (res, at_bound) = _solve(c, f, z, start, lo, hi, budget)
         nfev += int(res.nfev)
         rel = _relative(c, f, z, p)
@@ -266,6 +277,10 @@ def fit_circuit(
             break
         if at_bound.any() and _unseen_arcs(c, at_bound, shown):  # no start can place an arc the data lack
             break
+        if at_bound.any() or _times_found(c, p, rel, interior) < SAME_MINIMUM_STARTS:
+            continue
+        if not best[0][0] and rel <= best[0][1] * (1 + SAME_RESIDUAL):
+            break  # the best minimum so far, off the bounds, reached again and again
     assert best is not None
     _, p, res, at_bound, start = best
     if res.status == 0:  # the best start ran out of its share of evaluations: carry on from where it stopped
@@ -276,7 +291,26 @@ def fit_circuit(
     perm = np.arange(len(c)) if bounds else _canonical_order(c, p)  # bounds name a specific arc: keep it
     p, at_bound = p[perm], at_bound[perm]
     unseen = _unseen_arcs(c, at_bound, shown) if at_bound.any() else []
-    return _result(c, f, z, p, at_bound, res, start, nfev, unseen)
+    return _result(c, f, z, p, at_bound, res, start, nfev, unseen, used)
+
+
+def _times_found(c: Circuit, p: np.ndarray, rel: float, seen: list[tuple[float, np.ndarray]]) -> int:
+    """How many starts, this one included, ended at this minimum (off the bounds); records it in ``seen``.
+
+    Starts from different sides of the parameter space that end at one interior minimum say it is the
+    bottom of a wide basin. Two are not enough: the first guess and the DRT start read the same arcs off
+    the spectrum and often share a basin while a start a decade off finds a slightly deeper one; a third
+    agreeing start is a majority of the starts there are. A minimum on a bound does not count: the
+    bound, not the data, stopped the solver there, and another start may find an interior minimum below.
+    """
+    linear = np.array(c.kinds) == "alpha"
+    q = p[_canonical_order(c, p)]
+    u = np.where(linear, q, np.log(np.maximum(q, 1e-300)))
+    again = sum(
+        abs(rel - r) <= SAME_RESIDUAL * max(rel, r) and np.max(np.abs(u - v)) <= SAME_PARAMETERS for r, v in seen
+    )
+    seen.append((rel, u))
+    return 1 + again
 
 
 def _node_text(node: Node) -> str:
@@ -312,7 +346,7 @@ def _relative(c: Circuit, f: np.ndarray, z: np.ndarray, p: np.ndarray) -> float:
     return rel if np.isfinite(rel) else np.inf
 
 
-def _result(c, f, z, p, at_bound, res, start, nfev, unseen=()) -> FitResult:
+def _result(c, f, z, p, at_bound, res, start, nfev, unseen=(), starts=1) -> FitResult:
     """Standard errors cov = s^2 (J^T J)^-1 at the solution (J in p, residuals weighted by 1/|Z|)."""
     n, k = f.size, len(c)
     w = 1.0 / np.abs(z)
@@ -354,4 +388,4 @@ def _result(c, f, z, p, at_bound, res, start, nfev, unseen=()) -> FitResult:
         )
     ok = not problems
     message = "converged" if ok else "; ".join(problems)
-    return FitResult(c.text, c.names, p, stderr, c.units, rel, cov, ok, message, start, nfev, pinned)
+    return FitResult(c.text, c.names, p, stderr, c.units, rel, cov, ok, message, start, nfev, pinned, starts)
