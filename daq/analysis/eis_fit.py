@@ -10,7 +10,8 @@ Choices, and why:
 - Analytic Jacobian from the circuit (daq.analysis.circuits) and scipy's bounded trust-region solver
   ('trf', unit steps in the fitted space), in log(p) for positive parameters, inside physical bounds taken from the
   data (:func:`physical_bounds`). Where the first start leaves a poor fit, further starts (time
-  constants a decade off, alpha 0.7, DRT peaks) are tried in a fixed order and the best is kept.
+  constants a decade off, alpha 0.7, DRT peaks) are tried in a fixed order and the best is kept; the
+  search ends early once three starts have ended at the best minimum off the bounds.
 - Starting points and physical bounds from the data itself: daq.analysis.eis_guess.
 - Standard errors from the Jacobian at the solution, cov = s^2 (J^T J)^-1 with s^2 the residual
   variance, mapped back from the fitted space to physical units.
@@ -232,7 +233,8 @@ def fit_circuit(
     ``initial`` (SI, by name or in ``circuit.names`` order) overrides the automatic guess; ``bounds``
     maps parameter names to (low, high) in SI and narrows the physical bounds (:func:`physical_bounds`).
     Without ``initial``, further starts (:func:`further_starts`) are tried when the first fit leaves a relative
-    residual above 2 % or a parameter on a bound, and the best is kept. ``success`` means a real fit:
+    residual above 2 % or a parameter on a bound, and the best is kept; they stop once three starts
+    agree on the best minimum off the bounds (``starts`` counts those tried). ``success`` means a real fit:
     the solver converged, the relative residual is below 25 %, no parameter sits on a bound (listed in
     ``at_bound`` otherwise) and every standard error is finite; ``message`` says which failed.
     """
