@@ -34,7 +34,7 @@ from daq.core.errors import DataFileError
 from daq.core.records import Event, Record, RunEnd, RunStart, Samples, Spectrum, StepEnd
 from daq.storage import layout as L
 from daq.storage import space
-from daq.storage.hdf5 import LIBVER, abandon, close_quietly, open_h5
+from daq.storage.hdf5 import LIBVER, abandon, bound_metadata_cache, close_quietly, open_h5
 from daq.storage.lock import WriterLock, lock_path, writer_alive
 from daq.storage.recovery import clear_writer_flags, refuse_existing
 from daq.storage.space import CHUNKS_PER_APPEND, chunk_samples
@@ -154,11 +154,7 @@ class RunWriter:
 
     def _attach(self, f: h5py.File) -> None:
         self.f = f
-        cache = f.id.get_mdc_config()
-        cache.max_size = METADATA_CACHE_BYTES
-        cache.initial_size = min(cache.initial_size, METADATA_CACHE_BYTES)
-        cache.min_size = min(cache.min_size, cache.initial_size)
-        f.id.set_mdc_config(cache)
+        bound_metadata_cache(f, METADATA_CACHE_BYTES)
         self._instruments = f["instruments"]
         self._ts = dict(f["timeseries"].items())
         # Speed: dataset handles and row counts kept here, as an h5py lookup or len() costs tens of
@@ -470,6 +466,7 @@ class RunWriter:
                 self.f.close()
                 self._record_end(L.INTERRUPTED if self._disk_full else status, outcome, analysis)
         finally:
+            self._columns = {}  # the sample buffers go back to the system before the post-run analysis
             self.lock.release()
         if self._failure is not None and self._failure is not reported:
             raise self._failure
