@@ -55,7 +55,7 @@ __all__ = ["RunWriter", "WriterLock", "lock_path", "refuse_existing", "utc_now",
 FLUSH_METADATA_BYTES = 64 * 1024
 # HDF5's metadata cache (chunk indexes, object headers, the heap of the tables' strings) may grow to
 # this size; the library's own adaptive maximum (32 MiB) would let a long run's metadata pile up.
-METADATA_CACHE_BYTES = 4 * 2**20
+METADATA_CACHE_BYTES = 2**20
 # Chunks of a table (steps, events, spectra, transcript) kept in HDF5's chunk cache: the one being
 # filled by appends, and the one before it.
 TABLE_CACHE_CHUNKS = 2
