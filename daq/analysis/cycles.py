@@ -15,7 +15,8 @@ One row per loop cycle (the ``cycle`` column of /timeseries, 0 outside loops is 
 - stop: why the cycle ended: the reason a step stopped the run (``short_circuit`` marks the cycle the
   cell shorted in), else why its last step ended.
 
-The file is read in chunks, so memory stays flat however long the run.
+The file is read in slices of CHUNK samples and the step table in blocks of rows, so memory stays
+flat however long the run (what grows is the table itself: one row per cycle).
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from daq.analysis.closed_run import table_blocks
 from daq.storage.layout import STR
 
-CHUNK = 1 << 20  # samples read at a time
+# Samples read at a time: the largest chunk a run file has (daq.storage.space.MAX_CHUNK), so that every
+# slice covers whole chunks; about 4 MiB for the six columns read and what is computed from them.
+CHUNK = 1 << 16
 
 CYCLE_DTYPE = np.dtype(
     [
@@ -77,7 +81,7 @@ _NOT_HALF_CYCLE = ("rest", "ocv", "geis", "peis", "eis")
 _TERMINAL = ("short_circuit", "voltage_limit", "current_limit", "aborted", "fault", "interlock")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Half:
     """Running statistics of one half cycle's potential."""
 
@@ -103,7 +107,7 @@ class _Half:
         return self.total / self.n if self.n else math.nan
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cycle:
     t_start: float
     t_end: float = math.nan
@@ -117,8 +121,19 @@ def potential_column(run) -> str:
     return "E_cell" if run.cell.get("configuration") == "symmetric" else "E_we"
 
 
-def _skipped_steps(steps) -> set[int]:
-    return {int(i) for i, kind in zip(steps["index"], steps.kind) if str(kind).lower() in _NOT_HALF_CYCLE}
+def _steps(run) -> tuple[set[int], dict[int, str]]:
+    """From /steps, read in blocks: the steps that are no half cycle, and why each cycle ended (the
+    first stop that ended the run, a short, a limit, a fault, names the cycle; after it come only the
+    steps the engine runs on a stopped cell: rest, post-short spectrum)."""
+    skipped: set[int] = set()
+    stop_of: dict[int, str] = {}
+    for _, block in table_blocks(run.f["steps"], ("index", "kind", "cycle", "end_reason")):
+        for i, kind, c, reason in zip(block["index"], block["kind"], block["cycle"], block["end_reason"]):
+            if kind.lower() in _NOT_HALF_CYCLE:
+                skipped.add(int(i))
+            if stop_of.get(int(c)) not in _TERMINAL:
+                stop_of[int(c)] = reason
+    return skipped, stop_of
 
 
 def _scan(run, potential: str, skipped: set[int]) -> dict[int, _Cycle]:
@@ -152,17 +167,11 @@ def _scan(run, potential: str, skipped: set[int]) -> dict[int, _Cycle]:
 
 
 def cycle_table(run) -> np.ndarray:
-    """The /analysis/cycles table of an open run file (``daq.storage.reader.RunFile``)."""
+    """The /analysis/cycles table of an open run file (``daq.storage.reader.RunFile`` or
+    ``daq.analysis.closed_run.ClosedRun``)."""
     area = float(run.cell["electrodes.working_area"])
-    steps = run.steps()
-    potential = potential_column(run)
-    cycles = _scan(run, potential, _skipped_steps(steps))
-    stop_of: dict[int, str] = {}
-    for c, reason in zip(steps.cycle, steps.end_reason):
-        # the first stop that ended the run (a short, a limit, a fault) names the cycle; after it come
-        # only the steps the engine runs on a stopped cell (rest, post-short spectrum)
-        if stop_of.get(int(c)) not in _TERMINAL:
-            stop_of[int(c)] = str(reason)
+    skipped, stop_of = _steps(run)
+    cycles = _scan(run, potential_column(run), skipped)
     rows = []
     for c in sorted(cycles):
         entry = cycles[c]

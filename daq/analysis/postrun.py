@@ -7,6 +7,10 @@
   and the Li filament diameter it implies (science.md 2.3);
 - contact loss through the stripping spectra (science.md 2.2);
 - conductivity from the first bulk resistance.
+
+Memory stays flat with run length: samples are read a slice at a time and the step and event tables
+a block of rows at a time (``daq.analysis.closed_run``); only per-spectrum and per-cycle results are
+held whole.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from daq.analysis import AnalysisError
-from daq.analysis.closed_run import ClosedRun, Table
+from daq.analysis.closed_run import ClosedRun, table_blocks
 from daq.analysis.contact_loss import contact_loss, follow_arcs
 from daq.analysis.cycles import cycle_table, potential_column, store_cycles
 from daq.analysis.eis_fit import fit_circuit
@@ -114,6 +118,7 @@ def analyse(path: str | Path) -> dict[str, Any]:
     with reader as run:
         all_fits = fit_spectra(run) if has_spectra else np.zeros(0, dtype=FIT_DTYPE)
         results = _results(run, run.spectra() if has_spectra else None, all_fits)
+    with ClosedRun(path) as run:  # the samples read without a chunk cache (closed_run)
         cycles, potential = cycle_table(run), potential_column(run)
     _store(path, results, all_fits)
     with open_h5(path, "a") as f:
@@ -125,17 +130,16 @@ def _results(run, spectra, all_fits: np.ndarray) -> dict[str, Any]:
     cell = run.cell
     area = cell["electrodes.working_area"]
     thickness = cell.get("electrolyte.thickness", math.nan)  # imported recordings do not state it
-    events, steps = Table(run.f["events"]), Table(run.f["steps"])
     fits = all_fits[np.isfinite(all_fits["R1"])]  # failed fits stay recorded with their reason
     results: dict[str, Any] = {}
-    shorts = [json.loads(data) for kind, data in zip(events.kind, events.data) if kind == "short_circuit"]
+    shorts = _short_events(run.f["events"])
     if len(fits):
         r_we = math.sqrt(area / math.pi)
         results["conductivity_from_first_spectrum"] = 1.0 / (4.0 * fits["R1"][0] * r_we)
         results["conductivity_unit"] = "S/m (spreading resistance of the working-electrode disc)"
     if shorts:
         results["short"] = _short(run, spectra, fits, shorts[0], area, thickness)
-    strip_steps = {row for row, p in enumerate(steps.parameters) if '"direction": "strip"' in p}
+    strip_steps = _strip_steps(run.f["steps"])
     stripping = fits[np.isin(fits["step"], list(strip_steps))] if strip_steps else fits[:0]
     if len(stripping) >= 2:
         cl = contact_loss(follow_arcs(stripping["R1"], stripping["R2"])[1])
@@ -145,6 +149,26 @@ def _results(run, spectra, all_fits: np.ndarray) -> dict[str, Any]:
             "regions": list(cl.regions),
         }
     return results
+
+
+def _short_events(events) -> list[dict[str, Any]]:
+    """The data of every short-circuit event (the event table read in blocks)."""
+    return [
+        json.loads(data)
+        for _, block in table_blocks(events, ("kind", "data"))
+        for kind, data in zip(block["kind"], block["data"])
+        if kind == "short_circuit"
+    ]
+
+
+def _strip_steps(steps) -> set[int]:
+    """Rows of /steps that strip (the step table read in blocks)."""
+    return {
+        first + k
+        for first, block in table_blocks(steps, ("parameters",))
+        for k, p in enumerate(block["parameters"])
+        if '"direction": "strip"' in p
+    }
 
 
 def _short(run, spectra, fits: np.ndarray, data: dict[str, Any], area: float, thickness: float) -> dict[str, Any]:

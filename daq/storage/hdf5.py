@@ -36,6 +36,16 @@ def open_h5(path: str | Path, mode: str, **kwargs: Any) -> h5py.File:
         return h5py.File(path, mode, locking=False, **kwargs)
 
 
+def bound_metadata_cache(f: h5py.File, nbytes: int) -> None:
+    """Cap HDF5's metadata cache of ``f`` (chunk indexes, object headers, the heap of the tables'
+    strings) at ``nbytes``: the library's adaptive maximum, 32 MiB, lets it grow with a long run."""
+    config = f.id.get_mdc_config()
+    config.max_size = nbytes
+    config.initial_size = min(config.initial_size, nbytes)
+    config.min_size = min(config.min_size, config.initial_size)
+    f.id.set_mdc_config(config)
+
+
 def file_access() -> h5py.h5p.PropFAID:
     """A file-access property list for low-level opens, with the same (default) locking as open_h5."""
     return h5py.h5p.create(h5py.h5p.FILE_ACCESS)

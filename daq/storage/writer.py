@@ -34,7 +34,7 @@ from daq.core.errors import DataFileError
 from daq.core.records import Event, Record, RunEnd, RunStart, Samples, Spectrum, StepEnd
 from daq.storage import layout as L
 from daq.storage import space
-from daq.storage.hdf5 import LIBVER, abandon, close_quietly, open_h5
+from daq.storage.hdf5 import LIBVER, abandon, bound_metadata_cache, close_quietly, open_h5
 from daq.storage.lock import WriterLock, lock_path, writer_alive
 from daq.storage.recovery import clear_writer_flags, refuse_existing
 from daq.storage.space import CHUNKS_PER_APPEND, chunk_samples
@@ -53,6 +53,27 @@ __all__ = ["RunWriter", "WriterLock", "lock_path", "refuse_existing", "utc_now",
 
 # Bytes of metadata a flush may add (chunk index, object headers), for the free-space check.
 FLUSH_METADATA_BYTES = 64 * 1024
+# HDF5's metadata cache (chunk indexes, object headers, the heap of the tables' strings) may grow to
+# this size; the library's own adaptive maximum (32 MiB) would let a long run's metadata pile up.
+METADATA_CACHE_BYTES = 2**20
+# Chunks of a table (steps, events, spectra, transcript) kept in HDF5's chunk cache: the one being
+# filled by appends, and the one before it.
+TABLE_CACHE_CHUNKS = 2
+CACHE_SLOTS = 101  # hash slots of a table's chunk cache (a prime, well above TABLE_CACHE_CHUNKS)
+
+
+def open_table(f: h5py.File, name: str) -> h5py.Dataset:
+    """A table's handle with a chunk cache of TABLE_CACHE_CHUNKS chunks: the file's cache, sized for a
+    column's chunk, would otherwise keep a long run's rows of every table in memory."""
+    nbytes = TABLE_CACHE_CHUNKS * _chunk_bytes(f, name)
+    dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    dapl.set_chunk_cache(CACHE_SLOTS, nbytes, 1.0)  # HDF5 applies it if no other handle is open
+    return h5py.Dataset(h5py.h5d.open(f.id, name.encode(), dapl))
+
+
+def _chunk_bytes(f: h5py.File, name: str) -> int:
+    ds = f[name]  # closed on return, so that open_table's own settings take effect
+    return int(ds.chunks[0]) * ds.dtype.itemsize
 
 
 def temp_path(path: Path) -> Path:
@@ -100,7 +121,7 @@ class RunWriter:
         try:
             space.need_space(self.path, space.BASE_BYTES)
             tmp.unlink(missing_ok=True)  # left by a run killed while creating (the lock says none is)
-            f = open_h5(tmp, "w", libver=LIBVER, rdcc_nbytes=self._cache_bytes())
+            f = open_h5(tmp, "w", libver=LIBVER, rdcc_nbytes=self._cache_bytes(), rdcc_w0=1.0)
         except (OSError, DataFileError) as exc:
             self.lock.release()
             raise self._as_error(exc, "cannot be created") from None
@@ -127,24 +148,27 @@ class RunWriter:
         self._attach(f)
 
     def _cache_bytes(self) -> int:
-        """Chunk cache per dataset: the writer only appends, so it needs the chunk being filled and
-        the chunks of one append; more would keep a long run's samples in memory."""
-        return (CHUNKS_PER_APPEND + 1) * self.chunk * 8
+        """HDF5's chunk cache per dataset: the writer only appends, whole chunks directly (past the
+        cache), so it needs the one chunk being filled; more would keep a long run's samples in memory."""
+        return self.chunk * 8
 
     def _attach(self, f: h5py.File) -> None:
         self.f = f
+        bound_metadata_cache(f, METADATA_CACHE_BYTES)
         self._instruments = f["instruments"]
         self._ts = dict(f["timeseries"].items())
         # Speed: dataset handles and row counts kept here, as an h5py lookup or len() costs tens of
         # microseconds and next_row() is asked on every block.
         self._datasets: dict[str, h5py.Dataset] = {
-            name: f[name] for name in ("steps", "events", "eis/spectra", "eis/points") if name in f
+            name: open_table(f, name) for name in ("steps", "events", "eis/spectra", "eis/points") if name in f
         }
         self._rows = {name: len(ds) for name, ds in self._datasets.items()}
         self._stored = len(self._ts["t"])
         self._bps = sum(ds.dtype.itemsize for ds in self._ts.values())
-        self._buffer: list[dict[str, np.ndarray]] = []
-        self._stage: dict[str, np.ndarray] = {}  # per column: reused for every write (see _staged)
+        # Samples wait in one array per column of CHUNKS_PER_APPEND chunks (allocated on the first
+        # samples), copied in as blocks arrive: the writer's memory is this, whatever the run length.
+        self._capacity = CHUNKS_PER_APPEND * self.chunk
+        self._columns: dict[str, np.ndarray] = {}
         self._buffered = 0
         self._tables: dict[str, list[np.ndarray]] = {name: [] for name in self._datasets}
         self._last_flush = time.monotonic()
@@ -168,7 +192,7 @@ class RunWriter:
             clear_writer_flags(path)
             with open_h5(path, "r") as f:
                 self.chunk = int(f["timeseries/t"].chunks[0])
-            f = open_h5(path, "a", libver=LIBVER, rdcc_nbytes=self._cache_bytes())
+            f = open_h5(path, "a", libver=LIBVER, rdcc_nbytes=self._cache_bytes(), rdcc_w0=1.0)
             f.attrs["status"] = L.INTERRUPTED
             f.attrs["end_time"] = ""
         except (OSError, KeyError, DataFileError) as exc:
@@ -229,11 +253,24 @@ class RunWriter:
                 raise DataFileError(f"{self.path}: the run file is already closed")
             if self._failure is not None:
                 raise self._failure
-            n = len(columns["t"])
-            if n:
-                self._buffer.append(columns)
-                self._buffered += n
+            n, done = len(columns["t"]), 0
+            while done < n:
+                if self._buffered == self._capacity:  # whole chunks out, the part-chunk stays
+                    self.flush(durable=False)
+                take = min(n - done, self._capacity - self._buffered)
+                self._take(columns, done, done + take)
+                done += take
             self._due()
+
+    def _take(self, columns: dict[str, np.ndarray], start: int, stop: int) -> None:
+        """Copy samples ``start:stop`` of a block behind the waiting ones (NaN for a column it lacks)."""
+        if not self._columns:
+            self._columns = {name: np.empty(self._capacity, ds.dtype) for name, ds in self._ts.items()}
+        at, end = self._buffered, self._buffered + stop - start
+        for name, column in self._columns.items():
+            values = columns.get(name)
+            np.copyto(column[at:end], np.nan if values is None else values[start:stop], casting="unsafe")
+        self._buffered = end
 
     def _row(self, name: str, row: np.ndarray) -> None:
         with self._mutex:
@@ -320,34 +357,21 @@ class RunWriter:
                 clear_writer_flags(self.path)
 
     def _write_samples(self, whole_chunks_only: bool = False) -> None:
-        """Write the buffered samples; ``whole_chunks_only``: keep a trailing part-chunk buffered (it is
+        """Write the waiting samples; ``whole_chunks_only``: keep a trailing part-chunk waiting (it is
         written with the next append, or at the next flush)."""
-        if not self._buffer:
-            return
         n = self._buffered
         if whole_chunks_only:
             n = (self._stored + n) // self.chunk * self.chunk - self._stored
-            if n <= 0:
-                return
-        keep: dict[str, np.ndarray] = {}
-        total = self._buffered
+        if n <= 0:
+            return
+        rest = self._buffered - n
         for name, ds in self._ts.items():
-            parts = [b[name] if name in b else np.full(len(b["t"]), np.nan) for b in self._buffer]
-            column = self._staged(name, ds.dtype, total)
-            np.concatenate(parts, out=column, casting="unsafe")  # as astype(ds.dtype) did
+            column = self._columns[name]
             append_chunks(ds, column[:n], self._stored, self.chunk)
-            keep[name] = column[n:].copy()  # the staging array is reused by the next write
+            if rest:
+                column[:rest] = column[n : n + rest]  # numpy copies overlapping ranges safely
         self._stored += n
-        self._buffered -= n
-        self._buffer = [keep] if self._buffered else []
-
-    def _staged(self, name: str, dtype: np.dtype, n: int) -> np.ndarray:
-        """A reused array for ``n`` samples of column ``name``: a fresh one per write would cost the
-        kernel's page faults and zeroing of a few MiB every time, as much as the copy itself."""
-        stage = self._stage.get(name)
-        if stage is None or len(stage) < n or stage.dtype != dtype:
-            stage = self._stage[name] = np.empty(max(n, (CHUNKS_PER_APPEND + 1) * self.chunk), dtype)
-        return stage[:n]
+        self._buffered = rest
 
     def _bytes_waiting(self, samples: bool) -> int:
         """Bytes the next flush may take on disk: new chunks of every column, table rows, metadata."""
@@ -363,7 +387,8 @@ class RunWriter:
         self.transcript = "transcript" in f
         self._tx_commands: list[tuple] = []
         self._tx_reads: list[tuple] = []
-        self._tx = {name: f[f"transcript/{name}"] for name in ("commands", "reads")} if self.transcript else {}
+        names = ("commands", "reads") if self.transcript else ()
+        self._tx = {name: open_table(f, f"transcript/{name}") for name in names}
         self._tx_seq = sum(len(ds) for ds in self._tx.values())
 
     def add_command(
@@ -441,6 +466,7 @@ class RunWriter:
                 self.f.close()
                 self._record_end(L.INTERRUPTED if self._disk_full else status, outcome, analysis)
         finally:
+            self._columns = {}  # the sample buffers go back to the system before the post-run analysis
             self.lock.release()
         if self._failure is not None and self._failure is not reported:
             raise self._failure
