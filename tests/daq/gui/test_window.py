@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from daq.gui.window import RigWindow
 from daq.storage.reader import open_run
 from tests.conftest import CELLS, EXAMPLES, ROOT, run_sim
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -249,19 +249,22 @@ duration = "900 s"
 """
 
 
+# 905 s of run at 60x: about 15 s of writing, so that even a busy machine opens and closes the second
+# window while the run is still being written (at 250x the run could end first)
+FOLLOWED_SPEED = "60"
+
+
 def test_follow_a_run_another_process_is_writing(qtbot, window, tmp_path):
     protocol = write(tmp_path, "followed.toml", FOLLOWED)
     path = tmp_path / "followed.h5"
     writer = subprocess.Popen(
-        [sys.executable, "-m", "daq.cli", "run", str(protocol), "--sim", "--speed", "250", "--out", str(path)],
+        [sys.executable, "-m", "daq.cli", "run", str(protocol), "--sim", "--speed", FOLLOWED_SPEED, "--out", str(path)],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,  # progress lines nobody reads must not fill a pipe and stall the writer
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(path.exists, what="the run file")
         w = window(channels=0)
         panel = w.open_file(path, poll_interval=0.1)
         qtbot.waitUntil(lambda: panel.buffer is not None and len(panel.buffer) > 0, timeout=20_000)
