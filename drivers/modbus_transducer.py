@@ -125,7 +125,7 @@ class ModbusTransmitter(TransducerBase):
                 pass
 
     def _registers(self, address: int, count: int) -> list[int]:
-        from pymodbus.exceptions import ModbusException
+        from pymodbus.exceptions import ConnectionException, ModbusException
 
         if self._client is None:
             raise InstrumentError(f"{self.name}: not connected")
@@ -135,6 +135,9 @@ class ModbusTransmitter(TransducerBase):
         try:
             with _captured_log("pymodbus"):
                 response = call(address, count=count, device_id=reg.device_id)
+        except ConnectionException as exc:  # the port failed (pymodbus closed it), not a silent device
+            self.close()
+            raise InstrumentError(f"{self.name}: link to {self.port} lost ({_first_line(exc)})") from None
         except ModbusException as exc:
             raise InstrumentError(
                 f"{self.name}: no valid reply reading {what} of device {reg.device_id} "

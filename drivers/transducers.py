@@ -99,6 +99,21 @@ class TransducerBase(PressureSensor):
         return PressureReading(self.clock.now(), si, None)
 
 
+def _line_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions a serial port raises when its line dies (unplugged adapter, closed pty).
+
+    pyserial wraps most of them in SerialException (an OSError), but flushing the input queue calls
+    termios.tcflush directly, whose termios.error (EIO on a hung-up line) is not an OSError.
+    """
+    import serial
+
+    try:
+        import termios
+    except ImportError:  # Windows: no termios, pyserial raises SerialException there
+        return (serial.SerialException, OSError)
+    return (serial.SerialException, OSError, termios.error)
+
+
 class SerialTransducer(TransducerBase):
     """An ASCII command/reply instrument on a serial port (RS-232, USB-serial, or a pseudo-terminal)."""
 
@@ -161,8 +176,6 @@ class SerialTransducer(TransducerBase):
 
     def ask(self, command: str, terminator: bytes | None = None) -> str:
         """Send one command, return the reply line without its terminator (bounded by the timeout)."""
-        import serial
-
         if self._ser is None:
             raise InstrumentError(f"{self.name}: not connected")
         term = terminator or self.terminator
@@ -170,9 +183,10 @@ class SerialTransducer(TransducerBase):
             self._ser.reset_input_buffer()
             self._ser.write(command.encode("ascii") + self.command_end)
             raw = self._ser.read_until(term)
-        except (serial.SerialException, OSError) as exc:
+        except _line_errors() as exc:
             self.close()
-            raise InstrumentError(f"{self.name}: link to {self.port} lost ({exc})") from None
+            why = exc if isinstance(exc, OSError) or len(exc.args) != 2 else f"[Errno {exc.args[0]}] {exc.args[1]}"
+            raise InstrumentError(f"{self.name}: link to {self.port} lost ({why})") from None
         if not raw.endswith(term):
             if raw:
                 raise InstrumentError(f"{self.name}: incomplete reply {raw!r} to {command!r} within {self.timeout:g} s")

@@ -114,6 +114,9 @@ class CyclesView(QWidget):
         except DaqError as exc:
             self.message.setText(f"cycles not available: {exc}")
             return 0
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:  # h5py: a file changed while it was read
+            self.message.setText(f"cycles not available: {path}: unreadable just now ({type(exc).__name__}: {exc})")
+            return 0
         if not len(table):
             self.message.setText("this run has no loop cycles")
             return 0

@@ -26,6 +26,7 @@ from daq.core.errors import DaqError
 from daq.core.records import Event, Record, RunEnd, Samples, Spectrum, StepEnd, StepStart
 from daq.gui.plan import Plan
 from daq.storage import layout as L
+from daq.storage.lock import writer_alive
 from daq.storage.reader import RunFile, open_run
 
 ALARM_EVENTS = frozenset(
@@ -257,6 +258,10 @@ def _fit(points: np.ndarray) -> dict[str, Any] | None:
 # --- run files ------------------------------------------------------------------------------------
 
 
+# Read errors of a file whose writer is changing it under the reader (leaving SWMR, recording the end).
+_UNSETTLED = (OSError, KeyError, RuntimeError, ValueError)
+
+
 class FileFollower:
     """Reads a run file in a worker thread: all of a finished run, or follows one being written.
 
@@ -264,6 +269,8 @@ class FileFollower:
     in chunks), for samples, steps, events and spectra. The file is opened read-only; stopping the
     follower (closing the window) closes the reader and never touches the run or its writer.
     """
+
+    MAX_FAILURES = 20  # unreadable polls in a row before the follower gives up and reports
 
     def __init__(
         self,
@@ -281,6 +288,7 @@ class FileFollower:
         self._thread = threading.Thread(target=self._run, name=f"follow-{self.path.name}", daemon=True)
         self.rows = 0
         self._tables = {"steps": 0, "events": 0, "spectra": 0}
+        self._reader: RunFile | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -307,57 +315,77 @@ class FileFollower:
                 self._stop.wait(0.2)
 
     def _run(self) -> None:
-        run = None
         try:
-            run = self._open()
-            self.signals.started.emit(self._info(run))
-            failures = 0
-            while not self._stop.is_set():
-                try:
-                    status = run.status  # before reading: a writer that ended has flushed everything
-                    got = self._read_new(run)
-                    failures = 0
-                except (OSError, KeyError, RuntimeError, ValueError):
-                    # The writer is between leaving SWMR and recording its final status (or the file is
-                    # not readable for a moment): read again from a fresh handle, from the same rows.
-                    failures += 1
-                    if failures > 20:
-                        raise
-                    run.close()
-                    self._stop.wait(self.poll_interval)
-                    run = self._open()
-                    continue
-                if status != L.RUNNING and not got:
-                    break
-                if not got:
-                    self._stop.wait(self.poll_interval)
-                    run.refresh()
-            if self._stop.is_set():
-                return
-            # A SWMR reader may hold stale attributes: reopen to read the final status and anything left.
-            run.close()
-            run = self._open()
-            self._read_new(run)
-            attrs = run.attrs
-            analysis = {k: _decode(v) for k, v in run.f["analysis"].attrs.items()} if "analysis" in run.f else {}
-            self.signals.finished.emit(
-                {
-                    "status": run.status,
-                    "outcome": attrs.get("outcome", ""),
-                    "message": analysis.get("message", ""),
-                    "path": str(self.path),
-                }
-            )
+            self._reader = self._open()
+            self.signals.started.emit(self._info(self._reader))
+            self._follow()
+            if not self._stop.is_set():
+                self.signals.finished.emit(self._finish())
         except DaqError as exc:
             _report(self.signals, str(exc))
         except Exception as exc:  # noqa: BLE001 - one line for the operator
             _report(self.signals, f"{self.path}: {type(exc).__name__}: {exc}")
         finally:
-            if run is not None:
-                try:
-                    run.close()
-                except Exception:  # noqa: BLE001 - closing a reader cannot hurt the run
-                    pass
+            self._close_reader()
+
+    def _follow(self) -> None:
+        """Read what is appended until the writer has let go of the run and nothing new came."""
+        failures = 0
+        while not self._stop.is_set():
+            run = self._reader
+            try:
+                status = run.status  # before reading: a writer that ended has flushed everything
+                got = self._read_new(run)
+                if not got:
+                    self._stop.wait(self.poll_interval)
+                    run.refresh()
+                failures = 0
+            except _UNSETTLED:
+                # The writer is between leaving SWMR and recording its final status (or the file is
+                # not readable for a moment): read again from a fresh handle, from the same rows.
+                failures += 1
+                if failures > self.MAX_FAILURES:
+                    raise
+                self._reopen()
+                continue
+            # The final status is written with the writer's lock still held: the run has ended only
+            # once the lock is released, not when the status attribute first says so.
+            if status != L.RUNNING and not got and not writer_alive(self.path):
+                return
+
+    def _finish(self) -> dict[str, str]:
+        """Read anything left and the final status from a fresh handle (SWMR may hold stale attributes)."""
+        failures = 0
+        while True:
+            self._reopen(wait=failures > 0)
+            try:
+                return self._final(self._reader)
+            except _UNSETTLED:
+                failures += 1
+                if failures > self.MAX_FAILURES:
+                    raise
+
+    def _final(self, run: RunFile) -> dict[str, str]:
+        self._read_new(run)
+        attrs = run.attrs
+        analysis = {k: _decode(v) for k, v in run.f["analysis"].attrs.items()} if "analysis" in run.f else {}
+        message = analysis.get("message", "")
+        return {"status": run.status, "outcome": attrs.get("outcome", ""), "message": message, "path": str(self.path)}
+
+    def _reopen(self, wait: bool = True) -> None:
+        """Close the reader and open a fresh one (after a poll interval, to let the writer move on)."""
+        self._close_reader()
+        if wait:
+            self._stop.wait(self.poll_interval)
+        self._reader = self._open()
+
+    def _close_reader(self) -> None:
+        run, self._reader = self._reader, None
+        if run is not None:
+            try:
+                run.close()
+            except Exception:  # noqa: BLE001 - closing a reader cannot hurt the run
+                pass
 
     def _info(self, run: Any) -> RunInfo:
         attrs, cell = run.attrs, run.cell

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import numpy as np
@@ -19,6 +20,7 @@ from drivers.gamry import GamryPotentiostat, describe_hresult
 from simulators import gamrycom as GC
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SimulatedPotentiostat
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -299,10 +301,7 @@ def test_permanent_hang_is_reported(rig, spec):
         driver.read()
     assert time.monotonic() - t0 < 5
     emu.release()  # the stuck call returns; the queued cell-off then goes through
-    deadline = time.monotonic() + 5
-    while emu.cell_on(SECTION) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not emu.cell_on(SECTION)
+    wait_until(lambda: not emu.cell_on(SECTION), what="the queued cell-off")
 
 
 def test_server_crash_switches_off_through_new_server(rig, spec):
@@ -319,6 +318,10 @@ def test_server_crash_switches_off_through_new_server(rig, spec):
     assert not emu.cell_on(SECTION)
 
 
+def watchdog_running() -> bool:
+    return any(t.name == "gamry-watchdog" and t.is_alive() for t in threading.enumerate())
+
+
 def test_real_clock_watchdog_switches_off_between_reads(spec):
     clock = RealClock()
     cell = SimulatedCell(spec)
@@ -327,8 +330,8 @@ def test_real_clock_watchdog_switches_off_between_reads(spec):
     driver.connect()
     try:
         driver.apply_current(-spec.current(9 * MA_CM2), -5, 5, 0.02, duration=0.3)
-        time.sleep(0.8)  # no read(): the watchdog sees the curve end
-        assert not emu.cell_on(SECTION)
+        # no read(): the watchdog sees the curve end (0.3 s) and switches off by itself
+        wait_until(lambda: not emu.cell_on(SECTION), what="the watchdog to switch the cell off")
         block = driver.read()
         assert 10 <= len(block) <= 16
     finally:
@@ -343,8 +346,9 @@ def test_real_clock_watchdog_failure_is_reported_at_next_read(spec):
     try:
         driver.apply_current(-spec.current(9 * MA_CM2), -5, 5, 0.02, duration=30.0)
         emu.garbage("nan")
-        time.sleep(0.5)
-        assert not emu.cell_on(SECTION)  # the watchdog found it and switched off
+        # the watchdog finds it, switches off, records the failure for the next read and ends
+        wait_until(lambda: not emu.cell_on(SECTION), what="the watchdog to switch the cell off")
+        wait_until(lambda: not watchdog_running(), what="the watchdog to record the failure")
         with pytest.raises(InstrumentError, match="malformed data from Cook.*cell switched off"):
             driver.read()
     finally:

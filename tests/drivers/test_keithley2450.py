@@ -38,7 +38,7 @@ def rig(cell):
     server.stop()
 
 
-def wait_for(predicate, timeout: float = 2.0) -> bool:
+def wait_for(predicate, timeout: float = 30.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from types import SimpleNamespace
 
@@ -13,11 +14,13 @@ from daq.core.errors import ConfigError, InstrumentError
 from drivers.modbus_transducer import ModbusTransmitter, RegisterMap
 from drivers.transducers import HbmAed, Mark10Gauge, OmegaDP41
 from simulators.transducer_emulators import AedEmulator, DP41Emulator, Mark10Emulator, ModbusTransmitterEmulator
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
 AREA = 19.635e-6  # m^2, a 5 mm electrolyte disc
 TIMEOUT = 0.3  # s
+HANG = TIMEOUT + 5.0  # s: an exchange bounded by the port timeout ends well within this even on a busy machine
 
 
 def modbus_map(**kw) -> RegisterMap:
@@ -105,13 +108,36 @@ def test_faults_are_readable_errors_and_never_hang(kind, fault, message, press):
         started = time.monotonic()
         with pytest.raises(InstrumentError, match=message) as err:
             driver.read()
-        assert time.monotonic() - started < TIMEOUT + 1.0
+        assert time.monotonic() - started < HANG
         text = str(err.value)
         assert "\n" not in text
         if fault == "garbage" and kind != "modbus":
             assert "\\xfe\\x9c" in text  # the reply is quoted
         if fault == "overflow" and kind == "dp41":
             assert "'?+999999'" in text
+        driver.close()
+
+
+@pytest.mark.parametrize("kind", list(DEVICES))
+def test_a_line_found_dead_is_a_lost_link(kind, press):
+    """The line dies between readings (adapter unplugged): the next reading says the link is lost.
+
+    The emulator's end of the pty is released asynchronously; once its device node is gone the line is
+    hung up, so every operation on the driver's port (flush, write, read) fails with an OS error.
+    """
+    make_emulator, make_driver, _ = DEVICES[kind]
+    with make_emulator(press) as emulator:
+        driver = make_driver(emulator.port)
+        driver.connect()
+        emulator.inject("disconnect")
+        wait_until(lambda: not os.path.exists(emulator.port), what=f"{emulator.port} to hang up")
+        started = time.monotonic()
+        with pytest.raises(InstrumentError, match=f"link to {emulator.port} lost") as err:
+            driver.read()
+        assert time.monotonic() - started < HANG
+        assert "\n" not in str(err.value)
+        with pytest.raises(InstrumentError, match="not connected"):
+            driver.read()  # the dead port was released; the caller reconnects
         driver.close()
 
 

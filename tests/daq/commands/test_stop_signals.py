@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from daq.core.errors import DataFileError
 from daq.storage.reader import open_run
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -26,13 +28,21 @@ def start_run(out: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd + ["--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
 
 
-def wait_for_plating(out: Path, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Until the file exists and the plating step (10 s of rest at 50x: 0.2 s) has run a while."""
-    deadline = time.monotonic() + timeout
-    while not out.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "the run did not start"
-        time.sleep(0.05)
-    time.sleep(1.5)  # 75 s of plating at 50x
+def plating_recorded(out: Path, proc: subprocess.Popen) -> bool:
+    """True once the run file holds samples of the plating step (current flowing)."""
+    assert proc.poll() is None, "the run ended before plating"
+    if not out.exists():
+        return False
+    try:
+        with open_run(out) as run:
+            return bool((run.timeseries().I < 0).any())
+    except DataFileError:  # created, not yet followable
+        return False
+
+
+def wait_for_plating(out: Path, proc: subprocess.Popen) -> None:
+    """Until the plating step (after 10 s of rest at 50x: 0.2 s) has current recorded in the file."""
+    wait_until(lambda: plating_recorded(out, proc), what="plating samples in the run file")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT], ids=lambda s: s.name)

@@ -61,7 +61,7 @@ def test_fits_a_1366x768_screen(qtbot, opened):
     hint = w.minimumSizeHint()
     assert hint.width() <= 1366 and hint.height() <= 768
     w.resize(1366, 768)
-    qtbot.waitUntil(lambda: w.width() == 1366 and w.height() == 768, timeout=5_000)
+    qtbot.waitUntil(lambda: w.width() == 1366 and w.height() == 768, timeout=30_000)
     assert inside(panel.export_button, w) and panel.export_button.width() > 40
     assert inside(panel.plot_bode, w)
     phase = panel.bode_phase.sceneBoundingRect()  # the phase plot inside the Bode widget
@@ -72,7 +72,7 @@ def test_cycles_view_rows_match_the_file(qtbot, opened, shorted):
     w, panel = opened
     with open_run(shorted) as run:
         table = read_cycles(run)
-    qtbot.waitUntil(lambda: panel.cycles_view.rows == len(table), timeout=5_000)
+    qtbot.waitUntil(lambda: panel.cycles_view.rows == len(table), timeout=30_000)
     view = panel.cycles_view
     assert panel.views.tabText(1) == f"Cycles ({len(table)})"
     assert view.table.rowCount() == len(table)
@@ -86,7 +86,7 @@ def test_cycles_view_rows_match_the_file(qtbot, opened, shorted):
 
 def test_steps_after_the_stop_are_not_counted_against_the_plan(qtbot, opened):
     w, panel = opened
-    qtbot.waitUntil(lambda: "after the stop" in panel.step_label.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "after the stop" in panel.step_label.text(), timeout=30_000)
     text = panel.step_label.text()
     assert " of " not in text.split("\u00b7")[0]
 

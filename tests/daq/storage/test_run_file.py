@@ -18,6 +18,7 @@ from daq.storage.reader import open_run
 from daq.storage.space import chunk_samples
 from daq.storage.writer import RunWriter
 from tests.conftest import EXAMPLES, ROOT, kill_run, run_sim
+from tests.waiting import wait_until
 
 
 def new_writer(path, **kwargs):
@@ -171,9 +172,14 @@ def test_writes_at_most_once_per_flush_interval_and_nothing_waits_longer(tmp_pat
     assert len(flushes) <= 1.0 / 0.2 + 1
     assert all(b - a >= 0.2 * 0.9 for a, b in zip(flushes, flushes[1:], strict=False))
     w.add_event(99.0, "last", 0, "the last record for a while")
-    time.sleep(0.4)  # no further record: the timer writes it within the interval
+
+    def last_event() -> str:
+        with open_run(path) as run:
+            return run.events().kind.iloc[-1]
+
+    # no further record: the flush timer writes it by itself
+    wait_until(lambda: last_event() == "last", what="the flush timer to write the last event")
     with open_run(path) as run:
-        assert run.events().kind.iloc[-1] == "last"
         assert len(run) == 10 * k
     w.close()
 
