@@ -108,6 +108,9 @@ class GamryPotentiostat(GamryCurves, GamryImpedance, Potentiostat):
         self._watchdog: threading.Thread | None = None
         self._stop_watchdog = threading.Event()
         self._failure: InstrumentError | None = None  # raised by the watchdog, reported at the next call
+        # A read waits for a watchdog service in progress: a failure it meets (cell switched off) is then
+        # recorded before the read looks, so the engine hears of it at this read, not the next one.
+        self._service_lock = threading.Lock()
 
     # --- interface ----------------------------------------------------------------------------------------
     def connect(self) -> InstrumentInfo:
@@ -187,10 +190,11 @@ class GamryPotentiostat(GamryCurves, GamryImpedance, Potentiostat):
 
     def read(self) -> SampleBlock:
         self._check_connected()
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
-        self._do(self._service_w, "reading data", safe=True)
+        with self._service_lock:
+            failure, self._failure = self._failure, None
+            if failure is not None:
+                raise failure
+            self._do(self._service_w, "reading data", safe=True)
         with self._pending_lock:
             block = SampleBlock.concat(self._pending)
             self._pending = []
@@ -265,13 +269,13 @@ class GamryPotentiostat(GamryCurves, GamryImpedance, Potentiostat):
         """Real clocks only: switch the cell off promptly when a curve ends between reads."""
         while not self._stop_watchdog.wait(self.watchdog_period):
             if self._step is not None and self._step.kind in SOURCING:
-                try:
-                    self._do(self._service_w, "watching the step", safe=True)
-                except InstrumentError as exc:
-                    self._failure = exc  # the cell is off; the engine learns it at its next read
-                    return
+                with self._service_lock:
+                    try:
+                        self._do(self._service_w, "watching the step", safe=True)
+                    except InstrumentError as exc:
+                        self._failure = exc  # the cell is off; the engine learns it at its next read
+                        return
 
-    # --- COM-thread work ----------------------------------------------------------------------------------
     # --- COM-thread work ----------------------------------------------------------------------------------
     def _connect_w(self) -> InstrumentInfo:
         com = self._com
