@@ -1,7 +1,8 @@
 """CCD campaign in parallel: the example campaign (protocols/examples/ccd_campaign.toml: 2 cell types x 4
 current densities x 3 cells = 24 tests, each the 8 mAh/cm^2 single-plating run with its post-run
-analysis) with ``jobs=1`` and ``jobs=2`` worker processes, ``run_campaign`` as ``daq campaign --sim``
-calls it, in one process whose imports are done before timing. The runs alternate (jobs 1, jobs 2, jobs 1,
+analysis) with ``jobs=1`` (one by one in this process) and ``jobs=2`` (this process and one worker
+process), ``run_campaign`` as ``daq campaign --sim`` calls it, in one process whose imports are done
+before timing. The runs alternate (jobs 1, jobs 2, jobs 1,
 ...) so both see the same load, and the best of each is compared. Wall time (what the user waits), CPU
 time (this process and its workers), the cores that CPU time kept busy (CPU / wall: below the number of
 workers when other jobs share the machine) and the load average; the two tests tables must be identical.
@@ -72,7 +73,7 @@ def rows(repeat: int = 3) -> list[Row]:
     )
     return [
         (
-            f"CCD campaign, {n} tests (ccd_campaign.toml), 2 worker processes vs 1, best of {repeat} each (load "
+            f"CCD campaign, {n} tests (ccd_campaign.toml), --jobs 2 vs --jobs 1, best of {repeat} each (load "
             f"average {load0:.1f} before, {load1:.1f} after, on {os.cpu_count()} cores{limited}); identical tests "
             f"tables: {'yes' if identical else 'NO'}",
             f"jobs 2: {best[2][0]:.2f} s wall, {best[2][1]:.2f} s CPU ({busy:.2f} cores busy)",
