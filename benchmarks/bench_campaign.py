@@ -1,13 +1,12 @@
 """CCD campaign in parallel: the example campaign (protocols/examples/ccd_campaign.toml: 2 cell types x 4
 current densities x 3 cells = 24 tests, each the 8 mAh/cm^2 single-plating run with its post-run
-analysis) with ``jobs=1`` (one by one in this process) and ``jobs=2`` (this process and one worker
-process), ``run_campaign`` as ``daq campaign --sim`` calls it, in one process whose imports are done
-before timing. The runs alternate (jobs 1, jobs 2, jobs 1,
-...) so both see the same load, and the best of each is compared. Wall time (what the user waits), CPU
-time (this process and its workers), the cores that CPU time kept busy (CPU / wall: below the number of
-workers when other jobs share the machine) and the load average; the two tests tables must be identical.
-When other jobs left the run less than the two cores, the row says so: the speed-up cannot exceed the
-cores the run got.
+analysis) with ``jobs=1`` and ``jobs=2`` worker processes, ``run_campaign`` as ``daq campaign --sim``
+calls it, in one process whose imports are done before timing. The runs alternate (jobs 1, jobs 2,
+jobs 1, ...) so both see the same load, and the best of each is compared. Wall time (what the user
+waits), CPU time (this process and its workers), the cores that CPU time kept busy (CPU / wall: below
+the number of workers when other jobs share the machine) and the load average; the tests tables must
+be identical. When other jobs left the run fewer cores than the target speed-up, the row says so: the
+speed-up cannot exceed the cores the run got.
 
     python benchmarks/bench_campaign.py [--repeat 3]
 """

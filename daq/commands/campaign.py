@@ -1,7 +1,6 @@
 """``daq campaign FILE --sim [--jobs N | --dask ADDRESS]``: a CCD campaign, one fresh simulated cell per
-test, with its CCD bracket. The tests run side by side, as many at a time as there are cores by default
-(this process and a worker process per further core), or on a Dask cluster; the results are the same as
-one by one."""
+test, with its CCD bracket. The tests run side by side, one worker process per core by default, or on a
+Dask cluster; the results are the same as one by one."""
 
 from __future__ import annotations
 
@@ -17,10 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sim", action="store_true", help="run on simulated cells")
     p.add_argument("--out", default="runs/campaign", help="folder for the run files, campaign.h5 and the plot")
     p.add_argument(
-        "--jobs",
-        type=int,
-        metavar="N",
-        help="N tests at a time: this process and N-1 worker processes (default: one per core)",
+        "--jobs", type=int, metavar="N", help="tests run side by side in N worker processes (default: one per core)"
     )
     p.add_argument(
         "--dask",

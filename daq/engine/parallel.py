@@ -59,13 +59,11 @@ def run_parallel(
 
 class Workers:
     """Where ``map`` runs its items: here one by one (``jobs`` 1, or inside a daemon process, which may
-    have no children), here and in ``jobs`` - 1 worker processes, or on the Dask scheduler at ``dask``.
+    have no children), in ``jobs`` worker processes, or on the Dask scheduler at ``dask``.
 
-    This process is one of the ``jobs``: it takes the next item no worker has taken yet whenever it is
-    free, so it starts at once (while the workers are being forked) and its items pay no copy-on-write
-    start-up or result transfer. As a context manager the workers outlive ``map``: once the last result
-    is in they are told to stop, and leaving the block waits for them, so their ending overlaps what the
-    caller does with the results (a campaign's summary file and plot) instead of preceding it."""
+    As a context manager the workers outlive ``map``: once the last result is in they are told to stop,
+    and leaving the block waits for them, so their ending overlaps what the caller does with the results
+    (a campaign's summary file and plot) instead of preceding it."""
 
     def __init__(self, jobs: int = 1, dask: str | None = None, preload: Sequence[str] = ()):
         self.jobs = check_jobs(jobs)
@@ -108,11 +106,11 @@ class Workers:
         _check_picklable(task)
         self.close()
         before = set(multiprocessing.active_children())
-        pool = self._start(min(self.jobs - 1, len(items) - 1))
-        futures = [pool.submit(Reported(task), item) for item in items]
+        pool = self._start(min(self.jobs, len(items)))
+        futures = {pool.submit(Reported(task), item): i for i, item in enumerate(items)}
         workers = [p for p in multiprocessing.active_children() if p not in before]
         try:
-            results = _share(task, items, futures, on_done)
+            results = _collect(futures, len(items), on_done)
         except BaseException:  # a failed item or Ctrl-C: the others are not started
             self.close()
             raise
@@ -149,42 +147,21 @@ class Reported:
             raise
 
 
-def _share(
-    task: Callable[..., Any], items: Sequence[Any], futures: list[Future], on_done: Callable[[int, Any], None]
-) -> list[Any]:
-    """Every item's result: the workers take items from the front of the queue; between its own items
-    this process reports what they finished and takes (cancels there and runs here) the next item none of
-    them has taken yet."""
-    n = len(items)
+def _collect(futures: dict[Future, int], n: int, on_done: Callable[[int, Any], None]) -> list[Any]:
     results: list[Any] = [None] * n
-    reported = [False] * n
-
-    def report(i: int, result: Any) -> None:
-        results[i], reported[i] = result, True
-        on_done(i, result)
-
-    def report_finished() -> None:
-        for i, future in enumerate(futures):
-            if not reported[i] and future.done():
-                report(i, _result(future, n - sum(reported), n))
-
-    for i, future in enumerate(futures):
-        if future.cancel():  # no worker took it yet
-            report(i, task(items[i]))
-        report_finished()
-    for future in as_completed([f for i, f in enumerate(futures) if not reported[i]]):
-        report(futures.index(future), _result(future, n - sum(reported), n))
+    finished = 0
+    for future in as_completed(futures):
+        i = futures[future]
+        try:
+            results[i] = future.result()
+        except BrokenProcessPool:
+            raise DaqError(
+                f"a worker process ended abruptly (killed, or out of memory?) with {n - finished} of {n} "
+                "items unfinished; those were not run"
+            ) from None
+        finished += 1
+        on_done(i, results[i])
     return results
-
-
-def _result(future: Future, unfinished: int, n: int) -> Any:
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        raise DaqError(
-            f"a worker process ended abruptly (killed, or out of memory?) with {unfinished} of {n} items "
-            "unfinished; those were not run"
-        ) from None
 
 
 def _context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:

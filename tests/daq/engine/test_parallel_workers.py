@@ -1,6 +1,5 @@
-"""Worker processes: this process is one of the jobs, results come in item order whatever order the items
-finish in, workers end when the block using them ends, and a worker that dies is reported as one line
-naming what was lost."""
+"""Worker processes: results in item order whatever order the items finish in, workers that end when the
+block using them ends, and a worker that dies reported as one line naming what was lost."""
 
 from __future__ import annotations
 
@@ -19,29 +18,27 @@ def sleep_then_pid(seconds: float) -> tuple[float, int]:
     return seconds, os.getpid()
 
 
-def test_results_are_in_item_order_whoever_ran_them_and_whenever_they_finished():
+def test_results_are_in_item_order_while_on_done_follows_completion():
     finished: list[int] = []
-    items = [0.6, 0.05, 0.05, 0.05, 0.3, 0.05]
-    results = run_parallel(sleep_then_pid, items, jobs=2, on_done=lambda i, r: finished.append(i))
-    assert [s for s, _ in results] == items
-    assert sorted(finished) == list(range(len(items)))  # each reported once, as it was seen to finish
-    pids = {pid for _, pid in results}
-    assert os.getpid() in pids and len(pids) == 2  # this process and one worker shared them
+    # the first item outlasts the three others, which the second worker runs meanwhile
+    results = run_parallel(sleep_then_pid, [1.0, 0.0, 0.0, 0.0], jobs=2, on_done=lambda i, r: finished.append(i))
+    assert [s for s, _ in results] == [1.0, 0.0, 0.0, 0.0]
+    assert finished[-1] == 0 and sorted(finished) == [0, 1, 2, 3]
+    assert os.getpid() not in {pid for _, pid in results} and len({pid for _, pid in results}) == 2
 
 
 def test_workers_end_with_the_block_not_with_map():
-    with Workers(jobs=3) as workers:
-        pids = {pid for _, pid in workers.map(sleep_then_pid, [0.3] * 6)}
-        assert len(pids) >= 2 and os.getpid() in pids  # results are back, the workers may still be ending
+    with Workers(jobs=2) as workers:
+        pids = {pid for _, pid in workers.map(sleep_then_pid, [0.0, 0.0, 0.0])}
+        assert len(pids) == 2 and os.getpid() not in pids  # results are back, the workers may still be ending
     assert multiprocessing.active_children() == []  # waited for: none left running or unreaped
-    for pid in pids - {os.getpid()}:
+    for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
 
-def die_in_a_worker(item: tuple[int, int]) -> int:
-    n, caller = item
-    if os.getpid() != caller:
+def die(n: int) -> int:
+    if n == 3:
         os._exit(9)  # as if killed: no exception travels back
     time.sleep(0.2)
     return n
@@ -49,7 +46,7 @@ def die_in_a_worker(item: tuple[int, int]) -> int:
 
 def test_a_worker_that_dies_is_one_clear_error():
     with pytest.raises(DaqError) as err:
-        run_parallel(die_in_a_worker, [(n, os.getpid()) for n in range(6)], jobs=2)
+        run_parallel(die, [1, 2, 3, 4, 5, 6], jobs=2)
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith("a worker process ended abruptly (killed, or out of memory?) with ")
