@@ -12,7 +12,7 @@ worker processes or on a Dask cluster (daq.engine.parallel) with the same result
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,7 +23,8 @@ import numpy as np
 from daq.core import units as u
 from daq.core.capabilities import Potentiostat, PressureSensor
 from daq.core.clock import Clock, VirtualClock
-from daq.engine.parallel import run_parallel
+from daq.engine.campaign_plot import plot
+from daq.engine.parallel import Workers
 from daq.engine.runner import predictions, run_protocol
 from daq.models.cell import Cell, cell_from_text, read_cell_text
 from daq.storage.naming import confined
@@ -161,6 +162,18 @@ def run_test(channel: ChannelFactory, test: CampaignTest) -> tuple:
     )
 
 
+def schedule(campaign: Campaign, tests: Sequence[CampaignTest]) -> list[int]:
+    """Indices of ``tests``, the longest expected first, so that side by side no worker is left running
+    a long test alone at the end. A test above its cell's predicted CCD is expected to short, and a
+    shorted run carries the longest post-run analysis (the fit of the shorted cell's spectra); the further
+    above, the earlier. Only the order the tests start in depends on this, never their results."""
+    ccd = [
+        predictions(cell_from_text(read_cell_text(s.cell_path), None, s.cell_path))["ccd"]["value"]
+        for s in campaign.series
+    ]
+    return sorted(range(len(tests)), key=lambda i: -tests[i].density / ccd[tests[i].series - 1])
+
+
 def run_campaign(
     campaign: Campaign,
     out_dir: str | Path,
@@ -173,7 +186,8 @@ def run_campaign(
     cell's); store tests and summary in OUT/campaign.h5, plot OUT/ccd_vs_density.png.
 
     ``jobs`` worker processes (or the Dask scheduler at ``dask``) run the tests; ``channel`` must then
-    be a module-level function (simulators.rig.simulated_channel) so it can be sent to them."""
+    be a module-level function (simulators.rig.simulated_channel) so it can be sent to them. The tests
+    table is in plan order whatever order the tests finish in."""
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     planned = plan(campaign, out)
@@ -181,30 +195,28 @@ def run_campaign(
     def done(_: int, row: tuple) -> None:
         progress(f"{row[1]} at {row[3]:g} mA/cm^2, cell {row[4]}: {row[6]}")
 
-    # Side by side, the tests start from the end of the plan: the highest current densities short, and a
-    # shorted run carries the longest post-run analysis, so the long tests start first and no worker is
-    # left with one at the end while the others idle. The rows are put back in plan order.
-    order = list(range(len(planned)))[:: -1 if jobs > 1 or dask else 1]
-    results = run_parallel(
-        partial(run_test, channel),
-        [planned[i] for i in order],
-        jobs=jobs,
-        dask=dask,
-        on_done=done,
-        preload=[__name__, getattr(channel, "__module__", None) or __name__],
-    )
-    rows: list[tuple] = [()] * len(planned)
-    for i, row in zip(order, results, strict=True):
-        rows[i] = row
-    tests_arr = np.array(rows, dtype=TESTS)
-    summary_arr = np.array([_summary_row(campaign, s, tests_arr) for s in range(1, len(campaign.series) + 1)], SUMMARY)
-    with h5py.File(out / "campaign.h5", "w") as f:
+    order = schedule(campaign, planned) if jobs > 1 or dask else list(range(len(planned)))
+    preload = [__name__, getattr(channel, "__module__", None) or __name__]
+    with Workers(jobs, dask, preload) as workers:  # its workers end while the summary is written and drawn
+        results = workers.map(partial(run_test, channel), [planned[i] for i in order], on_done=done)
+        rows: list[tuple] = [()] * len(planned)
+        for i, row in zip(order, results, strict=True):
+            rows[i] = row
+        tests_arr = np.array(rows, dtype=TESTS)
+        summary_arr = np.array(
+            [_summary_row(campaign, s, tests_arr) for s in range(1, len(campaign.series) + 1)], SUMMARY
+        )
+        write_summary(out / "campaign.h5", campaign, tests_arr, summary_arr)
+        return tests_arr, summary_arr, plot(tests_arr, summary_arr, out / "ccd_vs_density.png")
+
+
+def write_summary(path: Path, campaign: Campaign, tests: np.ndarray, summary: np.ndarray) -> None:
+    with h5py.File(path, "w") as f:
         f.attrs.update({"name": campaign.name, "created": utc_now(), "repeats": campaign.repeats})
         f.create_dataset("source", data=campaign.source_text, dtype=STR)
-        for name, data, units in (("tests", tests_arr, TEST_UNITS), ("summary", summary_arr, SUMMARY_UNITS)):
+        for name, data, units in (("tests", tests, TEST_UNITS), ("summary", summary, SUMMARY_UNITS)):
             ds = f.create_dataset(name, data=data)
             ds.attrs["units"] = json.dumps(units)
-    return tests_arr, summary_arr, plot(tests_arr, summary_arr, out / "ccd_vs_density.png")
 
 
 def _summary_row(campaign: Campaign, s_index: int, tests: np.ndarray) -> tuple:
@@ -228,50 +240,3 @@ def _summary_row(campaign: Campaign, s_index: int, tests: np.ndarray) -> tuple:
         pred["high"],
         inside,
     )
-
-
-def plot(tests: np.ndarray, summary: np.ndarray, path: Path) -> Path:
-    from matplotlib.figure import Figure  # only here: the workers need no plotting library; no GUI backend
-
-    fig = Figure(figsize=(7, 5))
-    ax = fig.subplots()
-    x = 100 * summary["relative_density"]
-    ax.errorbar(
-        x - 0.25,
-        summary["predicted"],
-        yerr=[summary["predicted"] - summary["predicted_low"], summary["predicted_high"] - summary["predicted"]],
-        fmt="s",
-        color="tab:blue",
-        capsize=4,
-        label="predicted (model band)",
-    )
-    for i, row in enumerate(summary):
-        lo = row["highest_safe"] if np.isfinite(row["highest_safe"]) else 0.0
-        hi = row["lowest_failed"] if np.isfinite(row["lowest_failed"]) else lo
-        ax.plot(
-            [100 * row["relative_density"] + 0.25] * 2,
-            [lo, hi],
-            color="tab:red",
-            lw=6,
-            alpha=0.5,
-            solid_capstyle="butt",
-            label="measured bracket" if i == 0 else None,
-        )
-    for failed, marker, label in ((False, "o", "cell survived"), (True, "x", "cell shorted")):
-        sel = tests["failed"].astype(bool) == failed
-        ax.scatter(
-            100 * tests["relative_density"][sel] + 0.6,
-            tests["current_density"][sel],
-            marker=marker,
-            color="k",
-            s=25,
-            label=label,
-        )
-    ax.set_yscale("log")
-    ax.set_xlabel("relative density / %")
-    ax.set_ylabel("critical current density / mA cm$^{-2}$")
-    ax.set_title("CCD vs relative density: measured (simulated cells) and predicted")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path

@@ -18,6 +18,8 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
 from typing import Any
 
 from daq.core.errors import ConfigError, DaqError
@@ -50,26 +52,80 @@ def run_parallel(
 ) -> list[Any]:
     """``[task(item) for item in items]``, computed in ``jobs`` worker processes (1: here, one by one) or
     on the Dask scheduler at ``dask``. ``on_done(index, result)`` is called here as each item finishes.
-    ``preload`` names the modules a fork server imports once for its workers, where workers cannot be
-    forked from this process itself (see ``_context``): then no item pays for the imports either."""
-    check_jobs(jobs)
-    if dask:
-        return _on_dask(Reported(task), items, dask, on_done)
-    if jobs == 1 or len(items) <= 1 or multiprocessing.current_process().daemon:  # a daemon has no children
-        results = []
-        for i, item in enumerate(items):
-            results.append(task(item))
-            on_done(i, results[-1])
+    ``preload`` names the modules a fork server imports once for its workers (see ``Workers``)."""
+    with Workers(jobs, dask, preload) as workers:
+        return workers.map(task, items, on_done)
+
+
+class Workers:
+    """Where ``map`` runs its items: here one by one (``jobs`` 1, or inside a daemon process, which may
+    have no children), in ``jobs`` worker processes, or on the Dask scheduler at ``dask``.
+
+    As a context manager the workers outlive ``map``: once the last result is in they are told to stop,
+    and leaving the block waits for them, so their ending overlaps what the caller does with the results
+    (a campaign's summary file and plot) instead of preceding it."""
+
+    def __init__(self, jobs: int = 1, dask: str | None = None, preload: Sequence[str] = ()):
+        self.jobs = check_jobs(jobs)
+        self.dask = dask
+        self.preload = [m for m in preload if m]
+        self._pool: ProcessPoolExecutor | None = None
+        self._ending: list[multiprocessing.process.BaseProcess] = []
+        self._frozen = False
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for the worker processes to end (at once if ``map`` raised: the others were cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        for process in self._ending:  # told to stop when their last result came in
+            process.join()
+        self._ending = []
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
+
+    def map(
+        self, task: Callable[..., Any], items: Sequence[Any], on_done: Callable[[int, Any], None] = lambda i, r: None
+    ) -> list[Any]:
+        """``[task(item) for item in items]`` in item order; ``on_done(index, result)`` here as each ends."""
+        if self.dask:
+            return _on_dask(Reported(task), items, self.dask, on_done)
+        if self.jobs == 1 or len(items) <= 1 or multiprocessing.current_process().daemon:
+            results = []
+            for i, item in enumerate(items):
+                results.append(task(item))
+                on_done(i, results[-1])
+            return results
+        _check_picklable(task)
+        self.close()
+        before = set(multiprocessing.active_children())
+        pool = self._start(min(self.jobs, len(items)))
+        futures = {pool.submit(Reported(task), item): i for i, item in enumerate(items)}
+        workers = [p for p in multiprocessing.active_children() if p not in before]
+        try:
+            results = _collect(futures, len(items), on_done)
+        except BaseException:  # a failed item or Ctrl-C: the others are not started
+            self.close()
+            raise
+        self._pool = None
+        pool.shutdown(wait=False)  # the workers end in the background while the caller goes on; close() waits
+        self._ending = workers
         return results
-    _check_picklable(task)
-    context = _context(preload)
-    gc.freeze()  # forked workers then share this process's objects instead of copying what the GC touches
-    try:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=context) as pool:
-            futures = {pool.submit(Reported(task), item): i for i, item in enumerate(items)}
-            return _collect(futures, len(items), on_done, lambda: pool.shutdown(wait=True, cancel_futures=True))
-    finally:
-        gc.unfreeze()
+
+    def _start(self, n: int) -> ProcessPoolExecutor:
+        context = _context(self.preload)
+        if context.get_start_method() == "fork":
+            gc.freeze()  # forked workers then share this process's objects instead of copying what the GC touches
+            self._frozen = True
+        self._pool = ProcessPoolExecutor(max_workers=n, mp_context=context)
+        return self._pool
 
 
 class Reported:
@@ -91,18 +147,20 @@ class Reported:
             raise
 
 
-def _collect(
-    futures: dict[Future, int], n: int, on_done: Callable[[int, Any], None], cancel: Callable[[], None]
-) -> list[Any]:
+def _collect(futures: dict[Future, int], n: int, on_done: Callable[[int, Any], None]) -> list[Any]:
     results: list[Any] = [None] * n
-    try:
-        for future in as_completed(futures):
-            i = futures[future]
+    finished = 0
+    for future in as_completed(futures):
+        i = futures[future]
+        try:
             results[i] = future.result()
-            on_done(i, results[i])
-    except BaseException:  # a failed item or Ctrl-C: the others are not started
-        cancel()
-        raise
+        except BrokenProcessPool:
+            raise DaqError(
+                f"a worker process ended abruptly (killed, or out of memory?) with {n - finished} of {n} "
+                "items unfinished; those were not run"
+            ) from None
+        finished += 1
+        on_done(i, results[i])
     return results
 
 

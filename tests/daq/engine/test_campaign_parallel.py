@@ -11,8 +11,10 @@ import pytest
 
 from daq.core.errors import ConfigError, DaqError
 from daq.engine import parallel
-from daq.engine.campaign import run_campaign
+from daq.engine.campaign import plan, run_campaign, schedule
 from daq.engine.parallel import run_parallel
+from daq.engine.runner import predictions
+from daq.models.cell import load_cell
 from protocols.campaign import load_campaign
 from simulators.rig import simulated_channel
 from tests.conftest import CELLS, EXAMPLES
@@ -88,6 +90,9 @@ def test_two_worker_processes_give_the_same_results(campaign, one_by_one, tmp_pa
     tests2, summary2, png = run_campaign(campaign, tmp_path, simulated_channel, progress=lines.append, jobs=2)
     same_campaign((out, tests, summary), (tmp_path, tests2, summary2))
     assert sorted(lines) == sorted(one_by_one[3]) and png.exists()
+    # the tests started in another order (schedule) and finished in yet another; the table is in plan order
+    assert [str(f) for f in tests2["file"]] == [os.path.basename(t.path) for t in plan(campaign, tmp_path)]
+    assert schedule(campaign, plan(campaign, tmp_path)) != list(range(len(tests2)))
     with h5py.File(tmp_path / "campaign.h5", "r") as f:
         stored = f["tests"][...]
     assert [s.decode() for s in stored["outcome"]] == [str(o) for o in tests["outcome"]]
@@ -167,3 +172,15 @@ def test_command_line_refuses_bad_parallel_options(options, message, tmp_path, c
     code = main(["campaign", str(EXAMPLES / "ccd_campaign.toml"), "--sim", "--out", str(tmp_path), *options])
     assert (code, capsys.readouterr().err) == (2, message)
     assert list(tmp_path.iterdir()) == []  # refused before any test ran
+
+
+def test_tests_expected_to_short_start_first_the_furthest_above_the_predicted_ccd_first():
+    campaign = load_campaign(EXAMPLES / "ccd_campaign.toml")
+    tests = plan(campaign, EXAMPLES)
+    order = schedule(campaign, tests)
+    assert sorted(order) == list(range(len(tests)))
+    ccd = [predictions(load_cell(s.cell_path))["ccd"]["value"] for s in campaign.series]
+    above = [tests[i].density / ccd[tests[i].series - 1] for i in order]
+    assert above == sorted(above, reverse=True)
+    # the example: 1.5 mA/cm^2 on the 83 % cell (predicted CCD about 1) first, 0.5 mA/cm^2 on it last
+    assert [tests[i].density for i in order[:3]] == [1.5] * 3 and [tests[i].density for i in order[-3:]] == [0.5] * 3
