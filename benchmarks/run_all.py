@@ -58,7 +58,7 @@ def pipeline(quick: bool) -> list[Row]:
 def simulation(quick: bool) -> list[Row]:
     import bench_sim
 
-    rows = bench_sim.rows(repeat=1 if quick else 3)
+    rows = bench_sim.rows(repeat=1 if quick else 5)
     if (HERE / "bench_ccd_sim.py").exists():
         import bench_ccd_sim
 
@@ -95,7 +95,7 @@ def command_line(quick: bool) -> list[Row]:
 def campaigns(quick: bool) -> list[Row]:
     import bench_campaign
 
-    return bench_campaign.rows(repeat=1 if quick else 2)
+    return bench_campaign.rows(repeat=1 if quick else 3)
 
 
 def memory(quick: bool) -> list[Row]:
