@@ -7,7 +7,7 @@ post-run analysis (same process, as ``daq run`` does it), and the file size; the
 alone, in a fresh process reading the finished file back.
 
 What is bounded, by declared constants, whatever the run length: the writer's sample buffers
-(CHUNKS_PER_APPEND chunks per column, about 16 MiB at 65,536-sample chunks), HDF5's chunk caches (one
+(one chunk per column, about 5 MiB at 65,536-sample chunks), HDF5's chunk caches (one
 column chunk per column, TABLE_CACHE_CHUNKS chunks per table) and its metadata cache
 (METADATA_CACHE_BYTES); the analysis reads CHUNK samples and TABLE_ROWS table rows at a time without a
 chunk cache. Those buffers fill during the first ~100 cycles, so the targets compare 1000 cycles with

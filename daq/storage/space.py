@@ -160,15 +160,16 @@ def is_disk_full(exc: BaseException) -> bool:
 # Chunk sizes in samples: large chunks make appends cheap (HDF5's cost is per chunk and per call), small
 # ones keep a short run's file small (every chunk is allocated whole). See chunk_samples().
 MIN_CHUNK, MAX_CHUNK = 1024, 65536
-# Appends cover this many chunks at a time (when samples come faster than the flush interval).
-CHUNKS_PER_APPEND = 4
+# A chunk holds what arrives in this many flush intervals (when samples come slower than a chunk per
+# interval): a chunk is then written whole after a few part-chunk flushes, not rewritten at every one.
+FLUSHES_PER_CHUNK = 4
 
 
 def chunk_samples(sample_rate: float | None, flush_interval: float, expected_samples: int | None = None) -> int:
     """Samples per chunk: what arrives in a few flush intervals at ``sample_rate`` (samples per wall
     second; None: as fast as the run is computed), a power of two in [1024, 65536], no larger than the
     run's expected length."""
-    per_flush = float("inf") if not sample_rate else sample_rate * max(flush_interval, 1e-3) * CHUNKS_PER_APPEND
+    per_flush = float("inf") if not sample_rate else sample_rate * max(flush_interval, 1e-3) * FLUSHES_PER_CHUNK
     if expected_samples is not None:
         per_flush = min(per_flush, float(expected_samples))
     if per_flush <= MIN_CHUNK:

@@ -37,7 +37,7 @@ from daq.storage import space
 from daq.storage.hdf5 import LIBVER, abandon, bound_metadata_cache, close_quietly, open_h5
 from daq.storage.lock import WriterLock, lock_path, writer_alive
 from daq.storage.recovery import clear_writer_flags, refuse_existing
-from daq.storage.space import CHUNKS_PER_APPEND, chunk_samples
+from daq.storage.space import chunk_samples
 from daq.storage.structure import (
     TRANSCRIPT_COMMANDS,
     TRANSCRIPT_READS,
@@ -165,9 +165,11 @@ class RunWriter:
         self._rows = {name: len(ds) for name, ds in self._datasets.items()}
         self._stored = len(self._ts["t"])
         self._bps = sum(ds.dtype.itemsize for ds in self._ts.values())
-        # Samples wait in one array per column of CHUNKS_PER_APPEND chunks (allocated on the first
-        # samples), copied in as blocks arrive: the writer's memory is this, whatever the run length.
-        self._capacity = CHUNKS_PER_APPEND * self.chunk
+        # Samples wait in one array per column of one chunk (allocated on the first samples), copied in
+        # as blocks arrive and handed to HDF5 whole when full: the writer's memory is this, whatever the
+        # run length, and the same few MiB are reused (fresh pages for a bigger buffer cost the kernel's
+        # page faults and zeroing on every run, and the copies run from a cold cache).
+        self._capacity = self.chunk
         self._columns: dict[str, np.ndarray] = {}
         self._buffered = 0
         self._tables: dict[str, list[np.ndarray]] = {name: [] for name in self._datasets}
@@ -306,12 +308,12 @@ class RunWriter:
         return self._rows[name] + sum(len(r) for r in self._tables[name])
 
     def _due(self) -> None:
-        """Flush once the flush interval has passed; write (without HDF5's flush) when an append's worth
-        of samples waits; otherwise make sure a timer writes what waits by the end of the interval."""
+        """Flush once the flush interval has passed; write (without HDF5's flush) when a whole chunk
+        waits; otherwise make sure a timer writes what waits by the end of the interval."""
         waited = time.monotonic() - self._last_flush
         if waited >= self.flush_interval:
             self.flush()
-        elif self._buffered >= CHUNKS_PER_APPEND * self.chunk:
+        elif self._buffered >= self.chunk:
             self.flush(durable=False)
         elif self._timer is None and self._swmr:
             self._timer = threading.Timer(self.flush_interval - waited, self._flush_on_time)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from daq.storage.space import CHUNKS_PER_APPEND
 from daq.storage.writer import METADATA_CACHE_BYTES
 from tests.daq.storage.test_run_file import block, new_writer
 
@@ -14,7 +13,7 @@ def test_samples_waiting_never_exceed_the_buffer_and_large_blocks_arrive_whole(t
     path = tmp_path / "run.h5"
     w = new_writer(path, expected_samples=2000, flush_interval=3600.0, aux_columns=("pressure",))  # 2048-sample chunks
     w.start()
-    bound = CHUNKS_PER_APPEND * w.chunk
+    bound = w.chunk  # one chunk per column waits at most
     rng = np.random.default_rng(7)
     sizes = [1, 50_000, 3, bound, bound - 1, 9_000, 2 * bound + 5, 17]
     blocks, t0 = [], 0
