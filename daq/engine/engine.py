@@ -39,6 +39,7 @@ from daq.engine.interlocks import Interlock
 from daq.engine.step_runners import StepRunners, StopRun
 from daq.engine.stream import RecordStream
 from daq.models.cell import Cell
+from daq.storage.space import MAX_CHUNK
 from protocols import steps as S
 
 __all__ = ["Engine", "RunControl", "step_parameters"]  # RunControl lives in daq.engine.control
@@ -76,7 +77,7 @@ class Engine(StepRunners, Holds):
         after_stop: float = 10.0,
         interlocks: Iterable[Interlock] = (),
         resume: ResumePoint | None = None,
-        rewound_block_samples: int = 8192,
+        rewound_block_samples: int = MAX_CHUNK,
     ):
         self.protocol, self.cell, self.pstat, self.clock = protocol, cell, potentiostat, clock
         self.stream, self.path, self.transducer = stream, path, transducer
@@ -90,7 +91,8 @@ class Engine(StepRunners, Holds):
         self.resume = resume
         # Speed: where a trip is rewound exactly (virtual clock, speculative instrument) and nothing else
         # is sampled once per block (interlocks, the transducer), current and rest steps read blocks of
-        # rewound_block_samples; per-block Python work then costs little next to numpy and storage.
+        # rewound_block_samples; per-block Python work then costs little next to numpy and storage, and a
+        # block of the run file's largest chunk is written through to it without a copy.
         self.rewound_block_samples = rewound_block_samples
         self._rewound_blocks = (
             block_interval is None

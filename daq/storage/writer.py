@@ -256,6 +256,8 @@ class RunWriter:
             if self._failure is not None:
                 raise self._failure
             n, done = len(columns["t"]), 0
+            if self._buffered == 0 and self._stored % self.chunk == 0 and n >= self.chunk:
+                done = self._write_through(columns, n - n % self.chunk)
             while done < n:
                 if self._buffered == self._capacity:  # whole chunks out, the part-chunk stays
                     self.flush(durable=False)
@@ -263,6 +265,19 @@ class RunWriter:
                 self._take(columns, done, done + take)
                 done += take
             self._due()
+
+    def _write_through(self, columns: dict[str, np.ndarray], n: int) -> int:
+        """Hand the block's first ``n`` samples (whole chunks, nothing waiting before them) to HDF5 as
+        they are, without copying them into the buffer first: an accelerated run's big blocks cost one
+        copy less. Written as a flush without HDF5's flush writes them; returns ``n``."""
+        with self._writing("writing failed"):
+            space.need_space(self.path, n * self._bps + FLUSH_METADATA_BYTES, space.RESERVE_BYTES)
+            for name, ds in self._ts.items():
+                values = columns.get(name)
+                column = np.full(n, np.nan, ds.dtype) if values is None else values[:n].astype(ds.dtype, copy=False)
+                append_chunks(ds, column, self._stored, self.chunk)
+        self._stored += n
+        return n
 
     def _take(self, columns: dict[str, np.ndarray], start: int, stop: int) -> None:
         """Copy samples ``start:stop`` of a block behind the waiting ones (NaN for a column it lacks)."""
