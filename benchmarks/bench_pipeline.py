@@ -225,7 +225,7 @@ def raw_h5py(record: Record, path: Path, swmr: bool, piece: int = BEST_APPEND) -
     return time.perf_counter() - t0, len(record)
 
 
-def storage_only(record: Record, cell: Cell, path: Path, block: int = 8192) -> tuple[float, int]:
+def storage_only(record: Record, cell: Cell, path: Path, block: int = space.MAX_CHUNK) -> tuple[float, int]:
     """Wall time of the run writer alone, fed the record in the engine's block size (information: the
     storage's share of the pipeline; the engine's stop and short-circuit checks are the rest)."""
     cols = record.columns()

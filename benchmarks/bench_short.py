@@ -5,7 +5,7 @@ the electrolyte after about 5.4 mAh/cm^2), 1 s sampling. Onset is the simulated 
 first sample measured with the cell shorted, ``SimulatedCell.state.short_time``); detection is the
 engine's tripping sample (the ``short_circuit`` event's ``sample``); current off is the first stored
 sample with I == 0. Both rigs: with the press transducer (256-sample blocks) and the potentiostat alone
-(8192-sample blocks), to show that the response does not depend on the block size in accelerated time.
+(65,536-sample blocks), to show that the response does not depend on the block size in accelerated time.
 
 The reaction-time model (docs/simulated-cell.md): a real engine polls the instrument once a second and
 switches the current off at the poll that brings the tripping sample, so one sample period (1 s) after
@@ -68,7 +68,7 @@ def response(out: Path, transducer: bool) -> dict[str, float]:
 def rows() -> list[Row]:
     out: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for transducer, label in ((True, "256-sample blocks (with press)"), (False, "8192-sample blocks")):
+        for transducer, label in ((True, "256-sample blocks (with press)"), (False, "65536-sample blocks")):
             r = response(Path(tmp) / f"short{transducer}.h5", transducer)
             detect, off = r["trip"] - r["onset"], r["off"] - r["onset"]
             out.append(

@@ -4,7 +4,7 @@ on the simulated 99 % cell, through simulated instrument, engine, short-circuit 
 with the instrument transcript, and the post-run analysis: ``run_protocol`` as ``daq run --sim`` calls it.
 
 Two rigs: the simulated rig as ``daq run --sim`` builds it (potentiostat and stack-pressure transducer,
-read once per 256-sample block), and the potentiostat alone (blocks of 8192 samples, since every trip
+read once per 256-sample block), and the potentiostat alone (blocks of 65,536 samples, since every trip
 is rewound exactly). The speed is given per CPU second (the run is one process: what it costs whatever
 else the machine does) and per wall second (what the user waits, which depends on the load).
 
