@@ -23,7 +23,7 @@ import numpy as np
 from daq.core import units as u
 from daq.core.capabilities import Potentiostat, PressureSensor
 from daq.core.clock import Clock, VirtualClock
-from daq.engine.campaign_plot import plot
+from daq.engine.campaign_plot import plot, prepare
 from daq.engine.parallel import Workers
 from daq.engine.runner import predictions, run_protocol
 from daq.models.cell import Cell, cell_from_text, read_cell_text
@@ -198,7 +198,7 @@ def run_campaign(
     order = schedule(campaign, planned) if jobs > 1 or dask else list(range(len(planned)))
     preload = [__name__, getattr(channel, "__module__", None) or __name__]
     with Workers(jobs, dask, preload) as workers:  # its workers end while the summary is written and drawn
-        results = workers.map(partial(run_test, channel), [planned[i] for i in order], on_done=done)
+        results = workers.map(partial(run_test, channel), [planned[i] for i in order], on_done=done, meanwhile=prepare)
         rows: list[tuple] = [()] * len(planned)
         for i, row in zip(order, results, strict=True):
             rows[i] = row

@@ -92,12 +92,20 @@ class Workers:
             self._frozen = False
 
     def map(
-        self, task: Callable[..., Any], items: Sequence[Any], on_done: Callable[[int, Any], None] = lambda i, r: None
+        self,
+        task: Callable[..., Any],
+        items: Sequence[Any],
+        on_done: Callable[[int, Any], None] = lambda i, r: None,
+        meanwhile: Callable[[], None] = lambda: None,
     ) -> list[Any]:
-        """``[task(item) for item in items]`` in item order; ``on_done(index, result)`` here as each ends."""
+        """``[task(item) for item in items]`` in item order; ``on_done(index, result)`` here as each ends.
+        ``meanwhile()`` is called here while the workers run (what the caller needs next, e.g. a slow
+        import, then costs no wall time after the last item); before the items when they run here."""
         if self.dask:
+            meanwhile()
             return _on_dask(Reported(task), items, self.dask, on_done)
         if self.jobs == 1 or len(items) <= 1 or multiprocessing.current_process().daemon:
+            meanwhile()
             results = []
             for i, item in enumerate(items):
                 results.append(task(item))
@@ -110,6 +118,7 @@ class Workers:
         futures = {pool.submit(Reported(task), item): i for i, item in enumerate(items)}
         workers = [p for p in multiprocessing.active_children() if p not in before]
         try:
+            meanwhile()
             results = _collect(futures, len(items), on_done)
         except BaseException:  # a failed item or Ctrl-C: the others are not started
             self.close()

@@ -58,3 +58,19 @@ def test_one_job_runs_the_items_here_in_order():
     finished: list[int] = []
     results = run_parallel(sleep_then_pid, [0.0, 0.0], jobs=1, on_done=lambda i, r: finished.append(i))
     assert results == [(0.0, os.getpid())] * 2 and finished == [0, 1]
+
+
+def test_meanwhile_runs_here_while_the_workers_run():
+    # The caller's own work (e.g. the plotting library's import before a campaign's plot) overlaps the
+    # items: done in this process, before any of the half-second items has come back.
+    seen: list[tuple[int, int]] = []
+    finished: list[int] = []
+    with Workers(jobs=2) as workers:
+        results = workers.map(
+            sleep_then_pid,
+            [0.5, 0.5],
+            on_done=lambda i, r: finished.append(i),
+            meanwhile=lambda: seen.append((os.getpid(), len(finished))),
+        )
+    assert seen == [(os.getpid(), 0)] and sorted(finished) == [0, 1]
+    assert os.getpid() not in {pid for _, pid in results}
