@@ -29,6 +29,8 @@ from daq.analysis.cycles import CYCLE_DTYPE, CYCLE_UNITS
 from daq.analysis.cycles_live import LiveCycles
 from daq.core import units as u
 
+AXIS_WIDTH = 56  # px, left axes of the three plots
+
 EMPTY = "no cycles yet: rows appear as cycles complete, or when a cycling run's file is opened"
 
 COLUMNS = (
@@ -45,6 +47,15 @@ COLUMNS = (
 
 def _mv_pair(a: float, b: float) -> str:
     return "-" if math.isnan(a) else f"{1e3 * a:.1f} / {1e3 * b:.1f}"
+
+
+def cycle_tick(last: int) -> int:
+    """Whole-cycle tick spacing: every cycle for a few, about ten ticks for many (1, 2, 5, 10, 20, ...)."""
+    step = 1
+    while last / step > 12:
+        step *= 2.5 if str(step)[0] == "2" else 2
+        step = int(step)
+    return step
 
 
 def frame(rows: np.ndarray, potential: str):
@@ -94,6 +105,10 @@ class CyclesView(QWidget):
             item.setLabel("bottom", "cycle")
             item.showGrid(x=True, y=True, alpha=0.3)
             item.getAxis("left").enableAutoSIPrefix(False)
+            item.getAxis("left").setWidth(AXIS_WIDTH)  # equal widths keep the linked cycle axes aligned
+        # Steady cycling gives nearly equal values: never zoom into rounding noise (1e-13 %)
+        for item, span in ((self.potential, 5.0), (self.efficiency, 2.0), (self.capacity, 0.05)):  # mV, %, mAh/cm^2
+            item.getViewBox().setLimits(minYRange=span, minXRange=2.0)
         self.efficiency.setXLink(self.potential)
         self.capacity.setXLink(self.potential)
         left.addWidget(self.plots, 1)
@@ -219,6 +234,9 @@ class CyclesView(QWidget):
                     pg.InfiniteLine(float(cycle), angle=90, pen=pg.mkPen("#d00000", style=Qt.PenStyle.DashLine))
                 )
         self._axes(True)
+        step = cycle_tick(int(c.max()) if len(c) else 1)
+        for item in (self.potential, self.efficiency, self.capacity):
+            item.getAxis("bottom").setTickSpacing(step, step)
         self.table.setRowCount(len(table))
         for i, row in enumerate(table.itertuples()):
             for j, (_, _, text) in enumerate(COLUMNS):
