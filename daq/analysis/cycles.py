@@ -129,11 +129,17 @@ def _steps(run) -> tuple[set[int], dict[int, str]]:
     stop_of: dict[int, str] = {}
     for _, block in table_blocks(run.f["steps"], ("index", "kind", "cycle", "end_reason")):
         for i, kind, c, reason in zip(block["index"], block["kind"], block["cycle"], block["end_reason"]):
-            if kind.lower() in _NOT_HALF_CYCLE:
-                skipped.add(int(i))
-            if stop_of.get(int(c)) not in _TERMINAL:
-                stop_of[int(c)] = reason
+            note_step(skipped, stop_of, int(i), kind, int(c), reason)
     return skipped, stop_of
+
+
+def note_step(skipped: set[int], stop_of: dict[int, str], index: int, kind: str, cycle: int, reason: str) -> None:
+    """Take one ended step (a /steps row, in order) into the steps that are no half cycle and the
+    reason each cycle ended (a live view feeds its rows one at a time, as they end)."""
+    if kind.lower() in _NOT_HALF_CYCLE:
+        skipped.add(index)
+    if stop_of.get(cycle) not in _TERMINAL:
+        stop_of[cycle] = reason
 
 
 def _scan(run, potential: str, skipped: set[int]) -> dict[int, _Cycle]:
@@ -145,25 +151,33 @@ def _scan(run, potential: str, skipped: set[int]) -> dict[int, _Cycle]:
         t = run.column("t", lo, hi)
         cyc, step = run.column("cycle", lo, hi), run.column("step", lo, hi)
         cur, q, e = run.column("I", lo, hi), run.column("Q", lo, hi), run.column(potential, lo, hi)
-        dt = np.diff(t, prepend=t_prev)
-        before = np.concatenate([[t_prev], t[:-1]])
-        for c in np.unique(cyc[cyc > 0]):
-            sel = np.flatnonzero(cyc == c)
-            entry = cycles.get(int(c))
-            if entry is None:
-                entry = cycles[int(c)] = _Cycle(t_start=float(before[sel[0]]))
-            entry.t_end = float(t[sel[-1]])
-            st = step[sel]
-            half = ~np.isin(st, list(skipped)) if skipped else np.ones(len(sel), bool)
-            ends = np.flatnonzero(np.diff(st, append=-1) != 0)  # last sample of each step in this slice
-            for k in ends:
-                if half[k]:
-                    entry.step_charge[int(st[k])] = float(q[sel[k]])
-            i_sel = cur[sel]
-            entry.plate.add(e[sel][half & (i_sel < 0)], dt[sel][half & (i_sel < 0)])
-            entry.strip.add(e[sel][half & (i_sel > 0)], dt[sel][half & (i_sel > 0)])
+        scan_slice(cycles, t, cyc, step, cur, q, e, t_prev, skipped)
         t_prev = float(t[-1])
     return cycles
+
+
+def scan_slice(cycles: dict, t, cyc, step, cur, q, e, t_prev: float, skipped: set[int]) -> None:
+    """Add one slice of samples (t, cycle, step, I, Q, potential columns) to the running per-cycle
+    account ``cycles`` (cycle number -> its sums; start from ``{}``). ``t_prev`` is the time of the
+    sample before the slice (0 for the first). Slices cut at the same sample numbers give the same
+    sums to the last bit, whoever cuts them (the stored table cuts at multiples of CHUNK)."""
+    dt = np.diff(t, prepend=t_prev)
+    before = np.concatenate([[t_prev], t[:-1]])
+    for c in np.unique(cyc[cyc > 0]):
+        sel = np.flatnonzero(cyc == c)
+        entry = cycles.get(int(c))
+        if entry is None:
+            entry = cycles[int(c)] = _Cycle(t_start=float(before[sel[0]]))
+        entry.t_end = float(t[sel[-1]])
+        st = step[sel]
+        half = ~np.isin(st, list(skipped)) if skipped else np.ones(len(sel), bool)
+        ends = np.flatnonzero(np.diff(st, append=-1) != 0)  # last sample of each step in this slice
+        for k in ends:
+            if half[k]:
+                entry.step_charge[int(st[k])] = float(q[sel[k]])
+        i_sel = cur[sel]
+        entry.plate.add(e[sel][half & (i_sel < 0)], dt[sel][half & (i_sel < 0)])
+        entry.strip.add(e[sel][half & (i_sel > 0)], dt[sel][half & (i_sel > 0)])
 
 
 def cycle_table(run) -> np.ndarray:
@@ -172,6 +186,11 @@ def cycle_table(run) -> np.ndarray:
     area = float(run.cell["electrodes.working_area"])
     skipped, stop_of = _steps(run)
     cycles = _scan(run, potential_column(run), skipped)
+    return cycle_rows(cycles, area, stop_of)
+
+
+def cycle_rows(cycles: dict, area: float, stop_of: dict[int, str]) -> np.ndarray:
+    """The table rows (CYCLE_DTYPE) of a per-cycle account built by :func:`scan_slice`."""
     rows = []
     for c in sorted(cycles):
         entry = cycles[c]

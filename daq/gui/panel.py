@@ -21,6 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from daq.analysis.cycles_live import last_steps_of
 from daq.core import units as u
 from daq.gui import panel_layout
 from daq.gui import plan as P
@@ -86,6 +87,7 @@ class ChannelPanel(QWidget):
         self._markers: list[Any] = []
 
         panel_layout.build(self)  # the widgets, as attributes: title, buttons, plots, curves, log
+        self.cycles_view.changed.connect(self._cycles_changed)
         self._impedance_axes(False)
         self.refresh_ms = refresh_ms
         self.timer = QTimer(self)
@@ -166,6 +168,7 @@ class ChannelPanel(QWidget):
         self.bode_phase.clear()
         self._impedance_axes(False)
         self.cycles_view.clear()
+        self.views.setTabText(1, "Cycles")
         self.log.setRowCount(0)
 
     def _impedance_axes(self, shown: bool) -> None:
@@ -283,6 +286,9 @@ class ChannelPanel(QWidget):
         elif info.status != "running":
             self._set_state("review")
         self.export_button.setEnabled(True)
+        if info.live or info.status == "running":  # rows as cycles complete; a finished file has its table
+            symmetric = info.extra.get("configuration", "" if info.three_electrode else "symmetric") == "symmetric"
+            self.cycles_view.start_live(info.area, "E_cell" if symmetric else "E_we", last_steps_of(info.plan.steps))
 
     def _on_block(self, cols: dict[str, np.ndarray]) -> None:
         if self.buffer is None or not len(cols.get("t", ())):
@@ -292,6 +298,7 @@ class ChannelPanel(QWidget):
             self._step_first_t.setdefault(int(s), float(cols["t"][i]))
         layout = self.buffer.layout_version
         self.buffer.append(cols)
+        self.cycles_view.live_samples(cols)
         if self.buffer.layout_version != layout:
             self.refresh()  # rows moved under the plot items: redraw before anything repaints
 
@@ -301,6 +308,7 @@ class ChannelPanel(QWidget):
 
     def _on_step_end(self, row: dict[str, Any]) -> None:
         self.steps_done[int(row["index"])] = row
+        self.cycles_view.live_step(row)
 
     def _on_event(self, ev: dict[str, Any]) -> None:
         self.events.append(ev)
@@ -328,8 +336,12 @@ class ChannelPanel(QWidget):
         self.refresh()
         self._set_state("finished" if self.run is not None else "review")
         path = result.get("path") or (self.info.path if self.info is not None else "")
-        if path and self.cycles_view.load(path):
-            self.views.setTabText(1, f"Cycles ({self.cycles_view.rows})")
+        self.cycles_view.live_finish()
+        if path:
+            self.cycles_view.load(path)  # the stored table replaces the live rows
+
+    def _cycles_changed(self, rows: int) -> None:
+        self.views.setTabText(1, f"Cycles ({rows})" if rows else "Cycles")
 
     def _on_failed(self, message: str) -> None:
         self.error = message

@@ -210,6 +210,7 @@ class SimulatedRun:
                 live=True,
                 speed=self.speed,
                 ccd=predictions(cell)["ccd"]["value"] * 10.0,
+                extra={"configuration": cell.configuration},
             )
             self.signals.started.emit(info)
             make = SimulatedRun.extra_subscribers  # a plain function, not a method
@@ -407,6 +408,7 @@ class FileFollower:
             live=False,
             ccd=ccd,
             status=run.status,
+            extra={"configuration": cell.get("configuration", "")},
         )
 
     def _read_new(self, run: Any) -> bool:
