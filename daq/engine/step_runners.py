@@ -68,6 +68,13 @@ class StepRunners:
         t_start, row, elapsed, q = self._begin(step)
         next_eis = every * (math.floor(abs(q) / every + 1e-9) + 1) if every < math.inf else math.inf
         used = elapsed  # s the current has flowed in this step (on the instrument's samples)
+        half_sample = 0.5 * abs(current) * step.sample_period * (1 + 1e-9)  # C, as _instrument_ended judges
+        if elapsed > 0 and (abs(q) >= q_target - half_sample or used >= t_limit - 1e-9):
+            # Resumed after the step's last sample was stored but before its row: nothing is left to apply.
+            if step.direction == S.PLATE:
+                self.plated = max(self.plated, abs(q) / self.area)
+            self._resumed_done(step, row, S.CAPACITY_REACHED if abs(q) >= q_target - half_sample else S.TIME_REACHED)
+            return
 
         def apply() -> tuple[ShortCircuitDetector, float, float, float, float]:
             """(Re)apply the current for what is left of the step; returns a fresh detector (no history
@@ -189,6 +196,14 @@ class StepRunners:
         k, reason = min(found)
         return reason, k
 
+    def _resumed_done(self, step: S.Step, row: dict[str, Any], reason: str) -> None:
+        """End a resumed step whose stored samples already reach its end, without switching anything on
+        (an instrument refuses a step of no duration; one more sample would overshoot the target)."""
+        self.event("step_end", f"{step.label}: {reason.replace('_', ' ')} before the interruption", reason=reason)
+        self._end(row, reason, self._step_q)
+        if reason in getattr(step, "stop_on", ()):
+            raise StopRun(reason, self.events[-1]["message"])
+
     def _record_stop(self, step: S.Step, reason: str, cols: dict[str, np.ndarray], k: int, q: float) -> None:
         if reason == S.SHORT_CIRCUIT:
             t = float(cols["t"][k])
@@ -228,8 +243,11 @@ class StepRunners:
         if self._skip():
             return
         i_lim = step.i_limit * self.area
-        t_start, row, _, q = self._begin(step)
+        t_start, row, elapsed, q = self._begin(step)
         deadline = t_start + step.duration
+        if elapsed > 0 and deadline - self._now() <= 1e-9:  # resumed after its last sample: no time left to apply
+            self._resumed_done(step, row, S.TIME_REACHED)
+            return
 
         def apply() -> float:
             t_cmd = self._commanded(step.sample_period)
