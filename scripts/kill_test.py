@@ -255,6 +255,16 @@ def _interrupted(path: Path) -> bool:
         return run.status == "interrupted"
 
 
+def _fault_messages(path: Path) -> list[str]:
+    """The fault and safe-state events of a run file."""
+    from daq.storage.reader import open_run
+
+    with open_run(path) as run:
+        events = run.events()
+    wanted = events["kind"].isin(["fault", "safe_state_unconfirmed"])
+    return [str(m) for m in events.loc[wanted, "message"]]
+
+
 def keithley_main(trials: int, out: Path) -> int:
     """Signals to a wall-clock run on the Keithley driver; writes docs/images/kill_test_keithley.json."""
     from daq.core.clock import RealClock
@@ -272,6 +282,8 @@ def keithley_main(trials: int, out: Path) -> int:
             row = K.trial(server, path, sig, rng.uniform(0.05, K.SOURCING_SPAN), deadman)
             if sig == signal.SIGKILL and row["returncode"] == -signal.SIGKILL and _interrupted(path):
                 row.update(K.resume(server, path, deadman))
+                if row["outcome"] != "completed":
+                    row["faults"] = _fault_messages(path)  # what ended the resumed run, in its own words
             rows.append(row)
             print(json.dumps(row), flush=True)
     kills = [r for r in rows if r["signal"] == "SIGKILL"]
