@@ -114,6 +114,7 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
             current=current,
             v_limits=(v_min, v_max),
             sample_period=sample_period,
+            duration=duration,
             holder="channel",
         )
         self._i_range(current)  # refused here, before anything is loaded, if the channel cannot hold it
@@ -131,6 +132,7 @@ class BiologicPotentiostat(ChannelSetup, ImpedanceSweeps, Potentiostat):
             potential=potential,
             i_limits=(i_min, i_max),
             sample_period=sample_period,
+            duration=duration,
             holder="channel",
         )
         with self._safety("starting the potentiostatic step"):

@@ -165,9 +165,7 @@ class GamryPotentiostat(GamryCurves, GamryImpedance, Potentiostat):
         what: str,
     ) -> None:
         """A sourcing step; the cell stays on from a step of the same kind, and goes off between kinds."""
-        check_setpoint(self.name, self.capabilities, sample_period=period)
-        if duration is not None and not duration > 0:
-            raise InstrumentError(f"{self.name}: step duration {duration:g} s must be positive")
+        check_setpoint(self.name, self.capabilities, sample_period=period, duration=duration)
 
         def work() -> None:
             running = self._step

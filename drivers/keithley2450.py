@@ -238,8 +238,7 @@ class Keithley2450(Potentiostat):
     ) -> None:
         self._check_connected()
         self._check_period(period)
-        if duration is not None and not duration > 0:
-            raise InstrumentError(f"{self.name}: step duration {duration:g} s must be positive")
+        check_setpoint(self.name, self.capabilities, duration=duration, holder="2450")
         total = None if duration is None else max(1, math.floor(duration / period + 1e-9))
         function = "VOLT" if mode == "potential" else "CURR"
         with self._failsafe(mode if mode != "ocv" else "open_circuit"):

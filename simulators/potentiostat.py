@@ -79,13 +79,14 @@ class SimulatedPotentiostat(Potentiostat):
         self, current: float, v_min: float, v_max: float, sample_period: float, duration: float | None = None
     ) -> None:
         self._check_connected()
-        check_setpoint(self.name, self.capabilities, current=current)
+        check_setpoint(self.name, self.capabilities, current=current, duration=duration)
         self._set_mode("current", current, (v_min, v_max), sample_period, duration)
 
     def apply_potential(
         self, potential: float, i_min: float, i_max: float, sample_period: float, duration: float | None = None
     ) -> None:
         self._check_connected()
+        check_setpoint(self.name, self.capabilities, potential=potential, duration=duration)
         self._set_mode("potential", potential, (i_min, i_max), sample_period, duration)
 
     def open_circuit(self, sample_period: float | None = None) -> None:

@@ -99,13 +99,15 @@ def check_setpoint(
     v_limits: tuple[float, float] | None = None,
     i_limits: tuple[float, float] | None = None,
     sample_period: float | None = None,
+    duration: float | None = None,
     holder: str = "instrument",
 ) -> None:
     """Refuse a step the instrument's declared Capabilities cannot hold, before anything is sent to it.
 
     One check for every driver: the set current (|I| <= max_current) or potential (|E| <= max_voltage),
-    a non-empty voltage or current window, a sample period not below min_sample_period. NaN fails every
-    check. ``holder`` names what the limit belongs to in the message ("instrument", "channel", "2450")."""
+    a non-empty voltage or current window, a sample period not below min_sample_period, a duration above
+    zero (None: until stopped). NaN fails every check. ``holder`` names what the limit belongs to in the
+    message ("instrument", "channel", "2450")."""
     if current is not None and not abs(current) <= caps.max_current:
         raise InstrumentError(f"{name}: {current:g} A beyond the {holder}'s {caps.max_current:g} A")
     if potential is not None and not abs(potential) <= caps.max_voltage:
@@ -116,6 +118,8 @@ def check_setpoint(
         raise InstrumentError(f"{name}: current limits [{i_limits[0]:g}, {i_limits[1]:g}] A are empty")
     if sample_period is not None and not sample_period >= caps.min_sample_period:
         raise InstrumentError(f"{name}: sample period {sample_period:g} s too short")
+    if duration is not None and not duration > 0:
+        raise InstrumentError(f"{name}: step duration {duration:g} s must be positive")
 
 
 @runtime_checkable

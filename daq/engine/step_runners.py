@@ -14,7 +14,7 @@ import numpy as np
 
 from daq.core import units as u
 from daq.core.capabilities import EisRequest
-from daq.core.records import Spectrum
+from daq.core.records import EventKind, Spectrum
 from daq.core.samples import FLAG_HW_LIMIT
 from daq.engine.safety import ShortCircuitDetector, first_flagged, first_outside
 from daq.storage import layout as L
@@ -68,12 +68,7 @@ class StepRunners:
         t_start, row, elapsed, q = self._begin(step)
         next_eis = every * (math.floor(abs(q) / every + 1e-9) + 1) if every < math.inf else math.inf
         used = elapsed  # s the current has flowed in this step (on the instrument's samples)
-        half_sample = 0.5 * abs(current) * step.sample_period * (1 + 1e-9)  # C, as _instrument_ended judges
-        if elapsed > 0 and (abs(q) >= q_target - half_sample or used >= t_limit - 1e-9):
-            # Resumed after the step's last sample was stored but before its row: nothing is left to apply.
-            if step.direction == S.PLATE:
-                self.plated = max(self.plated, abs(q) / self.area)
-            self._resumed_done(step, row, S.CAPACITY_REACHED if abs(q) >= q_target - half_sample else S.TIME_REACHED)
+        if elapsed > 0 and self._resumed_complete(step, row, q, q_target, used >= t_limit - 1e-9, current):
             return
 
         def apply() -> tuple[ShortCircuitDetector, float, float, float, float]:
@@ -141,8 +136,21 @@ class StepRunners:
         reason, k = self._galvanostatic_stop(step, last, detector) if last is not None else (None, -1)
         if reason is not None:
             return reason, k, last, q, t_prev
-        full = abs(q) >= q_target - 0.5 * abs(current) * step.sample_period * (1 + 1e-9)
+        full = _charge_reached(step, q, q_target, current)
         return (S.CAPACITY_REACHED if full else S.TIME_REACHED), k, None, q, t_prev
+
+    def _resumed_complete(
+        self, step: S.Galvanostatic, row: dict[str, Any], q: float, q_target: float, timed_out: bool, current: float
+    ) -> bool:
+        """A resumed step whose stored samples already reach its end (the run was killed after its last
+        sample was stored, before its row): ended without applying anything. True if it was."""
+        full = _charge_reached(step, q, q_target, current)
+        if not (full or timed_out):
+            return False
+        if step.direction == S.PLATE:
+            self.plated = max(self.plated, abs(q) / self.area)
+        self._resumed_done(step, row, S.CAPACITY_REACHED if full else S.TIME_REACHED)
+        return True
 
     def _operando_sweep(
         self, step: S.Galvanostatic, q: float, t_prev: float, current: float
@@ -199,7 +207,8 @@ class StepRunners:
     def _resumed_done(self, step: S.Step, row: dict[str, Any], reason: str) -> None:
         """End a resumed step whose stored samples already reach its end, without switching anything on
         (an instrument refuses a step of no duration; one more sample would overshoot the target)."""
-        self.event("step_end", f"{step.label}: {reason.replace('_', ' ')} before the interruption", reason=reason)
+        message = f"{step.label}: {reason.replace('_', ' ')} before the interruption"
+        self.event(EventKind.STEP_END, message, reason=reason)
         self._end(row, reason, self._step_q)
         if reason in getattr(step, "stop_on", ()):
             raise StopRun(reason, self.events[-1]["message"])
@@ -234,7 +243,7 @@ class StepRunners:
             self.event(S.CURRENT_LIMIT, f"current limit reached: I = {float(cols['I'][k]):.3e} A")
         else:
             self.event(
-                "step_end",
+                EventKind.STEP_END,
                 f"{step.label}: {reason.replace('_', ' ')} ({u.to_unit(abs(q) / self.area, 'mAh/cm^2'):.3f} mAh/cm^2)",
                 reason=reason,
             )
@@ -379,3 +388,9 @@ def _unmeasured(column: np.ndarray) -> bool:
     """A column the instrument does not measure (all NaN). A symmetric cell's voltage then is E_we: with
     two electrodes the reference lead joins the counter, so the instrument measures E_we against it."""
     return bool(len(column)) and bool(np.isnan(column).all())
+
+
+def _charge_reached(step: S.Galvanostatic, q: float, q_target: float, current: float) -> bool:
+    """The step's charge is within half a sample's charge of its target (the instrument's last sample
+    cannot land on it exactly)."""
+    return abs(q) >= q_target - 0.5 * abs(current) * step.sample_period * (1 + 1e-9)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from daq.core.clock import VirtualClock
+from daq.core.errors import InstrumentError
 from daq.core.samples import FLAG_HW_LIMIT, FLAG_OVERLOAD
 from daq.models.cell import load_cell
 from daq.storage.reader import open_run
@@ -60,3 +61,14 @@ def test_the_engine_stops_the_step_at_the_first_clamped_sample(tmp_path):
     assert ts.E_cell.abs().max() <= COMPLIANCE and ts.E_we.abs().max() <= COMPLIANCE
     assert list(steps.end_reason)[:2] == ["time_reached", "voltage_limit"]
     assert (ts[ts.t > plate.t.iloc[0]].I == 0).all()
+
+
+@pytest.mark.parametrize("method", ["apply_current", "apply_potential"])
+def test_a_step_of_no_duration_is_refused_as_the_instruments_refuse_it(method):
+    # The drivers (Keithley 2450, Gamry, BioLogic) refuse a step whose duration is not above zero; the
+    # simulated potentiostat does the same, so a run on the simulator meets what a run on them meets.
+    pstat = SimulatedPotentiostat(SimulatedCell(load_cell(cell_file(99))), VirtualClock())
+    pstat.connect()
+    with pytest.raises(InstrumentError, match=r"step duration -7.2e-16 s must be positive$"):
+        getattr(pstat, method)(-1e-4, -2.0, 2.0, 1.0, -7.2e-16)
+    assert pstat.mode == "off" and len(pstat.read()) == 0

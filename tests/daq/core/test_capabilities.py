@@ -21,6 +21,8 @@ CAPS = Capabilities(max_current=0.01, current_resolution=1e-9, max_voltage=10.0,
         {"v_limits": (-0.5, 0.5)},
         {"i_limits": (-1e-3, 0.0)},
         {"sample_period": 0.01},
+        {"duration": 1e-6},
+        {"duration": None},
         {"current": 1e-3, "v_limits": (-1.0, 1.0), "sample_period": 1.0},
         {},
     ],
@@ -44,6 +46,9 @@ def test_within_the_limits_passes(kwargs):
         ({"i_limits": (0.001, -0.001)}, "ch1: current limits [0.001, -0.001] A are empty"),
         ({"sample_period": 0.001}, "ch1: sample period 0.001 s too short"),
         ({"sample_period": math.nan}, "ch1: sample period nan s too short"),
+        ({"duration": 0.0}, "ch1: step duration 0 s must be positive"),
+        ({"duration": -7.18984e-16}, "ch1: step duration -7.18984e-16 s must be positive"),
+        ({"duration": math.nan}, "ch1: step duration nan s must be positive"),
     ],
 )
 def test_beyond_the_limits_is_refused_with_one_line(kwargs, message):
