@@ -24,34 +24,11 @@ from daq.storage.reader import open_run
 from drivers.keithley2450 import Keithley2450
 from simulators.cell import SimulatedCell
 from simulators.scpi_server import ScpiServer
+from tests.daq.commands.keithley_kill import CAPACITY, CELL, PROTOCOL
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = Path(__file__).resolve().parents[2]
-CELL = ROOT / "protocols" / "examples" / "cells" / "li6ps5cl_99.toml"
-CAPACITY = 0.002  # mAh/cm^2 per step: 6 s, 24 samples at 1.2 mA/cm^2
-PROTOCOL = f"""
-[protocol]
-name = "killed at a step's end"
-[defaults]
-sample_period = "0.25 s"
-[[steps]]
-kind = "rest"
-label = "rest"
-duration = "1 s"
-[[steps]]
-kind = "galvanostatic"
-label = "plate"
-direction = "plate"
-current_density = "1.2 mA/cm^2"
-capacity = "{CAPACITY} mAh/cm^2"
-[[steps]]
-kind = "galvanostatic"
-label = "strip"
-direction = "strip"
-current_density = "1.2 mA/cm^2"
-capacity = "{CAPACITY} mAh/cm^2"
-"""
+ROOT = Path(__file__).resolve().parents[2]  # the kill test's PROTOCOL: rest, then plate and strip CAPACITY
 
 # The run in a child process (virtual clock, the emulated 2450 in the same process, every record
 # flushed at once); it SIGKILLs itself once the plating step's last samples are stored.
