@@ -17,7 +17,6 @@ if qt_problem():
     pytest.skip(qt_problem(), allow_module_level=True)
 
 from daq.analysis.cycles import CYCLE_DTYPE
-from daq.gui.window import RigWindow
 from daq.storage.reader import open_run
 from tests.conftest import EXAMPLES, ROOT
 from tests.waiting import wait_until
@@ -26,24 +25,6 @@ pytestmark = pytest.mark.timeout(180)
 
 PROTOCOL = EXAMPLES / "asymmetric_cycling.toml"
 CYCLES = 4
-
-
-@pytest.fixture
-def window(qtbot):
-    windows: list[RigWindow] = []
-
-    def make(**kwargs) -> RigWindow:
-        w = RigWindow(refresh_ms=50, **kwargs)
-        w.show()
-        windows.append(w)
-        return w
-
-    yield make
-    for w in windows:
-        for panel in w.panels:
-            panel.shutdown(timeout=10)
-        w.close()
-        w.deleteLater()
 
 
 def watch(panel, going=None) -> list[tuple[int, bool]]:

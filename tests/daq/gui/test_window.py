@@ -21,7 +21,6 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from daq.gui.window import RigWindow
 from daq.storage.reader import open_run
 from tests.conftest import CELLS, EXAMPLES, ROOT, run_sim
 from tests.waiting import wait_until
@@ -68,24 +67,6 @@ duration = "60 s"
 """
     for i in range(1, 41)
 )
-
-
-@pytest.fixture
-def window(qtbot):
-    windows: list[RigWindow] = []
-
-    def make(**kwargs) -> RigWindow:
-        w = RigWindow(refresh_ms=50, **kwargs)
-        w.show()
-        windows.append(w)
-        return w
-
-    yield make
-    for w in windows:  # end runs first: closing a window with a run in progress asks the operator
-        for panel in w.panels:
-            panel.shutdown(timeout=10)
-        w.close()
-        w.deleteLater()
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
