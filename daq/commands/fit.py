@@ -18,7 +18,6 @@ identical to fitting one after another.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import sys
@@ -297,9 +296,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     for line in unread:
         print(line, file=sys.stderr)
     preload = [*FIT_MODULES, *(["daq.commands.fit_figure"] if args.png else [])]
-    if len(study) > 1 and (jobs > 1 or args.dask):
-        for name in preload:  # imported once here, not once per forked worker
-            importlib.import_module(name)
     owners = [path for path, spectra in chosen.items() for _ in spectra]
     printer = InOrder(lambda i, o: _print(o, owners[i], circuit, study[i].png, args.json, several))
     outcomes = run_parallel(fit_job, study, jobs=jobs, dask=args.dask, on_done=printer, preload=preload)

@@ -11,6 +11,7 @@ output folder must be one every worker can reach under the same path (a shared f
 from __future__ import annotations
 
 import gc
+import importlib
 import multiprocessing
 import os
 import pickle
@@ -52,7 +53,8 @@ def run_parallel(
 ) -> list[Any]:
     """``[task(item) for item in items]``, computed in ``jobs`` worker processes (1: here, one by one) or
     on the Dask scheduler at ``dask``. ``on_done(index, result)`` is called here as each item finishes.
-    ``preload`` names the modules a fork server imports once for its workers (see ``Workers``)."""
+    ``preload`` names the modules the workers need: imported once, here before forking or by the fork
+    server (see ``Workers``), not once in every worker."""
     with Workers(jobs, dask, preload) as workers:
         return workers.map(task, items, on_done)
 
@@ -131,6 +133,8 @@ class Workers:
     def _start(self, n: int) -> ProcessPoolExecutor:
         context = _context(self.preload)
         if context.get_start_method() == "fork":
+            for name in self.preload:  # imported once here, not once in every forked worker
+                importlib.import_module(name)
             gc.freeze()  # forked workers then share this process's objects instead of copying what the GC touches
             self._frozen = True
         self._pool = ProcessPoolExecutor(max_workers=n, mp_context=context)

@@ -193,10 +193,7 @@ class StepRunners:
         k = detector.check(e, cols["I"])
         if k is not None:
             found.append((k, S.SHORT_CIRCUIT))
-        hw = first_flagged(cols["flags"], FLAG_HW_LIMIT)
-        if hw is not None:
-            found.append((hw, S.VOLTAGE_LIMIT))
-        k = first_outside(cols["E_we"], step.v_min, step.v_max)
+        k = self._limit_trip(step, cols)
         if k is not None:
             found.append((k, S.VOLTAGE_LIMIT))
         if not found:
