@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daq.commands.inputs import parse_settings
+from daq.core.capabilities import honoured
 from daq.core.clock import VirtualClock
 from daq.core.errors import ConfigError, DaqError, DataFileError
 from daq.core.records import Record, RunResult, StepStart
@@ -168,7 +169,7 @@ def replay(
     clock = VirtualClock()
     events = _ReplayEvents()
     pstat = ReplayPotentiostat(source, clock, on_event=events.record)
-    binding.check(protocol, cell, pstat.capabilities)
+    binding.check(protocol, cell, honoured(pstat))
     events.writer = RunWriter(
         out,
         cell_attrs=stored["cell_attrs"],

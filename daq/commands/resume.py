@@ -25,7 +25,7 @@ from daq.commands.stopping import abort_on_signals
 from daq.commands.summary import summary
 from daq.core import exit_codes
 from daq.core import units as u
-from daq.core.capabilities import Potentiostat, PressureSensor
+from daq.core.capabilities import Potentiostat, PressureSensor, honoured
 from daq.core.clock import Clock, RealClock, ScaledClock, VirtualClock
 from daq.core.errors import ConfigError, DaqError
 from daq.engine.engine import RunControl
@@ -166,7 +166,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             if notify_config
             else None
         )
-        binding.check(protocol, cell, pstat.capabilities)
+        binding.check(protocol, cell, honoured(pstat))
         try:
             pstat.connect()
             report = check_cell(pstat, clock, cell, reference, limits)

@@ -9,7 +9,7 @@ in its Capabilities and a protocol that needs it is refused before it starts.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from daq.core.clock import Clock
@@ -216,6 +216,20 @@ class ReportsToRun(Protocol):
     """Parts (fault-tolerant instruments, notifiers) whose reports become the run's events."""
 
     def bind_run(self, engine: RunHandle) -> None: ...
+
+
+def honoured(pstat: Potentiostat) -> Capabilities:
+    """The instrument's capabilities less the modes it has no method for: a driver whose flags claim
+    more than it implements is then refused when the protocol is checked, before any current flows,
+    instead of failing in the middle of a run."""
+    caps = pstat.capabilities
+    holds, measures = isinstance(pstat, HoldsPotential), isinstance(pstat, MeasuresImpedance)
+    return replace(
+        caps,
+        potentiostatic=caps.potentiostatic and holds,
+        eis_galvanostatic=caps.eis_galvanostatic and measures,
+        eis_potentiostatic=caps.eis_potentiostatic and measures,
+    )
 
 
 OPTIONAL_ABILITIES: dict[str, type] = {

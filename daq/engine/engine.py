@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from daq.core.capabilities import Potentiostat, PressureSensor, Rewindable
+from daq.core.capabilities import Potentiostat, PressureSensor, Rewindable, honoured
 from daq.core.clock import Clock, RealClock
 from daq.core.errors import DaqError, InstrumentError
 from daq.core.records import (
@@ -274,7 +274,7 @@ class Engine(StepRunners, Holds):
                 # Record the cell at open circuit after the cut-off: shows the current is off and what the
                 # cell does then (a shorted cell stays near 0 V).
                 self._rest(S.Rest("open circuit after stop", self.after_stop, 1.0))
-                if stop.reason == S.SHORT_CIRCUIT and self.pstat.capabilities.eis_potentiostatic:
+                if stop.reason == S.SHORT_CIRCUIT and honoured(self.pstat).eis_potentiostatic:
                     # A small-signal spectrum of the shorted cell: the impedance drop and the filament's
                     # resistance (for its diameter); 5 mV around open circuit is harmless.
                     self._eis(S.Eis("impedance after short", POST_SHORT_EIS))

@@ -14,7 +14,7 @@ from typing import Any
 
 from daq.analysis import postrun
 from daq.core import units as u
-from daq.core.capabilities import Potentiostat, PressureSensor, ReportsToRun
+from daq.core.capabilities import Potentiostat, PressureSensor, ReportsToRun, honoured
 from daq.core.clock import Clock
 from daq.core.errors import ConfigError, DaqError, DataFileError, InstrumentError
 from daq.core.records import ResumePoint, RunResult, Subscriber
@@ -152,7 +152,7 @@ def _sizing(
     except ConfigError:
         # An absurd value (a current too small to control) also makes an absurd estimate: name the value.
         # Checked here against the instrument's nominal ranges only; connecting may widen them.
-        binding.check(protocol, cell, potentiostat.capabilities)
+        binding.check(protocol, cell, honoured(potentiostat))
         raise
 
 
@@ -209,7 +209,7 @@ def resume_protocol(
 ) -> RunResult:
     """Continue an interrupted run in the same file, from where it stopped."""
     protocol, cell, point, _ = rebuild(path)
-    binding.check(protocol, cell, potentiostat.capabilities)
+    binding.check(protocol, cell, honoured(potentiostat))
     writer = RunWriter.reopen(path)
     writer.add_event(point.t_last, "resumed_run", point.steps_done, "run file reopened to resume", {})
     return execute(writer, protocol, cell, potentiostat, clock, transducer, dict(engine_options, resume=point))
@@ -258,7 +258,7 @@ def _connect(
 ) -> None:
     """Connect the instruments (never applying current), check the protocol again, record who they are."""
     info = potentiostat.connect()
-    binding.check(protocol, cell, potentiostat.capabilities)  # drivers may refine ranges on connect
+    binding.check(protocol, cell, honoured(potentiostat))  # drivers may refine ranges on connect
     writer.add_instrument("potentiostat", dataclasses.asdict(info))
     if transducer is not None:
         writer.add_instrument(

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from daq.core.capabilities import EisRequest, Potentiostat
+from daq.core.capabilities import EisRequest, Potentiostat, honoured
 from daq.core.clock import Clock
 from daq.core.errors import DaqError
 from daq.models.cell import Cell
@@ -226,7 +226,7 @@ def check_cell(
         if problem:
             report.problem = problem
             return report
-        if pstat.capabilities.eis_potentiostatic:
+        if honoured(pstat).eis_potentiostatic:
             report.method = "eis"
             f, z = _sweep(pstat, limits)
             if f.size == 0:

@@ -178,6 +178,7 @@ class SimulatedRun:
             pass
 
     def _run(self) -> None:
+        from daq.core.capabilities import honoured
         from daq.engine.runner import predictions, resolved, run_protocol
         from daq.models.cell import load_cell
         from daq.storage.naming import default_out
@@ -193,7 +194,7 @@ class SimulatedRun:
             cell = load_cell(cell_path)
             self.clock = _OperatorClock(self.speed, self.control)
             _, pstat, transducer = simulated_rig(cell, self.clock)
-            binding.check(protocol, cell, pstat.capabilities)
+            binding.check(protocol, cell, honoured(pstat))
             if self.out:
                 out = Path(self.out)
             else:  # channels started in the same second must not share a file
