@@ -35,12 +35,12 @@ EMPTY = "no cycles yet: rows appear as cycles complete, or when a cycling run's 
 
 COLUMNS = (
     ("cycle", "cycle", lambda r: f"{int(r.cycle)}"),
-    ("plated", "plated (mAh/cm^2)", lambda r: f"{u.to_unit(r.plate_capacity, 'mAh/cm^2'):.3f}"),
-    ("stripped", "stripped (mAh/cm^2)", lambda r: f"{u.to_unit(r.strip_capacity, 'mAh/cm^2'):.3f}"),
-    ("ce", "CE (%)", lambda r: "-" if math.isnan(r.coulombic_efficiency) else f"{100 * r.coulombic_efficiency:.2f}"),
-    ("plate", "plating mean / end (mV)", lambda r: f"{1e3 * r.plate_mean:.1f} / {1e3 * r.plate_end:.1f}"),
-    ("strip", "stripping mean / end (mV)", lambda r: _mv_pair(r.strip_mean, r.strip_end)),
-    ("duration", "duration (h)", lambda r: f"{r.duration / 3600:.3f}"),
+    ("plated", "plated\n(mAh/cm^2)", lambda r: f"{u.to_unit(r.plate_capacity, 'mAh/cm^2'):.3f}"),
+    ("stripped", "stripped\n(mAh/cm^2)", lambda r: f"{u.to_unit(r.strip_capacity, 'mAh/cm^2'):.3f}"),
+    ("ce", "CE\n(%)", lambda r: "-" if math.isnan(r.coulombic_efficiency) else f"{100 * r.coulombic_efficiency:.2f}"),
+    ("plate", "plating (mV)\nmean / end", lambda r: f"{1e3 * r.plate_mean:.1f} / {1e3 * r.plate_end:.1f}"),
+    ("strip", "stripping (mV)\nmean / end", lambda r: _mv_pair(r.strip_mean, r.strip_end)),
+    ("duration", "duration\n(h)", lambda r: f"{r.duration / 3600:.3f}"),
     ("stop", "ended", lambda r: str(r.stop).replace("_", " ")),
 )
 
@@ -112,13 +112,14 @@ class CyclesView(QWidget):
         self.efficiency.setXLink(self.potential)
         self.capacity.setXLink(self.potential)
         left.addWidget(self.plots, 1)
-        layout.addLayout(left, 3)
+        layout.addLayout(left, 1)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels([title for _, title, _ in COLUMNS])
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)  # px: more cycles in view
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
-        layout.addWidget(self.table, 2)
+        layout.addWidget(self.table, 1)
         self.rows = 0
         self._axes(False)
 
@@ -225,9 +226,12 @@ class CyclesView(QWidget):
         ce = 100 * table.coulombic_efficiency.to_numpy()
         ok = np.isfinite(ce)
         self.efficiency.plot(c[ok], ce[ok], pen=pg.mkPen("k", width=1.5), symbol="o", symbolSize=5, symbolBrush="k")
-        for column, colour in (("plate_capacity", "#1f4e9c"), ("strip_capacity", "#c03030")):
+        stripped = np.isfinite(table.strip_mean.to_numpy())  # not a cycle that ended before stripping
+        every = np.ones(len(c), dtype=bool)
+        for column, colour, shown in (("plate_capacity", "#1f4e9c", every), ("strip_capacity", "#c03030", stripped)):
             values = u.to_unit(table[column].to_numpy(), "mAh/cm^2")
-            self.capacity.plot(c, values, pen=pg.mkPen(colour, width=1.5), symbol="s", symbolSize=4, symbolBrush=colour)
+            self.capacity.plot(c[shown], values[shown], pen=pg.mkPen(colour, width=1.5), symbol="s", symbolSize=4,
+                               symbolBrush=colour)  # fmt: skip
         for cycle in table.cycle[table.stop == "short_circuit"]:
             for item in (self.potential, self.efficiency, self.capacity):
                 item.addItem(

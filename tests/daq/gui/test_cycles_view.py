@@ -82,6 +82,19 @@ def test_cycles_view_rows_match_the_file(qtbot, opened, shorted):
     assert view.table.item(len(table) - 1, 7).text() == "short circuit"
     assert "short circuit in cycle" in view.message.text()
     assert view.potential.getAxis("left").isVisible() and view.potential.listDataItems()
+    plated, stripped = view.capacity.listDataItems()  # the shorted cycle never stripped: no point at zero
+    assert len(plated.xData) == len(table) and list(stripped.xData) == list(table.cycle[table.strip_mean.notna()])
+    assert table.strip_mean.isna().iloc[-1]
+
+
+def test_cycles_table_shows_every_column_on_a_laptop_screen(qtbot, opened):
+    w, panel = opened
+    w.resize(1366, 768)
+    panel.views.setCurrentIndex(1)
+    table = panel.cycles_view.table
+    qtbot.waitUntil(lambda: table.rowCount() > 0 and w.width() == 1366, timeout=30_000)
+    qtbot.wait(100)
+    assert not table.horizontalScrollBar().isVisible()
 
 
 def test_steps_after_the_stop_are_not_counted_against_the_plan(qtbot, opened):
