@@ -10,6 +10,8 @@ Tables: ``CURVE``/``CURVEn`` (chrono and sweep data, several are concatenated wi
 column), ``ZCURVE`` (impedance), ``OCVCURVE`` (open circuit before the test, kept in ``tables``).
 A table holding fewer rows than its declared count is read as far as it goes and the recording is marked
 ``incomplete`` (the run stopped early, or the file was cut at a line end); a row cut mid-line is refused.
+An aborted run keeps its planned count: bcliang/gamry-parser tests/test_data/squarewave_data.dta declares
+251 rows (its CYCLES) and holds 10, then EXPERIMENTABORTED T.
 PCs set to an EU locale write decimal commas; both are read. Files are Windows-1252 unless they decode
 as UTF-8.
 """
