@@ -8,8 +8,12 @@ numbers), NOTES (a count of following free-text lines); unknown types are kept a
 
 Tables: ``CURVE``/``CURVEn`` (chrono and sweep data, several are concatenated with a ``segment``
 column), ``ZCURVE`` (impedance), ``OCVCURVE`` (open circuit before the test, kept in ``tables``).
-A declared row count that the table does not reach means a truncated file. PCs set to an EU locale
-write decimal commas; both are read. Files are Windows-1252 unless they decode as UTF-8.
+A table holding fewer rows than its declared count is read as far as it goes and the recording is marked
+``incomplete`` (the run stopped early, or the file was cut at a line end); a row cut mid-line is refused.
+An aborted run keeps its planned count: bcliang/gamry-parser tests/test_data/squarewave_data.dta declares
+251 rows (its CYCLES) and holds 10, then EXPERIMENTABORTED T.
+PCs set to an EU locale write decimal commas; both are read. Files are Windows-1252 unless they decode
+as UTF-8.
 """
 
 from __future__ import annotations
@@ -155,8 +159,9 @@ def _value(typ: str, fields: list[str]) -> tuple[Any, str]:
 
 
 class _Table:
-    def __init__(self, name: str, names: list[str], units: list[str], rows: list[list[str]], line: int):
+    def __init__(self, name: str, names: list[str], units: list[str], rows: list[list[str]], line: int, declared=None):
         self.name, self.names, self.units, self.rows, self.line = name, names, units, rows, line
+        self.declared: int | None = declared
 
 
 def _parse(text: str, path: Path) -> tuple[str | None, dict[str, Any], list[_Table], list[str]]:
@@ -231,9 +236,7 @@ def _table(lines: list[str], i: int, name: str, parts: list[str], path: Path, ou
             )
         rows.append(cells)
         j += 1
-    if declared is not None and len(rows) != declared:
-        raise fail(path, f"table {name} declares {declared} rows but holds {len(rows)} (file truncated or damaged)")
-    out.append(_Table(name, names, units, rows, i + 1))
+    out.append(_Table(name, names, units, rows, i + 1, declared))
     return j
 
 
@@ -254,6 +257,24 @@ def _unit(col: str, unit: str, table: str, notes: list[str]) -> tuple[float, flo
             return alt
     notes.append(f"table {table}, column {col}: unit '{unit}' not readable; Gamry's unit '{expected}' assumed")
     return want
+
+
+def _physical_temperature(
+    values: dict, units: dict, name: str, text: list[str], table: str, col: str, notes: list[str]
+) -> bool:
+    """Temperatures below absolute zero are no measurement (a channel with no probe: Gamry files show
+    -327.6 deg C there, unconfirmed by a vendor document). A column of nothing else is left out, single
+    such values become NaN; False when the column was left out."""
+    bad = values[name] < 0
+    if not bad.any():
+        return True
+    if bad.all():
+        del values[name], units[name]
+        notes.append(f"table {table}, column {col}: left out, every value ({text[0]}) is below absolute zero")
+        return False
+    values[name] = np.where(bad, np.nan, values[name])
+    notes.append(f"table {table}, column {col}: {int(bad.sum())} values below absolute zero set to NaN")
+    return True
 
 
 def _columns(
@@ -284,11 +305,21 @@ def _columns(
                 else:
                     values[name] = raw * factor + offset
                 units[name] = si
+                if si == "K" and not _physical_temperature(values, units, name, text, table.name, col, notes):
+                    continue
         sources[name] = label
     return values, units, sources
 
 
-def _start_time(header: dict[str, Any], rec: Recording) -> None:
+_COMMA_NUMBER = re.compile(r"^-?\d*,\d+(?:[Ee][+-]?\d+)?$")
+
+
+def _decimal_comma(tables: list[_Table]) -> bool:
+    """Whether the PC wrote decimal commas (any cell like 1,5 or 2,0E-003 in the first rows)."""
+    return any(_COMMA_NUMBER.match(c) for t in tables for row in t.rows[:5] for c in row)
+
+
+def _start_time(header: dict[str, Any], rec: Recording, comma: bool = False) -> None:
     date = str(header.get("DATE", {}).get("value", "")).strip()
     clock = str(header.get("TIME", {}).get("value", "")).strip()
     m = re.match(r"^(\d{1,4})([/.\-])(\d{1,2})\2(\d{1,4})$", date)
@@ -299,14 +330,28 @@ def _start_time(header: dict[str, Any], rec: Recording) -> None:
         y, mo, d, order = a, b, c, "year-month-day"
     elif sep == "." or a > 12:
         d, mo, y, order = a, b, c, "day-month-year"
+    elif b <= 12 and (sep == "-" or comma):
+        # Windows short dates with dashes and the year last are day-first (nl-NL d-M-yyyy, da-DK); the US
+        # default is M/d/yyyy. Same rule as bcliang/gamry-parser gamry_parser/gamryparser.py
+        # (_convert_T_to_Timestamp: dayfirst when DATE matches d-d-yyyy). A PC that writes decimal commas
+        # is set to a locale whose short date is day-first too (CLDR: fr, es, it, pt-BR dd/MM/y; de, ru
+        # dd.MM.y; nl d-M-y): no decimal-comma locale writes month first.
+        why = "the dashes" if sep == "-" else "the decimal commas"
+        d, mo, y, order = a, b, c, f"day-month-year (assumed from {why})"
     elif b > 12:
         mo, d, y, order = a, b, c, "month-day-year"
     else:
         mo, d, y, order = a, b, c, "month-day-year (assumed: day and month both <= 12)"
     if y < 100:
         y += 2000
+    # the hour may lack its leading zero (9:40:00) and carry AM/PM where the PC's locale says so
+    hms = re.match(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?\s*([AaPp][Mm])?$", clock)
+    if clock and not hms:
+        return
+    h, mi, sec, frac, half = hms.groups() if hms else ("0", "0", None, None, None)
+    hour = int(h) % 12 + (12 if half and half.upper() == "PM" else 0) if half else int(h)
     try:
-        t = _dt.time.fromisoformat(clock) if clock else _dt.time()
+        t = _dt.time(hour, int(mi), int(sec or 0), int((frac or "0").ljust(6, "0")))
         when = _dt.datetime.combine(_dt.date(y, mo, d), t)
     except ValueError:
         return
@@ -314,7 +359,7 @@ def _start_time(header: dict[str, Any], rec: Recording) -> None:
     rec.set_meta("date_order", order)
 
 
-def _metadata(header: dict[str, Any], rec: Recording) -> None:
+def _metadata(header: dict[str, Any], rec: Recording, comma: bool = False) -> None:
     rec.set_meta("instrument_vendor", "Gamry")
     section = header.get("PSTATSECTION", {}).get("value")
     if isinstance(section, str) and section:
@@ -329,9 +374,11 @@ def _metadata(header: dict[str, Any], rec: Recording) -> None:
     if isinstance(name, str) and name:
         rec.set_meta("instrument_name", name)
     version = header.get("FRAMEWORKVERSION", {}).get("value")
+    if isinstance(version, float):  # written as a QUANT before Framework 7 ("6.25", "6,33")
+        version = f"{version:.2f}"
     if isinstance(version, str) and version:
         rec.set_meta("software_version", version)
-    _start_time(header, rec)
+    _start_time(header, rec, comma)
     for key, (meta, unit) in HEADER_QUANTITIES.items():
         entry = header.get(key)
         if not entry:
@@ -382,7 +429,7 @@ def read_dta(path: str | Path) -> Recording:
     title = header.get("TITLE", {}).get("value")
     if isinstance(title, str):
         rec.set_meta("vendor_technique_name", title)
-    _metadata(header, rec)
+    _metadata(header, rec, _decimal_comma(tables))
 
     _status_and_reference(header, tables, rec)
     notes: list[str] = []
@@ -404,6 +451,7 @@ def read_dta(path: str | Path) -> Recording:
             rec.tables[name] = values
             rec.table_units[name] = units
     rec.header["tables"] = [f"{t.name} ({len(t.rows)} rows, line {t.line})" for t in tables]
+    _row_counts(tables, rec)
     rec.notes.extend(dict.fromkeys(notes))
     if "t" not in rec.timeseries:
         raise fail(path, f"table {groups[main_name][0].name} has no time column (T or Time)")
@@ -415,6 +463,16 @@ def read_dta(path: str | Path) -> Recording:
         if all(k in z for k in ("freq", "Z_re", "Z_im")):
             rec.spectra.append(_spectrum(z, zu))
     return rec
+
+
+def _row_counts(tables: list[_Table], rec: Recording) -> None:
+    """Tables whose rows do not match their declared count: read as they are, and said so."""
+    for t in tables:
+        if t.declared is None or t.declared == len(t.rows):
+            continue
+        rec.notes.append(f"table {t.name} declares {t.declared} rows but holds {len(t.rows)}; those rows were read")
+        if len(t.rows) < t.declared and rec.metadata.get("status") == "completed":
+            rec.set_meta("status", "incomplete")
 
 
 def _groups(tables: list[_Table]) -> dict[str, list[_Table]]:

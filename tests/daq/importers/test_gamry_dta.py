@@ -1,0 +1,138 @@
+"""Gamry EXPLAIN features seen in public recordings, each rebuilt as a small synthetic file the test writes:
+tables shorter than their declared count, channels with no temperature probe, header dates and times as
+different PC locales write them, extra free-form header lines. Values are checked against the file text
+and, where it reads the case, against gamry-parser or impedance.py."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daq.core.errors import DataFileError
+from daq.importers import read_recording
+
+HEAD = (
+    "EXPLAIN\r\nTAG\t{tag}\r\nTITLE\tLABEL\tTest\tTest Identifier\r\n"
+    "DATE\tLABEL\t{date}\tDate\r\nTIME\tLABEL\t{time}\tTime\r\n"
+)
+ROWS = (
+    "\t0\t5.00833\t2.05436E-002\t1.67396E-003\t..........a\t{t0}\r\n"
+    "\t1\t10.0167\t2.05419E-002\t1.66898E-003\t..........a\t{t1}\r\n"
+    "\t2\t15.025\t2.05313E-002\t1.66994E-003\t..........a\t{t2}\r\n"
+)
+
+
+def _ocp(tmp_path: Path, declared: str = "3", temps=("-327.62",) * 3, date="10-2-2020", time="17:18:00") -> Path:
+    p = tmp_path / "OCP.DTA"
+    text = HEAD.format(tag="CORPOT", date=date, time=time)
+    text += f"CURVE\tTABLE\t{declared}\r\n\tPt\tT\tVf\tAch\tOver\tTemp\r\n\t#\ts\tV vs. Ref.\tV\tbits\tdeg C\r\n"
+    text += ROWS.format(t0=temps[0], t1=temps[1], t2=temps[2])
+    p.write_bytes(text.encode("cp1252"))
+    return p
+
+
+def _gamry_parser_curve(path: Path):
+    import gamry_parser
+
+    parser = gamry_parser.GamryParser(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parser.load()
+    return parser.get_curve_data(0)
+
+
+def test_table_shorter_than_declared_is_read_and_marked_incomplete(tmp_path: Path) -> None:
+    p = _ocp(tmp_path, declared="99999")
+    rec = read_recording(p)
+    assert rec.n_samples == 3 and rec.metadata["status"] == "incomplete"
+    assert any("declares 99999 rows but holds 3" in n for n in rec.notes)
+    ref = _gamry_parser_curve(p)
+    np.testing.assert_allclose(rec.timeseries["t"], ref["T"], rtol=1e-5)
+    np.testing.assert_allclose(rec.timeseries["E_we"], ref["Vf"], rtol=1e-5)
+    np.testing.assert_allclose(rec.timeseries["aux"], ref["Ach"], rtol=1e-5)
+
+
+def test_declared_count_matching_keeps_completed(tmp_path: Path) -> None:
+    assert read_recording(_ocp(tmp_path, declared="3")).metadata["status"] == "completed"
+
+
+def test_row_cut_mid_line_is_still_refused(tmp_path: Path) -> None:
+    p = _ocp(tmp_path, declared="99999")
+    p.write_bytes(p.read_bytes()[:-30])
+    with pytest.raises(DataFileError, match="OCP.DTA.*values, expected 6"):
+        read_recording(p)
+
+
+def test_temperature_below_absolute_zero_is_no_measurement(tmp_path: Path) -> None:
+    rec = read_recording(_ocp(tmp_path))
+    assert "temperature" not in rec.timeseries
+    assert any("Temp: left out" in n and "-327.62" in n for n in rec.notes)
+    rec = read_recording(_ocp(tmp_path, temps=("25.5", "-327.62", "25.7")))
+    T = rec.timeseries["temperature"]
+    assert T[0] == pytest.approx(298.65) and np.isnan(T[1]) and T[2] == pytest.approx(298.85)
+    assert rec.units["temperature"] == "K"
+
+
+@pytest.mark.parametrize(
+    ("date", "time", "start", "order"),
+    [
+        ("10-2-2020", "17:18:00", "2020-02-10T17:18:00", "day-month-year (assumed from the dashes)"),
+        ("14.8.2025", "9:40:00", "2025-08-14T09:40:00", "day-month-year"),
+        ("3/10/2019", "3:15:22 PM", "2019-03-10T15:15:22", "month-day-year (assumed: day and month both <= 12)"),
+        ("3/10/2019", "12:05:00 AM", "2019-03-10T00:05:00", "month-day-year (assumed: day and month both <= 12)"),
+        ("16/11/2023", "10:02:03", "2023-11-16T10:02:03", "day-month-year"),
+    ],
+)
+def test_start_time_as_pc_locales_write_it(tmp_path: Path, date: str, time: str, start: str, order: str) -> None:
+    rec = read_recording(_ocp(tmp_path, date=date, time=time))
+    assert rec.metadata["start_time"] == start and rec.metadata["date_order"] == order
+
+
+def test_decimal_commas_make_a_slash_date_day_first(tmp_path: Path) -> None:
+    p = tmp_path / "CHRONOA.DTA"
+    text = HEAD.format(tag="CHRONOA", date="3/10/2019", time="12:00:00")
+    text += "FRAMEWORKVERSION\tQUANT\t6,33\tFramework Version\r\n"
+    text += "CURVE\tTABLE\t5258\r\n\tPt\tT\tVf\tIm\r\n\t#\ts\tV vs. Ref.\tA\r\n"
+    text += "\t0\t0\t-5,00000E-004\t-2,00000E-008\r\n\t1\t30\t4,99669E-001\t1,40441E-008\r\n"
+    p.write_text(text, encoding="cp1252")
+    rec = read_recording(p)
+    assert rec.metadata["start_time"] == "2019-10-03T12:00:00"
+    assert rec.metadata["date_order"] == "day-month-year (assumed from the decimal commas)"
+    assert rec.metadata["software_version"] == "6.33"
+    assert rec.timeseries["E_we"].tolist() == [-5e-4, 0.499669] and rec.timeseries["I"].tolist() == [-2e-8, 1.40441e-8]
+    assert rec.metadata["status"] == "incomplete"
+
+
+def test_free_form_header_lines_and_degree_celsius_column(tmp_path: Path) -> None:
+    """A LIMS block (a bare keyword line, then KEY<TAB> LABEL<TAB>value) before the settings; a ZCURVE with a
+    Temp column in °C; both readers agree on the spectrum."""
+    from impedance.preprocessing import readGamry
+
+    p = tmp_path / "EISPOT.DTA"
+    text = HEAD.format(tag="EISPOT", date="16/11/2023", time="10:02:03")
+    text += "NOMAD\r\nSAMPLEID\t LABEL\tCE-test\r\nAIRTEMPERATURE\t LABEL\t25\r\n"
+    text += "VDC\tPOTEN\t0.00000E+000\tT\tDC Voltage (V)\r\nEOC\tQUANT\t0\tOpen Circuit (V)\r\nZCURVE\tTABLE\r\n"
+    text += "\tPt\tTime\tFreq\tZreal\tZimag\tZsig\tZmod\tZphz\tIdc\tVdc\tIERange\tImod\tVmod\tTemp\r\n"
+    text += "\t#\ts\tHz\tohm\tohm\tV\tohm\t°\tA\tV\t#\tA\tV\t°C\r\n"
+    rows = [
+        (1000020, 7.281014, -1.217636, 7.382127, -9.493971),
+        (794355.5, 6.816936, -0.8171919, 6.865742, -6.83581),
+        (0.997765, 89.91506, -572.2136, 579.2349, -81.06982),
+    ]
+    for k, (f, zr, zi, zm, ph) in enumerate(rows):
+        text += f"\t{k}\t{4 + 2 * k}\t{f}\t{zr}\t{zi}\t1\t{zm}\t{ph}"
+        text += "\t-0.0001755\t-0.0011003\t10\t0.0024935\t0.0176905\t0\r\n"
+    p.write_bytes(text.encode("cp1252"))
+    rec = read_recording(p)
+    assert rec.header["entries"]["SAMPLEID"]["value"] == "CE-test"
+    assert rec.metadata["voltage_dc"] == 0.0  # vs Eoc, Eoc = 0
+    (s,) = rec.spectra
+    f, z = readGamry(str(p))
+    np.testing.assert_allclose(s.frequency, f, rtol=1e-5)
+    np.testing.assert_allclose(s.Z_re, z.real, rtol=1e-5)
+    np.testing.assert_allclose(s.Z_im, z.imag, rtol=1e-5)
+    assert s.extra["temperature"].tolist() == [273.15] * 3
+    np.testing.assert_allclose(s.extra["Z_phase"], np.radians([r[4] for r in rows]), rtol=1e-5)
