@@ -171,15 +171,40 @@ _BASE_NAMES = {
 _AVERAGED = re.compile(r"^<(?P<name>[^<>/]+)(?:/(?P<inner>[^<>]+))?>(?:/(?P<outer>.+))?$")
 
 
+# EC-Lab's compound units, written with ``.`` for a product and per-length (the derived EIS columns
+# Re(Resistivity)/Ohm.cm, Re(Conductivity)/mS/cm, Conductivity/S.cm-1): factor to SI and the SI unit.
+# Source: yadg, src/yadg/extractors/eclab/mpt_columns.py (dgbowl/yadg), which reads them as Ω·cm, mS/cm
+# and S/cm.
+_COMPOUND_UNITS = {"Ohm.cm": (1e-2, "ohm m"), "mS/cm": (0.1, "S/m"), "S.cm-1": (100.0, "S/m")}
+
+
+def _unit_conversion(unit: str) -> tuple[float, float, str] | None:
+    unit = unit.replace("\u03bc", "\u00b5").strip()
+    if unit in _COMPOUND_UNITS:
+        factor, si = _COMPOUND_UNITS[unit]
+        return factor, 0.0, si
+    return si_conversion(unit)
+
+
 def _name_and_unit(label: str) -> tuple[str, str, bool] | None:
-    """Split an EC-Lab label into (quantity, unit text, averaged); None for a label with no quantity."""
+    """Split an EC-Lab label into (quantity, unit text, averaged); None for a label with no quantity.
+
+    The unit follows the first ``/`` after which the rest reads as a unit: units may hold a ``/``
+    (``Re(Conductivity)/mS/cm``) and so may names (``Q charge/discharge/mA.h``). A label whose tail
+    is no known unit splits at its last ``/`` and is kept as written by the caller.
+    """
     m = _AVERAGED.match(label)
     if m:
         unit = m.group("inner") or m.group("outer") or ""
         return m.group("name").strip(), unit.strip(), True
-    name, sep, unit = label.rpartition("/")
-    if not sep:
+    if "/" not in label:
         return (label.strip(), "", False) if label.strip() else None
+    parts = label.split("/")
+    for k in range(1, len(parts)):
+        unit = "/".join(parts[k:]).strip()
+        if unit and _unit_conversion(unit) is not None:
+            return "/".join(parts[:k]).strip(), unit, False
+    name, _, unit = label.rpartition("/")
     return name.strip(), unit.strip(), False
 
 
@@ -201,7 +226,7 @@ def label_column(label: str) -> Column | None:
     canonical = f"<{name}>/{unit_text}" if averaged else None
     if canonical and canonical in COLUMNS_BY_LABEL:
         return COLUMNS_BY_LABEL[canonical]
-    conv = si_conversion(unit_text.replace("\u03bc", "\u00b5")) if unit_text else (1.0, 0.0, "1")
+    conv = _unit_conversion(unit_text) if unit_text else (1.0, 0.0, "1")
     if conv is None:
         return None
     factor, offset, unit = conv
@@ -246,11 +271,17 @@ TECHNIQUE_CODES: dict[int, tuple[str, str, str]] = {
     0x1D: ("peis", "PEIS", "Potentio Electrochemical Impedance Spectroscopy"),
     0x1E: ("geis", "GEIS", "Galvano Electrochemical Impedance Spectroscopy"),
     0x30: ("cyclic_voltammetry", "CV", "Cyclic Voltammetry"),
+    # 0x32, 0x33, 0x88: yadg, src/yadg/extractors/eclab/techniques.py (technique_params_dtypes) names
+    # them ZIR "IR compensation (PEIS)", CVA "Cyclic Voltammetry Advanced", BCD "Battery Capacity
+    # Determination"; ZIR measures Z at one frequency under potential control.
+    0x32: ("peis", "ZIR", "IR compensation (PEIS)"),
+    0x33: ("cyclic_voltammetry", "CVA", "Cyclic Voltammetry Advanced"),
     0x6C: ("linear_sweep_voltammetry", "LSV", "Linear Sweep Voltammetry"),
     0x75: ("constant_voltage", "CstV", "Constant Voltage"),
     0x76: ("constant_current", "CstC", "Constant Current"),
     0x77: ("galvanostatic_cycling", "GCPL", "Galvanostatic Cycling with Potential Limitation"),
     0x7F: ("modulo_bat", "MB", "Modulo Bat"),
+    0x88: ("unknown", "BCD", "Battery Capacity Determination"),
 }
 TECHNIQUE_BY_NAME: dict[str, str] = {full: tech for tech, _, full in TECHNIQUE_CODES.values()}
 TECHNIQUE_BY_NAME.update(
@@ -273,16 +304,19 @@ def finish_columns(rec: Recording) -> None:
     """Use an averaged column as the main one when the file has no instantaneous one.
 
     EC-Lab records either Ewe or <Ewe> (likewise I, Ece), rarely both; downstream code wants ``E_we``
-    and ``I``. ``source_columns`` still says ``<Ewe>/V`` so the averaging stays visible. A file that
-    records no current at all (GCPL and MB .mpr files) gets ``I`` from the control column, see
-    :func:`split_control`.
+    and ``I``. ``source_columns`` still says ``<Ewe>/V`` so the averaging stays visible. Two-electrode
+    battery cyclers (BT-Lab, BCS series) record the cell voltage ``Ecell/V`` instead of Ewe; it is the
+    working-electrode potential against the counter electrode (unconfirmed: inferred from these
+    instruments having two electrode leads), so it becomes ``E_we`` (source column
+    ``Ecell/V``). A file that records no current at all (GCPL and MB .mpr files) gets ``I`` from the
+    control column, see :func:`split_control`.
     """
-    for main in ("E_we", "I", "E_ce"):
-        avg = f"{main}_avg"
-        if main not in rec.timeseries and avg in rec.timeseries:
-            rec.timeseries = {(main if k == avg else k): v for k, v in rec.timeseries.items()}
-            rec.units = {(main if k == avg else k): v for k, v in rec.units.items()}
-            rec.source_columns = {(main if k == avg else k): v for k, v in rec.source_columns.items()}
+    for main, alternative in (("E_we", "E_we_avg"), ("I", "I_avg"), ("E_ce", "E_ce_avg"), ("E_we", "E_cell")):
+        if main not in rec.timeseries and alternative in rec.timeseries:
+            rename = {alternative: main}
+            rec.timeseries = {rename.get(k, k): v for k, v in rec.timeseries.items()}
+            rec.units = {rename.get(k, k): v for k, v in rec.units.items()}
+            rec.source_columns = {rename.get(k, k): v for k, v in rec.source_columns.items()}
     split_control(rec)
 
 

@@ -1,0 +1,105 @@
+"""EC-Lab text exports in layouts seen in public files, written here as minimal synthetic files and
+read by the product and by yadg (``yadg.extractors.extract``), compared value by value."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daq.importers import read_recording
+
+RTOL = 1e-6
+
+
+def _mpt(path: Path, technique: str, labels: list[str], rows: list[list[str]], settings: list[str] = ()) -> Path:
+    """A complete export: header (its length counted), the label line ending in a tab, the rows."""
+    head = ["EC-Lab ASCII FILE", None, "", technique, "", "Run on channel : 1 (SN 1)"]
+    head += ["Acquisition started on : 01/10/2024 11:02:29.886", *settings]
+    head += ["Cycle Definition : Charge/Discharge alternance", "", "\t".join(labels) + "\t"]
+    head[1] = f"Nb header lines : {len(head)}".ljust(44)
+    text = "\r\n".join(head + ["\t".join(r) for r in rows]) + "\r\n"
+    path.write_bytes(text.encode("cp1252"))
+    return path
+
+
+def _yadg(path: Path) -> dict[str, np.ndarray]:
+    from yadg.extractors import extract
+
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = extract(filetype="eclab.mpt", path=str(path), encoding="windows-1252", timezone="UTC")
+    finally:
+        logging.disable(logging.NOTSET)
+    ds = ds.to_dataset()
+    return {n: np.asarray(ds[n].values, dtype=float) for n in ds.data_vars}
+
+
+def test_units_that_hold_a_slash_or_a_dot_product(tmp_path: Path) -> None:
+    """EIS exports carry derived columns in mS/cm, Ohm.cm and S.cm-1: the unit is everything after the
+    quantity, not the text after the last '/'."""
+    labels = ["freq/Hz", "Re(Z)/Ohm", "-Im(Z)/Ohm", "time/s", "<Ewe>/V", "<I>/mA", "Re(Conductivity)/mS/cm"]
+    labels += ["|Resistivity|/Ohm.cm", "Conductivity/S.cm-1", "Q charge/discharge/mA.h"]
+    rows = [
+        ["1.0E+003", "1.5E+001", "2.0E+000", "1.0E+000", "3.4E+000", "1.0E-003", "2.5E+000", "4.0E+001"]
+        + ["2.5E-002", "1.0E-003"],
+        ["1.0E+002", "1.8E+001", "4.0E+000", "2.0E+000", "3.4E+000", "1.0E-003", "2.0E+000", "5.0E+001"]
+        + ["2.0E-002", "2.0E-003"],
+    ]
+    p = _mpt(tmp_path / "eis.mpt", "Potentio Electrochemical Impedance Spectroscopy", labels, rows)
+    rec = read_recording(p)
+    ts = rec.timeseries
+    assert rec.notes == []
+    assert rec.units["Re(Conductivity)"] == "S/m" and rec.source_columns["Re(Conductivity)"] == labels[6]
+    np.testing.assert_allclose(ts["Re(Conductivity)"], [0.25, 0.2])  # 2.5 mS/cm = 0.25 S/m
+    assert rec.units["|Resistivity|"] == "ohm m"
+    np.testing.assert_allclose(ts["|Resistivity|"], [0.4, 0.5])  # 40 ohm cm = 0.4 ohm m
+    np.testing.assert_allclose(ts["Conductivity"], [2.5, 2.0])  # 0.025 S/cm = 2.5 S/m
+    np.testing.assert_allclose(ts["Q_charge_discharge"], [3.6e-3, 7.2e-3])
+    ref = _yadg(p)
+    np.testing.assert_allclose(ts["freq"], ref["freq"], rtol=RTOL)
+    np.testing.assert_allclose(ts["Z_re"], ref["Re(Z)"], rtol=RTOL)
+    np.testing.assert_allclose(ts["Z_im"], -ref["-Im(Z)"], rtol=RTOL)
+    np.testing.assert_allclose(ts["Re(Conductivity)"], ref["Re(Conductivity)"] * 0.1, rtol=RTOL)
+    np.testing.assert_allclose(ts["|Resistivity|"], ref["|Resistivity|"] * 0.01, rtol=RTOL)
+    assert len(rec.spectra) == 1 and np.all(rec.spectra[0].Z_im < 0)
+
+
+def test_cell_voltage_of_a_two_electrode_cycler_is_the_potential(tmp_path: Path) -> None:
+    """BT-Lab (BCS cyclers) exports record Ecell/V and no Ewe: it is read as E_we, its label kept."""
+    labels = ["mode", "ox/red", "error", "control changes", "time/s", "control/V/mA", "Ecell/V", "I/mA"]
+    labels += ["cycle number"]
+    rows = [
+        ["1", "0", "0", "1", "7.280755286810044E+005", "-5.6999993E-001", "8.1357974E-001", "-5.7072818E-001"]
+        + ["0.000000000000000E+000"],
+        ["1", "0", "0", "1", "7.280759406810468E+005", "-5.6999993E-001", "8.0853951E-001", "-5.7019651E-001"]
+        + ["0.000000000000000E+000"],
+    ]
+    p = _mpt(tmp_path / "bcd.mpt", "Battery Capacity Determination", labels, rows, ["Device : BCS-805 (SN 0168)"])
+    rec = read_recording(p)
+    assert rec.source_columns["E_we"] == "Ecell/V" and rec.units["E_we"] == "V"
+    assert rec.metadata["vendor_technique"] == "BCD"
+    ref = _yadg(p)
+    np.testing.assert_allclose(rec.timeseries["E_we"], ref["Ecell"], rtol=RTOL)
+    np.testing.assert_allclose(rec.timeseries["I"], ref["I"] * 1e-3, rtol=RTOL)
+    np.testing.assert_allclose(rec.timeseries["t"], ref["time"], rtol=RTOL)
+
+
+@pytest.mark.parametrize(
+    ("name", "technique", "short"),
+    [
+        ("Cyclic Voltammetry Advanced", "cyclic_voltammetry", "CVA"),
+        ("IR compensation (PEIS)", "peis", "ZIR"),
+    ],
+)
+def test_technique_names_of_further_techniques(tmp_path: Path, name: str, technique: str, short: str) -> None:
+    labels = ["mode", "time/s", "control/V", "Ewe/V", "<I>/mA"]
+    rows = [["2", "3.3484E+000", "2.8652937E+000", "2.8663592E+000", "2.204511692980304E-004"]]
+    rec = read_recording(_mpt(tmp_path / "t.mpt", name, labels, rows))
+    assert (rec.technique, rec.metadata["vendor_technique"]) == (technique, short)
+    assert rec.units["control_E"] == "V"
