@@ -152,8 +152,9 @@ def check_sample_blocks(items: list[SampleBlock]) -> str:
             assert "reads in a row returned no valid sample" in str(exc)
             return "refused"
         assert len(block.t) == len(block.E_we) == len(block.E_cell) == len(block.I) == len(block.flags)
-        for col in (block.t, block.E_we, block.E_cell, block.I):
+        for col in (block.t, block.E_we, block.I):
             assert np.all(np.isfinite(col))
+        assert not np.any(np.isinf(block.E_cell))  # NaN where the instrument does not measure E_cell
         assert np.all(np.abs(block.I) <= 10 * SIM_CAPABILITIES.max_current)
         assert np.all(np.diff(np.concatenate([[last], block.t])) > 0)  # strictly forward in time
         if len(block.t):
