@@ -211,13 +211,15 @@ def initial_guess(frequencies: np.ndarray, impedance: np.ndarray, circuit: str |
 def physical_bounds(c: Circuit, f: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds a real cell respects, from the data's own scales.
 
-    R in [1e-9, 10] x max|Z| (a resistance above ten times the largest impedance measured is not in the
-    data); C and CPE Q such that the time constant R*C (or (R Q)^(1/alpha)) lies within three decades
+    R in [1e-9, 1e4] x max|Z|: a resistance far above the largest impedance measured is not in the data,
+    but an arc that never closes in the range (a blocking or diffusion-like tail) is fitted by one far
+    beyond it, and a bound at a few times max|Z| bends that tail (it then stays pinned, reported as such);
+    C and CPE Q such that the time constant R*C (or (R Q)^(1/alpha)) lies within three decades
     beyond the measured range 1/(2 pi f); 0.2 <= alpha <= 1 (below 0.2 a CPE is no longer an arc);
     L and Warburg coefficients within six decades of what the data's extremes imply.
     """
     zmax, zmin = float(np.abs(z).max()), float(np.abs(z).min())
-    r_lo, r_hi = 1e-9 * zmax, 10.0 * zmax
+    r_lo, r_hi = 1e-9 * zmax, 1e4 * zmax
     tau_lo, tau_hi = 1e-3 / (2 * np.pi * f.max()), 1e3 / (2 * np.pi * f.min())
     lo, hi = np.empty(len(c)), np.empty(len(c))
     for i, kind in enumerate(c.kinds):

@@ -130,3 +130,15 @@ def test_bad_input_is_refused():
         fit_circuit(F_OPERANDO, z, TWO_ARCS, bounds={"R1": (10.0, 1.0)})
     with pytest.raises(ConfigError, match=r"initial\[CPE1.alpha\]"):
         fit_circuit(F_OPERANDO, z, TWO_ARCS, initial=[5, 2500, 2e-10, 1.2, 1300, 1e-7, 0.85])
+
+
+def test_arc_that_does_not_close_in_the_range_is_fitted_as_well_as_the_data_allow() -> None:
+    """A blocking-like low-frequency branch (a CPE whose parallel resistance is far beyond max|Z|) is an
+    arc that never closes: the fit must follow it to the data's own residual, the resistance reported as
+    pinned, not stop at a resistance a few times max|Z| that bends the tail."""
+    f = np.geomspace(1e5, 0.1, 60)
+    z = Circuit("R0-p(R1,CPE1)").impedance(f, [100.0, 1e9, 5e-5, 0.7])
+    fit = fit_circuit(f, z, "R0-p(R1,CPE1)")
+    assert fit.relative_residual < 1e-3
+    assert fit["R1"] > 100 * np.abs(z).max() and "R1" in fit.at_bound
+    assert fit["R0"] == pytest.approx(100.0, rel=1e-3) and fit["CPE1.alpha"] == pytest.approx(0.7, abs=1e-3)
