@@ -29,13 +29,15 @@ def summary_lines(run: RunFile) -> list[str]:
         f"  started:  {attrs.get('start_time', '')}   ended: {attrs.get('end_time', '') or '-'}",
         f"  samples:  {len(run)}   steps: {len(steps)}   spectra: {len(run.spectra())}",
     ]
-    if len(steps):
-        q = steps.Q.values
-        plated, stripped = abs(q[q < 0].sum()) / area, q[q > 0].sum() / area
-        largest = -q.min() / area if (q < 0).any() else 0.0
+    q = steps.Q.values[np.isfinite(steps.Q.values)] if len(steps) else np.array([])
+    if len(q):
+        # Per area where the cell is described; an imported recording knows no area: its charge in mAh
+        scale, unit, note = (area, MAH_CM2, "") if np.isfinite(area) else (1.0, "mAh", " (no electrode area)")
+        plated, stripped = abs(q[q < 0].sum()) / scale, q[q > 0].sum() / scale
+        largest = -q.min() / scale if (q < 0).any() else 0.0
         lines.append(
-            f"  plated:   {u.fmt(plated, MAH_CM2, 4)} in total, stripped {u.fmt(stripped, MAH_CM2, 4)}; "
-            f"largest in one step {u.fmt(largest, MAH_CM2, 3)}"
+            f"  plated:   {u.fmt(plated, unit, 4)} in total, stripped {u.fmt(stripped, unit, 4)}; "
+            f"largest in one step {u.fmt(largest, unit, 3)}{note}"
         )
     lines += _cycle_lines(run)
     pred = run.prediction("ccd") if "ccd" in run.f["predictions"] else None

@@ -65,7 +65,7 @@ def read_recording(path: str | Path) -> Recording:
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if text.startswith(b"EC-Lab ASCII FILE"):
         return read_mpt(path)
-    if text.startswith(b"EXPLAIN"):
+    if text.startswith((b"EXPLAIN", b"VFP600")):
         return read_dta(path)
     if text.startswith(ZPLOT_MAGIC.encode()):
         return read_zplot(path)

@@ -30,6 +30,10 @@ from daq.importers._common import fail, parse_number, si_conversion, to_float_ar
 from daq.importers.recording import Recording, Spectrum
 
 MAGIC = "EXPLAIN"
+# Gamry's Virtual Front Panel writes the same layout under its own first line, with a ``VFPCURVE`` table
+# of Voltage and Current and no time column: sample k is at k / FREQ (the header's acquisition
+# frequency), as bcliang/gamry-parser gamry_parser/vfp600.py (``VFP600.get_curve_data``) reads it.
+VFP_MAGIC = "VFP600"
 
 TECHNIQUE_TAGS = {
     "CHRONOP": "chronopotentiometry",
@@ -69,6 +73,8 @@ COLUMN_NAMES = {
     "V": "E_we",
     "I": "I",
     "Cycle": "cycle",
+    "Voltage": "E_we",
+    "Current": "I",
 }
 
 # The unit Gamry writes for each column (Gamry's own files; the unit line of a table says the same
@@ -95,8 +101,10 @@ EXPECTED_UNITS = {
     "I": "A",
     "Q": "C",
     "Temp": "deg C",
+    "Voltage": "V",
+    "Current": "A",
 }
-_CURVE_RE = re.compile(r"^(?P<role>CURVE(?: [A-Z]+)?)\d*$")
+_CURVE_RE = re.compile(r"^(?P<role>(?:VFP)?CURVE(?: [A-Z]+)?)\d*$")
 
 # Header keys that become SI metadata: key -> (metadata key, unit the value is written in).
 # Gamry labels give units for most quantities ("Sample Period (s)"); currents carry none and are in A.
@@ -166,8 +174,8 @@ class _Table:
 
 def _parse(text: str, path: Path) -> tuple[str | None, dict[str, Any], list[_Table], list[str]]:
     lines = text.splitlines()
-    if not lines or lines[0].strip() != MAGIC:
-        raise fail(path, f"not a Gamry EXPLAIN file (first line is not '{MAGIC}')")
+    if not lines or lines[0].strip() not in (MAGIC, VFP_MAGIC):
+        raise fail(path, f"not a Gamry EXPLAIN file (first line is not '{MAGIC}' or '{VFP_MAGIC}')")
     tag = None
     header: dict[str, Any] = {}
     tables: list[_Table] = []
@@ -454,6 +462,8 @@ def read_dta(path: str | Path) -> Recording:
     _row_counts(tables, rec)
     rec.notes.extend(dict.fromkeys(notes))
     if "t" not in rec.timeseries:
+        _time_from_rate(header, rec)
+    if "t" not in rec.timeseries:
         raise fail(path, f"table {groups[main_name][0].name} has no time column (T or Time)")
     if "sample_period" not in rec.metadata and rec.n_samples > 1 and "freq" not in rec.timeseries:
         rec.set_meta("sample_period", float(np.median(np.diff(rec.timeseries["t"]))), "s")
@@ -463,6 +473,16 @@ def read_dta(path: str | Path) -> Recording:
         if all(k in z for k in ("freq", "Z_re", "Z_im")):
             rec.spectra.append(_spectrum(z, zu))
     return rec
+
+
+def _time_from_rate(header: dict[str, Any], rec: Recording) -> None:
+    """Times of a table without a time column (Virtual Front Panel files) from the acquisition frequency."""
+    rate = header.get("FREQ", {}).get("value")
+    if isinstance(rate, float) and math.isfinite(rate) and rate > 0 and rec.timeseries:
+        n = len(next(iter(rec.timeseries.values())))
+        rec.add_column("t", np.arange(n) / rate, "s", "point index / FREQ")
+        rec.set_meta("sample_period", 1.0 / rate, "s")
+        rec.notes.append(f"no time column: t is the point index over the acquisition frequency ({rate:g} Hz)")
 
 
 def _row_counts(tables: list[_Table], rec: Recording) -> None:

@@ -116,3 +116,14 @@ def test_refusals_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert "bad.mpr" in err and err.count("\n") == 1 and not (tmp_path / "b.h5").exists()
     assert main(["import", str(VENDOR / "CHRONOP.DTA"), "--out", str(tmp_path / "a.h5"), "--area", "5 V"]) == 2
+
+
+def test_report_of_a_recording_without_electrode_area_gives_its_charge_in_mah(tmp_path: Path, capsys) -> None:
+    src = Path(__file__).resolve().parents[4] / "shared" / "data" / "real" / "eclab" / "gcpl.issue_149.mpt"
+    with _import(src, tmp_path / "run.h5") as run:
+        q = run.steps().Q.to_numpy()  # C per step
+        assert np.isnan(run.cell["electrodes.working_area"])
+    assert main(["report", str(tmp_path / "run.h5"), "--out", str(tmp_path / "report")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("plated:"))
+    assert "nan" not in line and line.endswith("(no electrode area)")
+    assert f"{-q[q < 0].sum() / 3.6:.4g} mAh in total, stripped {q[q > 0].sum() / 3.6:.4g} mAh" in line

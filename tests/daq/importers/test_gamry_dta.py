@@ -136,3 +136,39 @@ def test_free_form_header_lines_and_degree_celsius_column(tmp_path: Path) -> Non
     np.testing.assert_allclose(s.Z_im, z.imag, rtol=1e-5)
     assert s.extra["temperature"].tolist() == [273.15] * 3
     np.testing.assert_allclose(s.extra["Z_phase"], np.radians([r[4] for r in rows]), rtol=1e-5)
+
+
+VFP600 = (
+    "VFP600\r\nTAG\tVFP600\r\nCTRLMODE\tIQUANT\t1\tControl Mode\r\n"
+    "FREQ\tQUANT\t1.50000E+1\tAcquisition Frequency (Hz)\r\n"
+    "VFPCURVE\tTABLE\r\n\tVoltage\tCurrent\r\n\tV\tA\r\n"
+    "\t0.029996\t5.303752E-11\r\n\t0.029981\t5.419374E-11\r\n\t-0.010923\t4.493590E-10\r\n"
+    "\t0.009008\t4.542570E-10\r\n"
+)
+
+
+def test_virtual_front_panel_file_times_come_from_the_acquisition_frequency(tmp_path: Path) -> None:
+    import gamry_parser
+
+    p = tmp_path / "vfp600.dta"
+    p.write_bytes(VFP600.encode("cp1252"))
+    rec = read_recording(p)
+    assert rec.n_samples == 4 and rec.metadata["sample_period"] == pytest.approx(1 / 15)
+    assert (rec.units["t"], rec.units["E_we"], rec.units["I"]) == ("s", "V", "A")
+    assert any("acquisition frequency (15 Hz)" in n for n in rec.notes)
+    ref = gamry_parser.VFP600(str(p))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.load()
+    curve = ref.get_curve_data(0)
+    np.testing.assert_allclose(rec.timeseries["t"], curve["T"], rtol=1e-12)
+    np.testing.assert_allclose(rec.timeseries["E_we"], curve["Voltage"], rtol=1e-12)
+    np.testing.assert_allclose(rec.timeseries["I"], curve["Current"], rtol=1e-12)
+
+
+def test_virtual_front_panel_file_without_frequency_is_one_line(tmp_path: Path) -> None:
+    p = tmp_path / "vfp600.dta"
+    p.write_bytes(VFP600.replace("FREQ\tQUANT\t1.50000E+1\tAcquisition Frequency (Hz)\r\n", "").encode())
+    with pytest.raises(DataFileError, match="has no time column") as err:
+        read_recording(p)
+    assert "\n" not in str(err.value)
