@@ -105,7 +105,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     )
     for note in rec.notes:  # columns kept as written, assumed units, an aborted experiment
         print(f"  note: {note}")
+    if area is None and rec.vendor == "biologic" and math.isclose(area_used or 0.0, ECLAB_DEFAULT_AREA, rel_tol=1e-6):
+        print("  note: the working area is EC-Lab's default (0.001 cm^2), most likely never set: per-area "
+              "capacities use it; give the cell's area with --area")  # fmt: skip
     return 0
+
+
+ECLAB_DEFAULT_AREA = 1e-7  # m^2: the 0.001 cm^2 EC-Lab writes when the experiment's area was left unset
 
 
 # ------------------------------------------------------------------------------------------------ steps

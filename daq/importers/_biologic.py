@@ -318,6 +318,21 @@ def finish_columns(rec: Recording) -> None:
             rec.units = {rename.get(k, k): v for k, v in rec.units.items()}
             rec.source_columns = {rename.get(k, k): v for k, v in rec.source_columns.items()}
     split_control(rec)
+    cycles_from_half_cycles(rec)
+
+
+def cycles_from_half_cycles(rec: Recording) -> None:
+    """A ``cycle`` column from EC-Lab's ``half cycle`` counter where the file has no ``cycle number``
+    (most .mpr files): two half cycles per cycle, counted from 0. EC-Lab's own text export states the
+    rule: every public .mpt with both columns has cycle number = half cycle // 2 (dgbowl/yadg
+    tests/test_x_eclab/gcpl.issue_149.mpt, cp.issue_149.mpt; the .mpr files of the same runs hold the
+    half cycle only); navani (repository be-smith/navani, src/navani/echem.py) also counts a
+    full cycle per two half cycles."""
+    half = rec.timeseries.get("half_cycle")
+    if half is None or "cycle" in rec.timeseries:
+        return
+    rec.add_column("cycle", np.asarray(half, dtype=np.int64) // 2, "1", "half cycle // 2")
+    rec.notes.append("cycle derived from the half cycle counter (two half cycles per cycle)")
 
 
 def split_control(rec: Recording) -> None:
