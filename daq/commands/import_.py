@@ -254,6 +254,8 @@ def write_run(rec: Recording, out: str | Path, *, area: float | None = None, ove
         raise
     if rec.metadata.get("status") == "aborted":
         writer.close(L.INTERRUPTED, "aborted on the instrument (the recording says so); imported")
+    elif rec.metadata.get("status") == "incomplete":
+        writer.close(L.INTERRUPTED, "the recording stops short of its declared length; imported")
     else:
         writer.close(L.COMPLETED, "imported")
     _write_imported(rec, out, str(rec.metadata.get("start_time", "")))

@@ -105,6 +105,12 @@ EXPECTED_UNITS = {
     "Current": "A",
 }
 _CURVE_RE = re.compile(r"^(?P<role>(?:VFP)?CURVE(?: [A-Z]+)?)\d*$")
+# Bipotentiostat (rotating ring-disk) scripts tag their technique ``COLLECT<TAG>`` and write a ``CURVE GENERATOR``
+# (the disk, running the technique) and a ``CURVE DETECTOR`` (the ring, held at VRING "Ring E"), each after its own
+# PSTAT GENERATOR / PSTAT COLLECTOR header block: nomad-hzb/nomad-chemical-energy tests/data/3stepCACA.DTA (TITLE
+# "3-step CA3 at WE1 and CA at WE2") and CVCA.DTA ("CV at WE1 and CA"). Unconfirmed by a vendor document.
+COLLECT_PREFIX = "COLLECT"
+GENERATOR_CURVE = "CURVE GENERATOR"
 
 # Header keys that become SI metadata: key -> (metadata key, unit the value is written in).
 # Gamry labels give units for most quantities ("Sample Period (s)"); currents carry none and are in A.
@@ -123,6 +129,7 @@ HEADER_QUANTITIES = {
     "EOC": ("E_open_circuit", "V"),
     "ZGUESS": ("Z_estimate", "ohm"),
 }
+THERMOCOUPLE_MAX_K = 1372.0 + 273.15
 _STEP_RE = re.compile(r"^I(PRESTEP|STEP\d+)$")
 
 
@@ -202,7 +209,7 @@ def _parse(text: str, path: Path) -> tuple[str | None, dict[str, Any], list[_Tab
         elif typ == "TABLE":
             i = _table(lines, i, key, parts, path, tables)
             continue
-        elif typ:
+        elif typ and key not in header:  # a repeated key (a second instrument's block) keeps the first
             value, label = _value(typ, parts[2:])
             header[key] = {"type": typ, "value": value, "label": label}
         i += 1
@@ -270,18 +277,20 @@ def _unit(col: str, unit: str, table: str, notes: list[str]) -> tuple[float, flo
 def _physical_temperature(
     values: dict, units: dict, name: str, text: list[str], table: str, col: str, notes: list[str]
 ) -> bool:
-    """Temperatures below absolute zero are no measurement (a channel with no probe: Gamry files show
-    -327.6 deg C there, unconfirmed by a vendor document). A column of nothing else is left out, single
-    such values become NaN; False when the column was left out."""
-    bad = values[name] < 0
+    """Temperatures below absolute zero or above a thermocouple's range are no measurement (a channel with
+    no probe: Gamry files show -327.6 deg C there, and ~1489 deg C from Interface 1010 instruments as in
+    nomad-hzb/nomad-chemical-energy tests/data/CHRONOP.DTA; both unconfirmed by a vendor document). The
+    bound is the top of type K, the widest base-metal type (1372 deg C, IEC 60584-1). A column of nothing
+    else is left out, single such values become NaN; False when the column was left out."""
+    bad = (values[name] < 0) | (values[name] > THERMOCOUPLE_MAX_K)
     if not bad.any():
         return True
     if bad.all():
         del values[name], units[name]
-        notes.append(f"table {table}, column {col}: left out, every value ({text[0]}) is below absolute zero")
+        notes.append(f"table {table}, column {col}: left out, every value ({text[0]}) is out of a probe's range")
         return False
     values[name] = np.where(bad, np.nan, values[name])
-    notes.append(f"table {table}, column {col}: {int(bad.sum())} values below absolute zero set to NaN")
+    notes.append(f"table {table}, column {col}: {int(bad.sum())} values out of a probe's range set to NaN")
     return True
 
 
@@ -429,7 +438,8 @@ def read_dta(path: str | Path) -> Recording:
     except OSError as exc:
         raise fail(path, f"cannot be opened ({exc.strerror or exc})") from None
     tag, header, tables, notes = _parse(_decode(raw), path)
-    technique = TECHNIQUE_TAGS.get(tag or "", "unknown")
+    base = tag[len(COLLECT_PREFIX) :] if tag and tag.startswith(COLLECT_PREFIX) else tag
+    technique = TECHNIQUE_TAGS.get(base or "", "unknown")
     rec = Recording(source=path, vendor="gamry", file_format="gamry-explain-dta", technique=technique)
     rec.header = {"tag": tag, "entries": header, "notes": notes}
     if tag:
@@ -503,7 +513,8 @@ def _groups(tables: list[_Table]) -> dict[str, list[_Table]]:
     one role with the same columns are one curve in sequence (a ``segment`` column tells them apart).
     """
     out: dict[str, list[_Table]] = {}
-    ordered = [t for t in tables if _CURVE_RE.match(t.name)]
+    ordered = [t for t in tables if t.name.startswith(GENERATOR_CURVE)]
+    ordered += [t for t in tables if _CURVE_RE.match(t.name) and t not in ordered]
     ordered += [t for t in tables if t.name == "ZCURVE"]
     ordered += [t for t in tables if t not in ordered]
     for t in ordered:

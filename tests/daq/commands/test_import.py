@@ -66,8 +66,8 @@ def test_chronop_steps_and_limits(tmp_path: Path) -> None:
         # Q (C) is charge since the start of each step: 10 uA for 4 s between the samples at 1 s and 5 s.
         q, step = run.column("Q"), run.column("step")
         assert q[step == 1][-1] == pytest.approx(4e-5, rel=0.01)
-        assert "temperature" not in run.columns()  # 1489 degC: no thermocouple, kept only under /imported
-        assert run.f["imported/timeseries/temperature"].attrs["unit"] == "K"
+        assert "temperature" not in run.columns()  # 1489 degC: no thermocouple
+        assert "temperature" not in run.f["imported/timeseries"]
 
 
 def test_cstc_steps(tmp_path: Path) -> None:
@@ -127,3 +127,16 @@ def test_report_of_a_recording_without_electrode_area_gives_its_charge_in_mah(tm
     line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("plated:"))
     assert "nan" not in line and line.endswith("(no electrode area)")
     assert f"{-q[q < 0].sum() / 3.6:.4g} mAh in total, stripped {q[q > 0].sum() / 3.6:.4g} mAh" in line
+
+
+def test_recording_shorter_than_declared_imports_as_interrupted(tmp_path: Path) -> None:
+    """A Gamry table holding fewer rows than it declares (the run stopped, or the file was cut) is not
+    imported as a completed run."""
+    src = tmp_path / "OCP.DTA"
+    text = "EXPLAIN\r\nTAG\tCORPOT\r\nCURVE\tTABLE\t99\r\n\tPt\tT\tVf\tAch\tOver\r\n\t#\ts\tV vs. Ref.\tV\tbits\r\n"
+    text += "\t0\t5.0\t2.05E-002\t1.67E-003\t...........\r\n\t1\t10.0\t2.06E-002\t1.66E-003\t...........\r\n"
+    src.write_bytes(text.encode())
+    out = tmp_path / "ocp.h5"
+    assert main(["import", str(src), "--out", str(out)]) == 0
+    with RunFile(out) as run:
+        assert run.status == "interrupted" and len(run) == 2

@@ -9,6 +9,7 @@ curves, impedance.py (``impedance.preprocessing``) for Gamry ZCURVE tables and p
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -137,6 +138,10 @@ def _compare_gamry(rec: Recording, path: Path) -> list[str]:
     n = rec.n_samples
     assert len(first) <= n
     parts = [parser.get_curve_data(i) for i in parser.get_curve_indices()]
+    # a ring-disk file's recording is its generator curve, wherever it stands in the file
+    names = re.findall(r"^(CURVE[^\t\r\n]*)\tTABLE", path.read_text("latin-1"), re.M)
+    if len(names) == len(parts) and any(x.startswith("CURVE GENERATOR") for x in names):
+        parts = [p for x, p in zip(names, parts) if x.startswith("CURVE GENERATOR")]
     rows = 0
     chosen = []
     for p in parts:

@@ -76,6 +76,59 @@ def test_temperature_below_absolute_zero_is_no_measurement(tmp_path: Path) -> No
     assert rec.units["temperature"] == "K"
 
 
+def test_temperature_above_a_thermocouple_range_is_no_measurement(tmp_path: Path) -> None:
+    """Interface 1010 channels with no probe read ~1489 degC: left out like the sub-zero ones."""
+    rec = read_recording(_ocp(tmp_path, temps=("1489.24",) * 3))
+    assert "temperature" not in rec.timeseries
+    assert any("Temp: left out" in n and "1489.24" in n for n in rec.notes)
+    rec = read_recording(_ocp(tmp_path, temps=("25.5", "1488.88", "1371.0")))
+    T = rec.timeseries["temperature"]
+    assert T[0] == pytest.approx(298.65) and np.isnan(T[1]) and T[2] == pytest.approx(1644.15)
+
+
+BIPOT_BLOCK = (
+    "PSTAT {role}\tPSTAT\t{name}\tPotentiostat\r\nPSTATSECTION\tLABEL\t{section}\tPstat Section\r\n"
+    "PSTATSERIALNO\tLABEL\t{serial}\tPstat Serial Number\r\n\r\n"
+)
+BIPOT_CURVE = (
+    "CURVE {role}\tTABLE\t2\r\n\tPt\tT\tVf\tIm\tOver\t{extra}Temp\r\n\t#\ts\tV vs. Ref.\tA\tbits\t{unit}deg C\r\n"
+)
+
+
+def test_ring_disk_collection_file_reads_the_generator_as_its_curve(tmp_path: Path) -> None:
+    """A COLLECT<technique> file: the generator (disk, running the technique) is the recording, the
+    detector (ring, held at its own potential) a further table; the instrument is the generator's."""
+    p = tmp_path / "3stepCACA.DTA"
+    text = HEAD.format(tag="COLLECTCHRONOA", date="16/11/2023", time="11:01:36")
+    text += BIPOT_BLOCK.format(role="GENERATOR", name="Louie", section="IFC1010-21185", serial="21185")
+    text += BIPOT_BLOCK.format(role="COLLECTOR", name="Hare", section="IFC1000-06095", serial="06095")
+    text += "VRING\tPOTEN\t2.00000E-001\tF\tRing E (V)\r\n"
+    text += BIPOT_CURVE.format(role="DETECTOR", extra="Cycle\t", unit="#\t")
+    text += "\t0\t0.1\t1.99880E-001\t-1.26240E-008\t...........\t0\t 0.00\r\n"
+    text += "\t1\t0.2\t1.99883E-001\t-6.00476E-008\t...........\t0\t 0.00\r\n"
+    text += BIPOT_CURVE.format(role="GENERATOR", extra="", unit="")
+    text += "\t0\t-0.4\t2.92530E-004\t-1.62485E-005\t...........\t1488.88\r\n"
+    text += "\t1\t-0.3\t2.57235E-004\t-1.62119E-005\t...........\t1488.88\r\n"
+    p.write_bytes(text.encode("cp1252"))
+    rec = read_recording(p)
+    assert rec.technique == "chronoamperometry" and rec.metadata["vendor_technique"] == "COLLECTCHRONOA"
+    assert (rec.metadata["instrument_model"], rec.metadata["instrument_serial"]) == ("IFC1010", "21185")
+    import gamry_parser
+
+    ref = gamry_parser.GamryParser(str(p))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.load()
+    detector, generator = ref.get_curves()
+    np.testing.assert_allclose(rec.timeseries["t"], generator["T"], rtol=1e-12)
+    np.testing.assert_allclose(rec.timeseries["E_we"], generator["Vf"], rtol=1e-12)
+    np.testing.assert_allclose(rec.timeseries["I"], generator["Im"], rtol=1e-12)
+    assert "temperature" not in rec.timeseries
+    ring = rec.tables["CURVE DETECTOR"]
+    np.testing.assert_allclose(ring["I"], detector["Im"], rtol=1e-12)
+    assert ring["temperature"].tolist() == [273.15, 273.15]
+
+
 @pytest.mark.parametrize(
     ("date", "time", "start", "order"),
     [
