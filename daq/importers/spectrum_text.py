@@ -34,6 +34,7 @@ Formats, as independent public readers take them (impedance.py = repository ECSH
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -218,18 +219,24 @@ def read_zplot(path: str | Path) -> Recording:
         if need not in names:
             raise fail(path, f"line {names_at + 1}: no '{need}' column")
     start = next((i + 1 for i, x in enumerate(lines) if x.strip() == "End Comments"), names_at + 1)
+    rows = _rows(lines, start, len(names), lambda x: re.split(r"\t|, ", x), path, "'End Comments'")
+    return _zplot_recording(path, "zplot-z", names, rows)
+
+
+def _rows(
+    lines: list[str], start: int, width: int, split: Callable[[str], list[str]], path: Path, after: str
+) -> list[list[float]]:
+    """The numbers of the non-blank lines from ``start`` on, each ``width`` cells as ``split`` cuts it."""
     rows = []
     for i in range(start, len(lines)):
         if lines[i].strip():
-            cells = [c.strip() for c in re.split(r"\t|, ", lines[i].strip())]
-            if len(cells) != len(names):
-                raise fail(
-                    path, f"line {i + 1}: {len(cells)} values, expected {len(names)} (file truncated or damaged)"
-                )
+            cells = [c.strip() for c in split(lines[i].strip())]
+            if len(cells) != width:
+                raise fail(path, f"line {i + 1}: {len(cells)} values, expected {width} (file truncated or damaged)")
             rows.append(_numbers(cells, path, i + 1))
     if not rows:
-        raise fail(path, "no data rows after 'End Comments' (empty table)")
-    return _zplot_recording(path, "zplot-z", names, rows)
+        raise fail(path, f"no data rows after {after} (empty table)")
+    return rows
 
 
 def _zplot_recording(path: Path, fmt: str, names: list[str], rows: list[list[float]]) -> Recording:
@@ -266,17 +273,7 @@ def read_zplot_windows(path: str | Path) -> Recording:
     for need in ("Freq(Hz)", "Z'(a)", "Z''(b)"):
         if need not in names:
             raise fail(path, f"line {names_at + 1}: no '{need}' column")
-    rows = []
-    for i in range(names_at + 1, len(lines)):
-        if lines[i].strip():
-            cells = [c.strip() for c in lines[i].strip().split(",")]
-            if len(cells) != len(names):
-                raise fail(
-                    path, f"line {i + 1}: {len(cells)} values, expected {len(names)} (file truncated or damaged)"
-                )
-            rows.append(_numbers(cells, path, i + 1))
-    if not rows:
-        raise fail(path, "no data rows after the column names (empty table)")
+    rows = _rows(lines, names_at + 1, len(names), lambda x: x.split(","), path, "the column names")
     return _zplot_recording(path, "zview-z", names, rows)
 
 
@@ -296,18 +293,7 @@ def read_chi(path: str | Path) -> Recording:
     if names_at is None:
         raise fail(path, "no column-name line starting 'Freq/Hz,' (not a CH Instruments impedance export)")
     names = [c.strip() for c in lines[names_at].split(",")]
-    rows = []
-    for i in range(names_at + 1, len(lines)):
-        if lines[i].strip():
-            cells = [c.strip() for c in lines[i].split(",")]
-            if len(cells) != len(names):
-                raise fail(
-                    path, f"line {i + 1}: {len(cells)} values, expected {len(names)} (file truncated or damaged)"
-                )
-            rows.append(_numbers(cells, path, i + 1))
-    if not rows:
-        raise fail(path, "no data rows after the column names (empty table)")
-    a = np.array(rows)
+    a = np.array(_rows(lines, names_at + 1, len(names), lambda x: x.split(","), path, "the column names"))
     cols, units, labels = {}, {}, {}
     for k, name in enumerate(names):
         base, unit, conv = _name_unit(name)
