@@ -97,10 +97,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     write_run(rec, out, area=area, overwrite=args.force)
     t = rec.timeseries["t"]
     what = " ".join(str(rec.metadata[k]) for k in ("instrument_vendor", "instrument_model") if k in rec.metadata)
+    what = f"{what}, {rec.technique}" if what else rec.technique
     area_used = area if area is not None else rec.metadata.get("electrode_area")
     area_text = f", working area {u.fmt(area_used, 'mm^2')}" if area_used else ""
     print(
-        f"imported {Path(args.file).name} ({what}, {rec.technique}): {rec.n_samples} samples over "
+        f"imported {Path(args.file).name} ({what}): {rec.n_samples} samples over "
         f"{float(t[-1] - t[0]):.6g} s, {len(rec.spectra)} spectra{area_text} -> {out}"
     )
     for note in rec.notes:  # columns kept as written, assumed units, an aborted experiment

@@ -262,11 +262,14 @@ def plot(run: RunFile, out_dir: Path, cycles: str | None = None) -> list[Path]:
         raise ConfigError("--cycles", cycles, "this run has no loop cycles")
     chosen = D.parse_cycles(cycles, [int(c) for c in table.cycle])  # bad --cycles refused before any plot
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {"voltage_time": voltage_time_figure(run)}
+    figures: dict[str, plt.Figure | None] = {}
+    kinds = set(run.steps().kind)
+    if kinds != {"eis"}:  # a spectrum-only recording (a plain spectrum imported) has no trace in time
+        figures["voltage_time"] = voltage_time_figure(run)
     if len(table):
         figures["cycles"] = cycles_figure(table)
         figures["cycle_curves"] = cycle_curves_figure(run, chosen)
-    else:
+    elif kinds != {"eis"}:
         figures["voltage_capacity"] = step_curves_figure(run)
     figures["nyquist"] = nyquist_figure(run)
     if "pressure" in run.columns():

@@ -140,3 +140,13 @@ def test_recording_shorter_than_declared_imports_as_interrupted(tmp_path: Path) 
     assert main(["import", str(src), "--out", str(out)]) == 0
     with RunFile(out) as run:
         assert run.status == "interrupted" and len(run) == 2
+
+
+def test_a_plain_spectrum_imports_and_reports_as_a_spectrum(tmp_path: Path, capsys) -> None:
+    src = DATA / "spectra" / "exampleDataZPlot.z"
+    _import(src, tmp_path / "z.h5").close()
+    assert "exampleDataZPlot.z (impedance): 21 samples" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "z.h5"), "--out", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "spectra: 1" in out and "plated:" not in out
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["nyquist.png"]  # no empty time traces
