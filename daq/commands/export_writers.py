@@ -12,6 +12,7 @@ import pandas as pd
 
 from daq.analysis.cycles import read_cycles
 from daq.core import units as u
+from daq.importers._biologic import TECHNIQUE_CODES
 from daq.storage.reader import RunFile, open_run
 
 BLOCK = 1 << 18  # samples per block written
@@ -27,6 +28,11 @@ MPT_TIMESERIES = {
     "cycle": ("cycle number", 1.0),
     "step": ("Ns", 1.0),
 }
+# neutral technique -> EC-Lab's title line, which the EC-Lab text reader maps back to the technique
+MPT_TITLES: dict[str, str] = {}
+for _tech, _, _title in TECHNIQUE_CODES.values():
+    if _tech != "unknown":
+        MPT_TITLES.setdefault(_tech, _title)
 # run column -> (Gamry column name, unit row text, factor from SI)
 DTA_TIMESERIES = {
     "t": ("T", "s", 1.0),
@@ -130,12 +136,24 @@ def _number(x: float) -> str:
     return f"{x:.10E}"
 
 
+def _measured(run: RunFile, names: list[str]) -> set[str]:
+    """The columns among ``names`` with at least one finite value (one not measured is left out)."""
+    found: set[str] = set()
+    for block in _blocks(run):
+        found.update(n for n in names if n not in found and np.isfinite(np.asarray(block[n], dtype=float)).any())
+    return found
+
+
 def _mpt(run: RunFile, out: Path, what: str) -> int:
     cell, attrs = run.cell, run.attrs
     area_cm2 = u.to_unit(float(cell["electrodes.working_area"]), "cm^2")
+    technique = str(attrs.get("technique", ""))
     if what == "timeseries":
-        cols = {k: v for k, v in MPT_TIMESERIES.items() if k in run.columns()}
-        technique = "Chronopotentiometry"
+        present = [k for k in MPT_TIMESERIES if k in run.columns()]
+        measured = _measured(run, present)
+        cols = {k: MPT_TIMESERIES[k] for k in present if k in measured}
+        # a run of the rig states no technique: its steps are galvanostatic
+        title = MPT_TITLES.get(technique) if technique else "Chronopotentiometry"
     else:
         cols = {
             "frequency": ("freq/Hz", 1.0),
@@ -146,16 +164,15 @@ def _mpt(run: RunFile, out: Path, what: str) -> int:
             "I_dc": ("<I>/mA", 1e3),
             "spectrum": ("cycle number", 1.0),
         }
-        technique = "Galvano Electrochemical Impedance Spectroscopy"
+        title = MPT_TITLES["peis" if technique == "peis" else "geis"]
     header = [
         "EC-Lab ASCII FILE",
         "",  # "Nb header lines : N", filled in below
         "",
-        technique,
-        "",
+        *([title, ""] if title else []),  # no title line: the reader leaves the technique unknown
         f"Acquisition started on : {_mpt_time(attrs.get('start_time', ''))}",
         f"Comments : {attrs.get('protocol', '')} on {cell.get('cell_id', '')}, exported by {attrs.get('software', '')}",
-        f"Electrode surface area : {area_cm2:.6g} cm²",
+        *([f"Electrode surface area : {area_cm2:.6g} cm²"] if np.isfinite(area_cm2) else []),
         "",
     ]
     labels = [label for label, _ in cols.values()]

@@ -61,6 +61,9 @@ def _num(text: str) -> float | None:
     return v if math.isfinite(v) else None
 
 
+_SOFTWARE = "EC-Lab for windows "
+
+
 def _settings(lines: list[str]) -> tuple[str | None, dict[str, str], dict[str, list[str]]]:
     """Technique name, ``key : value`` settings and the technique parameter table (name -> per Ns)."""
     technique = None
@@ -95,6 +98,10 @@ def _settings(lines: list[str]) -> tuple[str | None, dict[str, str], dict[str, l
             continue
         if technique is None and not line.startswith(("\t", " ")):
             technique = line.strip()
+        elif line.startswith(_SOFTWARE):
+            # 'EC-Lab for windows v11.52 (software)', a line without ' : ' (dgbowl/yadg
+            # tests/test_x_eclab/cv.issue_217.mpt, tests/test_eclab/ca.mpt)
+            settings.setdefault(_SOFTWARE.strip(), line[len(_SOFTWARE) :].strip())
     return technique, settings, params
 
 
@@ -149,10 +156,9 @@ def _apply_settings(rec: Recording, settings: dict[str, str]) -> None:
     if m and _num(m.group(1)) is not None and _num(m.group(2)) is not None:
         rec.set_meta("E_control_min", _num(m.group(1)), "V")
         rec.set_meta("E_control_max", _num(m.group(2)), "V")
-    for key in settings:
-        m = re.match(r"^EC-Lab for windows v([\w.]+)", key)
-        if m:
-            rec.set_meta("software_version", m.group(1))
+    m = re.match(r"^v([\w.]+)", settings.get(_SOFTWARE.strip(), ""))
+    if m:
+        rec.set_meta("software_version", m.group(1))
 
 
 def _scaled(params: dict[str, list[str]], key: str, unit_key: str, table: dict[str, float]) -> list[float] | None:

@@ -143,3 +143,36 @@ def test_parquet_round_trip(run_path, tmp_path):
     with open_run(run_path) as run:
         ts = run.timeseries()
     np.testing.assert_array_equal(back["E_we (V)"], ts.E_we)
+
+
+CA_MPT = (
+    "EC-Lab ASCII FILE\r\nNb header lines : 5\r\n\r\nChronoamperometry / Chronocoulometry\r\n"
+    "mode\ttime/s\tcontrol/V\tEwe/V\tI/mA\tcycle number\t\r\n"
+    "2\t0.0\t0.3\t0.146\t1.86E-002\t0\r\n2\t60.0\t0.3\t0.2987\t2.89E-005\t0\r\n2\t120.0\t0.3\t0.2984\t1.95E-005\t0\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("title", "technique"), [("Chronoamperometry / Chronocoulometry", "chronoamperometry"), ("", "unknown")]
+)
+def test_mpt_of_an_imported_recording_keeps_its_technique_and_writes_no_nan(tmp_path, title, technique):
+    """A recording without Ece, electrode area or technique title: the export leaves out what was not
+    measured instead of writing NAN, and its title line reads back as the same technique."""
+    src = tmp_path / "ca.mpt"
+    text = (
+        CA_MPT
+        if title
+        else CA_MPT.replace(
+            "Nb header lines : 5\r\n\r\nChronoamperometry / Chronocoulometry\r\n", "Nb header lines : 3\r\n"
+        )
+    )
+    src.write_bytes(text.encode("cp1252"))
+    run, out = tmp_path / "ca.h5", tmp_path / "back.mpt"
+    assert main(["import", str(src), "--out", str(run)]) == 0
+    assert main(["export", str(run), "--format", "mpt", "--out", str(out)]) == 0
+    written = out.read_bytes().decode("cp1252")
+    assert "nan" not in written.lower() and "Ewe-Ece/V" not in written and "surface area" not in written
+    rec = read_mpt(out)
+    assert rec.technique == technique
+    np.testing.assert_allclose(rec.timeseries["E_we"], [0.146, 0.2987, 0.2984], rtol=1e-9)
+    np.testing.assert_allclose(rec.timeseries["I"], [1.86e-5, 2.89e-8, 1.95e-8], rtol=1e-9)

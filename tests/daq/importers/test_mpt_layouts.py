@@ -103,3 +103,27 @@ def test_technique_names_of_further_techniques(tmp_path: Path, name: str, techni
     rec = read_recording(_mpt(tmp_path / "t.mpt", name, labels, rows))
     assert (rec.technique, rec.metadata["vendor_technique"]) == (technique, short)
     assert rec.units["control_E"] == "V"
+
+
+def test_software_version_and_decimal_comma_header(tmp_path: Path) -> None:
+    """'EC-Lab for windows v11.52 (software)' has no ' : ' but still names the version; a decimal
+    comma in the header numbers (area, E control range) reads as in the data rows."""
+    path = _mpt(
+        tmp_path / "cv.mpt",
+        "Cyclic Voltammetry",
+        ["mode", "time/s", "control/V", "Ewe/V", "<I>/mA", "cycle number"],
+        [["2", "3,4512E+000", "2,8497E-001", "2,8496131E-001", "1,006409E-002", "1,0E+000"]],
+        settings=[
+            "Ewe ctrl range : min = -2,50 V, max = 2,50 V",
+            "Device : SP-200 (SN 0315)",
+            "EC-Lab for windows v11.52 (software)",
+            "Internet server v11.52 (firmware)",
+            "Electrode surface area : 0,001 cm²",
+        ],
+    )
+    rec = read_recording(path)
+    assert rec.technique == "cyclic_voltammetry"
+    assert rec.metadata["software_version"] == "11.52" and rec.metadata["instrument_model"] == "SP-200"
+    assert rec.quantity("E_control_min") == (-2.5, "V")
+    assert rec.quantity("electrode_area") == (pytest.approx(1e-7), "m^2")
+    assert rec.timeseries["I"][0] == pytest.approx(1.006409e-5, rel=RTOL)
