@@ -12,7 +12,7 @@ import pandas as pd
 
 from daq.analysis.cycles import read_cycles
 from daq.core import units as u
-from daq.importers._biologic import TECHNIQUE_CODES
+from daq.importers import ECLAB_TECHNIQUES
 from daq.storage.reader import RunFile, open_run
 
 BLOCK = 1 << 18  # samples per block written
@@ -30,7 +30,7 @@ MPT_TIMESERIES = {
 }
 # neutral technique -> EC-Lab's title line, which the EC-Lab text reader maps back to the technique
 MPT_TITLES: dict[str, str] = {}
-for _tech, _, _title in TECHNIQUE_CODES.values():
+for _tech, _, _title in ECLAB_TECHNIQUES.values():
     if _tech != "unknown":
         MPT_TITLES.setdefault(_tech, _title)
 # run column -> (Gamry column name, unit row text, factor from SI)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from daq.importers._biologic import TECHNIQUE_CODES as ECLAB_TECHNIQUES  # code -> (technique, short name, title)
 from daq.importers._common import fail
 from daq.importers.biologic_mpr import MAGIC as _MPR_MAGIC
 from daq.importers.biologic_mpr import read_mpr
@@ -32,6 +33,7 @@ from daq.importers.spectrum_text import (
 )
 
 __all__ = [
+    "ECLAB_TECHNIQUES",
     "Recording",
     "Spectrum",
     "TECHNIQUES",
