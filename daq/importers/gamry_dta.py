@@ -8,6 +8,7 @@ numbers), NOTES (a count of following free-text lines); unknown types are kept a
 
 Tables: ``CURVE``/``CURVEn`` (chrono and sweep data, several are concatenated with a ``segment``
 column), ``ZCURVE`` (impedance), ``OCVCURVE`` (open circuit before the test, kept in ``tables``).
+Tables of type DTABLE (an eQCM resonator's ``QCMCurve``) are read like TABLE and kept in ``tables``.
 A table holding fewer rows than its declared count is read as far as it goes and the recording is marked
 ``incomplete`` (the run stopped early, or the file was cut at a line end); a row cut mid-line is refused.
 An aborted run keeps its planned count: bcliang/gamry-parser tests/test_data/squarewave_data.dta declares
@@ -46,6 +47,14 @@ TECHNIQUE_TAGS = {
     "CV": "cyclic_voltammetry",
     "LSV": "linear_sweep_voltammetry",
 }
+# Electrochemical quartz-crystal microbalance scripts tag the technique ``<TAG>EQCM`` (DrSPE/Gamry-eQCM
+# exampleFiles/QCM_RCV_Cu_calibration.DTA: TAG CVEQCM, TITLE "Cyclic Voltammetry") and append the resonator's
+# header (QCMOFFSETTIME...) and a ``QCMCurve`` table of type DTABLE after the CURVEn tables; its T runs on the
+# resonator's clock, QCMOFFSETTIME seconds ahead of the potentiostat's, which DrSPE/Gamry-eQCM
+# cv_qcm_import_v8.py subtracts to put both on one time axis. Unconfirmed by a vendor document.
+EQCM_SUFFIX = "EQCM"
+TABLE_TYPES = ("TABLE", "DTABLE")
+QCM_OFFSET_KEY = "QCMOFFSETTIME"
 
 # Gamry column name -> neutral name (units come from the file's unit line).
 COLUMN_NAMES = {
@@ -58,6 +67,7 @@ COLUMN_NAMES = {
     "Vu": "E_uncomp",
     "Sig": "signal",
     "Ach": "aux",
+    "ACH": "aux",  # Framework 6 eQCM files spell it in capitals (DrSPE/Gamry-eQCM, as above)
     "IERange": "I_range_code",
     "Over": "overload",
     "Temp": "temperature",
@@ -94,6 +104,7 @@ EXPECTED_UNITS = {
     "Vu": "V",
     "Sig": "V",
     "Ach": "V",
+    "ACH": "V",
     "Vdc": "V",
     "V": "V",
     "Im": "A",
@@ -206,7 +217,7 @@ def _parse(text: str, path: Path) -> tuple[str | None, dict[str, Any], list[_Tab
             count = max(0, min(count, len(lines) - i - 1))
             notes.extend(x.strip() for x in lines[i + 1 : i + 1 + count])
             i += count
-        elif typ == "TABLE":
+        elif typ in TABLE_TYPES:
             i = _table(lines, i, key, parts, path, tables)
             continue
         elif typ and key not in header:  # a repeated key (a second instrument's block) keeps the first
@@ -439,6 +450,8 @@ def read_dta(path: str | Path) -> Recording:
         raise fail(path, f"cannot be opened ({exc.strerror or exc})") from None
     tag, header, tables, notes = _parse(_decode(raw), path)
     base = tag[len(COLLECT_PREFIX) :] if tag and tag.startswith(COLLECT_PREFIX) else tag
+    if base and base.endswith(EQCM_SUFFIX) and len(base) > len(EQCM_SUFFIX):
+        base = base[: -len(EQCM_SUFFIX)]
     technique = TECHNIQUE_TAGS.get(base or "", "unknown")
     rec = Recording(source=path, vendor="gamry", file_format="gamry-explain-dta", technique=technique)
     rec.header = {"tag": tag, "entries": header, "notes": notes}
@@ -477,12 +490,27 @@ def read_dta(path: str | Path) -> Recording:
         raise fail(path, f"table {groups[main_name][0].name} has no time column (T or Time)")
     if "sample_period" not in rec.metadata and rec.n_samples > 1 and "freq" not in rec.timeseries:
         rec.set_meta("sample_period", float(np.median(np.diff(rec.timeseries["t"]))), "s")
+    _qcm_time(header, rec)
     if "ZCURVE" in groups:
         z = rec.timeseries if main_name == "ZCURVE" else rec.tables["ZCURVE"]
         zu = rec.units if main_name == "ZCURVE" else rec.table_units["ZCURVE"]
         if all(k in z for k in ("freq", "Z_re", "Z_im")):
             rec.spectra.append(_spectrum(z, zu))
     return rec
+
+
+def _qcm_time(header: dict[str, Any], rec: Recording) -> None:
+    """Put a resonator table's times on the potentiostat's clock (see EQCM_SUFFIX)."""
+    offset = header.get(QCM_OFFSET_KEY, {}).get("value")
+    for name, table in rec.tables.items():
+        if not name.upper().startswith("QCM") or "t" not in table:
+            continue
+        if isinstance(offset, float) and math.isfinite(offset):
+            table["t"] = table["t"] - offset
+            rec.set_meta("qcm_time_offset", offset, "s")
+            rec.notes.append(f"table {name}: t is the resonator's T minus {QCM_OFFSET_KEY} ({offset:g} s)")
+        else:
+            rec.notes.append(f"table {name}: no {QCM_OFFSET_KEY}; t is the resonator's own clock")
 
 
 def _time_from_rate(header: dict[str, Any], rec: Recording) -> None:

@@ -225,3 +225,63 @@ def test_virtual_front_panel_file_without_frequency_is_one_line(tmp_path: Path) 
     with pytest.raises(DataFileError, match="has no time column") as err:
         read_recording(p)
     assert "\n" not in str(err.value)
+
+
+def _eqcm(tmp_path: Path, offset: str | None = "58,025000", comma: bool = True, qcm: bool = True) -> Path:
+    """A Framework 6 eQCM cyclic voltammetry: decimal commas, ``ACH`` in capitals, two CURVEn tables, then the
+    resonator's header lines and its ``QCMCurve`` table of type DTABLE."""
+    row = "\t{pt}\t{t}\t7,77691E-006\t{v}\t-2,14826E-004\t0,00000E+000\t-2,99997E-001\t1,50000E-003\t11"
+    row += "\t...........\r\n"
+    cols = "\tPt\tT\tQ\tVf\tIm\tVu\tSig\tACH\tIERange\tOver\r\n\t#\ts\tC\tV vs. Ref.\tA\tV\tV\tV\t#\tbits\r\n"
+    text = HEAD.format(tag="CVEQCM", date="02/12/2016", time="11:02:38")
+    text += "APPLICATION\tLABEL\tResonator\tData &Acquisition Application\r\nNOTES\tNOTES\t0\t&Notes...\r\n"
+    text += "FRAMEWORKVERSION\tQUANT\t6.24\tFramework Version\r\n"
+    text += "CURVE1\tTABLE\r\n" + cols
+    text += row.format(pt=0, t="0,040000", v="-3,00559E-001") + row.format(pt=1, t="0,080000", v="-3,02829E-001")
+    text += "CURVE2\tTABLE\r\n" + cols
+    text += row.format(pt=2, t="0,120000", v="-3,05091E-001")
+    text += "QCMDESCRIPTION\tLABEL\t\tDescription\r\nQCMDB\tLABEL\tResonator_db\tQCM Database\r\n"
+    if offset is not None:
+        text += f"QCMOFFSETTIME\tQUANT\t{offset}\tQCM Offset Time (s)\r\n"
+    text += "QCMCurve\tDTABLE\r\n\tPt\tT\tfs\tfp\tchisq\tAs\tAp\r\n\t#\ts\tMHz\tMHz\tarb\tMag\tMag\r\n"
+    text += "\t216\t58,025000\t10,01088249\t10,01849209\t0,000\t1,12382233\t1,54561317\r\n"
+    text += "\t217\t58,295000\t10,01108629\t10,01849329\t0,000\t1,10657275\t1,54279590\r\n"
+    if not qcm:
+        text = text[: text.index("QCMDESCRIPTION")]
+    if not comma:
+        text = text.replace(",", ".")
+    p = tmp_path / "QCM.DTA"
+    p.write_bytes(text.encode("cp1252"))
+    return p
+
+
+def test_eqcm_cyclic_voltammetry_with_resonator_table(tmp_path: Path) -> None:
+    rec = read_recording(_eqcm(tmp_path))
+    assert rec.technique == "cyclic_voltammetry" and rec.metadata["vendor_technique"] == "CVEQCM"
+    ts = rec.timeseries
+    np.testing.assert_allclose(ts["t"], [0.04, 0.08, 0.12])
+    np.testing.assert_allclose(ts["E_we"], [-0.300559, -0.302829, -0.305091])
+    np.testing.assert_allclose(ts["aux"], 1.5e-3)  # ACH is the auxiliary channel, in V
+    assert rec.units["aux"] == "V" and list(ts["segment"]) == [0, 0, 1]
+    qcm = rec.tables["QCMCurve"]
+    np.testing.assert_allclose(qcm["t"], [0.0, 0.27], atol=1e-9)  # resonator clock minus QCMOFFSETTIME
+    np.testing.assert_allclose(qcm["fs"], [10.01088249e6, 10.01108629e6])
+    assert rec.table_units["QCMCurve"]["fs"] == "Hz" and rec.table_units["QCMCurve"]["As"] == "Mag"
+    assert rec.metadata["qcm_time_offset"] == pytest.approx(58.025)
+    assert any("QCMOFFSETTIME" in n for n in rec.notes)
+
+
+def test_eqcm_curves_match_gamry_parser(tmp_path: Path) -> None:
+    p = _eqcm(tmp_path, comma=False, qcm=False)  # gamry-parser stops at the empty QCMDESCRIPTION label
+    rec = read_recording(p)
+    ref = _gamry_parser_curve(p)
+    np.testing.assert_allclose(rec.timeseries["t"][:2], ref["T"], rtol=1e-6)
+    np.testing.assert_allclose(rec.timeseries["E_we"][:2], ref["Vf"], rtol=1e-6)
+    np.testing.assert_allclose(rec.timeseries["Q"][:2], ref["Q"], rtol=1e-6)
+
+
+def test_resonator_table_without_offset_keeps_its_clock_and_says_so(tmp_path: Path) -> None:
+    rec = read_recording(_eqcm(tmp_path, offset=None))
+    np.testing.assert_allclose(rec.tables["QCMCurve"]["t"], [58.025, 58.295])
+    assert "qcm_time_offset" not in rec.metadata
+    assert any("resonator's own clock" in n for n in rec.notes)
