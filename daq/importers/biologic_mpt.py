@@ -98,9 +98,11 @@ def _settings(lines: list[str]) -> tuple[str | None, dict[str, str], dict[str, l
             continue
         if technique is None and not line.startswith(("\t", " ")):
             technique = line.strip()
-        elif line.startswith(_SOFTWARE):
+        elif line.lower().startswith(_SOFTWARE.lower()):
             # 'EC-Lab for windows v11.52 (software)', a line without ' : ' (dgbowl/yadg
-            # tests/test_x_eclab/cv.issue_217.mpt, tests/test_eclab/ca.mpt)
+            # tests/test_x_eclab/cv.issue_217.mpt, tests/test_eclab/ca.mpt); other versions write
+            # 'EC-LAB for windows v11.61 (software)' (dgbowl/yadg tests/test_x_eclab/gcpl.issue_226.CxN.mpt,
+            # liuchzzyy/echemistpy examples/echem/Biologic_EIS.mpt)
             settings.setdefault(_SOFTWARE.strip(), line[len(_SOFTWARE) :].strip())
     return technique, settings, params
 
@@ -119,6 +121,57 @@ def _start_time(text: str) -> str | None:
         except ValueError:
             continue
     return None
+
+
+_DATETIME = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s+(\d{1,2}):(\d{2}):(\d{1,2}(?:[.,]\d*)?)$")
+
+
+def _datetime(text: str, day_first: bool) -> _dt.datetime | None:
+    """``12/12/2025 13:45:46.2109`` (month first unless ``day_first``); None if not a date-time."""
+    m = _DATETIME.match(text.strip())
+    if not m:
+        return None
+    a, b, year, hour, minute, sec = m.groups()
+    month, day = (b, a) if day_first else (a, b)
+    try:
+        base = _dt.datetime(int(year), int(month), int(day), int(hour), int(minute))
+    except ValueError:
+        return None
+    return base + _dt.timedelta(seconds=float(sec.replace(",", ".")))
+
+
+def _absolute_times(rows: list[list[str]], labels: list[str], rec: Recording, path: Path) -> None:
+    """Absolute time stamps in the time column, made seconds since the acquisition start.
+
+    EC-Lab's text export can write ``time/s`` as date-times; the header then says so in a ``Text
+    export`` block (``Time format : Absolute MMDDYYYY``; liuchzzyy/echemistpy
+    docs/examples/XAS/Echem/Operando2/Cell3_Buffers/HAC_NH3_01_02_GCPL_C04.mpt). Seconds since
+    ``Acquisition started on`` are what the relative export holds: in that file the first row's stamp
+    minus the acquisition start equals its ``step time/s`` (4608.507 s). A day-first format
+    (``DDMMYYYY``) is read day first (unconfirmed: no public file seen); without an acquisition start
+    the times count from the first row, and a note says so.
+    """
+    if "time/s" not in labels or not rows:
+        return
+    k = labels.index("time/s")
+    if _num(rows[0][k]) is not None:
+        return
+    fmt = rec.header.get("settings", {}).get("Time format", "")
+    day_first = "DDMM" in fmt.replace(" ", "").upper()
+    stamps = []
+    for i, row in enumerate(rows):
+        stamp = _datetime(row[k], day_first)
+        if stamp is None:
+            raise fail(
+                path, f"column {k + 1} 'time/s', row {i + 1}: '{row[k][:40]}' is neither seconds nor a date-time"
+            )
+        stamps.append(stamp)
+    start = rec.metadata.get("start_time")
+    origin = _dt.datetime.fromisoformat(start) if isinstance(start, str) else stamps[0]
+    for row, stamp in zip(rows, stamps):
+        row[k] = repr((stamp - origin).total_seconds())
+    since = "the acquisition start" if isinstance(start, str) else "the first row (no acquisition start)"
+    rec.notes.append(f"time/s holds date-times ({fmt or 'absolute'}): read as seconds since {since}")
 
 
 def _quantity(text: str) -> tuple[float, str] | None:
@@ -300,6 +353,7 @@ def read_mpt(path: str | Path) -> Recording:
     _apply_settings(rec, settings)
     if params:
         _apply_params(rec, params)
+    _absolute_times(rows, labels, rec, path)
     _add_columns(rec, labels, rows, path)
     finish_columns(rec)
     if "t" not in rec.timeseries:

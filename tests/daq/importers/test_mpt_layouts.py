@@ -127,3 +127,59 @@ def test_software_version_and_decimal_comma_header(tmp_path: Path) -> None:
     assert rec.quantity("E_control_min") == (-2.5, "V")
     assert rec.quantity("electrode_area") == (pytest.approx(1e-7), "m^2")
     assert rec.timeseries["I"][0] == pytest.approx(1.006409e-5, rel=RTOL)
+
+
+def test_software_line_in_capitals(tmp_path: Path) -> None:
+    """EC-Lab 11.61 writes 'EC-LAB for windows v11.61 (software)': the version is read all the same."""
+    path = _mpt(
+        tmp_path / "ocv.mpt",
+        "Open Circuit Voltage",
+        ["mode", "error", "time/s", "Ewe/V"],
+        [["3", "0", "5.0E-001", "1.4686145E+000"]],
+        settings=["EC-LAB for windows v11.61 (software)", "Internet server v11.61 (firmware)"],
+    )
+    assert read_recording(path).metadata["software_version"] == "11.61"
+
+
+def _absolute_time_export(tmp_path: Path, time_format: str, stamps: list[str], start: str) -> Path:
+    """A GCPL export whose time column holds date-times, as the 'Text export' block announces."""
+    labels = ["mode", "ox/red", "error", "Ns", "time/s", "Ewe/V", "<I>/mA", "step time/s"]
+    rows = [
+        ["3", "0", "0", "0", s, f"{1.2487687 + 1e-4 * i:.7E}", "0.0E+000", f"{4608.50689 + i:.9E}"]
+        for i, s in enumerate(stamps)
+    ]
+    path = _mpt(
+        tmp_path / "gcpl.mpt",
+        "Galvanostatic Cycling with Potential Limitation",
+        labels,
+        rows,
+        settings=["Text export", "   Mode : Standard", f"   Time format : {time_format}"],
+    )
+    text = path.read_bytes().decode("cp1252").replace("01/10/2024 11:02:29.886", start)
+    path.write_bytes(text.encode("cp1252"))
+    return path
+
+
+def test_absolute_time_stamps_are_seconds_since_the_acquisition_start(tmp_path: Path) -> None:
+    """'Time format : Absolute MMDDYYYY' exports write time/s as date-times; they are read as the
+    seconds since 'Acquisition started on' that the relative export holds (here equal to step time)."""
+    stamps = ["12/12/2025 13:45:46.2109", "12/12/2025 13:45:47.2109", "12/12/2025 13:45:48.2109"]
+    path = _absolute_time_export(tmp_path, "Absolute MMDDYYYY", stamps, "12/12/2025 12:28:57.704")
+    rec = read_recording(path)
+    np.testing.assert_allclose(rec.timeseries["t"], [4608.5069, 4609.5069, 4610.5069], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(rec.timeseries["t"], rec.timeseries["t_step"], rtol=0, atol=1e-3)
+    assert rec.units["t"] == "s" and rec.metadata["start_time"] == "2025-12-12T12:28:57.704"
+    assert any("date-times" in n for n in rec.notes)
+
+
+def test_absolute_time_stamps_day_first_and_bad_stamp(tmp_path: Path) -> None:
+    """A day-first time format reads day first; a cell that is neither seconds nor a date-time is one
+    clear error naming the column and row."""
+    from daq.core.errors import DataFileError
+
+    stamps = ["13/12/2025 00:00:01.5", "13/12/2025 00:00:03.5"]
+    path = _absolute_time_export(tmp_path, "Absolute DDMMYYYY", stamps, "12/13/2025 00:00:00.000")
+    np.testing.assert_allclose(read_recording(path).timeseries["t"], [1.5, 3.5])
+    bad = _absolute_time_export(tmp_path, "Absolute MMDDYYYY", ["12/12/2025 13:45:46.2", "soon"], "12/12/2025")
+    with pytest.raises(DataFileError, match=r"column 5 'time/s', row 2: 'soon'"):
+        read_recording(bad)
