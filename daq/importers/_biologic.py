@@ -319,6 +319,28 @@ def finish_columns(rec: Recording) -> None:
             rec.source_columns = {rename.get(k, k): v for k, v in rec.source_columns.items()}
     split_control(rec)
     cycles_from_half_cycles(rec)
+    quality_indicators_not_computed(rec)
+
+
+_QUALITY_INDICATORS = tuple(f"{q}_{s}" for q in ("THD", "NSD", "NSR") for s in ("E_we", "I", "E_ce"))
+
+
+def quality_indicators_not_computed(rec: Recording) -> None:
+    """EIS quality indicators EC-Lab did not compute become NaN instead of a negative ratio.
+
+    THD, NSD and NSR are amplitude ratios (BioLogic Application Note 65, "EIS quality indicators THD"),
+    so never negative. EC-Lab writes -1 % where it computed none: at the highest frequencies of
+    dgbowl/yadg tests/test_x_eclab/peis.issue_149.mpt and geis.issue_149.mpt, where every harmonic
+    amplitude |Ewe hN|, |I hN| is 0 (unconfirmed as a documented marker; inferred from those rows).
+    """
+    for name in _QUALITY_INDICATORS:
+        values = rec.timeseries.get(name)
+        if values is None or values.dtype.kind != "f":
+            continue
+        bad = values < 0
+        if np.any(bad):
+            rec.timeseries[name] = np.where(bad, np.nan, values)
+            rec.notes.append(f"{name}: {int(bad.sum())} rows without a computed quality indicator (NaN)")
 
 
 def cycles_from_half_cycles(rec: Recording) -> None:

@@ -183,3 +183,27 @@ def test_absolute_time_stamps_day_first_and_bad_stamp(tmp_path: Path) -> None:
     bad = _absolute_time_export(tmp_path, "Absolute MMDDYYYY", ["12/12/2025 13:45:46.2", "soon"], "12/12/2025")
     with pytest.raises(DataFileError, match=r"column 5 'time/s', row 2: 'soon'"):
         read_recording(bad)
+
+
+def test_eis_quality_indicators_not_computed_are_nan(tmp_path: Path) -> None:
+    """EC-Lab writes THD/NSD/NSR as -1 % at frequencies where it computed no quality indicator (the
+    harmonic amplitudes are 0 there): a ratio cannot be negative, so those rows are NaN, the others
+    are fractions (yadg reads the same numbers in %)."""
+    labels = ["freq/Hz", "Re(Z)/Ohm", "-Im(Z)/Ohm", "time/s", "<Ewe>/V", "<I>/mA", "cycle number"]
+    labels += ["THD Ewe/%", "NSD Ewe/%", "NSR I/%", "|Ewe h2|/V"]
+    rows = [
+        ["2.0E+005", "1.27E+001", "9.6E-001", "8.0E+001", "3.42E+000", "2.5E-002", "1.0E+000", "-1", "-1", "-1", "0"],
+        ["9.35E+004", "1.37E+001", "2.3E+000", "8.2E+001", "3.42E+000", "2.6E-002", "1.0E+000"]
+        + ["2.12E-001", "1.25E-001", "2.68E+000", "1.1E-005"],
+    ]
+    p = _mpt(tmp_path / "peis.mpt", "Potentio Electrochemical Impedance Spectroscopy", labels, rows)
+    rec = read_recording(p)
+    ts = rec.timeseries
+    ref = _yadg(p)
+    for ours, theirs in (("THD_E_we", "THD Ewe"), ("NSD_E_we", "NSD Ewe"), ("NSR_I", "NSR I")):
+        assert ref[theirs][0] == -1
+        assert np.isnan(ts[ours][0])
+        np.testing.assert_allclose(ts[ours][1], ref[theirs][1] / 100, rtol=RTOL)
+    assert any(n.startswith("THD_E_we: 1 rows") for n in rec.notes)
+    np.testing.assert_allclose(ts["Z_im"], -ref["-Im(Z)"], rtol=RTOL)
+    assert len(rec.spectra) == 1 and rec.spectra[0].frequency.size == 2
