@@ -18,6 +18,9 @@ from daq.analysis import AnalysisError, as_spectrum
 from daq.analysis.circuits import Circuit, Element, Node, Series
 
 DEFAULT_ALPHA = 0.9  # CPE exponent to start from: typical of ceramic bulk/grain-boundary and Li interface arcs
+# A top of -Im Z counts as an arc when it stands this far (relative to |Z| there) above its surroundings: real
+# spectra scatter by 1-3 % of |Z| at the ends of the range, where cables and instrument ranges act.
+TOP_FLOOR = 0.02
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ def spectrum_features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool =
     y = -z.imag
     n = y.size
     ys = np.convolve(np.pad(y, 1, mode="edge"), np.ones(3) / 3, mode="valid") if n >= 5 else y
-    peaks = _arc_tops(ys, n_arcs, lf_tail) if n_arcs else []
+    peaks = _arc_tops(ys, np.abs(z), n_arcs, lf_tail) if n_arcs else []
     r_hf, arcs = _shown_arcs(f, z, ys, peaks)
     r_hf = _add_hidden_arcs(f, z, r_hf, arcs, n_arcs)
     return Features(
@@ -51,8 +54,14 @@ def spectrum_features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool =
     )
 
 
-def _arc_tops(ys: np.ndarray, n_arcs: int, lf_tail: bool) -> list[int]:
-    """Indices of the (at most ``n_arcs``) most prominent tops of the smoothed -Im Z, in order."""
+def _arc_tops(ys: np.ndarray, mod: np.ndarray, n_arcs: int, lf_tail: bool) -> list[int]:
+    """Indices of the (at most ``n_arcs``) most prominent tops of the smoothed -Im Z, in order.
+
+    Prominence counts only above zero (a dip into inductive values is no part of an arc). A top is kept
+    when its prominence is above the scatter (``TOP_FLOOR`` x |Z|) and either comparable with the largest
+    (15 %) or a tenth of its own height: the top of an arc followed by a rising tail stands only as far
+    above the tail as its dip, however large the arc.
+    """
     from scipy.signal import find_peaks  # scipy only when a spectrum is analysed
 
     n = ys.size
@@ -67,10 +76,13 @@ def _arc_tops(ys: np.ndarray, n_arcs: int, lf_tail: bool) -> list[int]:
         stop = int(higher[0]) if higher.size else n
         idx.append(edge)
         prom.append(float(inward[0] - inward[:stop].min()))
-    idx, prom = np.array(idx, dtype=int), np.array(prom)
-    top = prom.max() if prom.size else 0.0
-    keep = [i for i in np.argsort(prom)[::-1][:n_arcs] if prom[i] >= 0.15 * top]  # not noise
-    return sorted(int(i) for i in idx[keep] if ys[i] > 0)
+    idx = np.array(idx, dtype=int)
+    prom = np.minimum(np.array(prom), ys[idx])
+    real = prom >= TOP_FLOOR * mod[idx]
+    top = prom[real].max() if real.any() else 0.0
+    keep = real & ((prom >= 0.15 * top) | (prom >= 0.1 * ys[idx]))
+    best = [i for i in np.argsort(prom)[::-1] if keep[i]][:n_arcs]
+    return sorted(int(i) for i in idx[best])
 
 
 def _shown_arcs(
@@ -132,7 +144,7 @@ def arcs_shown(frequencies: np.ndarray, impedance: np.ndarray, circuit: str | Ci
         return 0
     y = -z.imag
     ys = np.convolve(np.pad(y, 1, mode="edge"), np.ones(3) / 3, mode="valid") if y.size >= 5 else y
-    tops = len(_arc_tops(ys, len(groups), blocks_dc(c.root)))
+    tops = len(_arc_tops(ys, np.abs(z), len(groups), blocks_dc(c.root)))
     if tops >= len(groups):
         return tops
     try:
