@@ -140,6 +140,12 @@ HEADER_QUANTITIES = {
     "EOC": ("E_open_circuit", "V"),
     "ZGUESS": ("Z_estimate", "ohm"),
 }
+# Gamry writes EOC as a bare 0 when no open-circuit potential was measured before the test: every CV, LSV and
+# CHRONOA file of nomad-hzb/nomad-chemical-energy tests/data (CV.DTA, LSV.DTA, CHRONOA.DTA) and
+# miloszewiczek/gamry_post_processing_ input/CV_ECSA_#1.DTA says "EOC QUANT 0", while a measured one carries the
+# reading's digits (input/HER_#1_#1.DTA: 0.4457435). A zero is therefore read as "not measured". Unconfirmed by
+# a vendor document.
+EOC_KEY = "EOC"
 THERMOCOUPLE_MAX_K = 1372.0 + 273.15
 _STEP_RE = re.compile(r"^I(PRESTEP|STEP\d+)$")
 
@@ -414,7 +420,7 @@ def _metadata(header: dict[str, Any], rec: Recording, comma: bool = False) -> No
         v = entry["value"]
         if isinstance(v, dict):
             v = v.get("value")
-        if not isinstance(v, float) or not math.isfinite(v):
+        if not isinstance(v, float) or not math.isfinite(v) or (key == EOC_KEY and v == 0.0):
             continue
         m = re.search(r"\(([^()]*)\)\s*$", entry["label"])
         conv = si_conversion(m.group(1)) if m else None
@@ -589,8 +595,8 @@ def _status_and_reference(header: dict[str, Any], tables: list[_Table], rec: Rec
     rec.set_meta("status", "aborted" if aborted is True else "completed")
     if aborted is True:
         rec.notes.append("the instrument recorded the experiment as aborted (EXPERIMENTABORTED = T)")
-    eoc = header.get("EOC", {}).get("value")
-    if not isinstance(eoc, float):
+    eoc = header.get(EOC_KEY, {}).get("value")
+    if not isinstance(eoc, float) or eoc == 0.0:  # 0: not measured (see EOC_KEY)
         ocv = next((t for t in tables if t.name == "OCVCURVE" and t.rows and "Vf" in t.names), None)
         eoc = parse_number(ocv.rows[-1][ocv.names.index("Vf")]) if ocv else None
     for key, meta in (("VDC", "voltage_dc"), ("VINIT", "E_initial"), ("VFINAL", "E_final")):
@@ -604,7 +610,8 @@ def _status_and_reference(header: dict[str, Any], tables: list[_Table], rec: Rec
                 rec.set_meta(meta, v["value"] + eoc, "V")
                 rec.set_meta(f"{meta}_reference", f"Eoc ({eoc:.6g} V) + {v['value']:.6g} V")
             else:
-                rec.notes.append(f"{key} is set against Eoc, which the file does not state: applied value unknown")
+                why = "was not measured (EOC 0, no OCVCURVE)" if EOC_KEY in header else "is not stated in the file"
+                rec.notes.append(f"{key} is set against Eoc, which {why}: applied value unknown")
         else:
             rec.set_meta(meta, v["value"], "V")
             rec.set_meta(f"{meta}_reference", "reference electrode")

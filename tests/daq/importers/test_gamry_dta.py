@@ -181,7 +181,9 @@ def test_free_form_header_lines_and_degree_celsius_column(tmp_path: Path) -> Non
     p.write_bytes(text.encode("cp1252"))
     rec = read_recording(p)
     assert rec.header["entries"]["SAMPLEID"]["value"] == "CE-test"
-    assert rec.metadata["voltage_dc"] == 0.0  # vs Eoc, Eoc = 0
+    assert "voltage_dc" not in rec.metadata and "E_open_circuit" not in rec.metadata  # EOC 0: not measured
+    assert rec.metadata["voltage_dc_vs_eoc"] == 0.0
+    assert any("VDC is set against Eoc, which was not measured" in n for n in rec.notes)
     (s,) = rec.spectra
     f, z = readGamry(str(p))
     np.testing.assert_allclose(s.frequency, f, rtol=1e-5)
@@ -285,3 +287,31 @@ def test_resonator_table_without_offset_keeps_its_clock_and_says_so(tmp_path: Pa
     np.testing.assert_allclose(rec.tables["QCMCurve"]["t"], [58.025, 58.295])
     assert "qcm_time_offset" not in rec.metadata
     assert any("resonator's own clock" in n for n in rec.notes)
+
+
+def test_eoc_written_as_zero_is_not_a_measured_open_circuit_potential(tmp_path: Path) -> None:
+    """EOC 0 (no open-circuit measurement before the test) gives no E_open_circuit; a set-point against Eoc then
+    takes the OCVCURVE's last potential, and a measured EOC is kept."""
+    rows = "\t0\t0.02\t1.0E-003\t2.0E-006\r\n\t1\t0.04\t3.0E-003\t4.0E-006\r\n"
+    curve = "CURVE1\tTABLE\r\n\tPt\tT\tVf\tIm\r\n\t#\ts\tV vs. Ref.\tA\r\n" + rows
+    cv = tmp_path / "CV.DTA"
+    cv.write_text(
+        HEAD.format(tag="CV", date="16/11/2023", time="10:47:58")
+        + "VINIT\tPOTEN\t0.00000E+000\tF\tInitial E (V)\r\nEOC\tQUANT\t0\tOpen Circuit (V)\r\n"
+        + curve
+    )
+    rec = read_recording(cv)
+    assert "E_open_circuit" not in rec.metadata and rec.metadata["E_initial"] == 0.0
+    ocv = "OCVCURVE\tTABLE\t2\r\n\tPt\tT\tVf\tVm\r\n\t#\ts\tV vs. Ref.\tV\r\n"
+    ocv += "\t0\t0.5\t0.2001\t0.2001\r\n\t1\t1.0\t0.2003\t0.2003\r\n"
+    for eoc, expected in (("0", 0.2003 + 0.05), ("0.1973726", 0.1973726 + 0.05)):
+        p = tmp_path / f"CV_{eoc}.DTA"
+        p.write_text(
+            HEAD.format(tag="CV", date="16/11/2023", time="10:47:58")
+            + f"VINIT\tPOTEN\t5.00000E-002\tT\tInitial E (V)\r\nEOC\tQUANT\t{eoc}\tOpen Circuit (V)\r\n"
+            + ocv
+            + curve
+        )
+        rec = read_recording(p)
+        assert rec.metadata["E_initial"] == pytest.approx(expected)
+        assert ("E_open_circuit" in rec.metadata) == (eoc != "0")
