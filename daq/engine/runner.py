@@ -191,6 +191,11 @@ def rebuild(path: str | Path) -> tuple[Protocol, Cell, ResumePoint, str]:
 
     with open_run(path) as run:
         status = run.status
+        if run.attrs.get("imported_from"):  # an instrument's own recording: no protocol of ours to continue
+            raise DataFileError(
+                f"{path}: imported from {run.attrs['imported_from']}, a recording of another program; "
+                "only runs recorded by this rig can be resumed"
+            )
         if status != INTERRUPTED:
             raise DataFileError(f"{path}: status is '{status}'; only interrupted runs can be resumed")
         if not run.cell_source:

@@ -13,7 +13,7 @@ from daq.models.cell import load_cell
 from daq.storage.reader import open_run
 from simulators.cell import SimulatedCell
 from simulators.potentiostat import SIM_CAPABILITIES, SimulatedPotentiostat
-from tests.conftest import CELLS, EXAMPLES, kill_run
+from tests.conftest import CELLS, EXAMPLES, ROOT, kill_run
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +220,11 @@ def test_a_file_the_hdf5_library_cannot_finish_reading_is_refused(tmp_path):
     with pytest.raises(DataFileError, match="did not finish within 3 s.*no current applied"):
         probe_readable(bad, timeout=3.0, consequence="nothing was changed and no current applied")
     assert done.status == "completed"
+
+
+def test_an_imported_recording_is_not_resumed(tmp_path, capsys):
+    src = ROOT / "tests" / "data" / "galv_eis_eu.DTA"
+    assert main(["import", str(src), "--out", str(tmp_path / "imported.h5")]) == 0
+    capsys.readouterr()
+    assert main(["resume", str(tmp_path / "imported.h5"), "--sim"]) == 2
+    assert "a recording of another program; only runs recorded by this rig can be resumed" in one_line_error(capsys)
