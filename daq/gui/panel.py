@@ -276,7 +276,15 @@ class ChannelPanel(QWidget):
         e_name = "E_we" if info.three_electrode else "E_cell"
         self.plot_e_t.getPlotItem().setLabel("left", f"{e_name} (V)")
         self.plot_e_q.getPlotItem().setLabel("left", f"{e_name} (V)")
-        self.plot_j_t.getPlotItem().getAxis("left").setScale(0.1 / info.area)  # A -> mA/cm^2
+        j_plot = self.plot_j_t.getPlotItem()
+        if info.area > 0:  # A -> mA/cm^2
+            j_plot.getAxis("left").setScale(0.1 / info.area)
+            j_plot.setLabel("left", "j (mA/cm^2)")
+            j_plot.setTitle("Current density", size="9pt")
+        else:  # an imported recording that states no electrode area (NaN): the current itself
+            j_plot.getAxis("left").setScale(1e3)
+            j_plot.setLabel("left", "I (mA)")
+            j_plot.setTitle("Current", size="9pt")
         where = f"simulated at {info.speed:g}x real time" if info.live else Path(info.path).name
         ccd = f", predicted CCD {u.to_unit(info.ccd, 'mA/cm^2'):.2f} mA/cm^2" if info.ccd else ""
         self.title.setText(f"<b>{self.name}</b>: {info.protocol} on {info.cell_id} ({where}{ccd})")
@@ -373,9 +381,9 @@ class ChannelPanel(QWidget):
         assert self.info is not None
         t = buf.column("t")
         e = buf.column("E_we" if self.info.three_electrode else "E_cell")
-        self.curve_e_t.setData(t, e)
-        self.curve_j_t.setData(t, buf.column("I"))
-        self.curve_e_q.setData(buf.column("capacity"), e)
+        _show(self.curve_e_t, t, e)
+        _show(self.curve_j_t, t, buf.column("I"))
+        _show(self.curve_e_q, buf.column("capacity"), e)
         p = buf.column("pressure")
         if np.isfinite(p[-1]) or np.isfinite(p[0]):
             self.curve_p_t.setData(t, p)
@@ -445,3 +453,14 @@ class ChannelPanel(QWidget):
 
     def _draw_spectra(self) -> None:
         draw_spectra(self.plot_nyquist.getPlotItem(), self.bode_mag, self.bode_phase, list(self.spectra))
+
+
+def _show(curve: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
+    """Hand a trace to a curve made for finite data (no per-paint finiteness scan): as it is when every
+    point is finite (a run of the rig), its finite points when some are not (an imported recording
+    without current, an area-less capacity), nothing when none is (NaN would make the axes' range NaN)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.all():
+        curve.setData(x, y)
+    else:
+        curve.setData(x[ok], y[ok])

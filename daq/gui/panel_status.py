@@ -81,17 +81,22 @@ def time_line(t_now: float, remaining: float, info: RunInfo, outcome: str | None
 def readings_line(info: RunInfo, buf: TraceBuffer) -> str:
     """The latest potential, current density, capacity and pressure in user units, and sample counts."""
     e_name = "E_we" if info.three_electrode else "E_cell"
-    j = u.to_unit(buf.last("I") / info.area, "mA/cm^2")
-    parts = [
-        f"{e_name} = {buf.last(e_name):+.4f} V",
-        f"j = {j:+.3f} mA/cm^2",
-        f"capacity = {u.to_unit(buf.last('capacity'), 'mAh/cm^2'):.3f} mAh/cm^2",
-    ]
+    parts = [f"{e_name} = {_value(buf.last(e_name), '+.4f')} V"]
+    if info.area > 0:
+        parts.append(f"j = {_value(u.to_unit(buf.last('I') / info.area, 'mA/cm^2'), '+.3f')} mA/cm^2")
+        parts.append(f"capacity = {_value(u.to_unit(buf.last('capacity'), 'mAh/cm^2'), '.3f')} mAh/cm^2")
+    else:  # an imported recording without electrode area: no per-area numbers
+        parts.append(f"I = {_value(u.to_unit(buf.last('I'), 'mA'), '+.4g')} mA")
     p = buf.last("pressure")
     if math.isfinite(p):
         parts.append(f"P = {u.to_unit(p, 'MPa'):.2f} MPa")
     parts.append(f"{buf.received:,} samples ({len(buf):,} held)")
     return "   ".join(parts)
+
+
+def _value(x: float, spec: str) -> str:
+    """A reading, or "-" where the recording has none (a spectrum-only file has no current)."""
+    return format(x, spec) if math.isfinite(x) else "-"
 
 
 def make_event_log() -> QTableWidget:

@@ -404,7 +404,8 @@ class FileFollower:
             str(attrs.get("protocol", "")),
             str(attrs.get("cell_id", "")),
             float(cell.get("electrodes.working_area", 1.0)),
-            cell.get("configuration") == "three_electrode",
+            # an imported recording names no configuration: its potential is E_we as the instrument recorded it
+            cell.get("configuration") in ("three_electrode", ""),
             Plan.from_resolved(resolved),
             live=False,
             ccd=ccd,
