@@ -388,11 +388,35 @@ def split_control(rec: Recording) -> None:
 _SPECTRUM_FIXED = {"freq", "Z_re", "Z_im", "t", "I", "E_we"}
 
 
-def build_spectra(rec: Recording) -> list[Spectrum]:
-    """Split impedance rows into sweeps: a new sweep starts when the sequence (Ns) or cycle changes.
+def _frequency_runs(freq: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
+    """Cut row indexes where the frequency turns back against the run's direction (a new sweep).
 
+    The direction is set by a run's first two points; a relative step under 1e-6 is not a turn.
+    """
+    runs: list[np.ndarray] = []
+    start, sign = 0, 0.0
+    for j in range(1, idx.size):
+        step = (freq[idx[j]] - freq[idx[j - 1]]) / freq[idx[j - 1]]
+        if abs(step) < 1e-6:
+            continue
+        if sign == 0.0:
+            sign = math.copysign(1.0, step)
+        elif math.copysign(1.0, step) != sign:
+            runs.append(idx[start:j])
+            start, sign = j, 0.0
+    if idx.size:
+        runs.append(idx[start:])
+    return runs
+
+
+def build_spectra(rec: Recording) -> list[Spectrum]:
+    """Split impedance rows into sweeps, one per sequence (Ns), cycle, loop or frequency run.
+
+    A sweep starts where Ns or the cycle number changes, at each loop start the header lists
+    (``rec.header["loop_starts"]``), and where the frequency turns back against the sweep's direction:
+    a technique repeated with ``goto Ns'`` / ``nr cycles`` and ``inc. cycle 0`` keeps Ns and the cycle
+    number (unconfirmed: no public file seen), and without Ns/cycle columns that is the only sign.
     Rows without a positive frequency (time-series points recorded during a wait) are not spectra.
-    Without Ns/cycle columns, a sweep restarts where the frequency jumps back towards its start.
     """
     ts = rec.timeseries
     if not all(k in ts for k in ("freq", "Z_re", "Z_im")):
@@ -400,20 +424,19 @@ def build_spectra(rec: Recording) -> list[Spectrum]:
     freq = ts["freq"]
     n = freq.size
     keys = [ts[k] for k in ("step", "cycle") if k in ts]
+    loops = {int(i) for i in rec.header.get("loop_starts", []) if 0 < int(i) < n}
     starts = [0]
     for i in range(1, n):
-        if any(k[i] != k[i - 1] for k in keys):
+        if i in loops or any(k[i] != k[i - 1] for k in keys):
             starts.append(i)
-        elif not keys and freq[i] > freq[i - 1] and freq[i - 1] < freq[starts[-1]]:
-            starts.append(i)
-    bounds = list(zip(starts, starts[1:] + [n]))
-    spectra = []
-    setpoints = rec.metadata.get("current_setpoints")
-    for a, b in bounds:
+    segments = []
+    for a, b in zip(starts, starts[1:] + [n]):
         idx = np.arange(a, b)
         idx = idx[np.isfinite(freq[idx]) & (freq[idx] > 0)]
-        if idx.size == 0:
-            continue
+        segments.extend(_frequency_runs(freq, idx))
+    spectra = []
+    setpoints = rec.metadata.get("current_setpoints")
+    for idx in segments:
         extra = {k: v[idx] for k, v in ts.items() if k not in _SPECTRUM_FIXED}
         meta: dict[str, Any] = {}
         meta_units: dict[str, str] = {}

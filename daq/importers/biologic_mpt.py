@@ -107,6 +107,16 @@ def _settings(lines: list[str]) -> tuple[str | None, dict[str, str], dict[str, l
     return technique, settings, params
 
 
+_LOOP = re.compile(r"^Loop\s+\d+\s+from point number\s+(\d+)\s+to\s+\d+\s*$")
+
+
+def _loop_starts(lines: list[str]) -> list[int]:
+    """First data row (0-based) of each loop: ``Number of loops : 4`` then ``Loop 1 from point number
+    21 to 41`` lines (dgbowl/yadg src/yadg/extractors/eclab/mpt.py reads them as loop start indexes;
+    dgbowl/yadg tests/test_x_eclab/peis.issue_149.mpt holds four 21-point sweeps so)."""
+    return [int(m.group(1)) for m in map(_LOOP.match, lines) if m]
+
+
 def _start_time(text: str) -> str | None:
     for fmt in (
         "%m/%d/%Y %H:%M:%S.%f",
@@ -349,6 +359,7 @@ def read_mpt(path: str | Path) -> Recording:
         if short:
             rec.set_meta("vendor_technique", short)
     rec.header["settings"] = settings
+    rec.header["loop_starts"] = _loop_starts(lines[2 : n_header - 1])
     rec.notes.extend(notes)
     _apply_settings(rec, settings)
     if params:
