@@ -121,7 +121,10 @@ def spectrum_labels(run, area: float) -> list[tuple[float, str]]:
         if t_short is not None and spectra.t_start[i] >= t_short:
             note += " (after the short)"
         cap = q / area
-        out.append((cap, f"#{i} {u.to_unit(cap, 'mAh/cm^2'):.2f} mAh/cm$^2${note}"))
+        if math.isfinite(cap):
+            out.append((cap, f"#{i} {u.to_unit(cap, 'mAh/cm^2'):.2f} mAh/cm$^2${note}"))
+        else:  # an imported recording without electrode area (or charge): the number alone
+            out.append((0.0, f"#{i}{note}"))
     return out
 
 

@@ -213,7 +213,7 @@ def nyquist_figure(run: RunFile, fits: bool = True) -> plt.Figure | None:
     cmap = plt.get_cmap("viridis")
     drawn = np.unique(np.linspace(0, len(spectra) - 1, min(len(spectra), MAX_SPECTRA)).round().astype(int))
     fig, ax = plt.subplots(figsize=(8, 7), layout="constrained")
-    top, marked = 0.0, []
+    top, marked, fitted = 0.0, [], 0
     for k, i in enumerate(drawn):
         s = run.spectrum(int(i))
         s = s[s.ok.astype(bool)]
@@ -226,6 +226,7 @@ def nyquist_figure(run: RunFile, fits: bool = True) -> plt.Figure | None:
             grid = np.logspace(np.log10(f.min()), np.log10(f.max()), 200)
             zf = fit.impedance(grid)
             ax.plot(zf.real, -zf.imag, "-", lw=1.0, color=colour, alpha=0.8)
+            fitted += 1
         if k in (0, len(drawn) - 1) and len(f):
             marked.append((f, z))
     span = max(top, float(np.ptp(ax.dataLim.intervalx)), 1e-12)
@@ -235,9 +236,11 @@ def nyquist_figure(run: RunFile, fits: bool = True) -> plt.Figure | None:
     ax.set_ylabel("-Z'' / ohm")
     ax.set_ylim(bottom=-0.05 * top if top > 0 else None)
     ax.set_aspect("equal", adjustable="box")
-    ax.set_title("Nyquist: points measured, lines circuit fits, x decade frequencies", fontsize=9)
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-    bar.set_label("plated capacity / mAh cm$^{-2}$" if by_capacity else "spectrum number")
+    lines = ", lines circuit fits" if fitted else " (no circuit fit within 5 %)" if fits else ""
+    ax.set_title(f"Nyquist: points measured{lines}, x decade frequencies", fontsize=9)
+    if len(drawn) > 1:  # one spectrum needs no colour scale
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+        bar.set_label("plated capacity / mAh cm$^{-2}$" if by_capacity else "spectrum number")
     if len(drawn) <= 12:  # below the plot: a legend inside would hide the arcs
         fig.legend(fontsize=7, loc="outside lower center", ncol=2, frameon=False)
     return fig

@@ -150,3 +150,13 @@ def test_a_plain_spectrum_imports_and_reports_as_a_spectrum(tmp_path: Path, caps
     out = capsys.readouterr().out
     assert "spectra: 1" in out and "plated:" not in out
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["nyquist.png"]  # no empty time traces
+
+
+def test_nyquist_of_an_area_less_spectrum_names_it_by_number(tmp_path: Path) -> None:
+    from daq.commands.report_figures import nyquist_figure
+
+    with _import(DATA / "spectra" / "exampleDataZPlot.z", tmp_path / "z.h5") as run:
+        fig = nyquist_figure(run)
+    assert len(fig.axes) == 1  # one spectrum: no colour scale
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["#0"]
+    assert fig.axes[0].get_title() == "Nyquist: points measured, lines circuit fits, x decade frequencies"
