@@ -10,8 +10,9 @@ Choices, and why:
 - Analytic Jacobian from the circuit (daq.analysis.circuits) and scipy's bounded trust-region solver
   ('trf', unit steps in the fitted space), in log(p) for positive parameters, inside physical bounds taken from the
   data (:func:`physical_bounds`). Where the first start leaves a poor fit, further starts (time
-  constants a decade off, alpha 0.7, DRT peaks) are tried in a fixed order and the best is kept; the
-  search ends early once three starts have ended at the best minimum off the bounds.
+  constants a decade off, alpha 0.7, DRT peaks) are tried in a fixed order and the best is kept (one
+  off the bounds unless a minimum on a bound is clearly lower); the search ends early once three
+  starts have ended at the best minimum off the bounds.
 - Starting points and physical bounds from the data itself: daq.analysis.eis_guess.
 - Standard errors from the Jacobian at the solution, cov = s^2 (J^T J)^-1 with s^2 the residual
   variance, mapped back from the fitted space to physical units.
@@ -213,6 +214,10 @@ GOOD_ENOUGH = 0.02  # relative residual below which the first start is accepted 
 SAME_MINIMUM_STARTS = 3
 SAME_RESIDUAL = 1e-5
 SAME_PARAMETERS = 1e-3
+# A minimum with a parameter on a bound replaces the best one off the bounds only below this fraction of
+# its residual: a bound usually marks an arc pushed out of the range at about the same residual, but a
+# clearly lower one says the data want the parameter beyond the bound (and that fit is no success).
+CLEARLY_BETTER = 0.8
 MAX_ACCEPTED_RESIDUAL = 0.25  # above this a "fit" describes the data too poorly to be reported as one
 # A standard error this many times the value: the data do not determine the parameter (e.g. the split of a
 # series resistance between R0 and an arc pushed out of the measured range).
@@ -273,7 +278,7 @@ def fit_circuit(
         nfev += int(res.nfev)
         rel = _relative(c, f, z, p)
         key = (bool(at_bound.any()), rel)
-        if best is None or key < best[0]:
+        if best is None or _better(key, best[0]):
             best = (key, p, res, at_bound, start)
         if not at_bound.any() and rel < GOOD_ENOUGH:
             break
@@ -294,6 +299,14 @@ def fit_circuit(
     p, at_bound = p[perm], at_bound[perm]
     unseen = _unseen_arcs(c, at_bound, shown) if at_bound.any() else []
     return _result(c, f, z, p, at_bound, res, start, nfev, unseen, used)
+
+
+def _better(new: tuple[bool, float], old: tuple[bool, float]) -> bool:
+    """Whether minimum ``new`` (on a bound?, residual) beats ``old``: by residual, but across the line
+    between minima on and off the bounds only by a clear margin (``CLEARLY_BETTER``)."""
+    if new[0] == old[0]:
+        return new[1] < old[1]
+    return new[1] < CLEARLY_BETTER * old[1] if new[0] else CLEARLY_BETTER * new[1] <= old[1]
 
 
 def _times_found(c: Circuit, p: np.ndarray, rel: float, seen: list[tuple[float, np.ndarray]]) -> int:

@@ -41,8 +41,8 @@ def spectrum_features(f: np.ndarray, z: np.ndarray, n_arcs: int, lf_tail: bool =
     n = y.size
     ys = np.convolve(np.pad(y, 1, mode="edge"), np.ones(3) / 3, mode="valid") if n >= 5 else y
     peaks = _arc_tops(ys, np.abs(z), n_arcs, lf_tail) if n_arcs else []
-    r_hf, arcs = _shown_arcs(f, z, ys, peaks)
-    r_hf = _add_hidden_arcs(f, z, r_hf, arcs, n_arcs)
+    r_hf, arcs, gap = _shown_arcs(f, z, ys, peaks)
+    r_hf = _add_hidden_arcs(f, z, r_hf, arcs, n_arcs, gap)
     return Features(
         r_hf,
         arcs,
@@ -87,19 +87,23 @@ def _arc_tops(ys: np.ndarray, mod: np.ndarray, n_arcs: int, lf_tail: bool) -> li
 
 def _shown_arcs(
     f: np.ndarray, z: np.ndarray, ys: np.ndarray, peaks: list[int]
-) -> tuple[float, list[tuple[float, float]]]:
-    """High-frequency intercept and (resistance, time constant) of each arc the spectrum shows.
+) -> tuple[float, list[tuple[float, float]], float]:
+    """High-frequency intercept, (resistance, time constant) of each arc the spectrum shows, and the gap
+    between Re Z at the highest frequency and where the first arc meets the axis when the former lies
+    left of the latter, off the axis (0 otherwise).
     Boundaries between arcs: Re Z at the minimum of -Im Z between consecutive peaks."""
     x = z.real
     if not peaks:
-        return float(max(x.min(), 1e-3 * np.abs(z).min())), []
+        return float(max(x.min(), 1e-3 * np.abs(z).min())), [], 0.0
     bounds = [x[a + int(np.argmin(ys[a : b + 1]))] for a, b in zip(peaks[:-1], peaks[1:])]
     first = peaks[0]
+    gap = 0.0
     # HF intercept: where the first arc meets the axis; from its top (centre, height) if it is cut off.
     if ys[0] < 0.1 * ys[first]:
         r_hf = float(x[0])
     elif first > 0:
         r_hf = float(x[first] - ys[first])
+        gap = max(r_hf - float(x[0]), 0.0)
     else:  # the arc's top lies beyond the highest frequency: only a small series part is likely
         r_hf = 0.05 * float(x[0])
     r_hf = float(np.clip(r_hf, 1e-3 * np.abs(z).min(), max(x[0], 1e-3 * np.abs(z).min())))
@@ -107,16 +111,24 @@ def _shown_arcs(
     end = float(x[tail]) if ys[tail] < 0.5 * ys[peaks[-1]] else float(x[peaks[-1]] + ys[peaks[-1]])
     edges = [r_hf, *bounds, max(end, x[peaks[-1]])]
     widths = np.maximum(np.diff(edges), 1e-3 * np.abs(z).max())
-    return r_hf, [(float(r), 1.0 / (2 * np.pi * f[i])) for r, i in zip(widths, peaks)]
+    return r_hf, [(float(r), 1.0 / (2 * np.pi * f[i])) for r, i in zip(widths, peaks)], gap
 
 
-def _add_hidden_arcs(f: np.ndarray, z: np.ndarray, r_hf: float, arcs: list[tuple[float, float]], n_arcs: int) -> float:
+def _add_hidden_arcs(
+    f: np.ndarray, z: np.ndarray, r_hf: float, arcs: list[tuple[float, float]], n_arcs: int, gap: float = 0.0
+) -> float:
     """Complete ``arcs`` (in place) with those the spectrum does not show; returns the new intercept.
 
-    A large high-frequency intercept is usually an arc cut off above the range (the bulk of a ceramic
-    at MHz): put one there. Otherwise share what is left of the resistance and spread the time
+    Points at the highest frequencies that lie off the axis yet left of where the first arc meets it
+    (``gap`` beyond the scatter) belong to a faster arc whose top is near the top of the range: put one
+    there, its resistance the gap, the series resistance below Re Z there by half of it. Otherwise a
+    large high-frequency intercept is usually an arc cut off above the range (the bulk of a ceramic at
+    MHz): put one there. Failing both, share what is left of the resistance and spread the time
     constants over the measured range."""
     x = z.real
+    if len(arcs) < n_arcs and gap > TOP_FLOOR * abs(z[0]):
+        arcs.insert(0, (gap, 1.0 / (2 * np.pi * f[0])))
+        r_hf = max(r_hf - 0.5 * gap, 1e-3 * float(np.abs(z).min()))
     while len(arcs) < n_arcs:
         if r_hf > 0.2 * max(float(x[-1]) - r_hf, 0.0):
             arcs.insert(0, (0.95 * r_hf, 1.0 / (2 * np.pi * 3 * f[0])))
