@@ -3,13 +3,12 @@ Ns and the cycle number, in minimal synthetic exports compared with yadg (``yadg
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from daq.importers import read_recording
+from tests.daq.importers.yadg_reader import yadg_columns
 
 LABELS = ["freq/Hz", "Re(Z)/Ohm", "-Im(Z)/Ohm", "|Z|/Ohm", "Phase(Z)/deg", "time/s", "<Ewe>/V", "<I>/mA"]
 LABELS += ["cycle number", "Ns"]
@@ -39,22 +38,9 @@ def _peis(path: Path, rows: list[list[str]], loops: list[tuple[int, int]] = ()) 
     return path
 
 
-def _yadg(path: Path) -> dict[str, np.ndarray]:
-    from yadg.extractors import extract
-
-    logging.disable(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = extract(filetype="eclab.mpt", path=str(path), encoding="windows-1252", timezone="UTC")
-    finally:
-        logging.disable(logging.NOTSET)
-    return {n: np.asarray(ds[n].values, dtype=float) for n in ds.data_vars}
-
-
-def _assert_matches_yadg(path: Path, sizes: list[int]) -> None:
+def _assert_matchesyadg_columns(path: Path, sizes: list[int]) -> None:
     rec = read_recording(path)
-    ref = _yadg(path)
+    ref = yadg_columns(path)
     assert [len(s) for s in rec.spectra] == sizes
     cat = {k: np.concatenate([getattr(s, k) for s in rec.spectra]) for k in ("frequency", "Z_re", "Z_im", "time")}
     np.testing.assert_allclose(cat["frequency"], ref["freq"], rtol=1e-6)
@@ -70,7 +56,7 @@ def test_loops_listed_in_the_header_are_sweeps_even_when_the_cycle_number_stays(
     tests/test_x_eclab/peis.issue_149.mpt) start a sweep each, whatever the cycle number says."""
     rows = [_row(f, 10.0 * k + i, cycle=1) for k in range(3) for i, f in enumerate(FREQS)]
     p = _peis(tmp_path / "loops.mpt", rows, loops=[(0, 3), (4, 7), (8, 11)])
-    _assert_matches_yadg(p, [4, 4, 4])
+    _assert_matchesyadg_columns(p, [4, 4, 4])
     assert [s.metadata["cycle"] for s in read_recording(p).spectra] == [1, 1, 1]
 
 
@@ -78,7 +64,7 @@ def test_repeated_sweeps_with_the_same_ns_and_cycle_split_where_the_frequency_re
     """A sweep repeated within one Ns and cycle (no loop block) restarts at the high frequency: two
     sweeps, not one spectrum running 200 kHz -> 200 Hz -> 200 kHz -> 200 Hz."""
     rows = [_row(f, 10.0 * k + i, cycle=1) for k in range(2) for i, f in enumerate(FREQS)]
-    _assert_matches_yadg(_peis(tmp_path / "repeat.mpt", rows), [4, 4])
+    _assert_matchesyadg_columns(_peis(tmp_path / "repeat.mpt", rows), [4, 4])
 
 
 def test_ascending_sweeps_and_cycle_changes_keep_their_split(tmp_path: Path) -> None:

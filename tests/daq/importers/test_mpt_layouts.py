@@ -3,14 +3,13 @@ read by the product and by yadg (``yadg.extractors.extract``), compared value by
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from daq.importers import read_recording
+from tests.daq.importers.yadg_reader import yadg_columns
 
 RTOL = 1e-6
 
@@ -24,20 +23,6 @@ def _mpt(path: Path, technique: str, labels: list[str], rows: list[list[str]], s
     text = "\r\n".join(head + ["\t".join(r) for r in rows]) + "\r\n"
     path.write_bytes(text.encode("cp1252"))
     return path
-
-
-def _yadg(path: Path) -> dict[str, np.ndarray]:
-    from yadg.extractors import extract
-
-    logging.disable(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = extract(filetype="eclab.mpt", path=str(path), encoding="windows-1252", timezone="UTC")
-    finally:
-        logging.disable(logging.NOTSET)
-    ds = ds.to_dataset()
-    return {n: np.asarray(ds[n].values, dtype=float) for n in ds.data_vars}
 
 
 def test_units_that_hold_a_slash_or_a_dot_product(tmp_path: Path) -> None:
@@ -61,7 +46,7 @@ def test_units_that_hold_a_slash_or_a_dot_product(tmp_path: Path) -> None:
     np.testing.assert_allclose(ts["|Resistivity|"], [0.4, 0.5])  # 40 ohm cm = 0.4 ohm m
     np.testing.assert_allclose(ts["Conductivity"], [2.5, 2.0])  # 0.025 S/cm = 2.5 S/m
     np.testing.assert_allclose(ts["Q_charge_discharge"], [3.6e-3, 7.2e-3])
-    ref = _yadg(p)
+    ref = yadg_columns(p)
     np.testing.assert_allclose(ts["freq"], ref["freq"], rtol=RTOL)
     np.testing.assert_allclose(ts["Z_re"], ref["Re(Z)"], rtol=RTOL)
     np.testing.assert_allclose(ts["Z_im"], -ref["-Im(Z)"], rtol=RTOL)
@@ -84,7 +69,7 @@ def test_cell_voltage_of_a_two_electrode_cycler_is_the_potential(tmp_path: Path)
     rec = read_recording(p)
     assert rec.source_columns["E_we"] == "Ecell/V" and rec.units["E_we"] == "V"
     assert rec.metadata["vendor_technique"] == "BCD"
-    ref = _yadg(p)
+    ref = yadg_columns(p)
     np.testing.assert_allclose(rec.timeseries["E_we"], ref["Ecell"], rtol=RTOL)
     np.testing.assert_allclose(rec.timeseries["I"], ref["I"] * 1e-3, rtol=RTOL)
     np.testing.assert_allclose(rec.timeseries["t"], ref["time"], rtol=RTOL)
@@ -199,7 +184,7 @@ def test_eis_quality_indicators_not_computed_are_nan(tmp_path: Path) -> None:
     p = _mpt(tmp_path / "peis.mpt", "Potentio Electrochemical Impedance Spectroscopy", labels, rows)
     rec = read_recording(p)
     ts = rec.timeseries
-    ref = _yadg(p)
+    ref = yadg_columns(p)
     for ours, theirs in (("THD_E_we", "THD Ewe"), ("NSD_E_we", "NSD Ewe"), ("NSR_I", "NSR I")):
         assert ref[theirs][0] == -1
         assert np.isnan(ts[ours][0])
