@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from daq.importers import read_recording
 from tests.daq.importers.yadg_reader import yadg_columns
+
+GEIS_MPR = Path(__file__).resolve().parents[4] / "shared" / "data" / "real" / "eclab" / "geis.issue_149.mpr"
 
 LABELS = ["freq/Hz", "Re(Z)/Ohm", "-Im(Z)/Ohm", "|Z|/Ohm", "Phase(Z)/deg", "time/s", "<Ewe>/V", "<I>/mA"]
 LABELS += ["cycle number", "Ns"]
@@ -21,9 +24,9 @@ def _row(f: float, t: float, cycle: int, ns: int = 0) -> list[str]:
     return [f"{v:.7E}" for v in cells] + [str(ns)]
 
 
-def _peis(path: Path, rows: list[list[str]], loops: list[tuple[int, int]] = ()) -> Path:
-    """A PEIS export: settings, the parameter table, an optional loop block, the labels, the rows."""
-    head = ["EC-Lab ASCII FILE", None, "", "Potentio Electrochemical Impedance Spectroscopy", ""]
+def _peis(path: Path, rows: list[list[str]], loops: list[tuple[int, int]] = (), mode: str = "Potentio") -> Path:
+    """A PEIS (or GEIS) export: settings, the parameter table, an optional loop block, the labels, the rows."""
+    head = ["EC-Lab ASCII FILE", None, "", f"{mode} Electrochemical Impedance Spectroscopy", ""]
     head += ["Run on channel : 1 (SN 1)", "Acquisition started on : 01/10/2024 11:02:29.886"]
     head += ["Cycle Definition : Charge/Discharge alternance"]
     head += [f"{k:<20}{v:<20}" for k, v in [("Mode", "Single sine"), ("fi", "200.000"), ("unit fi", "kHz")]]
@@ -77,3 +80,28 @@ def test_ascending_sweeps_and_cycle_changes_keep_their_split(tmp_path: Path) -> 
     np.testing.assert_allclose(rec.spectra[0].frequency, FREQS[::-1], rtol=1e-6)
     assert [s.metadata["cycle"] for s in rec.spectra] == [1, 2]
     assert all(np.all(s.frequency > 0) for s in rec.spectra)
+
+
+@pytest.mark.skipif(not GEIS_MPR.is_file(), reason=f"shared recordings not available ({GEIS_MPR} is absent)")
+def test_a_looped_geis_run_gives_the_same_sweeps_from_the_mpr_and_from_its_text_export(tmp_path: Path) -> None:
+    """A GEIS run of 4 loops of 21 points (dgbowl/yadg tests/test_x_eclab/geis.issue_149.mpt and .mpr):
+    the .mpr gives 4 sweeps, each yadg's reading of its rows; a text export of the same rows with the
+    loop block EC-Lab writes ('Loop n from point number a to b') gives the same sweeps (float32: 1e-5)."""
+    binary, ref = read_recording(GEIS_MPR), yadg_columns(GEIS_MPR)
+    assert [len(s) for s in binary.spectra] == [21] * 4
+    assert [s.metadata["cycle"] for s in binary.spectra] == [1, 2, 3, 4]
+    for k, s in enumerate(binary.spectra):
+        rows = slice(21 * k, 21 * k + 21)
+        np.testing.assert_allclose(s.frequency, ref["freq"][rows], rtol=1e-5)
+        np.testing.assert_allclose(s.Z_re, ref["Re(Z)"][rows], rtol=1e-5)
+        np.testing.assert_allclose(s.Z_im, -ref["-Im(Z)"][rows], rtol=1e-5)
+        np.testing.assert_allclose(s.time, ref["time"][rows], rtol=1e-5)
+        np.testing.assert_array_equal(ref["cycle number"][rows], k + 1)
+    cols = ["freq", "Re(Z)", "-Im(Z)", "|Z|", "Phase(Z)", "time", "<Ewe>", "<I>", "cycle number"]
+    rows = [[f"{ref[c][i]:.7E}" for c in cols] + [str(int(ref["Ns"][i]))] for i in range(84)]
+    text = read_recording(_peis(tmp_path / "geis.mpt", rows, [(21 * k, 21 * k + 20) for k in range(4)], "Galvano"))
+    assert [len(s) for s in text.spectra] == [21] * 4
+    for s, t in zip(text.spectra, binary.spectra):
+        assert s.metadata["cycle"] == t.metadata["cycle"]
+        for name in ("frequency", "Z_re", "Z_im", "time", "E_dc", "I_dc"):
+            np.testing.assert_allclose(getattr(s, name), getattr(t, name), rtol=1e-5, err_msg=name)
