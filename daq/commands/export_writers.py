@@ -137,11 +137,14 @@ def _number(x: float) -> str:
 
 
 def _measured(run: RunFile, names: list[str]) -> set[str]:
-    """The columns among ``names`` with at least one finite value (one not measured is left out)."""
-    found: set[str] = set()
-    for block in _blocks(run):
-        found.update(n for n in names if n not in found and np.isfinite(np.asarray(block[n], dtype=float)).any())
-    return found
+    """The columns among ``names`` with at least one finite value (one not measured is left out); each
+    column is read a block at a time only until its first finite value."""
+    n = len(run)
+    return {
+        name
+        for name in names
+        if any(np.isfinite(np.asarray(run.column(name, a, a + BLOCK), dtype=float)).any() for a in range(0, n, BLOCK))
+    }
 
 
 def _mpt(run: RunFile, out: Path, what: str) -> int:
